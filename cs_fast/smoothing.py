@@ -1,0 +1,306 @@
+r"""Center smoothing and its certificates (paper Algorithms 1 and 2).
+
+Smooth: draw ``n`` outputs :math:`f(x + \epsilon)`, :math:`\epsilon \sim
+N(0, \sigma^2 I)`; the center is the sample with the smallest lower median
+distance to all of them (a :math:`\beta`-approximate minimum enclosing ball of
+half the samples, :math:`\beta = 2\gamma`) and ``r`` is that median. A fresh
+sample of ``n`` checks the ball's mass: with :math:`\Delta_1` the Hoeffding
+margin and :math:`\hat p` the fraction of fresh samples within ``r``,
+:math:`\Delta_2 = 1/2 - (\hat p - \Delta_1)`; abstain unless
+:math:`\max(\Delta_1, \Delta_2) \le \Delta`.
+
+Certify: a third, fresh sample of ``m`` distances to the center gives ``R``,
+their :math:`\lceil q m \rceil`-th smallest, and :math:`\epsilon_{out} =
+\gamma(1 + \beta) R`.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from . import bounds
+from ._checks import check_finite, check_int, check_nonnegative, check_open_interval, check_positive, describe
+from .bindings.arrays import check_backend, host_view, is_torch, wrap_like
+from .bindings.distance import _to_center64, min_median
+from .metrics import check_metric_params, get_metric
+
+# Defaults of the paper and the authors' code.
+N_DEFAULT = 10_000
+M_DEFAULT = 1_000_000
+ALPHA_DEFAULT = 0.005
+DELTA_DEFAULT = 0.05
+
+
+@dataclass(frozen=True)
+class SmoothResult:
+    """Outcome of :meth:`CenterSmoothing.smooth`.
+
+    Attributes
+    ----------
+    center : array or None
+        The smoothed output (one model output, the caller's array type), or
+        None when abstained.
+    radius : float
+        ``r``, the center's lower median distance to the ``n`` samples.
+    delta1, delta2 : float
+        Hoeffding margin and mass deficit of the check (see module docstring).
+    abstained : bool
+    reason : str or None
+        Why it abstained; None otherwise.
+    """
+
+    center: Any
+    radius: float
+    delta1: float
+    delta2: float
+    abstained: bool
+    reason: Optional[str]
+
+
+@dataclass(frozen=True)
+class Certificate:
+    r"""Outcome of :meth:`CenterSmoothing.certify`.
+
+    With probability at least :math:`1 - \alpha_1 - \alpha_2` (plus
+    :math:`2^{-k}` for ``candidates=k``) over the sampling, every input
+    :math:`x'` with :math:`\|x' - x\|_2 \le \epsilon_1` has a smoothed output
+    within ``eps_out`` of ``center``. ``eps_out``, ``R`` and
+    ``smoothing_error`` are None when abstained; ``reason`` says why.
+    """
+
+    center: Any
+    radius: float
+    delta1: float
+    delta2: float
+    abstained: bool
+    reason: Optional[str]
+    eps1: float
+    eps_out: Optional[float]
+    R: Optional[float]
+    p: float
+    q: float
+    smoothing_error: Optional[float]
+    gamma: float
+    beta: float
+
+
+def _lower_median(d):
+    k = (d.size + 1) // 2
+    return float(np.partition(d, k - 1)[k - 1])
+
+
+class CenterSmoothing:
+    r"""Smooth and certify a model with structured outputs.
+
+    Parameters
+    ----------
+    model : callable
+        Maps a batch of inputs (first axis = batch) to a batch of outputs: a
+        torch module or function (inputs are made with torch and outputs stay
+        where the model puts them), or a numpy function.
+    metric : str
+        Output distance, see :func:`cs_fast.available_metrics`.
+    sigma : float
+        Standard deviation of the Gaussian input noise, > 0.
+    metric_params : dict, optional
+        Parameters of the metric (``channel_norm``, ``weights``).
+    batch_size : int
+        Inputs per model call.
+    backend : {'auto', 'cpu', 'cuda'}
+    seed : int or numpy.random.SeedSequence, optional
+        Every call of :meth:`smooth`/:meth:`certify` draws its noise from this
+        seed, so the same seed gives the same result. None draws fresh entropy.
+    progress : bool
+        Show a tqdm progress bar over batches.
+    candidates : int, optional
+        Smooth-HD: pick the center among ``candidates`` extra samples by their
+        median distance to the ``n`` samples (O(k n) distances instead of
+        O(n^2)). The beta = 2 gamma guarantee then needs one candidate in the
+        half-mass ball, which fails with probability at most ``2**-candidates``.
+    """
+
+    def __init__(self, model, metric, sigma, *, metric_params=None, batch_size=1000, backend="auto",
+                 seed=None, progress=False, candidates=None):
+        if not callable(model):
+            raise TypeError(f"model: received {describe(model)}; expected a callable from a batch of inputs to a batch of outputs")
+        self.model = model
+        self.metric = get_metric(metric)
+        self.metric_params = check_metric_params(self.metric, metric_params)
+        self.sigma = check_positive(sigma, "sigma")
+        self.batch_size = check_int(batch_size, "batch_size")
+        self.backend = check_backend(backend)
+        if seed is not None and not isinstance(seed, np.random.SeedSequence):
+            seed = check_int(seed, "seed", minimum=0)
+        self.seed = seed
+        self.progress = bool(progress)
+        self.candidates = None if candidates is None else check_int(candidates, "candidates")
+        self.gamma = self.metric.gamma
+        self.beta = 2.0 * self.gamma
+
+    # ------------------------------------------------------------------ sampling
+
+    def _streams(self):
+        """Independent seed streams: center sample, mass check, certification, candidates."""
+        root = self.seed if isinstance(self.seed, np.random.SeedSequence) else np.random.SeedSequence(self.seed)
+        return root.spawn(4)
+
+    def _check_input(self, x):
+        if is_torch(x):
+            if not x.is_floating_point():
+                raise TypeError(f"x: received {describe(x)}; expected a floating-point tensor")
+            bad = int((~x.isfinite()).sum())
+        else:
+            if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+                raise TypeError(f"x: received {describe(x)}; expected a floating-point numpy array or torch tensor")
+            bad = int((~np.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"x: received {bad} NaN or inf entries; expected a finite input")
+        return x
+
+    def _batches(self, x, count, stream, desc):
+        """Yield model outputs for ``count`` noisy copies of ``x``, in batches."""
+        from tqdm.auto import tqdm
+
+        if is_torch(x):
+            import torch
+
+            gen = torch.Generator(device=x.device)
+            gen.manual_seed(int(stream.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
+        else:
+            rng = np.random.default_rng(stream)
+        bar = tqdm(total=count, desc=desc, unit="sample", disable=not self.progress, leave=False)
+        done = 0
+        try:
+            while done < count:
+                b = min(self.batch_size, count - done)
+                if is_torch(x):
+                    import torch
+
+                    noise = torch.randn((b,) + tuple(x.shape), generator=gen, device=x.device, dtype=x.dtype)
+                    with torch.no_grad():
+                        out = self.model(x.unsqueeze(0) + self.sigma * noise)
+                else:
+                    noise = rng.standard_normal((b,) + x.shape).astype(x.dtype, copy=False)
+                    out = self.model(x[None] + self.sigma * noise)
+                yield self._check_output(out, b)
+                done += b
+                bar.update(b)
+        finally:
+            bar.close()
+
+    def _check_output(self, out, b):
+        arr, self._output_kind = host_view(out, "model output")
+        if arr.ndim == 0 or arr.shape[0] != b:
+            raise ValueError(
+                f"model output: received shape {arr.shape} for a batch of {b} inputs; expected "
+                f"a batch of {b} outputs (first axis = batch)"
+            )
+        check_finite(arr, "model output")
+        return arr
+
+    def _sample(self, x, count, stream, desc):
+        return np.concatenate(list(self._batches(x, count, stream, desc)), axis=0)
+
+    def _distances(self, x, count, stream, center, desc):
+        """float64 distances from ``count`` fresh outputs to ``center``, batch by batch."""
+        parts = [
+            _to_center64(batch, center, self.metric, self.metric_params, self.backend)[0]
+            for batch in self._batches(x, count, stream, desc)
+        ]
+        return np.concatenate(parts)
+
+    def _wrap_center(self, center):
+        """The center as the model's own output type (a copy: it outlives the sample)."""
+        return wrap_like(np.array(center), self._output_kind)
+
+    # ------------------------------------------------------------------ API
+
+    def smooth(self, x, n=N_DEFAULT, alpha1=ALPHA_DEFAULT, delta=DELTA_DEFAULT):
+        r"""Smoothed output of ``x`` (Algorithm 1).
+
+        With probability at least :math:`1 - \alpha_1` the returned center's
+        ball of radius ``radius`` holds at least :math:`1/2 + \Delta` ... of
+        the output distribution when it does not abstain (see module docstring).
+        """
+        x = self._check_input(x)
+        n = check_int(n, "n")
+        delta1 = bounds.smoothing_margin(n, alpha1)
+        delta = check_open_interval(delta, "delta", 0.0, 0.5)
+        return self._smooth(x, n, delta1, delta, self._streams())
+
+    def _smooth(self, x, n, delta1, delta, streams):
+        Z = self._sample(x, n, streams[0], "center samples")
+        if self.candidates is None:
+            index, _ = min_median(Z, self.metric, tile=None, **self.metric_params)
+            center = Z[index]
+        else:
+            C = self._sample(x, self.candidates, streams[3], "candidates")
+            meds = [_lower_median(_to_center64(Z, c, self.metric, self.metric_params)[0]) for c in C]
+            center = C[int(np.argmin(meds))]
+        # The radius from float64 distances of the same routine the checks use.
+        radius = _lower_median(_to_center64(Z, center, self.metric, self.metric_params)[0])
+        fresh = self._distances(x, n, streams[1], center, "mass check")
+        p_hat = float(np.mean(fresh <= radius))
+        delta2 = 0.5 - (p_hat - delta1)
+        reason = None
+        if delta1 > delta:
+            reason = f"center check failed: delta1 = {delta1:.4g} > delta = {delta:.4g} (increase n or alpha1)"
+        elif delta2 > delta:
+            reason = (f"center check failed: delta2 = {delta2:.4g} > delta = {delta:.4g} (only {p_hat:.4f} of "
+                      f"fresh samples within radius {radius:.4g})")
+        if reason is not None:
+            return SmoothResult(None, radius, delta1, delta2, True, reason)
+        return SmoothResult(self._wrap_center(center), radius, delta1, delta2, False, None)
+
+    def certify(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
+                delta=DELTA_DEFAULT):
+        r"""Certified output radius of the smoothed model at ``x`` (Algorithm 2).
+
+        Returns a :class:`Certificate`: with probability at least :math:`1 -
+        \alpha_1 - \alpha_2` (over the three independent samples: ``n`` to pick
+        the center, ``n`` to check its mass, ``m`` to certify), for every
+        :math:`x'` with :math:`\|x' - x\|_2 \le \epsilon_1`,
+        :math:`d(\hat f(x), \hat f(x')) \le \epsilon_{out} = \gamma (1 + \beta) R`.
+        Abstains (with a reason) when the center check fails or when
+        :math:`q > 1`, i.e. ``m`` is too small for ``eps1 / sigma``.
+        """
+        x = self._check_input(x)
+        eps1 = check_nonnegative(eps1, "eps1")
+        n = check_int(n, "n")
+        m = check_int(m, "m")
+        delta = check_open_interval(delta, "delta", 0.0, 0.5)
+        delta1 = bounds.smoothing_margin(n, alpha1)
+        p = bounds.required_mass(delta, eps1, self.sigma)
+        q = bounds.quantile_level(p, m, alpha2)
+        streams = self._streams()
+        sm = self._smooth(x, n, delta1, delta, streams)
+        common = dict(radius=sm.radius, delta1=sm.delta1, delta2=sm.delta2, eps1=eps1, p=p, q=q,
+                      gamma=self.gamma, beta=self.beta)
+        if sm.abstained:
+            return Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
+                               smoothing_error=None, **common)
+        center = np.asarray(host_view(sm.center, "center")[0])
+        base = self._base_output(x)
+        smoothing_error = float(_to_center64(base, center, self.metric, self.metric_params)[0][0])
+        if q > 1.0:
+            reason = (f"q = {q:.6g} > 1: m = {m} samples cannot certify mass p = {p:.6g} "
+                      "(increase m, or sigma relative to eps1)")
+            return Certificate(center=sm.center, abstained=True, reason=reason, eps_out=None, R=None,
+                               smoothing_error=smoothing_error, **common)
+        dists = self._distances(x, m, streams[2], center, "certification")
+        R = bounds.order_statistic(dists, q)
+        eps_out = bounds.certified_radius(R, self.gamma, self.beta)
+        return Certificate(center=sm.center, abstained=False, reason=None, eps_out=eps_out, R=R,
+                           smoothing_error=smoothing_error, **common)
+
+    def _base_output(self, x):
+        """The base model's output on the clean input, as a batch of one."""
+        if is_torch(x):
+            import torch
+
+            with torch.no_grad():
+                out = self.model(x.unsqueeze(0))
+        else:
+            out = self.model(x[None])
+        return self._check_output(out, 1)
