@@ -244,11 +244,11 @@ def min_median(reduction, F, arg, tile):
     fused = _generic(reduction)[1] if direct else None
     if reduction in ("sq", "l2"):
         F64, norms = centre(F)
+    # A small first tile gives a finite bound early, so later tiles prune.
+    first = min(n, tile, max(1, numba.get_num_threads()))
     buf = np.empty((min(tile, n), n))
     med = np.empty(min(tile, n))
-    # A small first tile gives a finite bound early, so later tiles prune.
     start = 0
-    first = min(n, max(1, numba.get_num_threads()))
     while start < n:
         stop = min(n, start + (first if start == 0 else tile))
         rows = stop - start

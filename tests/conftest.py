@@ -1,0 +1,67 @@
+"""Shared fixtures: seeded generators and sample data for every registered metric."""
+
+import numpy as np
+import pytest
+
+import cs_fast
+
+
+def make_samples(metric, rng, n, dtype=np.float64, shape=None):
+    """Random samples in the metric's layout (boxes include empty ones)."""
+    if metric == "jaccard":
+        xy = rng.uniform(0, 10, size=(n, 2))
+        wh = rng.uniform(-1, 5, size=(n, 2))  # some non-positive: empty boxes
+        return np.concatenate([xy, xy + wh], axis=1).astype(dtype)
+    if metric == "jaccard_mask":
+        masks = rng.random((n,) + (shape or (5, 7))) < rng.uniform(0.1, 0.9)
+        masks[0] = False  # an empty set
+        return masks
+    if metric == "tv":
+        return rng.standard_normal((n,) + (shape or (3, 5, 6))).astype(dtype)
+    if metric == "angular":
+        return (rng.standard_normal((n,) + (shape or (10,))) + 0.5).astype(dtype)
+    return rng.standard_normal((n,) + (shape or (10,))).astype(dtype)
+
+
+# (metric, params, per-sample shape) covering every layout of every metric.
+CASES = [
+    ("jaccard", {}, None),
+    ("jaccard_mask", {}, (5, 7)),
+    ("jaccard_mask", {}, (70,)),  # more than 64 bits: two packed words
+    ("tv", {}, (3, 5, 6)),
+    ("tv", {"channel_norm": 2}, (3, 5, 6)),
+    ("tv", {}, (6, 7)),
+    ("tv", {}, (9,)),
+    ("sqfeat", {}, (12,)),
+    ("sqfeat", {"weights": "random"}, (3, 4)),
+    ("l2", {}, (10,)),
+    ("l1", {}, (10,)),
+    ("angular", {}, (10,)),
+]
+
+
+def case_id(case):
+    metric, params, shape = case
+    extra = ",".join(f"{k}" for k in params)
+    return f"{metric}{shape}{'[' + extra + ']' if extra else ''}"
+
+
+def resolve_params(params, shape, rng):
+    params = dict(params)
+    if params.get("weights") == "random":
+        params["weights"] = rng.uniform(0, 2, size=shape)
+    return params
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261124)
+
+
+@pytest.fixture(params=CASES, ids=case_id)
+def case(request):
+    return request.param
+
+
+def test_registry_lists_every_case_metric():
+    assert {c[0] for c in CASES} == set(cs_fast.available_metrics())
