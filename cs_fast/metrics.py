@@ -114,7 +114,7 @@ def _prepare_vectors(metric):
         arr = check_real_dtype(_as_numpy(x, name), name)
         if arr.ndim < 2 or (arr.shape[0] > 0 and arr[0].size == 0):
             raise _rank_error(name, metric(), arr)
-        arr = arr.reshape(arr.shape[0], -1)
+        arr = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:])))
         check_finite(arr, name)
         return arr
 
