@@ -162,6 +162,14 @@ def _featurize_identity(arr, params):
     return Features(_contiguous(arr.reshape(arr.shape[0], -1)))
 
 
+def _featurize_boxes(arr, params):
+    """float64 boxes (exact for float32 input) with every empty box set to [0, 0, 0, 0]."""
+    boxes = arr.astype(np.float64)
+    empty = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    boxes[empty] = 0.0
+    return Features(boxes)
+
+
 def _featurize_masks(arr, params):
     n = arr.shape[0]
     bits = np.packbits(arr.reshape(n, -1), axis=1)
@@ -306,7 +314,7 @@ JACCARD = Metric(
     layout="boxes of shape (n, 4) as [x1, y1, x2, y2]",
     params=(),
     prepare=_prepare_boxes,
-    featurize=_featurize_identity,
+    featurize=_featurize_boxes,
     reduction="box",
     reference=_ref_jaccard,
 )

@@ -36,7 +36,7 @@ _FASTMATH = {"reassoc", "contract", "nsz"}
 K = retarget([pair, select], numba.njit(nogil=True))
 # numba cannot look names up in a namespace object: bind the ones used here.
 _kth_smallest = K.kth_smallest
-_count_at_most = K.count_at_most
+_count_below = K.count_below
 _sq_pair = K.sq_pair
 
 # The cancellation guard of the GEMM form: relative rounding of the float64
@@ -65,13 +65,20 @@ def _generic(reduction):
         n = F.shape[0]
         for r in prange(i1 - i0):
             i = i0 + r
-            count = 0
-            for j in range(n):
-                v = pair_fn(F, i, F, j, arg)
-                buf[r, j] = v
-                if v <= bound:
-                    count += 1
-            if count >= k:
+            # Counting pass, no stores: the row can only win if at least k of its
+            # distances are strictly below the best median so far. Checked per
+            # block so hopeless rows stop early.
+            below = 0
+            j0 = 0
+            while j0 < n and below + (n - j0) >= k:
+                j1 = min(n, j0 + 512)
+                for j in range(j0, j1):
+                    if pair_fn(F, i, F, j, arg) < bound:
+                        below += 1
+                j0 = j1
+            if below >= k:
+                for j in range(n):
+                    buf[r, j] = pair_fn(F, i, F, j, arg)
                 med[r] = kth(buf[r], k)
             else:
                 med[r] = np.inf
@@ -82,10 +89,10 @@ def _generic(reduction):
 
 @numba.njit(parallel=True)
 def tile_select(D, k, bound, med):
-    """Lower median of each row of ``D`` if it is ``<= bound``, else inf (pruned)."""
+    """Lower median of each row of ``D`` if it is ``< bound``, else inf (pruned)."""
     for r in prange(D.shape[0]):
         row = D[r]
-        if _count_at_most(row, bound) >= k:
+        if _count_below(row, bound) >= k:
             med[r] = _kth_smallest(row, k)
         else:
             med[r] = np.inf
@@ -230,11 +237,12 @@ def to_center(reduction, F, C, arg):
 def min_median(reduction, F, arg, tile):
     """Index and value of the smallest lower median of the rows of ``D(F, F)``.
 
-    Rows are processed ``tile`` at a time. A row whose count of distances
-    ``<= best`` (the best median so far) is below ``k = ceil(n / 2)`` has
-    median ``> best`` and cannot win; only rows that pass that counting pass
-    run an exact selection. Ties keep the smallest index. Extra memory is one
-    float64 ``tile x n`` buffer.
+    Rows are processed ``tile`` at a time. A row with fewer than
+    ``k = ceil(n / 2)`` distances strictly below ``best`` (the best median so
+    far) has median ``>= best`` and cannot replace it (ties keep the smaller
+    index, and rows are visited in index order); only rows that pass that
+    counting pass run an exact selection. Extra memory is one float64
+    ``tile x n`` buffer.
     """
     n = F.shape[0]
     k = (n + 1) // 2

@@ -43,10 +43,10 @@ def kth_smallest(buf, k):
     return buf[target]
 
 
-def count_at_most(row, bound):
-    """Number of entries of ``row`` that are ``<= bound``."""
+def count_below(row, bound):
+    """Number of entries of ``row`` that are ``< bound``."""
     c = 0
     for t in range(row.shape[0]):
-        if row[t] <= bound:
+        if row[t] < bound:
             c += 1
     return c

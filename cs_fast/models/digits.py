@@ -121,7 +121,7 @@ def load_digits_autoencoder(path=None, map_location="cpu"):
     ----------
     path : str or path-like, optional
         A state_dict saved by :mod:`cs_fast.models.train_digits`; defaults to
-        the weights shipped with the package (trained for 200 epochs with
+        the weights shipped with the package (trained for 80 epochs with
         Gaussian noise of standard deviation drawn uniformly from [0, 0.7] per
         image, seed 0).
     map_location : str or torch.device

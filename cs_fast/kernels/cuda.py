@@ -1,0 +1,420 @@
+"""CUDA kernels (numba.cuda): compute only, no validation, no policy.
+
+Same drivers as :mod:`cs_fast.kernels.cpu`, on numba device arrays (the
+bindings wrap torch / CuPy tensors with ``cuda.as_cuda_array``; nothing is
+copied to the host except the scalars a driver returns). Inputs are featurized,
+C-contiguous 2-D arrays (see :mod:`cs_fast.metrics`); distances are
+accumulated in float64.
+
+Nothing compiles, and numba-cuda is not even imported, until the first call:
+importing this module works on a machine without numba-cuda, and a call there
+raises an ``ImportError`` that names the missing package.
+
+Kernels and why they look the way they do:
+
+* generic 2-D grid kernel, one thread per pair, built from the retargeted
+  pair function of :mod:`cs_fast.kernels.pair` (one definition of the math,
+  two targets). Serves boxes, masks, angular and grouped-l2 TV, whose rows are
+  short or whose reduction is not a plain sum of per-feature terms.
+* shared-memory tiled kernel for the long sums ``l1`` (also ``tv`` after its
+  finite-difference transform), ``sq`` and ``l2``: a 16 x 16 block stages a
+  16-feature chunk of 16 rows of each side in shared memory (coalesced loads,
+  each value read from global memory once per block instead of 16 times) and
+  every thread reduces its pair's chunk with the *same* ``l1_pair`` /
+  ``sq_pair`` applied to the shared tiles, adding chunk sums in float64. The
+  tiles have a zero padding column (no bank conflicts; ``|0 - 0| = 0`` adds
+  nothing). No GEMM path: the direct sum has no cancellation to guard.
+* :func:`min_median` streams row tiles sized to ``max_memory``: the tile's
+  distance rows are computed into one ``rows x n`` float64 buffer, then one
+  block per row selects its lower median on the device, then a one-block
+  kernel folds the tile's (median, index) minimum into a device-resident best.
+  Only the final (index, radius) pair is copied back.
+
+Selection is an exact MSB-first radix select over the IEEE bit patterns,
+8 bits per pass. A float's bits, with the sign bit flipped for non-negative
+values and all bits flipped for negative ones, order as unsigned integers
+exactly as the floats do, so 8 histogram passes (4 for float32) over the row
+pin down the bit pattern of the k-th smallest value; the value is then read
+back from the row itself, so the result is bit-for-bit an element of the row
+and equals a CPU quickselect / ``np.sort`` on the same distances. Why this
+rather than the alternatives: it needs no scratch copy of the row (the row is
+only read, never reordered), a fixed number of coalesced passes independent of
+the data (quickselect on a GPU diverges and needs a buffer; a sort is
+O(n log n) and needs one too), and 8 passes instead of the 64 of a bit-by-bit
+bisection. A 256-bin histogram lives in shared memory, filled with shared
+atomics.
+
+Like the CPU driver, a row whose count of distances ``<= best`` (the best
+median so far, kept on the device) is below ``k`` is skipped: its median is
+larger than ``best``, so it cannot win. Ties keep the smallest index.
+"""
+
+import math
+
+import numpy as np
+
+from . import pair, select
+from .retarget import retarget
+
+TILE = 16  # 2-D blocks are TILE x TILE threads; the tiled kernels stage TILE features a step
+SIM_TILE = 4  # under the simulator (a Python thread per CUDA thread) small blocks keep tests fast
+RADIX = 8  # bits per radix-select pass: a 256-bin shared histogram
+BINS = 1 << RADIX
+REDUCE_THREADS = 256  # threads of the one-block argmin kernel (a power of two)
+DEFAULT_MAX_MEMORY = 1 << 30  # bytes of device scratch min_median may hold at once
+
+_TILED = ("l1", "sq", "l2")
+_KERNELS = {}
+
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+_DIGIT = np.uint64(BINS - 1)
+
+
+cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires
+
+
+def cuda_module():
+    """Return ``numba.cuda``, or raise an ImportError that says what to install."""
+    global cuda
+    if cuda is not None:
+        return cuda
+    try:
+        from numba import cuda as module
+    except ImportError as err:
+        raise ImportError(
+            "cs_fast.kernels.cuda needs the numba-cuda package (the CUDA target of numba); "
+            "install it with: pip install numba-cuda  (or pip install 'cs_fast[cuda]')"
+        ) from err
+    cuda = module
+    return cuda
+
+
+# --------------------------------------------------------------------------- device code
+# Compiled on first call. The kernels name `cuda` as a module global (not a closure
+# variable): the module must import without numba-cuda, and the simulator swaps in
+# its thread-local fake of numba.cuda by rewriting the kernel's globals.
+
+
+def _build():
+    """Compile-on-first-call kernels shared by every reduction (built once)."""
+    if "common" in _KERNELS:
+        return _KERNELS["common"]
+    cuda_module()
+    from numba import float64, int32, int64, uint64
+
+    dev = retarget([pair, select], cuda.jit(device=True))
+    device = cuda.jit(device=True)
+
+    @device
+    def order_key(x, sign, full):
+        # Unsigned image of a float's bits that sorts like the float.
+        if (x & sign) != _U0:
+            return x ^ full
+        return x | sign
+
+    @device
+    def block_count_at_most(row, bound, counter):
+        # Whole block: number of entries of row <= bound (same value in every thread).
+        tid = cuda.threadIdx.x
+        if tid == 0:
+            counter[0] = 0
+        cuda.syncthreads()
+        c = 0
+        for t in range(tid, row.shape[0], cuda.blockDim.x):
+            if row[t] <= bound:
+                c += 1
+        cuda.atomic.add(counter, 0, c)
+        cuda.syncthreads()
+        total = counter[0]
+        cuda.syncthreads()
+        return total
+
+    @device
+    def block_select_key(keys, k, nbits, sign, full, hist, prefix_s, rem_s):
+        # Whole block: order key of the k-th smallest (1-based) of keys, 8 bits a pass.
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        prefix = _U0
+        decided = _U0  # mask of the high bits fixed so far
+        rem = k
+        for p in range(nbits // RADIX):
+            shift = np.uint64(nbits - RADIX * (p + 1))
+            for b in range(tid, BINS, nt):
+                hist[b] = 0
+            cuda.syncthreads()
+            for t in range(tid, keys.shape[0], nt):
+                key = order_key(np.uint64(keys[t]), sign, full)
+                if (key & decided) == prefix:
+                    cuda.atomic.add(hist, (key >> shift) & _DIGIT, 1)
+            cuda.syncthreads()
+            if tid == 0:
+                below = 0
+                digit = 0
+                while below + hist[digit] < rem:
+                    below += hist[digit]
+                    digit += 1
+                prefix_s[0] = prefix | (np.uint64(digit) << shift)
+                rem_s[0] = rem - below
+            cuda.syncthreads()
+            prefix = prefix_s[0]
+            rem = rem_s[0]
+            decided = decided | (_DIGIT << shift)
+        return prefix
+
+    @cuda.jit
+    def select_rows(D, keys, k, nbits, sign, full, bound, med):
+        # One block per row r: med[r] = k-th smallest of D[r], or inf if fewer than k
+        # entries are <= bound[0] (the row cannot beat the best median so far).
+        hist = cuda.shared.array(BINS, int32)
+        prefix_s = cuda.shared.array(1, uint64)
+        rem_s = cuda.shared.array(1, int64)
+        r = cuda.blockIdx.x
+        row = D[r]
+        b = bound[0]
+        if b < math.inf:
+            if block_count_at_most(row, b, hist) < k:
+                if cuda.threadIdx.x == 0:
+                    med[r] = math.inf
+                return
+        want = block_select_key(keys[r], k, nbits, sign, full, hist, prefix_s, rem_s)
+        for t in range(cuda.threadIdx.x, row.shape[0], cuda.blockDim.x):
+            if order_key(np.uint64(keys[r, t]), sign, full) == want:
+                med[r] = row[t]  # every writer writes the same value
+
+    @cuda.jit
+    def fold_best(med, rows, start, best, best_index):
+        # One block: if min(med[:rows]) < best[0], take it (first index among ties).
+        vals = cuda.shared.array(REDUCE_THREADS, float64)
+        idxs = cuda.shared.array(REDUCE_THREADS, int64)
+        tid = cuda.threadIdx.x
+        v = math.inf
+        i = rows
+        for t in range(tid, rows, cuda.blockDim.x):
+            if med[t] < v:  # t increases: a thread keeps its first minimum
+                v = med[t]
+                i = t
+        vals[tid] = v
+        idxs[tid] = i
+        cuda.syncthreads()
+        s = cuda.blockDim.x // 2
+        while s > 0:
+            if tid < s:
+                ov = vals[tid + s]
+                oi = idxs[tid + s]
+                if ov < vals[tid] or (ov == vals[tid] and oi < idxs[tid]):
+                    vals[tid] = ov
+                    idxs[tid] = oi
+            cuda.syncthreads()
+            s //= 2
+        if tid == 0 and vals[0] < best[0]:
+            best[0] = vals[0]
+            best_index[0] = start + idxs[0]
+
+    _KERNELS["common"] = (dev, select_rows, fold_best)
+    return _KERNELS["common"]
+
+
+def _reduction_kernels(reduction):
+    """(generic, tiled or None, column) kernels of one reduction (built once)."""
+    if reduction in _KERNELS:
+        return _KERNELS[reduction]
+    dev, _, _ = _build()
+    from numba import float64
+
+    pair_fn = getattr(dev, reduction + "_pair")
+    # Every kernel is generic in the tile size; it is fixed per process at build time.
+    T = SIM_TILE if _simulated() else TILE
+
+    @cuda.jit
+    def generic(A, B, arg, out):
+        j, i = cuda.grid(2)  # x runs along out's rows: coalesced stores
+        if i < A.shape[0] and j < B.shape[0]:
+            out[i, j] = pair_fn(A, i, B, j, arg)
+
+    @cuda.jit
+    def column(F, C, arg, out):
+        i = cuda.grid(1)
+        if i < F.shape[0]:
+            out[i] = pair_fn(F, i, C, 0, arg)
+
+    tiled = None
+    if reduction in _TILED:
+        # The chunk reduction is the pair function itself, run on the shared tiles.
+        chunk_fn = dev.l1_pair if reduction == "l1" else dev.sq_pair
+        take_sqrt = reduction == "l2"
+
+        @cuda.jit
+        def tiled(A, B, arg, out):
+            sA = cuda.shared.array((T, T + 1), float64)
+            sB = cuda.shared.array((T, T + 1), float64)
+            tx = cuda.threadIdx.x
+            ty = cuda.threadIdx.y
+            i0 = cuda.blockIdx.y * T
+            j0 = cuda.blockIdx.x * T
+            na = A.shape[0]
+            nb = B.shape[0]
+            d = A.shape[1]
+            if tx == 0:  # the padding column stays zero: it adds |0 - 0| = 0
+                sA[ty, T] = 0.0
+                sB[ty, T] = 0.0
+            acc = 0.0
+            for k0 in range(0, d, T):
+                k = k0 + tx
+                # Out-of-range rows and features are staged as zeros on both sides.
+                sA[ty, tx] = np.float64(A[i0 + ty, k]) if (i0 + ty < na and k < d) else 0.0
+                sB[ty, tx] = np.float64(B[j0 + ty, k]) if (j0 + ty < nb and k < d) else 0.0
+                cuda.syncthreads()
+                acc += chunk_fn(sA, ty, sB, tx, arg)
+                cuda.syncthreads()
+            if i0 + ty < na and j0 + tx < nb:
+                out[i0 + ty, j0 + tx] = math.sqrt(acc) if take_sqrt else acc
+
+    _KERNELS[reduction] = (generic, tiled, column, T)
+    return _KERNELS[reduction]
+
+
+# --------------------------------------------------------------------------- drivers
+
+
+def _simulated():
+    from numba.core import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+def _blocks(count, per_block):
+    return (count + per_block - 1) // per_block
+
+
+def _select_threads(length, cap):
+    """Warp multiple covering ``length``, at most ``cap``: short rows idle no extra warps."""
+    return int(min(cap, max(32, 32 * _blocks(length, 32))))
+
+
+def _key_params(dtype):
+    """(bits, sign, full-mask) for the order keys of a float dtype, and its uint view."""
+    if dtype == np.float64:
+        return 64, np.uint64(1 << 63), np.uint64(0xFFFFFFFFFFFFFFFF), np.uint64
+    if dtype == np.float32:
+        return 32, np.uint64(1 << 31), np.uint64(0xFFFFFFFF), np.uint32
+    raise TypeError(f"distances: received dtype {dtype}; expected float32 or float64")
+
+
+def _launch_pairwise(reduction, A, B, arg, out, tiled=None):
+    """Fill the device array ``out`` with the (na, nb) distances of ``A`` and ``B``."""
+    generic, tiled_kernel, _, T = _reduction_kernels(reduction)
+    na, nb = A.shape[0], B.shape[0]
+    if na == 0 or nb == 0:
+        return out
+    grid = (_blocks(nb, T), _blocks(na, T))
+    use_tiled = tiled_kernel is not None if tiled is None else tiled
+    (tiled_kernel if use_tiled else generic)[grid, (T, T)](A, B, int(arg), out)
+    return out
+
+
+def pairwise(reduction, A, B, arg, out_dtype, out=None):
+    """Full (na, nb) distance matrix of two featurized device arrays.
+
+    Parameters
+    ----------
+    reduction : str
+        Name of a pair function of :mod:`cs_fast.kernels.pair` (``"l1"``,
+        ``"box"``, ...). ``l1``, ``sq`` and ``l2`` run the shared-memory tiled
+        kernel, the others the generic one.
+    A, B : device arrays, shape (na, d) and (nb, d)
+        Featurized, C-contiguous, same dtype.
+    arg : int
+        The reduction's integer argument (groups of ``grouped_l2``).
+    out_dtype : dtype
+        dtype of the result; sums are float64 whatever it is.
+    out : device array, optional
+        (na, nb) array of ``out_dtype`` to write into, e.g. a caller's tensor.
+
+    Returns
+    -------
+    device array
+        ``out`` (a new device array if none was given).
+    """
+    _reduction_kernels(reduction)
+    if out is None:
+        out = cuda.device_array((A.shape[0], B.shape[0]), dtype=out_dtype)
+    return _launch_pairwise(reduction, A, B, arg, out)
+
+
+def to_center(reduction, F, C, arg):
+    """float64 device array of the distances from every row of ``F`` to the row ``C`` (shape (1, d))."""
+    column = _reduction_kernels(reduction)[2]
+    out = cuda.device_array(F.shape[0], dtype=np.float64)
+    if F.shape[0]:
+        threads = 128
+        column[_blocks(F.shape[0], threads), threads](F, C, int(arg), out)
+    return out
+
+
+def order_statistic(distances, k):
+    """The ``k``-th smallest (1-based) of a 1-D float device array, as a Python float.
+
+    Exact: the returned value is an element of ``distances`` (an order
+    statistic, never an interpolated quantile), selected on the device; only
+    the scalar comes back. ``k`` must be in ``1 .. len(distances)``. One block
+    does the selection: 8 (float32: 4) coalesced passes over the array.
+    """
+    _, select_rows, _ = _build()
+    m = distances.shape[0]
+    if distances.ndim != 1:
+        raise ValueError(f"distances: received shape {distances.shape}; expected a 1-D array")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= m:
+        raise ValueError(f"k: received {k!r}; expected an integer in 1..{m} (the array's length)")
+    nbits, sign, full, view = _key_params(np.dtype(distances.dtype))
+    row = distances.reshape(1, m)
+    bound = cuda.to_device(np.array([np.inf]))
+    out = cuda.device_array(1, dtype=np.float64)
+    select_rows[1, _select_threads(m, 1024)](row, row.view(view), int(k), nbits, sign, full, bound, out)
+    return float(out.copy_to_host()[0])
+
+
+def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
+    """Index and value of the smallest lower median of the rows of ``D(F, F)``.
+
+    The lower median of row i is the ``ceil(n / 2)``-th smallest of its n
+    distances (itself included). Rows are processed ``tile`` at a time (at
+    most as many as fit ``max_memory`` bytes of float64 distances, so the
+    n x n matrix is never held unless it fits); each tile's medians are
+    selected exactly on the device and folded into a device-resident best.
+    Ties keep the smallest index. Returns ``(index, radius)``; ``(-1, inf)``
+    for ``n = 0`` as the CPU driver does.
+
+    Raises
+    ------
+    ValueError
+        If ``max_memory`` cannot hold one row of n float64 distances.
+    """
+    _, select_rows, fold_best = _build()
+    n = F.shape[0]
+    if n == 0:
+        return -1, math.inf
+    row_bytes = 8 * (n + 1)  # one distance row and its median
+    fit = int(max_memory) // row_bytes
+    if fit < 1:
+        raise ValueError(
+            f"max_memory: received {max_memory} bytes; one row of {n} float64 distances needs "
+            f"{row_bytes}; expected at least that"
+        )
+    rows = min(n, fit, int(tile) if tile else n)
+    k = (n + 1) // 2
+    nbits, sign, full, view = _key_params(np.dtype(np.float64))
+    D = cuda.device_array((rows, n), dtype=np.float64)
+    keys = D.view(view)
+    med = cuda.device_array(rows, dtype=np.float64)
+    best = cuda.to_device(np.array([np.inf]))
+    best_index = cuda.to_device(np.array([-1], dtype=np.int64))
+    threads = _select_threads(n, 256)
+    fold_threads = min(REDUCE_THREADS, 1 << max(5, (rows - 1).bit_length()))
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        m = stop - start
+        _launch_pairwise(reduction, F[start:stop], F, arg, D[:m])
+        select_rows[m, threads](D[:m], keys[:m], k, nbits, sign, full, best, med)
+        fold_best[1, fold_threads](med, m, start, best, best_index)
+    return int(best_index.copy_to_host()[0]), float(best.copy_to_host()[0])
