@@ -123,7 +123,7 @@ def test_empty_box_semantics():
 
 
 def test_large_tile_free_cdist_sizes(rng):
-    """Odd sizes exercise the 4 x 2 register block's edges."""
-    for na, nb in [(1, 1), (3, 5), (4, 2), (7, 9), (8, 8)]:
+    """Odd sizes exercise the 2 x 4 register block's edges."""
+    for na, nb in [(1, 1), (3, 5), (4, 2), (2, 4), (7, 9), (8, 8), (5, 3)]:
         XA, XB = rng.standard_normal((na, 700)), rng.standard_normal((nb, 700))
         np.testing.assert_allclose(cs_fast.cdist(XA, XB, "l1"), ssd.cdist(XA, XB, "cityblock"), rtol=1e-10)

@@ -9,7 +9,7 @@ Kernels and why they look the way they do:
 * ``pairwise_<reduction>``: generic, one pair function per entry, rows in
   parallel. Serves boxes, masks, angular and grouped-l2 TV.
 * :func:`l1_pairwise`: the long L1 reduction (``l1`` and ``tv`` after its
-  finite-difference transform). Register-blocked 4 x 2 rows over feature
+  finite-difference transform). Register-blocked 2 x 4 rows over feature
   chunks that fit the caches, chunk sums in the storage dtype (vectorized),
   added to float64 accumulators per chunk so float32 loses no accuracy over
   long rows.
@@ -98,66 +98,118 @@ def tile_select(D, k, bound, med):
             med[r] = np.inf
 
 
-_KC = 512  # feature chunk: 4 + 2 rows of it stay in L1, a column block of all rows in L3
+_box_pair = K.box_pair
+_COUNT_SLACK = 1.0 + 1e-12  # the division-free test below may only over-count, never under-count
+
+
+@numba.njit(parallel=True, fastmath=_FASTMATH)
+def box_fused_tile(F, FT, i0, i1, k, bound, buf, med):
+    """:func:`_generic`'s fused tile for boxes, with a vectorized counting pass.
+
+    ``FT`` is ``F`` transposed (4, n), so the counting loop reads four
+    contiguous columns. It tests ``union - inter < bound * union`` instead
+    of ``1 - inter / union < bound`` (no division), with a relative slack
+    so rounding can only admit extra rows to the exact pass, never drop a
+    row that could win: the result stays exactly the brute-force one.
+    """
+    n = F.shape[0]
+    x1 = FT[0]
+    y1 = FT[1]
+    x2 = FT[2]
+    y2 = FT[3]
+    loose = bound * _COUNT_SLACK
+    positive = bound > 0.0
+    for r in prange(i1 - i0):
+        i = i0 + r
+        ax1 = x1[i]
+        ay1 = y1[i]
+        ax2 = x2[i]
+        ay2 = y2[i]
+        area = (ax2 - ax1) * (ay2 - ay1)
+        below = 0
+        for j in range(n):
+            iw = max(min(ax2, x2[j]) - max(ax1, x1[j]), 0.0)
+            ih = max(min(ay2, y2[j]) - max(ay1, y1[j]), 0.0)
+            inter = iw * ih
+            union = area + (x2[j] - x1[j]) * (y2[j] - y1[j]) - inter
+            # union == 0 only for two empty boxes, whose distance 0 is below any bound > 0.
+            below += (union - inter < loose * union) | ((union <= 0.0) & positive)
+        if below >= k:
+            for j in range(n):
+                buf[r, j] = _box_pair(F, i, F, j, 0)
+            med[r] = _kth_smallest(buf[r], k)
+        else:
+            med[r] = np.inf
+
+
+_KC = 512  # feature chunk: the 2 + 4 row chunks stay in L1, a column block of all rows in L2/L3
+
+
+@numba.njit(fastmath=_FASTMATH, inline="always")
+def _l1_slices(a, b, zero):
+    s = zero
+    for k in range(a.shape[0]):
+        s += abs(a[k] - b[k])
+    return s
 
 
 @numba.njit(parallel=True, fastmath=_FASTMATH)
 def _l1_chunk(A, B, k0, k1, acc):
+    # Row slices indexed from 0: numba then knows the index is non-negative,
+    # drops its negative-index wraparound, and LLVM emits contiguous vector loads.
     na = A.shape[0]
     nb = B.shape[0]
-    zero = A[0, 0] * 0  # the storage dtype's zero: chunk sums stay vectorized in it
-    nblk = (na + 3) // 4
+    zero = A[0, 0] - A[0, 0]  # the storage dtype's zero: chunk sums vectorize in it
+    nblk = (na + 1) // 2
+    jmain = nb - nb % 4
     for blk in prange(nblk):
-        i0 = blk * 4
-        if i0 + 4 <= na:
-            j = 0
-            while j + 2 <= nb:
+        i0 = blk * 2
+        if i0 + 2 <= na:
+            a0 = A[i0, k0:k1]
+            a1 = A[i0 + 1, k0:k1]
+            for j in range(0, jmain, 4):
+                b0 = B[j, k0:k1]
+                b1 = B[j + 1, k0:k1]
+                b2 = B[j + 2, k0:k1]
+                b3 = B[j + 3, k0:k1]
                 s00 = zero
                 s01 = zero
+                s02 = zero
+                s03 = zero
                 s10 = zero
                 s11 = zero
-                s20 = zero
-                s21 = zero
-                s30 = zero
-                s31 = zero
-                for k in range(k0, k1):
-                    b0 = B[j, k]
-                    b1 = B[j + 1, k]
-                    a = A[i0, k]
-                    s00 += abs(a - b0)
-                    s01 += abs(a - b1)
-                    a = A[i0 + 1, k]
-                    s10 += abs(a - b0)
-                    s11 += abs(a - b1)
-                    a = A[i0 + 2, k]
-                    s20 += abs(a - b0)
-                    s21 += abs(a - b1)
-                    a = A[i0 + 3, k]
-                    s30 += abs(a - b0)
-                    s31 += abs(a - b1)
+                s12 = zero
+                s13 = zero
+                for k in range(k1 - k0):
+                    u = a0[k]
+                    w = a1[k]
+                    v = b0[k]
+                    s00 += abs(u - v)
+                    s10 += abs(w - v)
+                    v = b1[k]
+                    s01 += abs(u - v)
+                    s11 += abs(w - v)
+                    v = b2[k]
+                    s02 += abs(u - v)
+                    s12 += abs(w - v)
+                    v = b3[k]
+                    s03 += abs(u - v)
+                    s13 += abs(w - v)
                 acc[i0, j] += s00
                 acc[i0, j + 1] += s01
+                acc[i0, j + 2] += s02
+                acc[i0, j + 3] += s03
                 acc[i0 + 1, j] += s10
                 acc[i0 + 1, j + 1] += s11
-                acc[i0 + 2, j] += s20
-                acc[i0 + 2, j + 1] += s21
-                acc[i0 + 3, j] += s30
-                acc[i0 + 3, j + 1] += s31
-                j += 2
-            while j < nb:
-                for i in range(i0, i0 + 4):
-                    s = zero
-                    for k in range(k0, k1):
-                        s += abs(A[i, k] - B[j, k])
-                    acc[i, j] += s
-                j += 1
+                acc[i0 + 1, j + 2] += s12
+                acc[i0 + 1, j + 3] += s13
+            for j in range(jmain, nb):
+                acc[i0, j] += _l1_slices(a0, B[j, k0:k1], zero)
+                acc[i0 + 1, j] += _l1_slices(a1, B[j, k0:k1], zero)
         else:
             for i in range(i0, na):
                 for j in range(nb):
-                    s = zero
-                    for k in range(k0, k1):
-                        s += abs(A[i, k] - B[j, k])
-                    acc[i, j] += s
+                    acc[i, j] += _l1_slices(A[i, k0:k1], B[j, k0:k1], zero)
 
 
 def l1_pairwise(A, B, acc):
@@ -252,15 +304,22 @@ def min_median(reduction, F, arg, tile):
     fused = _generic(reduction)[1] if direct else None
     if reduction in ("sq", "l2"):
         F64, norms = centre(F)
-    # A small first tile gives a finite bound early, so later tiles prune.
+    if reduction == "box":
+        FT = np.ascontiguousarray(F.T)
+    # Small first tiles, doubling, give a tight bound early so later tiles prune.
     first = min(n, tile, max(1, numba.get_num_threads()))
     buf = np.empty((min(tile, n), n))
     med = np.empty(min(tile, n))
     start = 0
+    size = first
     while start < n:
-        stop = min(n, start + (first if start == 0 else tile))
+        stop = min(n, start + size)
+        size = min(tile, 2 * size)  # the bound tightens fastest with small early tiles
         rows = stop - start
-        if direct:
+        if reduction == "box":
+            box_fused_tile(F, FT, start, stop, k, best, buf, med)
+            meds = med[:rows]
+        elif direct:
             fused(F, start, stop, k, best, arg, buf, med)
             meds = med[:rows]
         else:
