@@ -94,6 +94,24 @@ def to_center(Z, center, metric="l2", *, backend="auto", **params):
     return wrap_like(d64.astype(dtype, copy=False), kind)
 
 
+def paired(XA, XB, metric="l2", *, backend="auto", **params):
+    """Distances ``d(XA[i], XB[i])`` of matching rows, length ``len(XA)``.
+
+    The row-wise form of :func:`cdist` (``sklearn.metrics.pairwise.paired_distances``
+    style, and the ``dist_fn(batch1, batch2)`` signature of the authors' code).
+    """
+    m, params = _setup(metric, params, backend)
+    A, kind = host_view(XA, "XA")
+    B, _ = host_view(XB, "XB")
+    A, B = prepare_pair(m, A, B, params)
+    if len(A) != len(B):
+        raise ValueError(f"XB: received {len(B)} rows but XA has {len(A)}; expected matching rows")
+    FA = m.featurize(A, params)
+    FB = m.featurize(B, params)
+    d = cpu.paired(reduction_for(m, FA), FA.data, FB.data, FA.arg)
+    return wrap_like(d.astype(output_dtype(A), copy=False), kind)
+
+
 def _to_center64(Z, center, metric, params, backend="auto"):
     """float64 distances (the smoothing layer's certificates use these), out dtype, kind."""
     m, params = _setup(metric, params, backend)

@@ -83,7 +83,12 @@ def _generic(reduction):
             else:
                 med[r] = np.inf
 
-    _CACHE[reduction] = (pairwise, fused_tile)
+    @numba.njit(parallel=True)
+    def paired(A, B, arg, out):
+        for i in prange(A.shape[0]):
+            out[i] = pair_fn(A, i, B, i, arg)
+
+    _CACHE[reduction] = (pairwise, fused_tile, paired)
     return _CACHE[reduction]
 
 
@@ -273,17 +278,22 @@ def pairwise(reduction, A, B, arg, out_dtype):
         G = sq_pairwise(centre(A, shift), centre(B, shift), reduction == "l2")
         return G.astype(out_dtype, copy=False)
     out = np.empty((A.shape[0], B.shape[0]), dtype=out_dtype)
-    kernel, _ = _generic(reduction)
-    kernel(A, B, arg, out)
+    _generic(reduction)[0](A, B, arg, out)
     return out
 
 
 def to_center(reduction, F, C, arg):
     """float64 distances from every row of ``F`` to the single row ``C`` (shape (1, d))."""
     out = np.empty((F.shape[0], 1))
-    kernel, _ = _generic(reduction)
-    kernel(F, C, arg, out)
+    _generic(reduction)[0](F, C, arg, out)
     return out[:, 0]
+
+
+def paired(reduction, A, B, arg):
+    """float64 distances ``d(A[i], B[i])`` of matching rows."""
+    out = np.empty(A.shape[0])
+    _generic(reduction)[2](A, B, arg, out)
+    return out
 
 
 def min_median(reduction, F, arg, tile):
