@@ -131,11 +131,18 @@ def main_certify(args):
 
 
 def _optional(module, adder, runner):
-    """Wire a subcommand whose module may be absent from this install."""
+    """Wire a subcommand whose module needs optional packages.
+
+    When those are missing the subcommand still exists and says what to
+    install, instead of the whole command failing to start.
+    """
     try:
         mod = importlib.import_module(module)
-    except ImportError:
-        return None
+    except ImportError as err:
+        def missing(args, _err=err):
+            raise CliError(f"needs {_err.name or 'an optional package'}, which is not installed "
+                           "(pip install 'cs_fast[demo]')")
+        return (lambda parser: None), missing
     return getattr(mod, adder), getattr(mod, runner)
 
 
@@ -147,13 +154,12 @@ def build_parser():
     p.set_defaults(run=main_certify)
     for name, module, adder, runner, text in [
         ("demo", "cs_fast.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)"),
-        ("bench", "cs_fast.bench.report", "add_bench_arguments", "main_bench", "benchmark against scipy, torch, ..."),
+        ("bench", "cs_fast.bench.command", "add_bench_arguments", "main_bench", "benchmark against scipy, torch, ..."),
     ]:
-        wired = _optional(module, adder, runner)
-        if wired is not None:
-            p = sub.add_parser(name, help=text)
-            wired[0](p)
-            p.set_defaults(run=wired[1])
+        add_arguments, run = _optional(module, adder, runner)
+        p = sub.add_parser(name, help=text)
+        add_arguments(p)
+        p.set_defaults(run=run)
     return parser
 
 
