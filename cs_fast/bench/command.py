@@ -1,0 +1,108 @@
+"""The ``cs-fast bench`` command: run the workloads, print a table, write JSON and PNG plots."""
+
+import argparse
+import dataclasses
+import os
+import re
+import socket
+
+from . import measure, report, run, workloads
+
+DEFAULT_ROOT = os.path.join("bench", "results")
+
+
+def default_out():
+    """``bench/results/<hostname>/`` (the CPU model when the host name is empty or generic)."""
+    host = socket.gethostname()
+    if not host or host in ("localhost", "vm"):
+        host = measure.machine()["cpu"] or "unknown-host"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", host).strip("-").lower() or "unknown-host"
+    return os.path.join(DEFAULT_ROOT, slug)
+
+
+def _csv(value):
+    return [v for v in value.split(",") if v]
+
+
+def add_bench_arguments(parser):
+    """Add the ``bench`` options to an :class:`argparse.ArgumentParser`."""
+    keys = [w.key for w in workloads.default_workloads()]
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and short budgets (about a minute or two on 2 cores)")
+    parser.add_argument("--out", default=None,
+                        help="output folder for results.json and the PNG plots (default: bench/results/<host>/)")
+    parser.add_argument("--workloads", type=_csv, default=None,
+                        help=f"comma-separated subset of: {','.join(keys)}")
+    parser.add_argument("--ops", type=_csv, default=list(workloads.OPS),
+                        help=f"comma-separated subset of: {','.join(workloads.OPS)}")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="skip a peer call predicted to take longer than this many seconds")
+    parser.add_argument("--seed", type=int, default=0, help="data seed")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
+    parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end certification timing")
+    return parser
+
+
+def _select(args):
+    available = {w.key: w for w in workloads.default_workloads()}
+    chosen = args.workloads or list(available)
+    unknown = [k for k in chosen if k not in available]
+    if unknown:
+        raise SystemExit(f"--workloads: unknown {unknown}; expected some of {sorted(available)}")
+    bad_ops = [op for op in args.ops if op not in workloads.OPS]
+    if bad_ops:
+        raise SystemExit(f"--ops: unknown {bad_ops}; expected some of {list(workloads.OPS)}")
+    return [available[k] for k in chosen]
+
+
+def main_bench(args, *, selected=None, config=None, log=run.stderr_log):
+    """Run the benchmark described by parsed ``args``; return 0 (the exit status).
+
+    ``selected`` and ``config`` (a :class:`cs_fast.bench.run.Config`)
+    override the workloads and settings derived from ``args`` (tests use
+    them for tiny runs). Writes ``results.json``, ``table.txt`` and the plots
+    into ``args.out`` and prints the table.
+    """
+    selected = selected or _select(args)
+    if config is None:
+        config = run.quick_config(seed=args.seed) if args.quick else run.Config(seed=args.seed)
+        if args.budget is not None:
+            config = dataclasses.replace(config, budget_s=args.budget)
+    out_dir = args.out or default_out()
+    os.makedirs(out_dir, exist_ok=True)
+    meta = measure.machine()
+    meta["load_average_start"] = measure.load_average()
+    rows, ceil = run.run_all(config, selected, args.ops, log)
+    e2e = None
+    if not args.no_end_to_end:
+        from .end_to_end import toy_end_to_end
+
+        log and log("end to end (toy box model)")
+        e2e = toy_end_to_end(quick=config.quick)
+    meta["load_average_end"] = measure.load_average()
+    doc = report.document(rows, ceil, meta, dataclasses.asdict(config), e2e)
+    table = report.format_table(rows, ceil, meta)
+    if e2e:
+        table += (f"\n\nend to end ({e2e['metric']}, n={e2e['n']}, m={e2e['m']}): total {e2e['total_s']:.3g} s = "
+                  f"model {e2e['model_s']:.3g} s + cs_fast {e2e['cs_fast_s']:.3g} s "
+                  f"({e2e['model_calls']} model calls; abstained={e2e['abstained']})")
+    report.write_json(os.path.join(out_dir, "results.json"), doc)
+    with open(os.path.join(out_dir, "table.txt"), "w") as fh:
+        fh.write(table + "\n")
+    written = ["results.json", "table.txt"]
+    if not args.no_plots:
+        try:
+            from .plots import plot_all
+
+            written += [os.path.basename(p) for p in plot_all(rows, out_dir)]
+        except ImportError:
+            table += "\n\nno plots: matplotlib is not installed (pip install matplotlib)"
+    print(table)
+    print(f"\nwrote into {out_dir}: {', '.join(written)}")
+    return 0
+
+
+def main(argv=None):
+    """Standalone entry point: ``python -m cs_fast.bench``."""
+    parser = add_bench_arguments(argparse.ArgumentParser(prog="cs-fast bench", description=__doc__))
+    return main_bench(parser.parse_args(argv))
