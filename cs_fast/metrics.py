@@ -180,30 +180,42 @@ def _featurize_masks(arr, params):
 
 
 def tv_differences(arr):
-    """All vertical and horizontal neighbour differences, shape (n, C, P).
+    """All vertical and horizontal neighbour differences, shape (n, C, P) (numpy reference).
 
     ``arr`` is (n, k), (n, H, W) or (n, C, H, W); a 1-D signal is one row of
-    one channel. ``P`` counts the neighbour pairs of one channel.
+    one channel. ``P`` counts the neighbour pairs of one channel. The
+    featurize step uses the one-pass kernel ``cs_fast.kernels.cpu.tv_features``,
+    which the tests hold to this.
     """
     n = arr.shape[0]
-    if arr.ndim == 2:
-        arr = arr[:, None, None, :]
-    elif arr.ndim == 3:
-        arr = arr[:, None]
+    arr = _as_images(arr)
     c = arr.shape[1]
     vertical = (arr[:, :, 1:, :] - arr[:, :, :-1, :]).reshape(n, c, -1)
     horizontal = (arr[:, :, :, 1:] - arr[:, :, :, :-1]).reshape(n, c, -1)
     return np.concatenate([vertical, horizontal], axis=2)
 
 
+def _as_images(arr):
+    """View (n, k), (n, H, W) or (n, C, H, W) as (n, C, H, W)."""
+    if arr.ndim == 2:
+        return arr[:, None, None, :]
+    if arr.ndim == 3:
+        return arr[:, None]
+    return arr
+
+
 def _featurize_tv(arr, params):
-    diffs = tv_differences(arr)
-    if params.get("channel_norm", 1) == 1 or diffs.shape[1] == 1:
-        return Features(_contiguous(diffs.reshape(diffs.shape[0], -1)))
-    groups = diffs.shape[2]
-    # Channels of one difference position contiguous, so the kernel sums l2 per block.
-    grouped = _contiguous(diffs.transpose(0, 2, 1)).reshape(diffs.shape[0], -1)
-    return Features(grouped, groups)
+    from .kernels.cpu import tv_features
+
+    images = np.ascontiguousarray(_as_images(arr))
+    n, c, h, w = images.shape
+    positions = (h - 1) * w + h * (w - 1)
+    # Channel-l2 needs each position's channels adjacent, summed as one block.
+    grouped = params.get("channel_norm", 1) == 2 and c > 1
+    out = np.empty((n, c * positions), dtype=images.dtype)
+    if n:
+        tv_features(images, grouped, out)
+    return Features(out, positions if grouped else 0)
 
 
 def _featurize_sqfeat(arr, params):

@@ -127,3 +127,18 @@ def test_large_tile_free_cdist_sizes(rng):
     for na, nb in [(1, 1), (3, 5), (4, 2), (2, 4), (7, 9), (8, 8), (5, 3)]:
         XA, XB = rng.standard_normal((na, 700)), rng.standard_normal((nb, 700))
         np.testing.assert_allclose(cs_fast.cdist(XA, XB, "l1"), ssd.cdist(XA, XB, "cityblock"), rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (4, 6, 7), (4, 9), (4, 2, 1, 5), (4, 1, 5, 1)])
+@pytest.mark.parametrize("channel_norm", [1, 2])
+def test_tv_feature_kernel_matches_numpy_transform(shape, channel_norm, rng):
+    X = rng.standard_normal(shape).astype(np.float32)
+    feats = get_metric("tv").featurize(X, {"channel_norm": channel_norm})
+    diffs = cs_fast.metrics.tv_differences(X)  # (n, C, P)
+    if channel_norm == 2 and diffs.shape[1] > 1:
+        expected = diffs.transpose(0, 2, 1).reshape(len(X), -1)
+        assert feats.arg == diffs.shape[2]
+    else:
+        expected = diffs.reshape(len(X), -1)
+        assert feats.arg == 0
+    np.testing.assert_array_equal(feats.data, expected)

@@ -33,7 +33,11 @@ from .retarget import retarget
 # keep their IEEE meaning (inputs are checked finite anyway).
 _FASTMATH = {"reassoc", "contract", "nsz"}
 
-K = retarget([pair, select], numba.njit(nogil=True))
+# Reassociation only (no nnan/ninf, no FMA contraction): lets LLVM vectorize the
+# float64 reductions of the pair functions, and keeps NaN/inf propagation and
+# the plain multiply-add rounding of the box formula (tests/test_fastmath.py).
+_PAIR_FASTMATH = {"reassoc", "nsz"}
+K = retarget([pair, select], numba.njit(nogil=True, fastmath=_PAIR_FASTMATH))
 # numba cannot look names up in a namespace object: bind the ones used here.
 _kth_smallest = K.kth_smallest
 _count_below = K.count_below
@@ -244,6 +248,34 @@ def _sq_finish(A, B, na2, nb2, G, guard, take_sqrt):
 
 
 
+@numba.njit(parallel=True)
+def tv_features(X, grouped, out):
+    """Write the TV neighbour differences of (n, C, H, W) images into ``out``.
+
+    ``out`` is (n, C * P) with P = (H - 1) W + H (W - 1): for each channel the
+    vertical differences ``X[h + 1, w] - X[h, w]`` in row-major (h, w) order,
+    then the horizontal ones ``X[h, w + 1] - X[h, w]``. With ``grouped`` the
+    channels of one position are adjacent instead (``p * C + c``), as the
+    channel-l2 reduction reads them. One pass over the images, in parallel;
+    ``cs_fast.metrics.tv_differences`` is the numpy reference.
+    """
+    n, C, H, W = X.shape
+    P = (H - 1) * W + H * (W - 1)
+    nv = (H - 1) * W
+    for i in prange(n):
+        for c in range(C):
+            for h in range(H - 1):
+                for w in range(W):
+                    p = h * W + w
+                    idx = p * C + c if grouped else c * P + p
+                    out[i, idx] = X[i, c, h + 1, w] - X[i, c, h, w]
+            for h in range(H):
+                for w in range(W - 1):
+                    p = nv + h * (W - 1) + w
+                    idx = p * C + c if grouped else c * P + p
+                    out[i, idx] = X[i, c, h, w + 1] - X[i, c, h, w]
+
+
 def centre(F, shift=None):
     """float64 copy of ``F`` minus ``shift`` (its column mean by default), and its row norms².
 
@@ -318,6 +350,10 @@ def min_median(reduction, F, arg, tile):
         FT = np.ascontiguousarray(F.T)
     # Small first tiles, doubling, give a tight bound early so later tiles prune.
     first = min(n, tile, max(1, numba.get_num_threads()))
+    if reduction in ("sq", "l2"):
+        # The GEMM computes every distance of a tile whatever the bound, and a
+        # GEMM of a few rows runs at GEMV speed: full tiles from the start.
+        first = min(n, tile)
     buf = np.empty((min(tile, n), n))
     med = np.empty(min(tile, n))
     start = 0
