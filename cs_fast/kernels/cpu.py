@@ -136,13 +136,23 @@ def box_fused_tile(F, FT, i0, i1, k, bound, buf, med):
         ay2 = y2[i]
         area = (ax2 - ax1) * (ay2 - ay1)
         below = 0
-        for j in range(n):
-            iw = max(min(ax2, x2[j]) - max(ax1, x1[j]), 0.0)
-            ih = max(min(ay2, y2[j]) - max(ay1, y1[j]), 0.0)
-            inter = iw * ih
-            union = area + (x2[j] - x1[j]) * (y2[j] - y1[j]) - inter
-            # union == 0 only for two empty boxes, whose distance 0 is below any bound > 0.
-            below += (union - inter < loose * union) | ((union <= 0.0) & positive)
+        j0 = 0
+        # Vectorized blocks; stop once the row can no longer reach k.
+        while j0 < n and below + (n - j0) >= k:
+            j1 = min(n, j0 + 2048)
+            # Slices indexed from 0 keep the loads contiguous (see _l1_chunk).
+            bx1 = x1[j0:j1]
+            by1 = y1[j0:j1]
+            bx2 = x2[j0:j1]
+            by2 = y2[j0:j1]
+            for j in range(j1 - j0):
+                iw = max(min(ax2, bx2[j]) - max(ax1, bx1[j]), 0.0)
+                ih = max(min(ay2, by2[j]) - max(ay1, by1[j]), 0.0)
+                inter = iw * ih
+                union = area + (bx2[j] - bx1[j]) * (by2[j] - by1[j]) - inter
+                # union == 0 only for two empty boxes, whose distance 0 is below any bound > 0.
+                below += (union - inter < loose * union) | ((union <= 0.0) & positive)
+            j0 = j1
         if below >= k:
             for j in range(n):
                 buf[r, j] = _box_pair(F, i, F, j, 0)
