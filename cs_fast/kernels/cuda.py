@@ -44,9 +44,22 @@ O(n log n) and needs one too), and 8 passes instead of the 64 of a bit-by-bit
 bisection. A 256-bin histogram lives in shared memory, filled with shared
 atomics.
 
-Like the CPU driver, a row whose count of distances ``<= best`` (the best
-median so far, kept on the device) is below ``k`` is skipped: its median is
-larger than ``best``, so it cannot win. Ties keep the smallest index.
+Like the CPU driver, a row with fewer than ``k`` distances strictly below
+``best`` (the best median so far, kept on the device) skips the selection:
+its median is ``>= best``, and as rows are visited in index order and ties
+keep the smallest index, it cannot win.
+
+Rounding: the selection is exact, so ``min_median`` equals brute force on the
+device's own distances bit for bit. The distances themselves match the CPU's
+to the last few ulps, not bit for bit: the tiled sums add 16-feature chunk
+sums (the CPU kernels use their own blocking and a GEMM), and NVVM contracts
+``a * b + c`` into FMA even without fastmath (numba-cuda has no switch for
+``-fma=0``). ``d(x, x) = 0`` still holds for every reduction.
+
+Under the simulator (``NUMBA_ENABLE_CUDASIM=1``), where every CUDA thread is
+a Python thread, tiles are ``SIM_TILE`` wide and select blocks 4 threads, so
+small test inputs still cross tile boundaries; every kernel is generic in
+both sizes.
 """
 
 import math
@@ -62,12 +75,12 @@ RADIX = 8  # bits per radix-select pass: a 256-bin shared histogram
 BINS = 1 << RADIX
 REDUCE_THREADS = 256  # threads of the one-block argmin kernel (a power of two)
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes of device scratch min_median may hold at once
+_MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y
 
 _TILED = ("l1", "sq", "l2")
 _KERNELS = {}
 
 _U0 = np.uint64(0)
-_U1 = np.uint64(1)
 _DIGIT = np.uint64(BINS - 1)
 
 
@@ -114,15 +127,15 @@ def _build():
         return x | sign
 
     @device
-    def block_count_at_most(row, bound, counter):
-        # Whole block: number of entries of row <= bound (same value in every thread).
+    def block_count_below(row, bound, counter):
+        # Whole block: number of entries of row < bound (same value in every thread).
         tid = cuda.threadIdx.x
         if tid == 0:
             counter[0] = 0
         cuda.syncthreads()
         c = 0
         for t in range(tid, row.shape[0], cuda.blockDim.x):
-            if row[t] <= bound:
+            if row[t] < bound:
                 c += 1
         cuda.atomic.add(counter, 0, c)
         cuda.syncthreads()
@@ -165,7 +178,7 @@ def _build():
     @cuda.jit
     def select_rows(D, keys, k, nbits, sign, full, bound, med):
         # One block per row r: med[r] = k-th smallest of D[r], or inf if fewer than k
-        # entries are <= bound[0] (the row cannot beat the best median so far).
+        # entries are < bound[0] (the row cannot beat the best median so far).
         hist = cuda.shared.array(BINS, int32)
         prefix_s = cuda.shared.array(1, uint64)
         rem_s = cuda.shared.array(1, int64)
@@ -173,7 +186,7 @@ def _build():
         row = D[r]
         b = bound[0]
         if b < math.inf:
-            if block_count_at_most(row, b, hist) < k:
+            if block_count_below(row, b, hist) < k:
                 if cuda.threadIdx.x == 0:
                     med[r] = math.inf
                 return
@@ -216,7 +229,7 @@ def _build():
 
 
 def _reduction_kernels(reduction):
-    """(generic, tiled or None, column) kernels of one reduction (built once)."""
+    """(generic, tiled or None, to_center, paired kernels, tile size) of one reduction (built once)."""
     if reduction in _KERNELS:
         return _KERNELS[reduction]
     dev, _, _ = _build()
@@ -225,6 +238,7 @@ def _reduction_kernels(reduction):
     pair_fn = getattr(dev, reduction + "_pair")
     # Every kernel is generic in the tile size; it is fixed per process at build time.
     T = SIM_TILE if _simulated() else TILE
+    shape = (T, T + 1)  # a shared array's shape must be a compile-time constant
 
     @cuda.jit
     def generic(A, B, arg, out):
@@ -238,6 +252,12 @@ def _reduction_kernels(reduction):
         if i < F.shape[0]:
             out[i] = pair_fn(F, i, C, 0, arg)
 
+    @cuda.jit
+    def paired(A, B, arg, out):
+        i = cuda.grid(1)
+        if i < A.shape[0]:
+            out[i] = pair_fn(A, i, B, i, arg)
+
     tiled = None
     if reduction in _TILED:
         # The chunk reduction is the pair function itself, run on the shared tiles.
@@ -246,8 +266,8 @@ def _reduction_kernels(reduction):
 
         @cuda.jit
         def tiled(A, B, arg, out):
-            sA = cuda.shared.array((T, T + 1), float64)
-            sB = cuda.shared.array((T, T + 1), float64)
+            sA = cuda.shared.array(shape, float64)
+            sB = cuda.shared.array(shape, float64)
             tx = cuda.threadIdx.x
             ty = cuda.threadIdx.y
             i0 = cuda.blockIdx.y * T
@@ -270,7 +290,7 @@ def _reduction_kernels(reduction):
             if i0 + ty < na and j0 + tx < nb:
                 out[i0 + ty, j0 + tx] = math.sqrt(acc) if take_sqrt else acc
 
-    _KERNELS[reduction] = (generic, tiled, column, T)
+    _KERNELS[reduction] = (generic, tiled, column, paired, T)
     return _KERNELS[reduction]
 
 
@@ -288,7 +308,13 @@ def _blocks(count, per_block):
 
 
 def _select_threads(length, cap):
-    """Warp multiple covering ``length``, at most ``cap``: short rows idle no extra warps."""
+    """Warp multiple covering ``length``, at most ``cap``: short rows idle no extra warps.
+
+    Under the simulator every thread is a Python thread and every barrier a
+    Python lock round: 4 threads a block (the kernels work for any count).
+    """
+    if _simulated():
+        return 4
     return int(min(cap, max(32, 32 * _blocks(length, 32))))
 
 
@@ -303,13 +329,15 @@ def _key_params(dtype):
 
 def _launch_pairwise(reduction, A, B, arg, out, tiled=None):
     """Fill the device array ``out`` with the (na, nb) distances of ``A`` and ``B``."""
-    generic, tiled_kernel, _, T = _reduction_kernels(reduction)
+    generic, tiled_kernel, _, _, T = _reduction_kernels(reduction)
+    kernel = (tiled_kernel if tiled_kernel is not None else generic) if tiled is None else (
+        tiled_kernel if tiled else generic
+    )
     na, nb = A.shape[0], B.shape[0]
-    if na == 0 or nb == 0:
-        return out
-    grid = (_blocks(nb, T), _blocks(na, T))
-    use_tiled = tiled_kernel is not None if tiled is None else tiled
-    (tiled_kernel if use_tiled else generic)[grid, (T, T)](A, B, int(arg), out)
+    step = _MAX_GRID_Y * T  # rows of A one launch can cover (grid y is limited)
+    for r0 in range(0, na if nb else 0, step):
+        r1 = min(na, r0 + step)
+        kernel[(_blocks(nb, T), _blocks(r1 - r0, T)), (T, T)](A[r0:r1], B, int(arg), out[r0:r1])
     return out
 
 
@@ -342,14 +370,22 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
     return _launch_pairwise(reduction, A, B, arg, out)
 
 
+def _rowwise(kernel, A, B, arg):
+    out = cuda.device_array(A.shape[0], dtype=np.float64)
+    if A.shape[0]:
+        threads = 128
+        kernel[_blocks(A.shape[0], threads), threads](A, B, int(arg), out)
+    return out
+
+
 def to_center(reduction, F, C, arg):
     """float64 device array of the distances from every row of ``F`` to the row ``C`` (shape (1, d))."""
-    column = _reduction_kernels(reduction)[2]
-    out = cuda.device_array(F.shape[0], dtype=np.float64)
-    if F.shape[0]:
-        threads = 128
-        column[_blocks(F.shape[0], threads), threads](F, C, int(arg), out)
-    return out
+    return _rowwise(_reduction_kernels(reduction)[2], F, C, arg)
+
+
+def paired(reduction, A, B, arg):
+    """float64 device array of the distances ``d(A[i], B[i])`` of matching rows."""
+    return _rowwise(_reduction_kernels(reduction)[3], A, B, arg)
 
 
 def order_statistic(distances, k):
@@ -410,7 +446,7 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
     best = cuda.to_device(np.array([np.inf]))
     best_index = cuda.to_device(np.array([-1], dtype=np.int64))
     threads = _select_threads(n, 256)
-    fold_threads = min(REDUCE_THREADS, 1 << max(5, (rows - 1).bit_length()))
+    fold_threads = 4 if _simulated() else min(REDUCE_THREADS, 1 << max(5, (rows - 1).bit_length()))
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         m = stop - start

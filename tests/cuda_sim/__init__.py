@@ -1,0 +1,1 @@
+"""Device-kernel tests (a package, so its conftest does not shadow tests/conftest.py)."""

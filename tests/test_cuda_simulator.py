@@ -1,0 +1,112 @@
+"""Run the device-kernel tests (tests/cuda_sim) under the CUDA simulator.
+
+``NUMBA_ENABLE_CUDASIM`` is read when numba is imported, which this process
+has long done, so the simulator run needs a process of its own.
+"""
+
+import importlib.util
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(args, env=None, timeout=120):
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None, reason="numba-cuda is not installed")
+def test_device_kernels_pass_under_the_cuda_simulator():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = _run(["-m", "pytest", "tests/cuda_sim", "-q", "-p", "no:cacheprovider"], env=env, timeout=1200)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    summary = output.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary), summary
+    assert "skipped" not in summary and "failed" not in summary, summary
+
+
+def test_import_needs_no_numba_cuda():
+    code = (
+        "import sys\n"
+        "sys.modules['numba.cuda'] = None  # as if numba-cuda were absent\n"
+        "import numpy as np\n"
+        "import cs_fast.kernels.cuda as ck\n"
+        "try:\n"
+        "    ck.pairwise('l1', np.zeros((1, 1)), np.zeros((1, 1)), 0, np.float64)\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    proc = _run(["-c", code])
+    assert proc.returncode == 0, proc.stderr
+    assert "numba-cuda" in proc.stdout and "pip install numba-cuda" in proc.stdout
+
+
+def _ptx_signatures(nt):
+    """(kernel selector, argument types) covering every kernel x reduction x dtype."""
+    A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731
+    A1 = lambda dt: nt.Array(dt, 1, "C")  # noqa: E731
+    dtypes = {"mask": [nt.uint64]}
+    for red in ("box", "l1", "sq", "l2", "grouped_l2", "angular"):
+        dtypes[red] = [nt.float64, nt.float32]
+    for red, dts in dtypes.items():
+        for dt in dts:
+            for out in (nt.float64, nt.float32):
+                for slot in (0, 1):  # generic, tiled
+                    yield (red, slot), (A2(dt), A2(dt), nt.int64, A2(out))
+            for slot in (2, 3):  # to_center, paired
+                yield (red, slot), (A2(dt), A2(dt), nt.int64, A1(nt.float64))
+    for dt, key in ((nt.float64, nt.uint64), (nt.float32, nt.uint32)):
+        args = (A2(dt), A2(key), nt.int64, nt.int64, nt.uint64, nt.uint64, A1(nt.float64), A1(nt.float64))
+        yield ("common", 1), args
+    yield ("common", 2), (A1(nt.float64), nt.int64, nt.int64, A1(nt.float64), A1(nt.int64))
+
+
+def _no_op(x):
+    x[0] = 0.0
+
+
+def test_kernels_compile_to_ptx_for_a_real_gpu(monkeypatch):
+    """Type-check and compile every kernel for the real CUDA target (sm_80), no GPU needed.
+
+    The simulator runs the kernels as Python, so it cannot catch what only the
+    compiler rejects (a non-constant shared-array shape, uint64/int64 mixing).
+    Needs libNVVM (pip install nvidia-nvvm, or numba-cuda[cu13]); skips without it.
+    """
+    from numba.core import config
+
+    if config.ENABLE_CUDASIM:
+        pytest.skip("the simulator is on in this process")
+    cuda = pytest.importorskip("numba.cuda")
+    from numba import types as nt
+
+    try:
+        cuda.compile_ptx(_no_op, (nt.float64[:],), cc=(8, 0))
+    except Exception as err:  # missing libNVVM surfaces as several error types
+        pytest.skip(f"libNVVM is not available ({type(err).__name__}): pip install nvidia-nvvm")
+    import types
+
+    import numba.cuda.dispatcher as dispatcher
+
+    import cs_fast.kernels.cuda as ck
+
+    # Device functions compile for the current device's capability: stand one in.
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=(8, 0)))
+    monkeypatch.setattr(ck, "_KERNELS", {})  # a private build, dropped afterwards
+    count = 0
+    for (group, slot), args in _ptx_signatures(nt):
+        kernels = ck._build() if group == "common" else ck._reduction_kernels(group)
+        kernel = kernels[slot]
+        if kernel is None:  # no tiled kernel for this reduction
+            continue
+        ptx, _ = cuda.compile_ptx(kernel.py_func, args, cc=(8, 0))
+        assert ".entry" in ptx
+        count += 1
+    assert count == 67  # 38 pairwise + 13 to_center + 13 paired + 2 select + 1 fold
