@@ -1,9 +1,28 @@
 """Shared fixtures: seeded generators and sample data for every registered metric."""
 
+import os
+
 import numpy as np
 import pytest
 
 import cs_fast
+
+
+def _real_gpu():
+    try:
+        from numba import cuda
+
+        return cuda.is_available()
+    except Exception:  # no numba-cuda, no driver: no GPU
+        return False
+
+
+# The device suite runs in the main session only where it can run (a real GPU, or
+# the simulator switched on before numba was imported). Elsewhere
+# tests/test_cuda_simulator.py runs it in its own process under the simulator, so
+# collecting it here would only add skips.
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and not _real_gpu():
+    collect_ignore = ["cuda_sim"]
 
 
 def make_samples(metric, rng, n, dtype=np.float64, shape=None):
