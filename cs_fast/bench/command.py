@@ -75,10 +75,10 @@ def main_bench(args, *, selected=None, config=None, log=run.stderr_log):
     rows, ceil = run.run_all(config, selected, args.ops, log)
     e2e = None
     if not args.no_end_to_end:
-        from .end_to_end import toy_end_to_end
+        from .end_to_end import demo_end_to_end
 
-        log and log("end to end (toy box model)")
-        e2e = toy_end_to_end(quick=config.quick)
+        log and log("end to end (the demo's digits autoencoder, tv)")
+        e2e = demo_end_to_end(quick=config.quick)
     meta["load_average_end"] = measure.load_average()
     doc = report.document(rows, ceil, meta, dataclasses.asdict(config), e2e)
     table = report.format_table(rows, ceil, meta)
