@@ -17,23 +17,41 @@ def describe(x):
     return f"{type(x).__name__}"
 
 
+def real_dtype(dtype, name):
+    """The dtype :func:`check_real_dtype` converts ``dtype`` to, or the TypeError it raises.
+
+    Needs only the dtype, so device arrays are checked with the same words.
+    """
+    dtype = np.dtype(dtype)
+    kind = dtype.kind
+    if kind == "f":
+        if dtype == np.float16:
+            return np.dtype(np.float32)
+        if dtype in (np.float32, np.float64):
+            return dtype
+    elif kind in "iub":
+        return np.dtype(np.float64)
+    raise TypeError(
+        f"{name}: received dtype {dtype}; expected a real floating-point "
+        "(float32 or float64), integer or boolean array"
+    )
+
+
 def check_real_dtype(arr, name):
     """Accept float32/float64; integers and bools widen to float64, float16 to float32.
 
     Both widenings are exact, as in ``scipy.spatial.distance``; anything else
     (complex, object, strings) is a TypeError.
     """
-    kind = arr.dtype.kind
-    if kind == "f":
-        if arr.dtype == np.float16:
-            return arr.astype(np.float32)
-        if arr.dtype in (np.float32, np.float64):
-            return arr
-    elif kind in "iub":
-        return arr.astype(np.float64)
-    raise TypeError(
-        f"{name}: received dtype {arr.dtype}; expected a real floating-point "
-        "(float32 or float64), integer or boolean array"
+    dtype = real_dtype(arr.dtype, name)
+    return arr if arr.dtype == dtype else arr.astype(dtype)
+
+
+def nonfinite_rows_error(name, count, n, first):
+    """The error for ``count`` of ``n`` rows holding NaN or inf (host and device checks share it)."""
+    return ValueError(
+        f"{name}: {count} of {n} rows contain NaN or inf "
+        f"(first at row {first}); expected finite values"
     )
 
 
@@ -44,11 +62,7 @@ def check_finite(arr, name):
     bad_rows = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
     count = int(bad_rows.sum())
     if count:
-        first = int(np.flatnonzero(bad_rows)[0])
-        raise ValueError(
-            f"{name}: {count} of {arr.shape[0]} rows contain NaN or inf "
-            f"(first at row {first}); expected finite values"
-        )
+        raise nonfinite_rows_error(name, count, arr.shape[0], int(np.flatnonzero(bad_rows)[0]))
 
 
 def check_int(value, name, minimum=1):

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._checks import check_finite, check_real_dtype, describe
+from ._checks import describe, nonfinite_rows_error, real_dtype
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Metric:
     gamma: float
     layout: str
     params: tuple
-    prepare: Callable  # (array, argname, params) -> validated array (dtype fixed, finite)
+    prepare: Callable  # (array, argname, params, ops=HOST_OPS) -> validated array (dtype fixed, finite)
     featurize: Callable  # (validated array, params) -> Features
     reduction: str  # name of the pair function in cs_fast.kernels.pair
     reference: Callable = field(repr=False)  # (XA, XB, params) -> float64 (na, nb)
@@ -63,71 +63,123 @@ class Metric:
 
 
 # --------------------------------------------------------------------------- checks
+# The prepare functions read only shapes and dtypes themselves; whatever touches
+# the data (dtype conversion, flattening, the NaN/inf and zero-row counts) goes
+# through ``ops``. HOST_OPS does it with numpy; cs_fast.bindings.device passes a
+# device twin, so device inputs get the same checks and the same messages
+# without their data leaving the GPU.
 
-def _as_numpy(x, name):
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name}: received {describe(x)}; expected a numpy array")
-    return x
+
+def _row_counts(flags):
+    """(number of True rows, index of the first) of a boolean row vector."""
+    count = int(flags.sum())
+    return count, (int(np.flatnonzero(flags)[0]) if count else -1)
+
+
+class HostOps:
+    """Data operations of :attr:`Metric.prepare` on numpy arrays."""
+
+    @staticmethod
+    def array(x, name):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{name}: received {describe(x)}; expected a numpy array")
+        return x
+
+    @staticmethod
+    def astype(arr, dtype):
+        return arr if arr.dtype == dtype else arr.astype(dtype)
+
+    @staticmethod
+    def flatten(arr):
+        return arr.reshape(arr.shape[0], _per_sample(arr.shape))
+
+    @staticmethod
+    def nonfinite_rows(arr):
+        return _row_counts(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1))
+
+    @staticmethod
+    def zero_rows(arr):
+        return _row_counts(~np.any(arr != 0, axis=1))
+
+
+HOST_OPS = HostOps()
+
+
+def _per_sample(shape):
+    return int(np.prod(shape[1:]))
 
 
 def _rank_error(name, metric, arr):
     return ValueError(
-        f"{name}: received an array of shape {arr.shape}; metric {metric.name!r} expects {metric.layout}"
+        f"{name}: received an array of shape {tuple(arr.shape)}; metric {metric.name!r} expects {metric.layout}"
     )
 
 
-def _prepare_boxes(x, name, params):
-    arr = check_real_dtype(_as_numpy(x, name), name)
+def _check_finite(ops, arr, name):
+    if arr.dtype.kind != "f" or arr.shape[0] == 0 or _per_sample(arr.shape) == 0:
+        return
+    count, first = ops.nonfinite_rows(arr)
+    if count:
+        raise nonfinite_rows_error(name, count, arr.shape[0], first)
+
+
+def _prepare_boxes(x, name, params, ops=HOST_OPS):
+    arr = ops.array(x, name)
+    dtype = real_dtype(arr.dtype, name)
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise _rank_error(name, JACCARD, arr)
-    check_finite(arr, name)
+    arr = ops.astype(arr, dtype)
+    _check_finite(ops, arr, name)
     return arr
 
 
-def _prepare_masks(x, name, params):
-    arr = _as_numpy(x, name)
+def _prepare_masks(x, name, params, ops=HOST_OPS):
+    arr = ops.array(x, name)
     if arr.dtype != np.bool_:
         raise TypeError(
             f"{name}: received dtype {arr.dtype}; metric 'jaccard_mask' expects a boolean mask array"
         )
-    if arr.ndim < 2 or (arr.shape[0] > 0 and arr[0].size == 0):
+    if arr.ndim < 2 or (arr.shape[0] > 0 and _per_sample(arr.shape) == 0):
         raise _rank_error(name, JACCARD_MASK, arr)
     return arr
 
 
-def _prepare_tv(x, name, params):
-    arr = check_real_dtype(_as_numpy(x, name), name)
+def _prepare_tv(x, name, params, ops=HOST_OPS):
+    arr = ops.array(x, name)
+    dtype = real_dtype(arr.dtype, name)
     if arr.ndim not in (2, 3, 4):
         raise _rank_error(name, TV, arr)
     spatial = arr.shape[1:] if arr.ndim < 4 else arr.shape[2:]
     if max(spatial) < 2:
         raise ValueError(
-            f"{name}: received an array of shape {arr.shape}; metric 'tv' needs at least one "
+            f"{name}: received an array of shape {tuple(arr.shape)}; metric 'tv' needs at least one "
             "pair of adjacent entries per sample"
         )
-    check_finite(arr, name)
+    arr = ops.astype(arr, dtype)
+    _check_finite(ops, arr, name)
     return arr
 
 
 def _prepare_vectors(metric):
-    def prepare(x, name, params):
-        arr = check_real_dtype(_as_numpy(x, name), name)
-        if arr.ndim < 2 or (arr.shape[0] > 0 and arr[0].size == 0):
+    def prepare(x, name, params, ops=HOST_OPS):
+        arr = ops.array(x, name)
+        dtype = real_dtype(arr.dtype, name)
+        if arr.ndim < 2 or (arr.shape[0] > 0 and _per_sample(arr.shape) == 0):
             raise _rank_error(name, metric(), arr)
-        arr = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:])))
-        check_finite(arr, name)
+        arr = ops.flatten(ops.astype(arr, dtype))
+        _check_finite(ops, arr, name)
         return arr
 
     return prepare
 
 
-def _prepare_angular(x, name, params):
-    arr = _prepare_vectors(lambda: ANGULAR)(x, name, params)
-    zero = ~np.any(arr != 0, axis=1)
-    if zero.any():
+def _prepare_angular(x, name, params, ops=HOST_OPS):
+    arr = _prepare_vectors(lambda: ANGULAR)(x, name, params, ops)
+    count, first = ops.zero_rows(arr) if arr.shape[0] else (0, -1)
+    if count:
         raise ValueError(
-            f"{name}: {int(zero.sum())} of {arr.shape[0]} rows are all zero (first at row "
-            f"{int(np.flatnonzero(zero)[0])}); metric 'angular' is undefined for the zero vector"
+            f"{name}: {count} of {arr.shape[0]} rows are all zero (first at row "
+            f"{first}); metric 'angular' is undefined for the zero vector"
         )
     return arr
 
@@ -204,14 +256,27 @@ def _as_images(arr):
     return arr
 
 
+def tv_layout(shape, params):
+    """(image shape (n, C, H, W), positions P, grouped) of tv features for inputs of ``shape``.
+
+    Features are (n, C * P); ``grouped`` (channel-l2 over several channels)
+    puts each position's channels side by side, as the grouped-l2 reduction
+    reads them. Host and device featurize share this.
+    """
+    shape = tuple(shape)
+    images = {2: shape[:1] + (1, 1) + shape[1:], 3: shape[:1] + (1,) + shape[1:], 4: shape}[len(shape)]
+    _, c, h, w = images
+    positions = (h - 1) * w + h * (w - 1)
+    grouped = params.get("channel_norm", 1) == 2 and c > 1
+    return images, positions, grouped
+
+
 def _featurize_tv(arr, params):
     from .kernels.cpu import tv_features
 
-    images = np.ascontiguousarray(_as_images(arr))
+    images, positions, grouped = tv_layout(arr.shape, params)
+    images = np.ascontiguousarray(arr.reshape(images))
     n, c, h, w = images.shape
-    positions = (h - 1) * w + h * (w - 1)
-    # Channel-l2 needs each position's channels adjacent, summed as one block.
-    grouped = params.get("channel_norm", 1) == 2 and c > 1
     out = np.empty((n, c * positions), dtype=images.dtype)
     if n:
         tv_features(images, grouped, out)
@@ -439,23 +504,23 @@ def reduction_for(metric, features):
     return metric.reduction
 
 
-def prepare_pair(metric, XA, XB, params, names=("XA", "XB")):
+def prepare_pair(metric, XA, XB, params, names=("XA", "XB"), ops=HOST_OPS):
     """Validate two inputs for a pairwise computation and give them one dtype.
 
     The common dtype is float32 only when both are float32 (as scipy would
     give float64, we keep float32 to halve the traffic; float32 inputs get
-    float32 output). Feature sizes must match.
+    float32 output). Feature sizes must match. ``ops``: see :class:`HostOps`.
     """
-    A = metric.prepare(XA, names[0], params)
-    B = metric.prepare(XB, names[1], params)
-    if A.shape[1:] != B.shape[1:]:
+    A = metric.prepare(XA, names[0], params, ops)
+    B = metric.prepare(XB, names[1], params, ops)
+    if tuple(A.shape[1:]) != tuple(B.shape[1:]):
         raise ValueError(
-            f"{names[1]}: received per-sample shape {B.shape[1:]} but {names[0]} has "
-            f"{A.shape[1:]}; expected the same per-sample shape"
+            f"{names[1]}: received per-sample shape {tuple(B.shape[1:])} but {names[0]} has "
+            f"{tuple(A.shape[1:])}; expected the same per-sample shape"
         )
     if A.dtype != B.dtype and A.dtype != np.bool_:
         common = np.result_type(A.dtype, B.dtype)
-        A, B = A.astype(common), B.astype(common)
+        A, B = ops.astype(A, common), ops.astype(B, common)
     return A, B
 
 

@@ -20,8 +20,16 @@ from typing import Any, Optional
 import numpy as np
 
 from . import bounds
-from ._checks import check_finite, check_int, check_nonnegative, check_open_interval, check_positive, describe
-from .bindings.arrays import check_backend, host_view, is_torch, wrap_like
+from ._checks import (
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_open_interval,
+    check_positive,
+    describe,
+    nonfinite_rows_error,
+)
+from .bindings.arrays import check_backend, device_view, host_view, is_numba_device_array, is_torch, on_device, wrap_like
 from .bindings.distance import _to_center64, min_median
 from .metrics import check_metric_params, get_metric
 
@@ -85,9 +93,55 @@ class Certificate:
     beta: float
 
 
+# Distances are numpy arrays on the host path and numba device arrays on the
+# device path; these helpers keep them where they are and bring back scalars only.
+
+
 def _lower_median(d):
     k = (d.size + 1) // 2
+    if is_numba_device_array(d):
+        from .kernels.cuda import order_statistic
+
+        return order_statistic(d, k)
     return float(np.partition(d, k - 1)[k - 1])
+
+
+def _fraction_within(d, radius):
+    if is_numba_device_array(d):
+        from .bindings.device import count_within
+
+        return count_within(d, radius) / d.shape[0]
+    return float(np.mean(d <= radius))
+
+
+def _certified_order_statistic(d, q):
+    """:func:`cs_fast.bounds.order_statistic` of ``d``, selected where ``d`` lives (``q <= 1``)."""
+    if is_numba_device_array(d):
+        from .kernels.cuda import order_statistic
+
+        return order_statistic(d, bounds.order_rank(q, d.shape[0]))
+    return bounds.order_statistic(d, q)
+
+
+def _concatenate(parts):
+    if is_numba_device_array(parts[0]):
+        from .bindings.device import concatenate
+
+        return concatenate(parts)
+    return np.concatenate(parts, axis=0)
+
+
+def _row(Z, index):
+    """Sample ``index`` of ``Z`` (a device copy on the device: it outlives the sample)."""
+    if is_numba_device_array(Z):
+        from .bindings.device import take_row
+
+        return take_row(Z, index)
+    return Z[index]
+
+
+def _scalar(d):
+    return float(d.copy_to_host()[0] if is_numba_device_array(d) else d[0])
 
 
 class CenterSmoothing:
@@ -98,7 +152,10 @@ class CenterSmoothing:
     model : callable
         Maps a batch of inputs (first axis = batch) to a batch of outputs: a
         torch module or function (inputs are made with torch and outputs stay
-        where the model puts them), or a numpy function.
+        where the model puts them), or a numpy function. Device outputs (CUDA
+        torch tensors, CuPy or numba device arrays) stay on the GPU through
+        smoothing and certification (only scalars come to the host), and the
+        center is returned on the model's device.
     metric : str
         Output distance, see :func:`cs_fast.available_metrics`.
     sigma : float
@@ -190,28 +247,47 @@ class CenterSmoothing:
             bar.close()
 
     def _check_output(self, out, b):
-        arr, self._output_kind = host_view(out, "model output")
+        # Device outputs stay on the device (unless backend='cpu', where host_view
+        # refuses them): checked there, with only the NaN/inf row count coming back.
+        device = self.backend != "cpu" and on_device(out)
+        if device:
+            from .bindings.device import DEVICE_OPS
+
+            arr, self._output_kind = device_view(out, "model output")
+            arr = DEVICE_OPS.array(arr, "model output")
+        else:
+            arr, self._output_kind = host_view(out, "model output")
         if arr.ndim == 0 or arr.shape[0] != b:
             raise ValueError(
-                f"model output: received shape {arr.shape} for a batch of {b} inputs; expected "
+                f"model output: received shape {tuple(arr.shape)} for a batch of {b} inputs; expected "
                 f"a batch of {b} outputs (first axis = batch)"
             )
-        check_finite(arr, "model output")
+        if not device:
+            check_finite(arr, "model output")
+        elif arr.dtype.kind == "f" and arr.size:
+            count, first = DEVICE_OPS.nonfinite_rows(arr)
+            if count:
+                raise nonfinite_rows_error("model output", count, b, first)
         return arr
 
     def _sample(self, x, count, stream, desc):
-        return np.concatenate(list(self._batches(x, count, stream, desc)), axis=0)
+        return _concatenate(list(self._batches(x, count, stream, desc)))
 
     def _distances(self, x, count, stream, center, desc):
-        """float64 distances from ``count`` fresh outputs to ``center``, batch by batch."""
+        """float64 distances from ``count`` fresh outputs to ``center``, batch by batch.
+
+        A numpy array, or a numba device array when the samples are on the device.
+        """
         parts = [
             _to_center64(batch, center, self.metric, self.metric_params, self.backend)[0]
             for batch in self._batches(x, count, stream, desc)
         ]
-        return np.concatenate(parts)
+        return _concatenate(parts)
 
     def _wrap_center(self, center):
         """The center as the model's own output type (a copy: it outlives the sample)."""
+        if is_numba_device_array(center):
+            return wrap_like(center, self._output_kind)  # already a copy (see _row)
         return wrap_like(np.array(center), self._output_kind)
 
     # ------------------------------------------------------------------ API
@@ -227,21 +303,24 @@ class CenterSmoothing:
         n = check_int(n, "n")
         delta1 = bounds.smoothing_margin(n, alpha1)
         delta = check_open_interval(delta, "delta", 0.0, 0.5)
-        return self._smooth(x, n, delta1, delta, self._streams())
+        return self._smooth(x, n, delta1, delta, self._streams())[0]
 
     def _smooth(self, x, n, delta1, delta, streams):
+        """(SmoothResult, center where the samples live) of Algorithm 1."""
         Z = self._sample(x, n, streams[0], "center samples")
+        b = self.backend
         if self.candidates is None:
-            index, _ = min_median(Z, self.metric, tile=None, **self.metric_params)
-            center = Z[index]
+            index, _ = min_median(Z, self.metric, backend=b, tile=None, **self.metric_params)
+            center = _row(Z, index)
         else:
             C = self._sample(x, self.candidates, streams[3], "candidates")
-            meds = [_lower_median(_to_center64(Z, c, self.metric, self.metric_params)[0]) for c in C]
-            center = C[int(np.argmin(meds))]
+            meds = [_lower_median(_to_center64(Z, C[i], self.metric, self.metric_params, b)[0])
+                    for i in range(C.shape[0])]
+            center = _row(C, int(np.argmin(meds)))
         # The radius from float64 distances of the same routine the checks use.
-        radius = _lower_median(_to_center64(Z, center, self.metric, self.metric_params)[0])
+        radius = _lower_median(_to_center64(Z, center, self.metric, self.metric_params, b)[0])
         fresh = self._distances(x, n, streams[1], center, "mass check")
-        p_hat = float(np.mean(fresh <= radius))
+        p_hat = _fraction_within(fresh, radius)
         delta2 = 0.5 - (p_hat - delta1)
         reason = None
         if delta1 > delta:
@@ -250,8 +329,8 @@ class CenterSmoothing:
             reason = (f"center check failed: delta2 = {delta2:.4g} > delta = {delta:.4g} (only {p_hat:.4f} of "
                       f"fresh samples within radius {radius:.4g})")
         if reason is not None:
-            return SmoothResult(None, radius, delta1, delta2, True, reason)
-        return SmoothResult(self._wrap_center(center), radius, delta1, delta2, False, None)
+            return SmoothResult(None, radius, delta1, delta2, True, reason), None
+        return SmoothResult(self._wrap_center(center), radius, delta1, delta2, False, None), center
 
     def certify(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                 delta=DELTA_DEFAULT):
@@ -274,22 +353,21 @@ class CenterSmoothing:
         p = bounds.required_mass(delta, eps1, self.sigma)
         q = bounds.quantile_level(p, m, alpha2)
         streams = self._streams()
-        sm = self._smooth(x, n, delta1, delta, streams)
+        sm, center = self._smooth(x, n, delta1, delta, streams)
         common = dict(radius=sm.radius, delta1=sm.delta1, delta2=sm.delta2, eps1=eps1, p=p, q=q,
                       gamma=self.gamma, beta=self.beta)
         if sm.abstained:
             return Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
                                smoothing_error=None, **common)
-        center = np.asarray(host_view(sm.center, "center")[0])
         base = self._base_output(x)
-        smoothing_error = float(_to_center64(base, center, self.metric, self.metric_params)[0][0])
+        smoothing_error = _scalar(_to_center64(base, center, self.metric, self.metric_params, self.backend)[0])
         if q > 1.0:
             reason = (f"q = {q:.6g} > 1: m = {m} samples cannot certify mass p = {p:.6g} "
                       "(increase m, or sigma relative to eps1)")
             return Certificate(center=sm.center, abstained=True, reason=reason, eps_out=None, R=None,
                                smoothing_error=smoothing_error, **common)
         dists = self._distances(x, m, streams[2], center, "certification")
-        R = bounds.order_statistic(dists, q)
+        R = _certified_order_statistic(dists, q)
         eps_out = bounds.certified_radius(R, self.gamma, self.beta)
         return Certificate(center=sm.center, abstained=False, reason=None, eps_out=eps_out, R=R,
                            smoothing_error=smoothing_error, **common)

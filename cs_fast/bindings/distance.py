@@ -1,7 +1,11 @@
-"""scipy-style front doors: cdist, pdist, to_center, min_median.
+"""scipy-style front doors: cdist, pdist, to_center, paired, min_median.
 
-Each validates its inputs against the metric's layout, featurizes once, calls
-one kernel and returns the caller's array type.
+Each picks where to compute (:func:`cs_fast.bindings.arrays.placement`:
+``'auto'`` follows the data), validates its inputs against the metric's
+layout, featurizes once, calls one kernel (:mod:`cs_fast.kernels.cpu` or
+:mod:`cs_fast.kernels.cuda`) and returns the caller's array type. On the
+device path, validation and featurize run on the device too
+(:mod:`cs_fast.bindings.device`); only counts and scalars reach the host.
 """
 
 import numba
@@ -9,22 +13,58 @@ import numpy as np
 
 from .._checks import check_int
 from ..kernels import cpu
-from ..metrics import check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
-from .arrays import check_backend, host_view, wrap_like
+from ..kernels import cuda as ck
+from ..metrics import HOST_OPS, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
+from .arrays import device_scope, device_view, host_view, is_numba_device_array, on_device, placement, wrap_like
 
-# The float64 row buffer of min_median gets at most this many bytes by default.
+# The float64 row buffer of min_median gets at most this many bytes by default on
+# the host; the device default is cs_fast.kernels.cuda.DEFAULT_MAX_MEMORY.
 DEFAULT_TILE_BYTES = 256 * 2**20
 
 
-def _setup(metric, params, backend):
+def _metric(metric, params):
     m = get_metric(metric)
-    params = check_metric_params(m, params)
-    backend = check_backend(backend)
-    if backend == "cuda":
-        from .cuda_backend import require_cuda
+    return m, check_metric_params(m, params)
 
-        require_cuda()
-    return m, params
+
+def _load(backend, named):
+    """Place and view the inputs ``named`` (a list of (argname, array)).
+
+    Returns ``(arrays, kind, ops, gpu)``: the arrays to compute on (numpy or
+    numba device arrays), the caller's array kind (of the first input), the
+    prepare operations for where the arrays live, and whether the kernels run
+    on the GPU. Host data under ``backend='cuda'`` is validated and featurized
+    on the host and its features uploaded (see :func:`_featurize`).
+    """
+    gpu = placement(backend, dict(named)) == "cuda"
+    if gpu and on_device(named[0][1]):
+        from .device import DEVICE_OPS
+
+        views = [device_view(x, name) for name, x in named]
+        ops = DEVICE_OPS
+    else:
+        views = [host_view(x, name) for name, x in named]
+        ops = HOST_OPS
+    return [v[0] for v in views], views[0][1], ops, gpu
+
+
+def _featurize(m, arr, params, gpu):
+    if not gpu:
+        return m.featurize(arr, params)
+    from . import device
+
+    if is_numba_device_array(arr):
+        return device.featurize(m, arr, params)
+    return device.upload(m.featurize(arr, params))
+
+
+def _astype(d, dtype):
+    """Distances in the output dtype, where they are."""
+    if is_numba_device_array(d):
+        from .device import copy
+
+        return d if d.dtype == dtype else copy(d, dtype)
+    return d.astype(dtype, copy=False)
 
 
 def cdist(XA, XB, metric="l2", *, backend="auto", **params):
@@ -33,29 +73,43 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
     A drop-in for :func:`scipy.spatial.distance.cdist`: returns an
     ``(len(XA), len(XB))`` matrix with ``out[i, j] = d(XA[i], XB[j])``.
     float32 inputs give float32 output, anything else float64. numpy in,
-    numpy out; torch in, torch out (CPU tensors are viewed, not copied).
+    numpy out; torch in, torch out (CPU tensors are viewed, not copied); CUDA
+    torch / CuPy / numba device arrays in, the same type out, on the device.
 
     Parameters
     ----------
     XA, XB : array_like
         Samples in the metric's layout (see :func:`cs_fast.available_metrics`
-        and :mod:`cs_fast.metrics`), with the same per-sample shape.
+        and :mod:`cs_fast.metrics`), with the same per-sample shape. Both on
+        the host or both on a CUDA device (see :mod:`cs_fast.bindings.arrays`).
     metric : str
         A registered name or alias (``'jaccard'``, ``'tv'``, ``'sqfeat'``, ...).
     backend : {'auto', 'cpu', 'cuda'}
-        Where to compute; ``'auto'`` follows where the data lives.
+        Where to compute; ``'auto'`` follows where the data lives. ``'cuda'``
+        with host data copies it to the device and the result back.
     **params
         Metric parameters, e.g. ``channel_norm=2`` for ``tv`` or
         ``weights=w`` for ``sqfeat``.
+
+    Raises
+    ------
+    ValueError
+        If one input is on the host and the other on a device, or
+        ``backend='cpu'`` receives device data.
+    RuntimeError
+        If the CUDA backend is needed but not usable (no numba-cuda, no GPU).
     """
-    m, params = _setup(metric, params, backend)
-    A, kind = host_view(XA, "XA")
-    B, _ = host_view(XB, "XB")
-    A, B = prepare_pair(m, A, B, params)
-    FA = m.featurize(A, params)
-    FB = m.featurize(B, params)
-    D = cpu.pairwise(reduction_for(m, FA), FA.data, FB.data, FA.arg, output_dtype(A))
-    return wrap_like(D, kind)
+    m, params = _metric(metric, params)
+    (A, B), kind, ops, gpu = _load(backend, [("XA", XA), ("XB", XB)])
+    with device_scope(kind):
+        A, B = prepare_pair(m, A, B, params, ops=ops)
+        FA, FB = _featurize(m, A, params, gpu), _featurize(m, B, params, gpu)
+        red = reduction_for(m, FA)
+        if gpu:
+            D = ck.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
+        else:
+            D = cpu.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
+        return wrap_like(D, kind)
 
 
 def pdist(X, metric="l2", *, backend="auto", **params):
@@ -65,33 +119,45 @@ def pdist(X, metric="l2", *, backend="auto", **params):
     row-major order; ``scipy.spatial.distance.squareform`` turns it into the
     square matrix. Only the upper triangle is computed, in row tiles.
     """
-    m, params = _setup(metric, params, backend)
-    X, kind = host_view(X, "X")
-    X = m.prepare(X, "X", params)
-    F = m.featurize(X, params)
-    red = reduction_for(m, F)
-    n = X.shape[0]
-    out = np.empty(n * (n - 1) // 2, dtype=output_dtype(X))
-    tile = 256
-    pos = 0
-    for i0 in range(0, max(n - 1, 0), tile):
-        i1 = min(n - 1, i0 + tile)
-        block = cpu.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, out.dtype)
-        for r in range(i1 - i0):
-            row = block[r, r:]
-            out[pos : pos + row.size] = row
-            pos += row.size
-    return wrap_like(out, kind)
+    m, params = _metric(metric, params)
+    (X,), kind, ops, gpu = _load(backend, [("X", X)])
+    with device_scope(kind):
+        X = m.prepare(X, "X", params, ops)
+        F = _featurize(m, X, params, gpu)
+        red = reduction_for(m, F)
+        n = X.shape[0]
+        dtype = output_dtype(X)
+        tile = 256
+        if gpu:
+            from ..kernels import cuda_featurize as kf
+
+            out = ck.cuda_module().device_array(n * (n - 1) // 2, dtype=dtype)
+            for i0 in range(0, max(n - 1, 0), tile):
+                i1 = min(n - 1, i0 + tile)
+                kf.condense(ck.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, dtype), i0, n, out)
+            return wrap_like(out, kind)
+        out = np.empty(n * (n - 1) // 2, dtype=dtype)
+        pos = 0
+        for i0 in range(0, max(n - 1, 0), tile):
+            i1 = min(n - 1, i0 + tile)
+            block = cpu.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, out.dtype)
+            for r in range(i1 - i0):
+                row = block[r, r:]
+                out[pos : pos + row.size] = row
+                pos += row.size
+        return wrap_like(out, kind)
 
 
 def to_center(Z, center, metric="l2", *, backend="auto", **params):
     """Distances from every row of ``Z`` to the single point ``center``.
 
-    ``center`` has the per-sample shape of ``Z`` (``Z.shape[1:]``). Returns a
-    length-``len(Z)`` vector, float32 for float32 inputs, else float64.
+    ``center`` has the per-sample shape of ``Z`` (``Z.shape[1:]``) and lives
+    where ``Z`` does. Returns a length-``len(Z)`` vector of the caller's type,
+    float32 for float32 inputs, else float64.
     """
     d64, dtype, kind = _to_center64(Z, center, metric, params, backend)
-    return wrap_like(d64.astype(dtype, copy=False), kind)
+    with device_scope(kind):
+        return wrap_like(_astype(d64, dtype), kind)
 
 
 def paired(XA, XB, metric="l2", *, backend="auto", **params):
@@ -100,35 +166,39 @@ def paired(XA, XB, metric="l2", *, backend="auto", **params):
     The row-wise form of :func:`cdist` (``sklearn.metrics.pairwise.paired_distances``
     style, and the ``dist_fn(batch1, batch2)`` signature of the authors' code).
     """
-    m, params = _setup(metric, params, backend)
-    A, kind = host_view(XA, "XA")
-    B, _ = host_view(XB, "XB")
-    A, B = prepare_pair(m, A, B, params)
-    if len(A) != len(B):
-        raise ValueError(f"XB: received {len(B)} rows but XA has {len(A)}; expected matching rows")
-    FA = m.featurize(A, params)
-    FB = m.featurize(B, params)
-    d = cpu.paired(reduction_for(m, FA), FA.data, FB.data, FA.arg)
-    return wrap_like(d.astype(output_dtype(A), copy=False), kind)
+    m, params = _metric(metric, params)
+    (A, B), kind, ops, gpu = _load(backend, [("XA", XA), ("XB", XB)])
+    with device_scope(kind):
+        A, B = prepare_pair(m, A, B, params, ops=ops)
+        if len(A) != len(B):
+            raise ValueError(f"XB: received {len(B)} rows but XA has {len(A)}; expected matching rows")
+        FA, FB = _featurize(m, A, params, gpu), _featurize(m, B, params, gpu)
+        red = reduction_for(m, FA)
+        d = (ck if gpu else cpu).paired(red, FA.data, FB.data, FA.arg)
+        return wrap_like(_astype(d, output_dtype(A)), kind)
 
 
 def _to_center64(Z, center, metric, params, backend="auto"):
-    """float64 distances (the smoothing layer's certificates use these), out dtype, kind."""
-    m, params = _setup(metric, params, backend)
-    Z, kind = host_view(Z, "Z")
-    c, _ = host_view(center, "center")
-    c = np.asarray(c)
-    if c.shape != Z.shape[1:]:
+    """float64 distances, out dtype, kind; the distances stay where they were computed.
+
+    The smoothing layer's certificates use these: a numpy array on the host
+    path, a numba device array on the device path.
+    """
+    m, params = _metric(metric, params)
+    (Z, c), kind, ops, gpu = _load(backend, [("Z", Z), ("center", center)])
+    if tuple(c.shape) != tuple(Z.shape[1:]):
         raise ValueError(
-            f"center: received shape {c.shape}; expected the per-sample shape of Z, {Z.shape[1:]}"
+            f"center: received shape {tuple(c.shape)}; expected the per-sample shape of Z, {tuple(Z.shape[1:])}"
         )
-    A, C = prepare_pair(m, Z, c[None], params, names=("Z", "center"))
-    FA = m.featurize(A, params)
-    FC = m.featurize(C, params)
-    return cpu.to_center(reduction_for(m, FA), FA.data, FC.data, FA.arg), output_dtype(A), kind
+    with device_scope(kind):
+        c = c.reshape((1,) + tuple(c.shape)) if ops is not HOST_OPS else np.asarray(c)[None]
+        A, C = prepare_pair(m, Z, c, params, names=("Z", "center"), ops=ops)
+        FA, FC = _featurize(m, A, params, gpu), _featurize(m, C, params, gpu)
+        d = (ck if gpu else cpu).to_center(reduction_for(m, FA), FA.data, FC.data, FA.arg)
+    return d, output_dtype(A), kind
 
 
-def min_median(Z, metric="l2", *, backend="auto", tile=None, **params):
+def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, **params):
     """The sample with the smallest lower median distance to all samples.
 
     For each row ``i`` the lower median is the ``ceil(n/2)``-th smallest of
@@ -139,20 +209,38 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, **params):
     enclosing ball of half the samples (beta = 2 gamma).
 
     Rows are processed in tiles and never hold the ``n x n`` matrix: extra
-    memory is ``O(tile * n)`` (``tile`` rows of float64, 256 MiB by default).
-    A counting pass fused with the distance computation discards rows that
-    cannot beat the best median so far; only the others get an exact
-    selection.
+    memory is ``O(tile * n)``. A counting pass discards rows that cannot beat
+    the best median so far; only the others get an exact selection.
+
+    Parameters
+    ----------
+    tile : int, optional
+        Rows per tile; by default as many as ``max_memory`` allows (at most
+        1024 on the host).
+    max_memory : int, optional
+        Bytes of float64 distance rows held at once: 256 MiB by default on
+        the host, ``cs_fast.kernels.cuda.DEFAULT_MAX_MEMORY`` (1 GiB) on the
+        device, where a budget smaller than one row is a ValueError.
     """
-    m, params = _setup(metric, params, backend)
-    Z, _ = host_view(Z, "Z")
-    Z = m.prepare(Z, "Z", params)
-    n = Z.shape[0]
-    if n == 0:
-        raise ValueError("Z: received 0 samples; expected at least 1")
-    if tile is None:
-        tile = max(numba.get_num_threads(), min(1024, DEFAULT_TILE_BYTES // (8 * n)))
-    tile = check_int(tile, "tile")
-    F = m.featurize(Z, params)
-    index, radius = cpu.min_median(reduction_for(m, F), F.data, F.arg, tile)
+    m, params = _metric(metric, params)
+    (Z,), kind, ops, gpu = _load(backend, [("Z", Z)])
+    with device_scope(kind):
+        Z = m.prepare(Z, "Z", params, ops)
+        n = Z.shape[0]
+        if n == 0:
+            raise ValueError("Z: received 0 samples; expected at least 1")
+        if tile is not None:
+            tile = check_int(tile, "tile")
+        if max_memory is not None:
+            max_memory = check_int(max_memory, "max_memory")
+        F = _featurize(m, Z, params, gpu)
+        red = reduction_for(m, F)
+        if gpu:
+            budget = ck.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
+            index, radius = ck.min_median(red, F.data, F.arg, tile=tile, max_memory=budget)
+        else:
+            if tile is None:
+                budget = DEFAULT_TILE_BYTES if max_memory is None else max_memory
+                tile = max(numba.get_num_threads(), min(1024, budget // (8 * n)))
+            index, radius = cpu.min_median(red, F.data, F.arg, tile)
     return int(index), float(radius)

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import pair, select
+from . import features, pair, select
 from .retarget import retarget
 
 # reassoc lets LLVM vectorize float reductions; nnan/ninf stay off so NaN and inf
@@ -37,11 +37,12 @@ _FASTMATH = {"reassoc", "contract", "nsz"}
 # float64 reductions of the pair functions, and keeps NaN/inf propagation and
 # the plain multiply-add rounding of the box formula (tests/test_fastmath.py).
 _PAIR_FASTMATH = {"reassoc", "nsz"}
-K = retarget([pair, select], numba.njit(nogil=True, fastmath=_PAIR_FASTMATH))
+K = retarget([pair, select, features], numba.njit(nogil=True, fastmath=_PAIR_FASTMATH))
 # numba cannot look names up in a namespace object: bind the ones used here.
 _kth_smallest = K.kth_smallest
 _count_below = K.count_below
 _sq_pair = K.sq_pair
+_tv_index = K.tv_index  # the layout the device featurize shares (kernels/features.py)
 
 # The cancellation guard of the GEMM form: relative rounding of the float64
 # product is ~1e-16 * sqrt(d) * (|a|^2 + |b|^2); recomputing every pair with
@@ -254,10 +255,6 @@ def _sq_finish(A, B, na2, nb2, G, guard, take_sqrt):
             G[i, j] = math.sqrt(v) if take_sqrt else v
 
 
-
-
-
-
 @numba.njit(parallel=True)
 def tv_features(X, grouped, out):
     """Write the TV neighbour differences of (n, C, H, W) images into ``out``.
@@ -267,7 +264,8 @@ def tv_features(X, grouped, out):
     then the horizontal ones ``X[h, w + 1] - X[h, w]``. With ``grouped`` the
     channels of one position are adjacent instead (``p * C + c``), as the
     channel-l2 reduction reads them. One pass over the images, in parallel;
-    ``cs_fast.metrics.tv_differences`` is the numpy reference.
+    ``cs_fast.metrics.tv_differences`` is the numpy reference. The column
+    layout is :func:`cs_fast.kernels.features.tv_index`, shared with the device.
     """
     n, C, H, W = X.shape
     P = (H - 1) * W + H * (W - 1)
@@ -277,12 +275,12 @@ def tv_features(X, grouped, out):
             for h in range(H - 1):
                 for w in range(W):
                     p = h * W + w
-                    idx = p * C + c if grouped else c * P + p
+                    idx = _tv_index(p, c, C, P, grouped)
                     out[i, idx] = X[i, c, h + 1, w] - X[i, c, h, w]
             for h in range(H):
                 for w in range(W - 1):
                     p = nv + h * (W - 1) + w
-                    idx = p * C + c if grouped else c * P + p
+                    idx = _tv_index(p, c, C, P, grouped)
                     out[i, idx] = X[i, c, h, w + 1] - X[i, c, h, w]
 
 

@@ -1,0 +1,238 @@
+"""Device featurize and the small device helpers of the bindings (numba.cuda).
+
+Compute only, no validation. The featurize kernels produce exactly the layout
+of the host featurize in :mod:`cs_fast.metrics` (the per-element math is
+:mod:`cs_fast.kernels.features`, compiled here for the device and by
+:mod:`cs_fast.kernels.cpu` for the host):
+
+========== ==================================================================
+boxes      float64 copy, every empty box set to [0, 0, 0, 0]
+masks      bit-packed uint64 words, ``np.packbits`` order
+tv         neighbour differences, channel-major or grouped by position
+scale      ``x * s[k]`` in float64, stored in the output dtype (sqfeat weights)
+unit_rows  rows divided by their float64 l2 norm (angular)
+========== ==================================================================
+
+The helpers count what validation needs (rows with NaN/inf, all-zero rows,
+distances within a radius) so only counts come back to the host, and
+condense row blocks of a distance matrix for ``pdist``.
+
+As in :mod:`cs_fast.kernels.cuda`, nothing compiles (nor is numba-cuda
+imported) until the first call, and the kernels name ``cuda`` as a module
+global, which the simulator requires.
+"""
+
+import math
+
+import numpy as np
+
+from . import cuda as ck
+from . import features
+from .retarget import retarget
+
+cuda = None  # numba.cuda once loaded (see cs_fast.kernels.cuda)
+_KERNELS = {}
+_THREADS = 128  # 1-D blocks
+_TILE2 = 16  # 2-D blocks are _TILE2 x _TILE2
+# Under the simulator every CUDA thread is a Python thread: small blocks keep tests fast.
+_SIM_THREADS = 8
+_SIM_TILE2 = 4
+_MAX_GRID_Y = 65535
+
+
+def _build():
+    global cuda
+    if _KERNELS:
+        return _KERNELS
+    cuda = ck.cuda_module()
+    dev = retarget([features], cuda.jit(device=True))
+    tv_index, tv_difference = dev.tv_index, dev.tv_difference
+    empty_box, mask_word = dev.empty_box, dev.mask_word
+
+    @cuda.jit
+    def boxes(X, out):
+        i = cuda.grid(1)
+        if i < X.shape[0]:
+            x1 = np.float64(X[i, 0])
+            y1 = np.float64(X[i, 1])
+            x2 = np.float64(X[i, 2])
+            y2 = np.float64(X[i, 3])
+            if empty_box(x1, y1, x2, y2):
+                x1 = y1 = x2 = y2 = 0.0
+            out[i, 0] = x1
+            out[i, 1] = y1
+            out[i, 2] = x2
+            out[i, 3] = y2
+
+    @cuda.jit
+    def masks(M, out):
+        w, r = cuda.grid(2)
+        for i in range(r, out.shape[0], cuda.gridsize(2)[1]):
+            if w < out.shape[1]:
+                out[i, w] = mask_word(M, i, w)
+
+    @cuda.jit
+    def tv(X, grouped, out):
+        t, r = cuda.grid(2)
+        C = X.shape[1]
+        H = X.shape[2]
+        W = X.shape[3]
+        P = (H - 1) * W + H * (W - 1)
+        c = t // P
+        p = t - c * P
+        for i in range(r, X.shape[0], cuda.gridsize(2)[1]):
+            if t < C * P:
+                out[i, tv_index(p, c, C, P, grouped)] = tv_difference(X, i, c, p, H, W)
+
+    @cuda.jit
+    def scale(X, s, out):
+        k, r = cuda.grid(2)
+        for i in range(r, X.shape[0], cuda.gridsize(2)[1]):
+            if k < X.shape[1]:
+                out[i, k] = np.float64(X[i, k]) * s[k]
+
+    @cuda.jit
+    def unit_rows(X, out):
+        i = cuda.grid(1)
+        if i < X.shape[0]:
+            acc = 0.0
+            for k in range(X.shape[1]):
+                v = np.float64(X[i, k])
+                acc += v * v
+            norm = math.sqrt(acc)
+            for k in range(X.shape[1]):
+                out[i, k] = np.float64(X[i, k]) / norm
+
+    @cuda.jit
+    def flag_rows(X, nonzero, flags):
+        # flags[i] = 1 if row i has a NaN/inf (nonzero: a non-zero) entry; every
+        # writer writes the same 1, so the races are benign.
+        k, r = cuda.grid(2)
+        for i in range(r, X.shape[0], cuda.gridsize(2)[1]):
+            if k < X.shape[1]:
+                v = X[i, k]
+                hit = (v != 0) if nonzero else (math.isnan(v) or math.isinf(v))
+                if hit:
+                    flags[i] = 1
+
+    @cuda.jit
+    def count_rows(flags, want, out):
+        # out = [number of rows with flags == want, first such row (starts at n)]
+        i = cuda.grid(1)
+        if i < flags.shape[0] and flags[i] == want:
+            cuda.atomic.add(out, 0, 1)
+            cuda.atomic.min(out, 1, i)
+
+    @cuda.jit
+    def count_within(d, bound, out):
+        i = cuda.grid(1)
+        if i < d.shape[0] and d[i] <= bound:
+            cuda.atomic.add(out, 0, 1)
+
+    @cuda.jit
+    def condense(block, i0, n, out):
+        # block[r, jj] = d(i0 + r, i0 + 1 + jj); keep j > i, at scipy's condensed position.
+        jj, r0 = cuda.grid(2)
+        for r in range(r0, block.shape[0], cuda.gridsize(2)[1]):
+            i = i0 + r
+            j = i0 + 1 + jj
+            if jj < block.shape[1] and j > i:
+                out[i * n - (i * (i + 1)) // 2 + (j - i - 1)] = block[r, jj]
+
+    _KERNELS.update(boxes=boxes, masks=masks, tv=tv, scale=scale, unit_rows=unit_rows,
+                    flag_rows=flag_rows, count_rows=count_rows, count_within=count_within,
+                    condense=condense)
+    return _KERNELS
+
+
+def _blocks(count, per_block):
+    return max(1, (count + per_block - 1) // per_block)
+
+
+def _launch1(name, count, *args):
+    if count:
+        threads = _SIM_THREADS if ck._simulated() else _THREADS
+        _build()[name][_blocks(count, threads), threads](*args)
+
+
+def _launch2(name, rows, cols, *args):
+    # x runs along columns (the contiguous axis): coalesced loads and stores.
+    if rows and cols:
+        t = _SIM_TILE2 if ck._simulated() else _TILE2
+        # Rows beyond the grid's y limit are covered by the kernels' row-stride loops.
+        _build()[name][(_blocks(cols, t), min(_blocks(rows, t), _MAX_GRID_Y)), (t, t)](*args)
+
+
+# --------------------------------------------------------------------------- featurize
+
+
+def boxes(X):
+    """float64 (n, 4) copy of boxes with every empty box set to [0, 0, 0, 0]."""
+    _build()
+    out = cuda.device_array((X.shape[0], 4), dtype=np.float64)
+    _launch1("boxes", X.shape[0], X, out)
+    return out
+
+
+def masks(M):
+    """uint64 (n, ceil(L / 64)) bit-packed rows of the boolean (n, L) array ``M``."""
+    _build()
+    out = cuda.device_array((M.shape[0], (M.shape[1] + 63) // 64), dtype=np.uint64)
+    _launch2("masks", out.shape[0], out.shape[1], M, out)
+    return out
+
+
+def tv(X, grouped):
+    """Neighbour differences of (n, C, H, W) images: (n, C * P), as ``cpu.tv_features``."""
+    _build()
+    n, C, H, W = X.shape
+    P = (H - 1) * W + H * (W - 1)
+    out = cuda.device_array((n, C * P), dtype=X.dtype)
+    _launch2("tv", n, C * P, X, bool(grouped), out)
+    return out
+
+
+def scale(X, s):
+    """``X[i, k] * s[k]`` (float64 product) in the dtype of ``X``; ``s`` is a float64 device vector."""
+    _build()
+    out = cuda.device_array(X.shape, dtype=X.dtype)
+    _launch2("scale", X.shape[0], X.shape[1], X, s, out)
+    return out
+
+
+def unit_rows(X):
+    """Rows of ``X`` divided by their l2 norm (float64 arithmetic), in the dtype of ``X``."""
+    _build()
+    out = cuda.device_array(X.shape, dtype=X.dtype)
+    _launch1("unit_rows", X.shape[0], X, out)
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def flagged_rows(X, nonzero):
+    """(count, first) of the rows of the 2-D ``X`` with a NaN/inf entry (``nonzero``: rows
+    with no non-zero entry, i.e. all zero); ``first`` is -1 when the count is 0."""
+    _build()
+    n = X.shape[0]
+    flags = cuda.to_device(np.zeros(n, dtype=np.int32))
+    _launch2("flag_rows", n, X.shape[1], X, bool(nonzero), flags)
+    out = cuda.to_device(np.array([0, n], dtype=np.int64))
+    _launch1("count_rows", n, flags, 0 if nonzero else 1, out)
+    count, first = (int(v) for v in out.copy_to_host())
+    return count, (first if count else -1)
+
+
+def count_within(d, bound):
+    """Number of entries of the 1-D device array ``d`` that are ``<= bound``."""
+    _build()
+    out = cuda.to_device(np.zeros(1, dtype=np.int64))
+    _launch1("count_within", d.shape[0], d, float(bound), out)
+    return int(out.copy_to_host()[0])
+
+
+def condense(block, i0, n, out):
+    """Write the pairs ``j > i`` of a (rows, n - i0 - 1) block of ``pdist`` into ``out``."""
+    _build()
+    _launch2("condense", block.shape[0], block.shape[1], block, int(i0), int(n), out)

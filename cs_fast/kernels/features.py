@@ -1,0 +1,68 @@
+"""Per-element featurize math, written once and compiled for both targets.
+
+Plain Python over scalars and array elements, like :mod:`cs_fast.kernels.pair`:
+:mod:`cs_fast.kernels.cpu` compiles it with ``numba.njit`` (``tv_features``
+uses :func:`tv_index`) and :mod:`cs_fast.kernels.cuda_featurize` with
+``numba.cuda.jit(device=True)``, so the two featurize paths cannot drift
+apart in layout. The host featurize of boxes and masks is vectorized numpy
+(``np.packbits``); the tests hold the device kernels built from
+:func:`empty_box` and :func:`mask_word` to it bit for bit.
+"""
+
+import numpy as np
+
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+
+
+def tv_index(p, c, channels, positions, grouped):
+    """Column of neighbour difference ``p`` of channel ``c`` in a tv feature row.
+
+    Channel-major (``c * P + p``) for the l1 reduction; with ``grouped`` the
+    channels of one position are adjacent (``p * C + c``), as the grouped-l2
+    reduction reads them.
+    """
+    if grouped:
+        return p * channels + c
+    return c * positions + p
+
+
+def tv_difference(X, i, c, p, H, W):
+    """Neighbour difference ``p`` of channel ``c`` of image ``X[i]`` (shape (n, C, H, W)).
+
+    ``p`` runs over the ``(H - 1) W`` vertical differences ``X[h + 1, w] - X[h, w]``
+    in row-major (h, w) order, then the ``H (W - 1)`` horizontal ones
+    ``X[h, w + 1] - X[h, w]``. Computed in the storage dtype, as the host does.
+    """
+    nv = (H - 1) * W
+    if p < nv:
+        h = p // W
+        w = p - h * W
+        return X[i, c, h + 1, w] - X[i, c, h, w]
+    q = p - nv
+    h = q // (W - 1)
+    w = q - h * (W - 1)
+    return X[i, c, h, w + 1] - X[i, c, h, w]
+
+
+def empty_box(x1, y1, x2, y2):
+    """A box with non-positive width or height is the empty set."""
+    return x2 <= x1 or y2 <= y1
+
+
+def mask_word(M, i, word):
+    """64-bit word ``word`` of row ``i`` of the boolean (n, L) array ``M``, bit-packed.
+
+    The layout of ``np.packbits`` (the first element of each byte in its most
+    significant bit) viewed as little-endian uint64: element ``64 word + 8 b + t``
+    is bit ``8 b + 7 - t``. Elements past ``L`` are zero padding.
+    """
+    length = M.shape[1]
+    base = word * 64
+    acc = _ZERO
+    for b in range(8):
+        for t in range(8):
+            k = base + b * 8 + t
+            if k < length and M[i, k]:
+                acc = acc | (_ONE << np.uint64(b * 8 + 7 - t))
+    return acc

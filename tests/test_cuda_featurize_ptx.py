@@ -1,0 +1,51 @@
+"""Compile the device featurize kernels for a real GPU (sm_80) without one.
+
+The simulator runs kernels as Python and cannot catch what only the compiler
+rejects (typing of bool/uint64 arguments, shifts, mixed integer widths).
+Needs libNVVM; skips without it.
+"""
+
+import types
+
+import pytest
+
+
+def _no_op(x):
+    x[0] = 0.0
+
+
+def test_featurize_kernels_compile_to_ptx(monkeypatch):
+    from numba.core import config
+
+    if config.ENABLE_CUDASIM:
+        pytest.skip("the simulator is on in this process")
+    cuda = pytest.importorskip("numba.cuda")
+    from numba import types as nt
+
+    try:
+        cuda.compile_ptx(_no_op, (nt.float64[:],), cc=(8, 0))
+    except Exception as err:  # missing libNVVM surfaces as several error types
+        pytest.skip(f"libNVVM is not available ({type(err).__name__}): pip install nvidia-nvvm")
+    import numba.cuda.dispatcher as dispatcher
+
+    import cs_fast.kernels.cuda_featurize as kf
+
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=(8, 0)))
+    monkeypatch.setattr(kf, "_KERNELS", {})  # a private build, dropped afterwards
+    kernels = kf._build()
+    A = lambda dt, nd=2: nt.Array(dt, nd, "C")  # noqa: E731
+    signatures = [("masks", (A(nt.boolean), A(nt.uint64))),
+                  ("count_rows", (A(nt.int32, 1), nt.int64, A(nt.int64, 1))),
+                  ("count_within", (A(nt.float64, 1), nt.float64, A(nt.int64, 1)))]
+    for dt in (nt.float64, nt.float32):
+        signatures += [
+            ("boxes", (A(dt), A(nt.float64))),
+            ("tv", (A(dt, 4), nt.boolean, A(dt))),
+            ("scale", (A(dt), A(nt.float64, 1), A(dt))),
+            ("unit_rows", (A(dt), A(dt))),
+            ("flag_rows", (A(dt), nt.boolean, A(nt.int32, 1))),
+            ("condense", (A(dt), nt.int64, nt.int64, A(dt, 1))),
+        ]
+    for name, args in signatures:
+        ptx, _ = cuda.compile_ptx(kernels[name].py_func, args, cc=(8, 0))
+        assert ".entry" in ptx, name
