@@ -2,14 +2,14 @@
 
 Public API:
 
-- distances: :func:`cdist`, :func:`pdist`, :func:`to_center`, :func:`min_median`
+- distances: :func:`cdist`, :func:`pdist`, :func:`paired`, :func:`to_center`, :func:`min_median`
 - metrics: :func:`available_metrics`, :func:`get_metric`
 - smoothing: :class:`CenterSmoothing`, :class:`SmoothResult`, :class:`Certificate`
 - statistics: :mod:`cs_fast.bounds`
 """
 
 from . import bounds
-from .bindings.distance import cdist, min_median, pdist, to_center
+from .bindings.distance import cdist, min_median, paired, pdist, to_center
 from .metrics import available_metrics, get_metric
 from .smoothing import Certificate, CenterSmoothing, SmoothResult
 
@@ -24,6 +24,7 @@ __all__ = [
     "cdist",
     "get_metric",
     "min_median",
+    "paired",
     "pdist",
     "to_center",
 ]
