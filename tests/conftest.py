@@ -84,3 +84,36 @@ def case(request):
 
 def test_registry_lists_every_case_metric():
     assert {c[0] for c in CASES} == set(cs_fast.available_metrics())
+
+
+def _ptx_probe(x):
+    x[0] = 0.0
+
+
+@pytest.fixture
+def ptx_target(monkeypatch):
+    """``(numba.cuda, numba.types)`` set up to compile kernels to PTX for sm_80 without a GPU.
+
+    The simulator runs kernels as Python and cannot catch what only the
+    compiler rejects; this compiles for the real target instead. Skips under
+    the simulator and without libNVVM (pip install nvidia-nvvm, or numba-cuda[cu13]).
+    """
+    from numba.core import config
+
+    if config.ENABLE_CUDASIM:
+        pytest.skip("the simulator is on in this process")
+    cuda = pytest.importorskip("numba.cuda")
+    from numba import types as nt
+
+    try:
+        cuda.compile_ptx(_ptx_probe, (nt.float64[:],), cc=(8, 0))
+    except Exception as err:  # missing libNVVM surfaces as several error types
+        pytest.skip(f"libNVVM is not available ({type(err).__name__}): pip install nvidia-nvvm")
+    import types
+
+    import numba.cuda.dispatcher as dispatcher
+
+    # Device functions compile for the current device's capability: stand one in.
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=(8, 0)))
+    return cuda, nt
+

@@ -5,32 +5,11 @@ rejects (typing of bool/uint64 arguments, shifts, mixed integer widths).
 Needs libNVVM; skips without it.
 """
 
-import types
 
-import pytest
-
-
-def _no_op(x):
-    x[0] = 0.0
-
-
-def test_featurize_kernels_compile_to_ptx(monkeypatch):
-    from numba.core import config
-
-    if config.ENABLE_CUDASIM:
-        pytest.skip("the simulator is on in this process")
-    cuda = pytest.importorskip("numba.cuda")
-    from numba import types as nt
-
-    try:
-        cuda.compile_ptx(_no_op, (nt.float64[:],), cc=(8, 0))
-    except Exception as err:  # missing libNVVM surfaces as several error types
-        pytest.skip(f"libNVVM is not available ({type(err).__name__}): pip install nvidia-nvvm")
-    import numba.cuda.dispatcher as dispatcher
-
+def test_featurize_kernels_compile_to_ptx(ptx_target, monkeypatch):
+    cuda, nt = ptx_target
     import cs_fast.kernels.cuda_featurize as kf
 
-    monkeypatch.setattr(dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=(8, 0)))
     monkeypatch.setattr(kf, "_KERNELS", {})  # a private build, dropped afterwards
     kernels = kf._build()
     A = lambda dt, nd=2: nt.Array(dt, nd, "C")  # noqa: E731

@@ -69,36 +69,16 @@ def _ptx_signatures(nt):
     yield ("common", 2), (A1(nt.float64), nt.int64, nt.int64, A1(nt.float64), A1(nt.int64))
 
 
-def _no_op(x):
-    x[0] = 0.0
-
-
-def test_kernels_compile_to_ptx_for_a_real_gpu(monkeypatch):
+def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
     """Type-check and compile every kernel for the real CUDA target (sm_80), no GPU needed.
 
     The simulator runs the kernels as Python, so it cannot catch what only the
     compiler rejects (a non-constant shared-array shape, uint64/int64 mixing).
     Needs libNVVM (pip install nvidia-nvvm, or numba-cuda[cu13]); skips without it.
     """
-    from numba.core import config
-
-    if config.ENABLE_CUDASIM:
-        pytest.skip("the simulator is on in this process")
-    cuda = pytest.importorskip("numba.cuda")
-    from numba import types as nt
-
-    try:
-        cuda.compile_ptx(_no_op, (nt.float64[:],), cc=(8, 0))
-    except Exception as err:  # missing libNVVM surfaces as several error types
-        pytest.skip(f"libNVVM is not available ({type(err).__name__}): pip install nvidia-nvvm")
-    import types
-
-    import numba.cuda.dispatcher as dispatcher
-
+    cuda, nt = ptx_target
     import cs_fast.kernels.cuda as ck
 
-    # Device functions compile for the current device's capability: stand one in.
-    monkeypatch.setattr(dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=(8, 0)))
     monkeypatch.setattr(ck, "_KERNELS", {})  # a private build, dropped afterwards
     count = 0
     for (group, slot), args in _ptx_signatures(nt):
