@@ -1,0 +1,286 @@
+"""A small generator certified in perceptual distance (LPIPS; paper section 5.2, scaled down).
+
+The paper smooths BigGAN (128 latent variables -> 128 x 128 images) in LPIPS
+with Smooth-HD (30 candidate centers), ``n = 2000``, ``m = 10^4``,
+``Delta = 0.08`` (the authors' code), ``eps1 = 0.01 .. 0.05`` and ``h`` in
+{1, 1.5}. Here the generator is the decoder of the shipped digits autoencoder
+(:mod:`cs_fast.models.digits`): 10 latent variables -> an 8 x 8 digit,
+upsampled to ``size x size`` and tiled to RGB, as LPIPS needs. Its latent
+inputs are the encodings of held-out digits.
+
+The smoothed model's output is the LPIPS feature vector of
+:class:`cs_fast.models.lpips_adapter.LPIPSFeatures` with the generator's 8 x 8
+image appended under weight zero: the ``sqfeat`` distance is exactly LPIPS,
+and the center carries its image along for display.
+"""
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .lpips_adapter import LPIPSFeatures, load_lpips
+
+PAPER_N, PAPER_M, PAPER_DELTA, PAPER_CANDIDATES = 2000, 10_000, 0.08, 30
+PAPER_EPS1 = (0.01, 0.02, 0.03, 0.04, 0.05)
+PAPER_H = (1.0, 1.5)
+
+
+class DigitsGenerator(nn.Module):
+    """Latent ``(b, 10)`` -> RGB image ``(b, 3, size, size)`` in [0, 1].
+
+    Parameters
+    ----------
+    autoencoder : DigitsAutoencoder, optional
+        Defaults to the shipped one (:func:`cs_fast.models.digits.load_digits_autoencoder`).
+    size : int
+        Output height and width (bilinear upsampling of the 8 x 8 digit);
+        at least 32 for LPIPS' AlexNet trunk.
+    """
+
+    def __init__(self, autoencoder=None, size=32):
+        super().__init__()
+        if autoencoder is None:
+            from .digits import load_digits_autoencoder
+
+            autoencoder = load_digits_autoencoder()
+        self.decoder = autoencoder.decoder.eval()
+        self.size = int(size)
+
+    def small(self, z):
+        """The decoder's own ``(b, 1, 8, 8)`` digit."""
+        return self.decoder(z)
+
+    def to_rgb(self, small):
+        """``(b, 1, 8, 8)`` -> ``(b, 3, size, size)``."""
+        up = nn.functional.interpolate(small, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return up.repeat(1, 3, 1, 1)
+
+    def forward(self, z):
+        return self.to_rgb(self.small(z))
+
+
+class PerceptualOutput(nn.Module):
+    """Latent -> ``[LPIPS features | 8 x 8 image]``, for ``sqfeat`` with :attr:`weights`.
+
+    Parameters
+    ----------
+    generator : DigitsGenerator
+    features : LPIPSFeatures
+        Built with ``normalize=True`` (generator images are in [0, 1]).
+    """
+
+    def __init__(self, generator, features):
+        super().__init__()
+        self.generator = generator
+        self.features = features
+        with torch.no_grad():
+            probe = generator.small(torch.zeros(1, generator.decoder[0].in_features))
+            self.n_features = features(generator.to_rgb(probe)).shape[1]
+            self.image_shape = tuple(probe.shape[1:])
+
+    @property
+    def weights(self):
+        """``sqfeat`` weights: one per feature, zero on the appended image."""
+        return np.concatenate([np.ones(self.n_features), np.zeros(int(np.prod(self.image_shape)))])
+
+    def forward(self, z):
+        small = self.generator.small(z)
+        return torch.cat([self.features(self.generator.to_rgb(small)), small.flatten(1)], dim=1)
+
+    def split(self, out):
+        """``(features, images)`` of outputs ``(b, D)`` (or one output ``(D,)``)."""
+        out = torch.as_tensor(out)
+        out = out[None] if out.ndim == 1 else out
+        return out[:, : self.n_features], out[:, self.n_features:].reshape((-1,) + self.image_shape)
+
+
+def build(size=32, seed=0, stand_in="auto"):
+    """The :class:`PerceptualOutput` of the shipped digits decoder and a seeded random-trunk LPIPS."""
+    feats = LPIPSFeatures(load_lpips("alex", seed=seed, stand_in=stand_in), normalize=True)
+    return PerceptualOutput(DigitsGenerator(size=size), feats).eval()
+
+
+def test_latents(count=1):
+    """Encodings ``(count, 10)`` of the first held-out digits (needs scikit-learn)."""
+    from .digits import digits_data, load_digits_autoencoder
+
+    with torch.no_grad():
+        return load_digits_autoencoder().encoder(digits_data("test")[:count])
+
+
+@dataclass(frozen=True)
+class GeneratorCertificate:
+    """Settings, timing and :class:`cs_fast.Certificate` of one latent (``eps_out`` in LPIPS)."""
+
+    eps1: float
+    h: float
+    sigma: float
+    candidates: Any
+    certificate: Any
+    seconds: float
+
+
+def certify_generator(model, z, eps1, h=1.0, n=PAPER_N, m=PAPER_M, *, candidates=PAPER_CANDIDATES,
+                      delta=PAPER_DELTA, seed=0, batch_size=500, **kwargs):
+    """Certify the LPIPS distance of the smoothed generator at latent ``z``.
+
+    With probability at least ``1 - alpha1 - alpha2`` (``- 2**-candidates``
+    with candidates), every latent within l2 distance ``eps1`` of ``z`` has a
+    smoothed image within LPIPS ``eps_out = 10 R`` of the returned center.
+
+    Parameters
+    ----------
+    model : PerceptualOutput
+    z : torch.Tensor
+        ``(10,)`` latent.
+    eps1, h : float
+        Input radius and ``eps1 / sigma``.
+    n, m : int
+    candidates : int or None
+        Smooth-HD's candidate centers (the paper's 30); None: the exact
+        center over all ``n`` samples (``cs_fast.min_median``).
+    delta : float
+    seed, batch_size
+    **kwargs
+        ``alpha1``, ``alpha2`` of :meth:`cs_fast.CenterSmoothing.certify`.
+
+    Returns
+    -------
+    GeneratorCertificate
+    """
+    from ..smoothing import CenterSmoothing
+
+    sigma = float(eps1) / float(h)
+    smoother = CenterSmoothing(model, "sqfeat", sigma, metric_params={"weights": model.weights},
+                               batch_size=batch_size, seed=seed, candidates=candidates)
+    start = time.perf_counter()
+    cert = smoother.certify(z, eps1, n=n, m=m, delta=delta, **kwargs)
+    return GeneratorCertificate(float(eps1), float(h), sigma, candidates, cert, time.perf_counter() - start)
+
+
+def time_centers(model, z, sigma, n=PAPER_N, candidates=PAPER_CANDIDATES, seed=0, batch_size=500):
+    """Seconds to sample ``n`` outputs and to pick the center exactly and among ``candidates``.
+
+    Returns
+    -------
+    dict
+        ``sample_s`` (``n`` generator + LPIPS trunk passes), ``exact_s``
+        (``cs_fast.min_median`` over all ``n``), ``candidates_s`` (the
+        ``candidates`` extra samples' passes and their ``candidates x n``
+        distances), and both centers' median distances.
+    """
+    import cs_fast
+
+    from ..smoothing import _lower_median
+
+    g = torch.Generator().manual_seed(seed)
+    w = model.weights
+    with torch.no_grad():  # compile the kernels outside the timed regions
+        warm = model(z + sigma * torch.randn((8,) + z.shape, generator=torch.Generator().manual_seed(seed + 1)))
+    cs_fast.min_median(warm, "sqfeat", weights=w)
+    cs_fast.cdist(warm[:2], warm, "sqfeat", weights=w)
+    start = time.perf_counter()
+    with torch.no_grad():
+        Z = torch.cat([model(z + sigma * torch.randn((min(batch_size, n - i),) + z.shape, generator=g))
+                       for i in range(0, n, batch_size)])
+    sample_s = time.perf_counter() - start
+    start = time.perf_counter()
+    _, exact_radius = cs_fast.min_median(Z, "sqfeat", weights=w)
+    exact_s = time.perf_counter() - start
+    start = time.perf_counter()
+    with torch.no_grad():
+        C = model(z + sigma * torch.randn((candidates,) + z.shape, generator=g))
+    D = cs_fast.cdist(C, Z, "sqfeat", weights=w).numpy()
+    cand_radius = min(_lower_median(row) for row in D)
+    candidates_s = time.perf_counter() - start
+    return {"n": n, "candidates": candidates, "dim": int(Z.shape[1]), "sample_s": sample_s, "exact_s": exact_s,
+            "candidates_s": candidates_s, "exact_radius": exact_radius, "candidates_radius": float(cand_radius)}
+
+
+def draw_center(model, z, result, path):
+    """Base image and smoothed image (the center's) side by side, as the paper's Fig. 4b (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with torch.no_grad():
+        base = model.generator(z[None])[0, 0]
+    c = result.certificate
+    fig, axes = plt.subplots(1, 2, figsize=(4, 2.3), dpi=120)
+    axes[0].imshow(base.numpy(), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("base model", fontsize=8)
+    if c.center is not None:
+        small = model.split(c.center)[1]
+        axes[1].imshow(model.generator.to_rgb(small)[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        axes[1].set_title(f"smoothed: eps_out={c.eps_out:.3g}" if c.eps_out is not None else "smoothed", fontsize=8)
+    else:
+        axes[1].set_title("abstained", fontsize=8)
+    for ax in axes:
+        ax.set_axis_off()
+    error = "-" if c.smoothing_error is None else f"{c.smoothing_error:.3g}"
+    fig.suptitle(f"eps1={result.eps1:g}, h={result.h:g}, smoothing error={error}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def add_perceptual_arguments(parser):
+    """The options of ``cs-fast perceptual`` (and ``python -m cs_fast.models.perceptual``)."""
+    parser.add_argument("--out", default="cs_fast_perceptual", help="folder for certificates.json and the PNGs")
+    parser.add_argument("--n", type=int, default=PAPER_N, help="samples to pick and to check the center")
+    parser.add_argument("--m", type=int, default=PAPER_M, help="samples to certify the center")
+    parser.add_argument("--eps1", type=float, nargs="+", default=list(PAPER_EPS1))
+    parser.add_argument("--h", type=float, nargs="+", default=list(PAPER_H), help="sigma = eps1 / h")
+    parser.add_argument("--size", type=int, default=32, help="generated image side (at least 32)")
+    parser.add_argument("--latent", type=int, default=0, help="index of the held-out digit")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help=f"Smooth-HD candidate centers (the paper's {PAPER_CANDIDATES}); default: exact center")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def main_perceptual(args):
+    """Time the exact vs 30-candidate center, then certify the LPIPS of the digits generator."""
+    if args.n < 1 or args.m < 1:
+        raise ValueError(f"--n, --m: received {args.n}, {args.m}; expected positive sample counts")
+    if args.size < 32:
+        raise ValueError(f"--size: received {args.size}; expected at least 32 (AlexNet's trunk needs it)")
+    if args.latent < 0:
+        raise ValueError(f"--latent: received {args.latent}; expected a held-out digit index >= 0")
+    os.makedirs(args.out, exist_ok=True)
+    model = build(size=args.size)
+    z = test_latents(args.latent + 1)[args.latent]
+    timing = time_centers(model, z, args.eps1[0] / args.h[0], n=args.n, seed=args.seed)
+    report = {"timing": timing, "rows": []}
+    print(json.dumps(timing), flush=True)
+    for h in args.h:
+        for eps1 in args.eps1:
+            res = certify_generator(model, z, eps1, h, args.n, args.m, seed=args.seed, candidates=args.candidates)
+            c = res.certificate
+            row = {"eps1": eps1, "h": h, "sigma": res.sigma, "candidates": res.candidates, "seconds": res.seconds,
+                   "eps_out": c.eps_out, "R": c.R, "smoothing_error": c.smoothing_error, "radius": c.radius,
+                   "abstained": c.abstained, "reason": c.reason}
+            report["rows"].append(row)
+            print(json.dumps(row), flush=True)
+            draw_center(model, z, res, os.path.join(args.out, f"digit{args.latent}_h{h:g}_eps{eps1:g}.png"))
+            with open(os.path.join(args.out, "certificates.json"), "w") as f:
+                json.dump(report, f, indent=1)
+    return report
+
+
+def main(argv=None):
+    """``python -m cs_fast.models.perceptual``: center timings and the paper's sweep, as JSON and PNGs."""
+    parser = argparse.ArgumentParser(description=main_perceptual.__doc__)
+    add_perceptual_arguments(parser)
+    return main_perceptual(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
