@@ -13,8 +13,10 @@ import sys
 import numpy as np
 
 BUILTIN_MODELS = {
-    # name: (module:callable, default metric, default sigma)
-    "toy-blob": ("cs_fast.models.toy:blob_detector", "jaccard", 0.25),
+    # name: (module:callable, default metric, default sigma, module:callable of the default inputs)
+    "toy-blob": ("cs_fast.models.toy:blob_detector", "jaccard", 0.25, "cs_fast.models.toy:blob_images"),
+    # facenet-pytorch's MTCNN (pip install --no-deps facenet-pytorch==2.6.0), top face box
+    "mtcnn": ("cs_fast.models.faces:top_face_boxes", "jaccard", 0.1, "cs_fast.models.faces:astronaut_batch"),
 }
 
 
@@ -41,14 +43,14 @@ def _load_callable(spec):
     return obj
 
 
-def _load_inputs(path):
-    """A batch of inputs (first axis = inputs) from .npy or .pt, or the toy image when None."""
+def _load_inputs(path, model):
+    """A batch of inputs (first axis = inputs) from .npy or .pt, or the built-in model's when None."""
     import torch
 
     if path is None:
-        from .models.toy import blob_image
-
-        return blob_image()[None]
+        if model not in BUILTIN_MODELS:
+            raise CliError("--inputs: required for a model that is not built in")
+        return _load_callable(BUILTIN_MODELS[model][3])()
     if path.endswith(".npy"):
         try:
             return torch.from_numpy(np.load(path, allow_pickle=False))
@@ -69,7 +71,8 @@ def add_certify_arguments(p):
     p.add_argument("--model", default="toy-blob",
                    help="module:callable mapping a batch of inputs to a batch of outputs, or a built-in "
                         f"model ({', '.join(BUILTIN_MODELS)}; default toy-blob)")
-    p.add_argument("--inputs", help="inputs to certify, .npy or .pt, first axis = inputs (default: the toy image)")
+    p.add_argument("--inputs", help="inputs to certify, .npy or .pt, first axis = inputs (default: the built-in "
+                                    "model's: the toy image, the astronaut photo's face crop)")
     p.add_argument("--metric", help="output metric (default: the built-in model's, else required)")
     p.add_argument("--channel-norm", type=int, choices=(1, 2), help="tv: channel norm")
     p.add_argument("--weights", help="sqfeat: .npy file of feature weights")
@@ -111,7 +114,7 @@ def main_certify(args):
         params["channel_norm"] = args.channel_norm
     if args.weights is not None:
         params["weights"] = np.load(args.weights, allow_pickle=False)
-    inputs = _load_inputs(args.inputs)
+    inputs = _load_inputs(args.inputs, args.model)
     smoother = CenterSmoothing(model, metric, sigma, metric_params=params, batch_size=args.batch_size,
                                seed=args.seed, progress=args.progress, candidates=args.candidates)
     out = open(args.output, "w") if args.output else sys.stdout
@@ -155,6 +158,10 @@ def build_parser():
     for name, module, adder, runner, text in [
         ("demo", "cs_fast.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)"),
         ("bench", "cs_fast.bench.command", "add_bench_arguments", "main_bench", "benchmark against scipy, torch, ..."),
+        ("faces", "cs_fast.models.faces", "add_faces_arguments", "main_faces",
+         "certify MTCNN's face box on the astronaut photo (paper section 5.1)"),
+        ("perceptual", "cs_fast.models.perceptual", "add_perceptual_arguments", "main_perceptual",
+         "certify the digits generator in LPIPS, exact center vs 30 candidates (paper section 5.2)"),
     ]:
         add_arguments, run = _optional(module, adder, runner)
         p = sub.add_parser(name, help=text)
@@ -167,8 +174,11 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args) or 0
-    except (CliError, ValueError, TypeError, RuntimeError, OSError) as err:
+        status = args.run(args)
+        return status if isinstance(status, int) else 0  # subcommands may return their results
+    except (CliError, ValueError, TypeError, RuntimeError, OSError, ImportError) as err:
+        # ImportError: an optional model package (facenet-pytorch, lpips) is missing; its message says
+        # what to install.
         print(f"cs-fast {args.command}: error: {err}", file=sys.stderr)
         return 2
 

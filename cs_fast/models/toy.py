@@ -36,3 +36,8 @@ def blob_image(size=16, top=4, left=5, height=6, width=7):
     img = torch.zeros(size, size)
     img[top:top + height, left:left + width] = 1.0
     return img
+
+
+def blob_images():
+    """The default inputs of ``cs-fast certify --model toy-blob``: one :func:`blob_image`, shape (1, 16, 16)."""
+    return blob_image()[None]
