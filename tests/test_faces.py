@@ -181,3 +181,30 @@ def test_cli_says_what_to_install_without_facenet(monkeypatch, capsys):
     assert cli.main(["certify", "--model", "mtcnn", "--n", "10", "--m", "10"]) == 2
     err = capsys.readouterr().err
     assert "pip install --no-deps facenet-pytorch==2.6.0" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not __import__("cs_fast.models._torchvision_compat", fromlist=["x"]).real_torchvision_available(),
+                    reason="cross-check against the real torchvision: it does not import beside CPU torch 2.13 "
+                           "(run in a venv with torch==2.14.1 torchvision==0.29.1)")
+def test_stand_in_equals_real_torchvision(rng):
+    import torchvision
+    import facenet_pytorch.models.utils.detect_face as detect_face
+
+    for trial in range(60):
+        n = int(rng.integers(1, 2500))  # both of torchvision's routes
+        xy, wh = rng.uniform(0, 100, size=(n, 2)), rng.uniform(1, 30, size=(n, 2))
+        if trial % 2:
+            xy, wh = np.round(xy), np.round(wh)
+        boxes = torch.tensor(np.concatenate([xy, xy + wh], 1), dtype=torch.float32)
+        scores = torch.tensor(rng.uniform(size=n), dtype=torch.float32)
+        idxs = torch.tensor(rng.integers(0, 4, size=n))
+        assert torch.equal(batched_nms(boxes, scores, idxs, 0.5), torchvision.ops.batched_nms(boxes, scores, idxs, 0.5))
+    det = faces.TopFaceBox(faces.load_mtcnn(stand_in=False))
+    x = faces.astronaut()[None] + 0.2 * torch.randn(20, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    real = det(x)
+    original = detect_face.batched_nms
+    try:
+        detect_face.batched_nms = batched_nms
+        assert torch.equal(det(x), real)
+    finally:
+        detect_face.batched_nms = original

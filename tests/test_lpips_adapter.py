@@ -140,7 +140,11 @@ def test_time_centers(model):
     z = perceptual.test_latents(1)[0]
     t = perceptual.time_centers(model, z, 0.2, n=120, candidates=10)
     assert t["dim"] == model.n_features + 64
-    assert all(t[k] > 0 for k in ("sample_s", "exact_s", "candidates_s"))
+    assert all(t[k] > 0 for k in ("sample_s", "exact_s", "candidates_s", "authors_s"))
+    assert t["authors_exact_s_estimate"] == pytest.approx(t["authors_s"] * 12)
+    # the paper's way (network calls per pair) and cs_fast's features pick among the same candidates
+    assert t["candidates_radius"] == pytest.approx(t["authors_radius"], rel=1e-4)
+    # the exact center's median is the smallest over all samples; candidates are extra samples
     assert 0 < t["exact_radius"] and 0 < t["candidates_radius"]
 
 

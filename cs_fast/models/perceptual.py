@@ -166,15 +166,26 @@ def certify_generator(model, z, eps1, h=1.0, n=PAPER_N, m=PAPER_M, *, candidates
 
 
 def time_centers(model, z, sigma, n=PAPER_N, candidates=PAPER_CANDIDATES, seed=0, batch_size=500):
-    """Seconds to sample ``n`` outputs and to pick the center exactly and among ``candidates``.
+    """Seconds to sample ``n`` outputs and to pick their center three ways.
+
+    1. ``exact``: cs_fast's exact center over all ``n`` samples
+       (``cs_fast.min_median`` on the LPIPS features: all ``n^2`` distances).
+    2. ``candidates``: the paper's Smooth-HD approximation on cs_fast, the
+       ``candidates`` extra samples' passes and their ``candidates x n``
+       feature distances.
+    3. ``authors``: the same approximation as the authors compute it, one
+       ``lpips.LPIPS`` network call per (candidate, sample) pair (batched by
+       candidate); ``authors_exact_s_estimate`` scales it to all ``n^2``
+       pairs (``n / candidates`` times as many calls; not run).
 
     Returns
     -------
     dict
-        ``sample_s`` (``n`` generator + LPIPS trunk passes), ``exact_s``
-        (``cs_fast.min_median`` over all ``n``), ``candidates_s`` (the
-        ``candidates`` extra samples' passes and their ``candidates x n``
-        distances), and both centers' median distances.
+        ``sample_s`` (``n`` generator + LPIPS trunk passes, common to all),
+        ``exact_s``, ``candidates_s``, ``authors_s``,
+        ``authors_exact_s_estimate``, and each method's median distance of its
+        center (``*_radius``; the two candidate methods pick among the same
+        candidates and must agree up to float32 rounding).
     """
     import cs_fast
 
@@ -182,8 +193,11 @@ def time_centers(model, z, sigma, n=PAPER_N, candidates=PAPER_CANDIDATES, seed=0
 
     g = torch.Generator().manual_seed(seed)
     w = model.weights
-    with torch.no_grad():  # compile the kernels outside the timed regions
+    net = model.features.net
+    with torch.no_grad():  # compile the kernels and warm the network outside the timed regions
         warm = model(z + sigma * torch.randn((8,) + z.shape, generator=torch.Generator().manual_seed(seed + 1)))
+        net(model.generator(z[None]).expand(8, -1, -1, -1), model.generator.to_rgb(model.split(warm)[1]),
+            normalize=True)
     cs_fast.min_median(warm, "sqfeat", weights=w)
     cs_fast.cdist(warm[:2], warm, "sqfeat", weights=w)
     start = time.perf_counter()
@@ -200,8 +214,19 @@ def time_centers(model, z, sigma, n=PAPER_N, candidates=PAPER_CANDIDATES, seed=0
     D = cs_fast.cdist(C, Z, "sqfeat", weights=w).numpy()
     cand_radius = min(_lower_median(row) for row in D)
     candidates_s = time.perf_counter() - start
+    images = model.generator.to_rgb(model.split(Z)[1])  # the samples' images, kept from the sampling
+    cand_images = model.generator.to_rgb(model.split(C)[1])
+    start = time.perf_counter()
+    with torch.no_grad():
+        rows = [net(c[None].expand_as(images[i:i + batch_size]), images[i:i + batch_size], normalize=True)
+                for c in cand_images for i in range(0, n, batch_size)]
+    authors = torch.cat([r.reshape(-1) for r in rows]).reshape(candidates, n).double().numpy()
+    authors_radius = min(_lower_median(row) for row in authors)
+    authors_s = time.perf_counter() - start
     return {"n": n, "candidates": candidates, "dim": int(Z.shape[1]), "sample_s": sample_s, "exact_s": exact_s,
-            "candidates_s": candidates_s, "exact_radius": exact_radius, "candidates_radius": float(cand_radius)}
+            "candidates_s": candidates_s, "authors_s": authors_s,
+            "authors_exact_s_estimate": authors_s * n / candidates, "exact_radius": exact_radius,
+            "candidates_radius": float(cand_radius), "authors_radius": float(authors_radius)}
 
 
 def draw_center(model, z, result, path):
