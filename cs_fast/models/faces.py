@@ -10,8 +10,8 @@ detection path, so it is installed without its dependencies and, where
 torchvision does not import (beside the CPU build of torch), imported against
 cs_fast's stand-in (:mod:`cs_fast.models._torchvision_compat`)::
 
+    pip install -e '.[models]'    # pillow, requests (imported by facenet_pytorch), scikit-image
     pip install --no-deps facenet-pytorch==2.6.0
-    pip install pillow requests   # imported by facenet_pytorch at module level
 
 Images are ``(3, H, W)`` float tensors with values in [0, 1]; the noise
 ``sigma`` is in those units (the authors add ``sigma * 255`` to 0..255
@@ -67,7 +67,7 @@ def load_mtcnn(device="cpu", stand_in="auto", **kwargs):
         facenet = import_module("facenet_pytorch", stand_in=stand_in)
     except ImportError as err:
         raise ImportError("MTCNN needs facenet-pytorch: pip install --no-deps facenet-pytorch==2.6.0 "
-                          "&& pip install pillow requests") from err
+                          "(and pillow, requests: the cs_fast[models] extra)") from err
     kwargs = {"keep_all": True, "select_largest": False, **kwargs}
     return facenet.MTCNN(device=device, **kwargs)
 
