@@ -208,3 +208,17 @@ def test_stand_in_equals_real_torchvision(rng):
         assert torch.equal(det(x), real)
     finally:
         detect_face.batched_nms = original
+
+
+def test_cli_faces_on_an_lfw_face(tmp_path, capsys):
+    from cs_fast import cli
+
+    rc = cli.main(["faces", "--photo", "lfw", "--lfw-index", "2", "--lfw-size", "50", "--out", str(tmp_path),
+                   "--n", "200", "--m", "300", "--eps1", "0.05", "--h", "0.5", "--batch-size", "100"])
+    row = json.loads(capsys.readouterr().out)
+    assert rc == 0 and row["photo"] == "lfw2" and not row["full_photo"]
+    np.testing.assert_allclose(row["base_box"], LFW50_BOXES[2], atol=1e-3)
+    assert (tmp_path / "lfw2_h0.5_eps0.05.png").exists()
+    for bad in (["--lfw-index", "100"], ["--lfw-size", "8"]):
+        assert cli.main(["faces", "--photo", "lfw", *bad]) == 2
+        assert bad[0] in capsys.readouterr().err

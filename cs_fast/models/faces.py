@@ -321,27 +321,41 @@ def add_faces_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=100, help="images per MTCNN call")
     parser.add_argument("--min-face-size", type=int, default=20,
                         help="MTCNN's smallest face in pixels (facenet-pytorch's default 20; larger is faster)")
-    parser.add_argument("--full-photo", action="store_true", help="the 512 x 512 photo, not the face crop")
+    parser.add_argument("--photo", choices=("astronaut", "lfw"), default="astronaut",
+                        help="scikit-image's astronaut (224 x 224 face crop) or a face of its LFW subset")
+    parser.add_argument("--full-photo", action="store_true", help="astronaut: the 512 x 512 photo, not the face crop")
+    parser.add_argument("--lfw-index", type=int, default=0, help="lfw: which of the 100 faces (0-99)")
+    parser.add_argument("--lfw-size", type=int, default=64, help="lfw: upscaled side in pixels (MTCNN needs >= 50)")
     parser.add_argument("--progress", action="store_true", help="tqdm progress bars")
 
 
 def main_faces(args):
-    """Certify the top face box of the astronaut photo for every (h, eps1); JSON lines and PNGs."""
+    """Certify the top face box of a sample photo for every (h, eps1); JSON lines and PNGs."""
     if args.n < 1 or args.m < 1:
         raise ValueError(f"--n, --m: received {args.n}, {args.m}; expected positive sample counts")
     if args.min_face_size < 12:
         raise ValueError(f"--min-face-size: received {args.min_face_size}; expected at least 12 (P-net's window)")
+    if args.photo == "lfw":
+        if not 0 <= args.lfw_index < 100:
+            raise ValueError(f"--lfw-index: received {args.lfw_index}; expected 0 <= index < 100")
+        if args.lfw_size < 12:
+            raise ValueError(f"--lfw-size: received {args.lfw_size}; expected at least 12 pixels")
+        image = lfw_faces(args.lfw_index + 1, size=args.lfw_size)[args.lfw_index]
+        name = f"lfw{args.lfw_index}"
+    else:
+        image = astronaut(crop=not args.full_photo)
+        name = "astronaut"
     os.makedirs(args.out, exist_ok=True)
-    image = astronaut(crop=not args.full_photo)
     detector = TopFaceBox(load_mtcnn(min_face_size=args.min_face_size))
     rows = []
     for h in args.h:
         for eps1 in args.eps1:
             res = certify_face(image, eps1, h, args.n, args.m, detector=detector, seed=args.seed,
                                batch_size=args.batch_size, progress=args.progress)
-            row = {**summary(res), "min_face_size": args.min_face_size, "full_photo": bool(args.full_photo)}
+            row = {**summary(res), "photo": name, "min_face_size": args.min_face_size,
+                   "full_photo": bool(args.full_photo) and name == "astronaut"}
             rows.append(row)
-            draw_certificate(image, res, os.path.join(args.out, f"astronaut_h{h:g}_eps{eps1:g}.png"))
+            draw_certificate(image, res, os.path.join(args.out, f"{name}_h{h:g}_eps{eps1:g}.png"))
             print(json.dumps(row), flush=True)
             with open(os.path.join(args.out, "certificates.json"), "w") as f:
                 json.dump(rows, f, indent=1)
