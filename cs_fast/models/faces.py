@@ -20,16 +20,16 @@ is the empty box ``[0, 0, 0, 0]``.
 """
 
 import argparse
-import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._sweep import certificate_fields, sweep
 from ._torchvision_compat import import_module
 
 #: The paper's settings for faces (section 5.1).
@@ -302,12 +302,10 @@ def draw_certificate(image, result, path):
 def summary(result):
     """A JSON-ready dict of a :class:`FaceCertificate`."""
     c = result.certificate
-    out = {k: v for k, v in asdict(result).items() if k not in ("certificate", "base_box")}
+    out = {k: getattr(result, k) for k in ("eps1", "h", "sigma", "n", "m", "seconds")}
     out["base_box"] = [float(v) for v in np.asarray(result.base_box)]
     out["smoothed_box"] = None if c.center is None else [float(v) for v in np.asarray(c.center)]
-    for key in ("eps_out", "R", "smoothing_error", "radius", "abstained", "reason", "delta2", "p", "q"):
-        out[key] = getattr(c, key)
-    return out
+    return {**out, **certificate_fields(c)}
 
 
 def add_faces_arguments(parser):
@@ -345,21 +343,16 @@ def main_faces(args):
     else:
         image = astronaut(crop=not args.full_photo)
         name = "astronaut"
-    os.makedirs(args.out, exist_ok=True)
     detector = TopFaceBox(load_mtcnn(min_face_size=args.min_face_size))
-    rows = []
-    for h in args.h:
-        for eps1 in args.eps1:
-            res = certify_face(image, eps1, h, args.n, args.m, detector=detector, seed=args.seed,
-                               batch_size=args.batch_size, progress=args.progress)
-            row = {**summary(res), "photo": name, "min_face_size": args.min_face_size,
-                   "full_photo": bool(args.full_photo) and name == "astronaut"}
-            rows.append(row)
-            draw_certificate(image, res, os.path.join(args.out, f"{name}_h{h:g}_eps{eps1:g}.png"))
-            print(json.dumps(row), flush=True)
-            with open(os.path.join(args.out, "certificates.json"), "w") as f:
-                json.dump(rows, f, indent=1)
-    return rows
+
+    def certify_one(h, eps1):
+        res = certify_face(image, eps1, h, args.n, args.m, detector=detector, seed=args.seed,
+                           batch_size=args.batch_size, progress=args.progress)
+        draw_certificate(image, res, os.path.join(args.out, f"{name}_h{h:g}_eps{eps1:g}.png"))
+        return {**summary(res), "photo": name, "min_face_size": args.min_face_size,
+                "full_photo": bool(args.full_photo) and name == "astronaut"}
+
+    return sweep(args.out, args.h, args.eps1, certify_one)
 
 
 def main(argv=None):

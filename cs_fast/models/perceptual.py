@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._sweep import certificate_fields, sweep
 from .lpips_adapter import LPIPSFeatures, load_lpips
 
 PAPER_N, PAPER_M, PAPER_DELTA, PAPER_CANDIDATES = 2000, 10_000, 0.08, 30
@@ -279,25 +280,19 @@ def main_perceptual(args):
         raise ValueError(f"--size: received {args.size}; expected at least 32 (AlexNet's trunk needs it)")
     if args.latent < 0:
         raise ValueError(f"--latent: received {args.latent}; expected a held-out digit index >= 0")
-    os.makedirs(args.out, exist_ok=True)
     model = build(size=args.size)
     z = test_latents(args.latent + 1)[args.latent]
     timing = time_centers(model, z, args.eps1[0] / args.h[0], n=args.n, seed=args.seed)
-    report = {"timing": timing, "rows": []}
     print(json.dumps(timing), flush=True)
-    for h in args.h:
-        for eps1 in args.eps1:
-            res = certify_generator(model, z, eps1, h, args.n, args.m, seed=args.seed, candidates=args.candidates)
-            c = res.certificate
-            row = {"eps1": eps1, "h": h, "sigma": res.sigma, "candidates": res.candidates, "seconds": res.seconds,
-                   "eps_out": c.eps_out, "R": c.R, "smoothing_error": c.smoothing_error, "radius": c.radius,
-                   "abstained": c.abstained, "reason": c.reason}
-            report["rows"].append(row)
-            print(json.dumps(row), flush=True)
-            draw_center(model, z, res, os.path.join(args.out, f"digit{args.latent}_h{h:g}_eps{eps1:g}.png"))
-            with open(os.path.join(args.out, "certificates.json"), "w") as f:
-                json.dump(report, f, indent=1)
-    return report
+
+    def certify_one(h, eps1):
+        res = certify_generator(model, z, eps1, h, args.n, args.m, seed=args.seed, candidates=args.candidates)
+        draw_center(model, z, res, os.path.join(args.out, f"digit{args.latent}_h{h:g}_eps{eps1:g}.png"))
+        return {"eps1": eps1, "h": h, "sigma": res.sigma, "candidates": res.candidates, "seconds": res.seconds,
+                **certificate_fields(res.certificate, ("eps_out", "R", "smoothing_error", "radius", "abstained",
+                                                       "reason"))}
+
+    return sweep(args.out, args.h, args.eps1, certify_one, report={"timing": timing, "rows": []})
 
 
 def main(argv=None):
