@@ -170,9 +170,19 @@ def build_parser():
     return parser
 
 
+def _announce_compiling():
+    print("cs-fast: compiling the numba kernels (first run only: later runs load them from numba's cache)",
+          file=sys.stderr, flush=True)
+
+
 def main(argv=None):
+    from numba.core import event
+
+    from .kernels.jit import on_first_compile
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    listener = on_first_compile(_announce_compiling)
     try:
         status = args.run(args)
         return status if isinstance(status, int) else 0  # subcommands may return their results
@@ -181,6 +191,8 @@ def main(argv=None):
         # what to install.
         print(f"cs-fast {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        event.unregister("numba:compile", listener)
 
 
 if __name__ == "__main__":
