@@ -57,12 +57,13 @@ def quantile_level(p, m, alpha2):
 
 
 def order_statistic(distances, q):
-    r"""The :math:`\lceil q\,m \rceil`-th smallest of ``m`` distances, never interpolated.
+    r"""The ``order_rank(q, m)``-th smallest of ``m`` distances, never interpolated.
 
     Interpolating between order statistics would return a radius below the
-    one the DKW bound certifies (anti-conservative). The rank is rounded up
-    after inflating ``q m`` by a few ulps, so floating-point rounding of ``q``
-    can only move it up, never down.
+    one the DKW bound certifies (anti-conservative). The rank is
+    :math:`\lceil q m \rceil` of the floating-point ``q``, plus one where
+    ``q m`` is an integer or within a few ulps below one (see
+    :func:`order_rank`), so the rounding of ``q`` can only move it up.
 
     Raises
     ------
@@ -83,7 +84,18 @@ def order_statistic(distances, q):
 
 
 def order_rank(q, m):
-    """1-based rank :math:`\\lceil q m \\rceil`, rounded conservatively (up) and clipped to ``m``."""
+    r"""1-based rank of the certified order statistic: :math:`\lceil q m (1 + 8\varepsilon) \rceil` in [1, m].
+
+    Here :math:`\varepsilon = 2^{-52}` and the product is the float64 one.
+    That is :math:`\lceil q m \rceil` of the floating-point ``q``, plus one
+    where ``q m`` is an integer or lies within about 8 ulps below one
+    (``order_rank(0.5, 10) == 6``, ``order_rank(0.29, 100) == 30`` since
+    ``0.29 * 100 == 28.999999999999996``, ``order_rank(0.51, 10) == 6``).
+    ``q`` carries rounding error from :func:`required_mass` and
+    :func:`quantile_level`, so a product that lands on an integer may stand
+    for a true level just above it; taking one more rank there is
+    conservative (a larger R), never the reverse. Clipped to ``[1, m]``.
+    """
     k = math.ceil(q * m * (1.0 + 8.0 * np.finfo(np.float64).eps))
     return max(1, min(m, k))
 

@@ -10,7 +10,8 @@ margin and :math:`\hat p` the fraction of fresh samples within ``r``,
 :math:`\max(\Delta_1, \Delta_2) \le \Delta`.
 
 Certify: a third, fresh sample of ``m`` distances to the center gives ``R``,
-their :math:`\lceil q m \rceil`-th smallest, and :math:`\epsilon_{out} =
+their ``bounds.order_rank(q, m)``-th smallest (:math:`\lceil q m \rceil`,
+plus one where ``q m`` is within a few ulps of an integer), and :math:`\epsilon_{out} =
 \gamma(1 + \beta) R`.
 """
 
