@@ -83,15 +83,15 @@ def format_table(rows):
 def _certify_grid(model, images, labels, hs, eps1s, n, m, seed, batch_size, progress):
     """Certify every (h, eps1, input); return the per-input records and the centers to picture."""
     import torch
-    from tqdm.auto import tqdm
 
     from . import CenterSmoothing
+    from .progress import progress as progress_bar
 
     records, centers = [], {}
     total = len(hs) * len(eps1s) * len(images)
     with torch.no_grad():
         base = model(images)
-    with tqdm(total=total, desc="certifying", unit="input", disable=not progress) as bar:
+    with progress_bar(total, "certifying", "input", progress) as bar:
         for hi, h in enumerate(hs):
             for ei, eps1 in enumerate(eps1s):
                 sigma = eps1 / h

@@ -218,7 +218,7 @@ class CenterSmoothing:
 
     def _batches(self, x, count, stream, desc):
         """Yield model outputs for ``count`` noisy copies of ``x``, in batches."""
-        from tqdm.auto import tqdm
+        from .progress import progress
 
         if is_torch(x):
             import torch
@@ -227,7 +227,7 @@ class CenterSmoothing:
             gen.manual_seed(int(stream.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
         else:
             rng = np.random.default_rng(stream)
-        bar = tqdm(total=count, desc=desc, unit="sample", disable=not self.progress, leave=False)
+        bar = progress(count, desc, "sample", self.progress, leave=False)
         done = 0
         try:
             while done < count:
