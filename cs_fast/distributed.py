@@ -36,9 +36,7 @@ import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -250,12 +248,13 @@ class _Worker:
     # ---------------------------------------------------------------- split certification
 
     def center(self, x, eps1, seed, certify_kwargs):
-        """Everything of the certificate but R (see CenterSmoothing.certify_center)."""
-        smoother = CenterSmoothing(self.model, seed=seed, **self.kwargs)
+        """Everything of the certificate but R (:meth:`CenterSmoothing.certify_center`)."""
+        smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **self.kwargs)
         return smoother.certify_center(x, eps1, **certify_kwargs)
 
     def distances(self, x, center, seed, m, first_batch, stop_batch):
-        smoother = CenterSmoothing(self.model, seed=seed, **self.kwargs)
+        """Certification distances of batches [first_batch, stop_batch) (:meth:`CenterSmoothing.certification_distances`)."""
+        smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **self.kwargs)
         return smoother.certification_distances(x, center, m, first_batch, stop_batch)
 
 
