@@ -148,9 +148,13 @@ def add_certify_arguments(p):
     p.add_argument("--candidates", type=int,
                    help="Smooth-HD: pick the center among this many samples instead of all n "
                         "(default: the exact center)")
+    p.add_argument("--allow-weak-candidates", action="store_true",
+                   help="accept a --candidates k with 2^-k > alpha1 + alpha2 (default: refused)")
     p.add_argument("--batch-size", type=int, default=1000,
                    help="noisy inputs per model call (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="noise seed (default: fresh OS entropy per certificate, recorded in its 'seed' field; "
+                        "pass that value back to reproduce it)")
     p.add_argument("--progress", action="store_true", help="show progress on stderr (default: off)")
     p.add_argument("--output", help="write JSON lines here (default: stdout)")
     p.add_argument("--traceback", action="store_true",
@@ -176,14 +180,6 @@ class _UserModel:
             ) from err
 
 
-def _jsonable(value):
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value
-    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value).tolist()
-
-
 def main_certify(args):
     from . import CenterSmoothing
 
@@ -200,10 +196,18 @@ def main_certify(args):
         params["channel_norm"] = args.channel_norm
     if args.weights is not None:
         params["weights"] = np.load(args.weights, allow_pickle=False)
+    if not args.allow_weak_candidates:
+        from .smoothing import check_candidates
+
+        try:
+            check_candidates(args.candidates, args.alpha1 + args.alpha2)
+        except ValueError as err:
+            raise CliError(f"--{err} (flag --allow-weak-candidates)") from None
     inputs = _load_inputs(args.inputs, args.model)
     model = _UserModel(model, args.model, f"--inputs {args.inputs}" if args.inputs else "the built-in inputs", inputs)
     smoother = CenterSmoothing(model, metric, sigma, metric_params=params, batch_size=args.batch_size,
-                               seed=args.seed, progress=args.progress, candidates=args.candidates)
+                               seed=args.seed, progress=args.progress, candidates=args.candidates,
+                               allow_weak_candidates=args.allow_weak_candidates)
     out = open(args.output, "w") if args.output else sys.stdout
     try:
         for i in range(len(inputs)):
@@ -211,9 +215,8 @@ def main_certify(args):
             for eps1 in args.eps1:
                 cert = smoother.certify(inputs[i], eps1, n=args.n, m=args.m, alpha1=args.alpha1,
                                         alpha2=args.alpha2, delta=args.delta)
-                record = {"input": i, "metric": metric, "sigma": sigma}
-                record.update({k: _jsonable(v) for k, v in vars(cert).items()})
-                out.write(json.dumps(record) + "\n")
+                # Certificate.from_dict(record without "input") restores the certificate.
+                out.write(json.dumps({"input": i, **cert.to_dict()}) + "\n")
                 out.flush()
     finally:
         if out is not sys.stdout:

@@ -8,21 +8,21 @@ the input layout it expects and the check of it, the featurize transform
 definition (not from the featurized form), which the parity tests compare the
 kernels against.
 
-=================  ======================================  =====
-metric             distance                                gamma
-=================  ======================================  =====
-``jaccard``        1 - IoU of ``[x1, y1, x2, y2]`` boxes   1
-``jaccard_mask``   1 - |A and B| / |A or B| of masks       1
-``tv``             total variation TV(I1 - I2)             1
-``sqfeat``         sum_i w_i (a_i - b_i)^2                 2
-``l2``             Euclidean distance                      1
-``l1``             Manhattan distance                      1
-``angular``        arccos(cos(a, b)) / pi                  1
-=================  ======================================  =====
+=================  ======================================  =====  ===========
+metric             distance                                gamma  upper bound
+=================  ======================================  =====  ===========
+``jaccard``        1 - IoU of ``[x1, y1, x2, y2]`` boxes   1      1
+``jaccard_mask``   1 - |A and B| / |A or B| of masks       1      1
+``tv``             total variation TV(I1 - I2)             1      none
+``sqfeat``         sum_i w_i (a_i - b_i)^2                 2      none
+``l2``             Euclidean distance                      1      none
+``l1``             Manhattan distance                      1      none
+``angular``        arccos(cos(a, b)) / pi                  1      1
+=================  ======================================  =====  ===========
 """
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -50,6 +50,9 @@ class Metric:
     featurize: Callable  # (validated array, params) -> Features
     reduction: str  # name of the pair function in cs_fast.kernels.pair
     reference: Callable = field(repr=False)  # (XA, XB, params) -> float64 (na, nb)
+    #: The largest distance the metric can take, None when unbounded: a
+    #: certificate with eps_out at least this says nothing (``vacuous``).
+    upper_bound: Optional[float] = None
 
     def check_params(self, params):
         unknown = sorted(set(params) - set(self.params))
@@ -399,6 +402,7 @@ JACCARD = Metric(
     featurize=_featurize_boxes,
     reduction="box",
     reference=_ref_jaccard,
+    upper_bound=1.0,
 )
 
 JACCARD_MASK = Metric(
@@ -411,6 +415,7 @@ JACCARD_MASK = Metric(
     featurize=_featurize_masks,
     reduction="mask",
     reference=_ref_jaccard_mask,
+    upper_bound=1.0,
 )
 
 TV = Metric(
@@ -471,6 +476,7 @@ ANGULAR = Metric(
     featurize=_featurize_angular,
     reduction="angular",
     reference=_ref_angular,
+    upper_bound=1.0,
 )
 
 _REGISTRY = {m.name: m for m in (JACCARD, JACCARD_MASK, TV, SQFEAT, L2, L1, ANGULAR)}
