@@ -50,6 +50,8 @@ def add_bench_arguments(parser):
                              "the load average leaves free (default: numba's count, all cores)")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end certification timing")
+    parser.add_argument("--no-startup", action="store_true",
+                        help="skip the cold/warm start timing (cs_fast/bench/startup.py)")
     return parser
 
 
@@ -102,14 +104,24 @@ def main_bench(args, *, selected=None, config=None, log=run.stderr_log):
 
         log and log("end to end (the demo's digits autoencoder, tv)")
         e2e = demo_end_to_end(quick=config.quick)
+    startup_figures = None
+    if not getattr(args, "no_startup", False):
+        from .startup import format_startup, measure_startup
+
+        log and log("start-up: cs-fast certify cold and warm, import cs_fast")
+        startup_figures = measure_startup(runs=1 if config.quick else 3)
     meta["load_average_end"] = measure.load_average()
     meta["load_averages_end"] = measure.load_averages()
     doc = report.document(rows, ceil, meta, dataclasses.asdict(config), e2e)
+    if startup_figures:
+        doc["startup"] = startup_figures
     table = report.format_table(rows, ceil, meta, quick=config.quick)
     if e2e:
         table += (f"\n\nend to end ({e2e['metric']}, n={e2e['n']}, m={e2e['m']}): total {e2e['total_s']:.3g} s = "
                   f"model {e2e['model_s']:.3g} s + cs_fast {e2e['cs_fast_s']:.3g} s "
                   f"({e2e['model_calls']} model calls; abstained={e2e['abstained']})")
+    if startup_figures:
+        table += "\n\n" + format_startup(startup_figures)
     report.write_json(os.path.join(out_dir, "results.json"), doc)
     with open(os.path.join(out_dir, "table.txt"), "w") as fh:
         fh.write(table + "\n")
