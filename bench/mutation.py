@@ -176,6 +176,163 @@ def _copy_tree(dst):
             shutil.copy2(os.path.join(REPO, name), dst)
 
 
+# --------------------------------------------------------------------------- fork server (pure-Python targets)
+# bounds.py and smoothing.py are plain Python: one process imports everything and runs the clean tests once
+# (numba compiles, test modules import), then forks a child per mutant, which executes the mutated source in the
+# live module, points every reference to the old functions and classes at the new ones, and runs pytest. A mutant
+# then costs its tests, not a fresh interpreter. numba runs on its fork-safe 'workqueue' threading layer and
+# torch on one thread here (GNU OpenMP is not fork-safe).
+
+def _apply_mutant(modname, source):
+    import importlib
+    import types
+
+    mod = importlib.import_module(modname)
+    old = dict(mod.__dict__)
+    exec(compile(source, mod.__file__, "exec"), mod.__dict__)
+    swaps = {}
+    for name, new in mod.__dict__.items():
+        was = old.get(name)
+        if was is not None and was is not new and isinstance(was, (types.FunctionType, type)):
+            swaps[id(was)] = new
+    for m in list(sys.modules.values()):
+        d = getattr(m, "__dict__", None)
+        if not isinstance(d, dict) or m is mod:
+            continue
+        for k, v in list(d.items()):
+            if id(v) in swaps and isinstance(v, (types.FunctionType, type)):
+                d[k] = swaps[id(v)]
+
+
+def serve(key, jobs_path, out_path, timeout):
+    """Run in the scratch tree: clean tests (traced), then each mutant of ``jobs_path`` in a forked child."""
+    import importlib
+    import signal
+    import threading
+
+    import pytest
+
+    rel, tests = TARGETS[key]
+    modname = rel[:-3].replace("/", ".")
+    importlib.import_module(modname)
+    path = os.path.abspath(rel)
+    lines = set()
+
+    def local(frame, event, arg):
+        if event == "line":
+            lines.add(frame.f_lineno)
+        return local
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename == path:
+            lines.add(frame.f_lineno)
+            return local
+        return None
+
+    args = ["-x", "-q", "-p", "no:cacheprovider", *tests]
+    t0 = time.perf_counter()
+    sys.settrace(tracer)
+    threading.settrace(tracer)
+    rc = pytest.main(args)
+    sys.settrace(None)
+    threading.settrace(None)
+    clean_s = time.perf_counter() - t0
+    with open(jobs_path) as fh:
+        jobs = json.load(fh)
+    with open(out_path, "w") as out:
+        out.write(json.dumps({"clean_rc": int(rc), "clean_s": clean_s, "lines": sorted(lines)}) + "\n")
+        out.flush()
+        if rc != 0:
+            return 1
+        uncovered = _function_lines(open(path).read()) - lines
+        for job in jobs:
+            if job["line"] in uncovered:
+                out.write(json.dumps({"i": job["i"], "status": "not covered", "seconds": 0.0, "killed_by": None})
+                          + "\n")
+                out.flush()
+                continue
+            t0 = time.perf_counter()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, 1)
+                    os.dup2(devnull, 2)
+                    _apply_mutant(modname, job["source"])
+                    code = int(pytest.main(args))
+                except BaseException:
+                    code = 3
+                os._exit(code)
+            status = None
+            while status is None:
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    code = os.waitstatus_to_exitcode(st)
+                    status = "survived" if code == 0 else "killed"
+                elif time.perf_counter() - t0 > timeout:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    status = "timeout"
+                else:
+                    time.sleep(0.05)
+            out.write(json.dumps({"i": job["i"], "status": status, "seconds": round(time.perf_counter() - t0, 1),
+                                  "killed_by": None}) + "\n")
+            out.flush()
+    return 0
+
+
+def _run_served(key, trees, found, out_dir, results, timeout, log):
+    """Split ``found`` over one fork server per tree; collect rows as they come."""
+    rel, tests = TARGETS[key]
+    rows = [None] * len(found)
+    results["targets"][key] = {"file": rel, "tests": tests, "clean_run_s": None, "mutants": rows,
+                               "runner": "fork server"}
+    procs = []
+    for w, tree in enumerate(trees):
+        jobs = [dict(mt, i=i) for i, mt in enumerate(found) if i % len(trees) == w]
+        jobs_path = os.path.join(tree, f"jobs_{key}.json")
+        with open(jobs_path, "w") as fh:
+            json.dump(jobs, fh)
+        out_path = os.path.join(tree, f"out_{key}.jsonl")
+        open(out_path, "w").close()
+        env = dict(os.environ, PYTHONPATH=tree, PYTHONDONTWRITEBYTECODE="1", NUMBA_THREADING_LAYER="workqueue",
+                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_CACHE_DIR=os.path.join(tree, "numba_cache"))
+        env.setdefault("NUMBA_NUM_THREADS", "2")
+        cmd = [sys.executable, os.path.join(tree, "bench", "mutation.py"), "--serve", key, "--jobs", jobs_path,
+               "--results", out_path, "--timeout", str(timeout)]
+        log_fh = open(os.path.join(tree, f"serve_{key}.log"), "w")
+        procs.append((subprocess.Popen(cmd, cwd=tree, env=env, stdout=log_fh, stderr=subprocess.STDOUT), out_path,
+                      log_fh))
+    seen = [0] * len(procs)
+    while True:
+        alive = False
+        for w, (proc, out_path, _) in enumerate(procs):
+            alive |= proc.poll() is None
+            with open(out_path) as fh:
+                got = fh.read().splitlines()
+            for line in got[seen[w]:]:
+                rec = json.loads(line)
+                if "clean_rc" in rec:
+                    if rec["clean_rc"] != 0:
+                        raise RuntimeError(f"{key}: the tests fail on the unmutated code (see serve_{key}.log)")
+                    results["targets"][key]["clean_run_s"] = round(rec["clean_s"], 1)
+                    continue
+                mt = found[rec["i"]]
+                rows[rec["i"]] = _row(mt, status=rec["status"], seconds=rec["seconds"], killed_by=None,
+                                      judged=JUDGED.get((rel, mt["text"], mt["orig"], mt["repl"]))
+                                      if rec["status"] in ("survived", "not covered") else None)
+                log(f"  {rel}:{mt['line']} {mt['orig']!r} -> {mt['repl']!r}: {rec['status']} ({rec['seconds']} s)")
+                _write(results, out_dir)
+            seen[w] = len(got)
+        if not alive:
+            break
+        time.sleep(1.0)
+    for proc, _, fh in procs:
+        fh.close()
+        if proc.returncode not in (0,):
+            raise RuntimeError(f"{key}: a fork server failed with status {proc.returncode}")
+
+
 def _row(mt, **extra):
     row = {k: mt[k] for k in ("line", "col", "orig", "repl", "text")}
     row.update(extra)
@@ -183,11 +340,21 @@ def _row(mt, **extra):
 
 
 def _write(results, out_dir):
+    """``mutants-<target>.json`` per target of this run; ``report.md`` over every such file in ``out_dir``."""
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "mutants.json"), "w") as fh:
-        json.dump(results, fh, indent=1)
+    for key, t in results["targets"].items():
+        with open(os.path.join(out_dir, f"mutants-{key}.json"), "w") as fh:
+            json.dump({"started": results["started"], "command": results["command"], "target": key, **t}, fh,
+                      indent=1)
+    merged = {"targets": {}}
+    for key in TARGETS:
+        p = os.path.join(out_dir, f"mutants-{key}.json")
+        if os.path.exists(p):
+            with open(p) as fh:
+                doc = json.load(fh)
+            merged["targets"][key] = doc
     with open(os.path.join(out_dir, "report.md"), "w") as fh:
-        fh.write(report(results))
+        fh.write(report(merged))
 
 
 def run(targets, out_dir, timeout_factor=2.0, limit=None, workers=1, log=print):
@@ -218,6 +385,12 @@ def run(targets, out_dir, timeout_factor=2.0, limit=None, workers=1, log=print):
 
             with open(os.path.join(trees[0], rel)) as fh:
                 original = fh.read()
+            if key != "select":
+                # A generous per-mutant limit: a clean run under load takes a minute or two.
+                _run_served(key, trees, mutants(original)[:limit], out_dir, results, 600.0, log)
+                results["targets"][key]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                _write(results, out_dir)
+                continue
             rc, clean_s, output = _run_tests(trees[0], tests, None, env_for(trees[0]))
             if rc != 0:
                 raise RuntimeError(f"{key}: the tests fail on the unmutated code:\n{output[-3000:]}")
@@ -270,6 +443,8 @@ def run(targets, out_dir, timeout_factor=2.0, limit=None, workers=1, log=print):
                     log(f"  [{i + 1}/{len(found)}] {rel}:{mt['line']} {mt['orig']!r} -> {mt['repl']!r}: "
                         f"{rows[i]['status']} ({rows[i]['seconds']:.1f} s)")
                     _write(results, out_dir)
+            results["targets"][key]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            _write(results, out_dir)
     finally:
         for tree in trees:
             shutil.rmtree(tree, ignore_errors=True)
@@ -281,10 +456,13 @@ def run(targets, out_dir, timeout_factor=2.0, limit=None, workers=1, log=print):
 def report(results):
     """The markdown summary: counts per file, then every survivor with its judgement."""
     lines = ["# Mutation testing of the certificate code", "",
-             f"Command: `python bench/mutation.py --targets {','.join(results['targets'])}` "
-             f"(started {results['started']}, "
-             + (f"finished {results['finished']})." if results["finished"] else "still running: partial counts).")
-             + " A mutant is killed when a test fails, errors or runs past the timeout.", "",
+             "Command: `python bench/mutation.py` (all targets; `--targets bounds,smoothing,select` for a subset). "
+             "A mutant is killed when a test fails, errors or runs past the timeout.", ""]
+    for key, t in results["targets"].items():
+        lines.append(f"- `{t['file']}`: started {t.get('started')}, "
+                     + (f"finished {t['finished']}" if t.get("finished") else "STILL RUNNING (partial counts)")
+                     + f"; clean run of its tests {t.get('clean_run_s')} s.")
+    lines += ["",
              "| file | mutants | killed | timeout | survived: judged | survived: not judged | "
              "on lines no test runs | tests |",
              "|---|---|---|---|---|---|---|---|"]
@@ -317,7 +495,13 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=None, help="at most this many mutants per file (a trial run)")
     p.add_argument("--workers", type=int, default=1, help="mutants run side by side (one tree copy each)")
     p.add_argument("--list", action="store_true", help="only list the mutants")
+    p.add_argument("--serve", help=argparse.SUPPRESS)  # internal: the fork server of one target
+    p.add_argument("--jobs", help=argparse.SUPPRESS)
+    p.add_argument("--results", help=argparse.SUPPRESS)
+    p.add_argument("--timeout", type=float, default=600.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.serve:
+        return serve(args.serve, args.jobs, args.results, args.timeout)
     targets = [t for t in args.targets.split(",") if t]
     bad = [t for t in targets if t not in TARGETS]
     if bad:

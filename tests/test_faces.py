@@ -15,7 +15,8 @@ import cs_fast
 from cs_fast.models import faces
 from cs_fast.models._nms import SMALL, batched_nms
 
-# Boxes of the real facenet-pytorch 2.6.0 + torchvision 0.29.1 (torch 2.14.1): the stand-in
+# Boxes of the real facenet-pytorch 2.6.0 + torchvision 0.29.1 (torch 2.14.1), printed by
+# `python bench/mtcnn_reference_boxes.py --stand-in no --noisy 40` (that script also runs the stand-in): the stand-in
 # gave the same float32 values on torch 2.14.1 and 2.13.0+cpu, and the same boxes on 40 noisy
 # copies of the astronaut crop.
 ASTRONAUT_CROP_BOX = [67.5342, 60.16297, 155.7105, 173.6123]
