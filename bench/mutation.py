@@ -343,9 +343,11 @@ def _write(results, out_dir):
     """``mutants-<target>.json`` per target of this run; ``report.md`` over every such file in ``out_dir``."""
     os.makedirs(out_dir, exist_ok=True)
     for key, t in results["targets"].items():
-        with open(os.path.join(out_dir, f"mutants-{key}.json"), "w") as fh:
+        tmp = os.path.join(out_dir, f".mutants-{key}.json.{os.getpid()}")
+        with open(tmp, "w") as fh:
             json.dump({"started": results["started"], "command": results["command"], "target": key, **t}, fh,
                       indent=1)
+        os.replace(tmp, os.path.join(out_dir, f"mutants-{key}.json"))  # atomic: a parallel run never reads half
     merged = {"targets": {}}
     for key in TARGETS:
         p = os.path.join(out_dir, f"mutants-{key}.json")
@@ -353,8 +355,10 @@ def _write(results, out_dir):
             with open(p) as fh:
                 doc = json.load(fh)
             merged["targets"][key] = doc
-    with open(os.path.join(out_dir, "report.md"), "w") as fh:
+    tmp = os.path.join(out_dir, f".report.md.{os.getpid()}")
+    with open(tmp, "w") as fh:
         fh.write(report(merged))
+    os.replace(tmp, os.path.join(out_dir, "report.md"))
 
 
 def run(targets, out_dir, timeout_factor=2.0, limit=None, workers=1, log=print):
@@ -375,7 +379,7 @@ def run(targets, out_dir, timeout_factor=2.0, limit=None, workers=1, log=print):
             _copy_tree(tree)
         for key in targets:
             rel, tests = TARGETS[key]
-            tests = [t for t in tests if t.startswith("-") or os.path.exists(os.path.join(trees[0], t))]
+            tests = [t for t in tests if not t.endswith(".py") or os.path.exists(os.path.join(trees[0], t))]
 
             def env_for(tree):
                 env = dict(os.environ, PYTHONPATH=tree, PYTHONDONTWRITEBYTECODE="1",
