@@ -211,16 +211,9 @@ def test_every_command_defaults_to_a_fresh_folder(tmp_path, monkeypatch):
     assert {"demo", "faces", "perceptual"} <= set(checked)
 
 
-def _headline():
-    spec = importlib.util.spec_from_file_location("headline", REPO / "bench" / "headline.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_headline_gives_every_implementation_the_same_runs(tmp_path, capsys):
     out = tmp_path / "headline.json"
-    rows = _headline().main(["--n-images", "40", "--n-boxes", "60", "--reps", "2", "--out", str(out)])
+    rows = _script("headline").main(["--n-images", "40", "--n-boxes", "60", "--reps", "2", "--out", str(out)])
     assert len(rows) == 4
     for r in rows:
         assert len(r["cs_fast_times_s"]) == len(r["peer_times_s"]) == 2
@@ -228,3 +221,26 @@ def test_headline_gives_every_implementation_the_same_runs(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["reps"] == 2 and len(doc["load_start"]["load_average"]) == 3
     assert doc["machine"]["numba_threads"] >= 1 and "best of 2" in capsys.readouterr().out
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_committed_results_set_has_one_regeneration_command(capsys):
+    regen = _script("regenerate")
+    outs = []
+    for name in regen.SETS:
+        words = regen.command(name, 2)
+        outs.append(words[words.index("--out") + 1])
+        assert "{threads}" not in " ".join(words)
+    committed = [f"bench/results/{p.name}" for p in (REPO / "bench" / "results").iterdir() if not p.name.startswith(".")]
+    for path in committed:
+        assert path in outs, f"{path}: no command in bench/regenerate.py writes it"
+    assert len(outs) == len(set(outs))
+    assert regen.main(["--list", "--threads", "3"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in regen.SETS) and "--threads 3" in listing

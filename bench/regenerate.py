@@ -1,0 +1,100 @@
+"""Regenerate the committed results under bench/results/, one command per set, on the free cores.
+
+    python bench/regenerate.py --list              # the commands, one per committed set
+    python bench/regenerate.py SET [SET ...]       # run those sets (or: all)
+    python bench/regenerate.py all --threads 2     # force a thread count
+
+Every set is written only through an explicit ``--out`` (the commands'
+defaults go to fresh folders). Threads: the cores the load average leaves
+free (:func:`cs_fast.bench.measure.free_cores`) unless ``--threads`` says
+otherwise, passed to ``--threads`` where a command has it and to
+``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and
+``OPENBLAS_NUM_THREADS`` for all. A busy machine (load average above the free
+cores the run needs) is refused unless ``--force``: the committed figures
+should come from an idle machine. The sweeps use ``--seed 0 --same-seed``,
+the seed the committed certificates were drawn with.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+R = "bench/results"
+
+# name -> (what, command as a list; "{threads}" is replaced by the thread count)
+SETS = {
+    "bench-quick": ("cs-fast bench --quick, every workload, op and peer, plots and the end-to-end split",
+                    ["-m", "cs_fast.cli", "bench", "--quick", "--threads", "{threads}", "--out", f"{R}/amd-epyc"]),
+    "bench-boxes-full": ("cs-fast bench on boxes min_median at the full sizes (n up to 10^5)",
+                         ["-m", "cs_fast.cli", "bench", "--workloads", "boxes", "--ops", "min_median", "--budget",
+                          "30", "--no-end-to-end", "--threads", "{threads}", "--out", f"{R}/amd-epyc-boxes-full"]),
+    "headline": ("the README's headline table",
+                 ["bench/headline.py", "--threads", "{threads}", "--out", f"{R}/headline-amd-epyc-2core.json"]),
+    "faces-astronaut": ("cs-fast faces on the astronaut crop (20,000 MTCNN runs per setting: hours)",
+                        ["-m", "cs_fast.cli", "faces", "--min-face-size", "60", "--seed", "0", "--same-seed",
+                         "--out", f"{R}/faces-astronaut-amd-epyc"]),
+    "faces-lfw0": ("cs-fast faces on LFW face 0",
+                   ["-m", "cs_fast.cli", "faces", "--photo", "lfw", "--eps1", "0.1", "0.3", "0.5", "--seed", "0",
+                    "--same-seed", "--out", f"{R}/faces-lfw0-amd-epyc"]),
+    "faces-timing": ("MTCNN per image and the non-model share of a face certificate",
+                     ["bench/faces_timing.py", "--threads", "{threads}", "--out", f"{R}/faces-timing-amd-epyc.json"]),
+    "perceptual": ("cs-fast perceptual, exact center",
+                   ["-m", "cs_fast.cli", "perceptual", "--seed", "0", "--same-seed",
+                    "--out", f"{R}/perceptual-digits-amd-epyc"]),
+    "perceptual-candidates30": ("cs-fast perceptual, 30 candidates",
+                                ["-m", "cs_fast.cli", "perceptual", "--candidates", "30", "--seed", "0", "--same-seed",
+                                 "--out", f"{R}/perceptual-digits-amd-epyc/candidates30"]),
+    "mutation": ("mutation testing of bounds.py, smoothing.py, kernels/select.py (not a benchmark; tens of minutes)",
+                 ["bench/mutation.py", "--out", f"{R}/mutation"]),
+}
+
+
+def command(name, threads):
+    """The shell words of set ``name`` with ``threads`` threads."""
+    return [sys.executable] + [w.replace("{threads}", str(threads)) for w in SETS[name][1]]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("sets", nargs="*", help=f"'all' or some of: {', '.join(SETS)}")
+    p.add_argument("--list", action="store_true", help="print the commands and exit")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: the free cores)")
+    p.add_argument("--force", action="store_true", help="run even when the machine is busy")
+    args = p.parse_args(argv)
+    sys.path.insert(0, REPO)
+    from cs_fast.bench import measure
+
+    threads = args.threads or measure.free_cores()
+    if args.list or not args.sets:
+        for name, (what, _) in SETS.items():
+            words = ["python" if w == sys.executable else w for w in command(name, threads)]
+            print(f"{name:24s} {' '.join(words)}\n{'':24s}   ({what})")
+        return 0
+    names = list(SETS) if args.sets == ["all"] else args.sets
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        p.error(f"unknown sets {', '.join(unknown)}; expected 'all' or some of {', '.join(SETS)}")
+    status = measure.load_status(threads_used=threads)
+    if status["busy"] and not args.force:
+        print(f"regenerate: refusing: {status['warning']} (--force to run anyway)", file=sys.stderr)
+        return 2
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads))
+    for name in names:
+        cmd = command(name, threads)
+        print(f"== {name}: {' '.join(cmd)}  (load average {measure.load_average():.2f}, {threads} threads)",
+              flush=True)
+        t0 = time.perf_counter()
+        rc = subprocess.call(cmd, cwd=REPO, env=env)
+        print(f"== {name}: exit {rc} after {time.perf_counter() - t0:.0f} s", flush=True)
+        if rc:
+            return rc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
