@@ -97,7 +97,7 @@ def specialize(template, suffix, options, **bindings):
 
 
 def on_first_compile(callback):
-    """Call ``callback()`` once, when numba first starts compiling a cs_fast kernel in this process.
+    """Call ``callback()`` once, when numba first starts compiling a cs_fast CPU kernel in this process.
 
     Cache hits compile nothing and do not call it. Returns the listener
     (``numba.core.event.unregister("numba:compile", listener)`` removes it).
@@ -113,6 +113,8 @@ def on_first_compile(callback):
             if self.fired:
                 return
             dispatcher = ev.data.get("dispatcher")
+            if "cuda" in type(dispatcher).__module__:
+                return  # device kernels are compiled per process (no disk cache): not announced
             py_func = getattr(dispatcher, "py_func", None)
             filename = getattr(getattr(py_func, "__code__", None), "co_filename", "")
             if filename.startswith(package_dir):
