@@ -173,8 +173,9 @@ class _UserModel:
             return self.fn(batch)
         except Exception as err:
             shape = tuple(self.inputs[self.index].shape)
+            detail = install_hint(err) if isinstance(err, ImportError) else str(err)
             raise ModelError(
-                f"the model {self.spec} raised {type(err).__name__}: {err} (it was called on a batch of shape "
+                f"the model {self.spec} raised {type(err).__name__}: {detail} (it was called on a batch of shape "
                 f"{tuple(batch.shape)}: noisy copies of input {self.index} of {self.source}, shape {shape}, "
                 f"all inputs {tuple(self.inputs.shape)} with the first axis indexing them)"
             ) from err
