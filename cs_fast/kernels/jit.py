@@ -37,6 +37,9 @@ import numba
 from . import features, pair, select
 
 _DEPENDENCIES = (pair, select, features)
+#: The cs_fast package directory (with a trailing separator): compile events of functions whose
+#: source lies under it are cs_fast's own.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def fingerprint(modules=_DEPENDENCIES):
@@ -104,8 +107,6 @@ def on_first_compile(callback):
     """
     from numba.core import event
 
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
     class _Once(event.Listener):
         fired = False
 
@@ -117,7 +118,7 @@ def on_first_compile(callback):
                 return  # device kernels are compiled per process (no disk cache): not announced
             py_func = getattr(dispatcher, "py_func", None)
             filename = getattr(getattr(py_func, "__code__", None), "co_filename", "")
-            if filename.startswith(package_dir):
+            if filename.startswith(PACKAGE_DIR):
                 self.fired = True
                 callback()
 
