@@ -84,16 +84,16 @@ def format_table(rows):
 def _certify_grid(model, images, labels, hs, eps1s, n, m, seed, batch_size, progress, same_seed=False):
     """Certify every (h, eps1, input); return the per-input records and the centers to picture."""
     import torch
-    from tqdm.auto import tqdm
 
     from . import CenterSmoothing
     from .models._sweep import setting_seed
+    from .progress import progress as progress_bar
 
     records, centers = [], {}
     total = len(hs) * len(eps1s) * len(images)
     with torch.no_grad():
         base = model(images)
-    with tqdm(total=total, desc="certifying", unit="input", disable=not progress) as bar:
+    with progress_bar(total, "certifying", "input", progress) as bar:
         for hi, h in enumerate(hs):
             for ei, eps1 in enumerate(eps1s):
                 sigma = eps1 / h
@@ -298,10 +298,13 @@ def add_demo_arguments(parser):
                         help=f"samples to certify (default {DEFAULTS['m']}; --paper: {PAPER['m']})")
     parser.add_argument("--num-inputs", type=int, default=None,
                         help=f"held-out digits to certify (default {DEFAULTS['num_inputs']}; --paper: {PAPER['num_inputs']})")
+    from cs_fast.output_dir import fresh_output_dir  # a new folder per run: results never overwritten
+
     from .models._sweep import add_seed_arguments
 
     add_seed_arguments(parser)
-    parser.add_argument("--out", default="cs_fast_demo", help="output directory (default cs_fast_demo/)")
+    parser.add_argument("--out", default=fresh_output_dir("demo"),
+                        help="output directory (default: a fresh ./cs_fast_demo_YYYYmmdd-HHMMSS/)")
     parser.add_argument("--paper", action="store_true",
                         help="the paper's settings: n=10^4, m=10^6, 50 inputs (hours on a laptop CPU)")
     parser.add_argument("--batch-size", type=int, default=5000, help="inputs per model call")

@@ -98,7 +98,7 @@ class HostOps:
 
     @staticmethod
     def nonfinite_rows(arr):
-        return _row_counts(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1))
+        return _row_counts(~np.isfinite(_rows(arr)).all(axis=1))
 
     @staticmethod
     def zero_rows(arr):
@@ -110,6 +110,11 @@ HOST_OPS = HostOps()
 
 def _per_sample(shape):
     return int(np.prod(shape[1:]))
+
+
+def _rows(arr):
+    """``arr`` as (samples, features); unlike ``reshape(n, -1)`` this works for zero samples."""
+    return arr.reshape(arr.shape[0], _per_sample(arr.shape))
 
 
 def _rank_error(name, metric, arr):
@@ -214,7 +219,7 @@ def _contiguous(arr):
 
 
 def _featurize_identity(arr, params):
-    return Features(_contiguous(arr.reshape(arr.shape[0], -1)))
+    return Features(_contiguous(_rows(arr)))
 
 
 def _featurize_boxes(arr, params):
@@ -227,7 +232,7 @@ def _featurize_boxes(arr, params):
 
 def _featurize_masks(arr, params):
     n = arr.shape[0]
-    bits = np.packbits(arr.reshape(n, -1), axis=1)
+    bits = np.packbits(_rows(arr), axis=1)
     pad = (-bits.shape[1]) % 8
     if pad:
         bits = np.concatenate([bits, np.zeros((n, pad), np.uint8)], axis=1)
@@ -287,7 +292,7 @@ def _featurize_tv(arr, params):
 
 
 def _featurize_sqfeat(arr, params):
-    flat = arr.reshape(arr.shape[0], -1)
+    flat = _rows(arr)
     weights = params.get("weights")
     if weights is None:
         return Features(_contiguous(flat))
@@ -296,7 +301,7 @@ def _featurize_sqfeat(arr, params):
 
 
 def _featurize_angular(arr, params):
-    flat = arr.reshape(arr.shape[0], -1).astype(np.float64)
+    flat = _rows(arr).astype(np.float64)
     unit = flat / np.linalg.norm(flat, axis=1, keepdims=True)
     return Features(_contiguous(unit.astype(arr.dtype, copy=False)))
 
@@ -325,8 +330,8 @@ def _ref_jaccard(A, B, params):
 
 
 def _ref_jaccard_mask(A, B, params):
-    A = A.reshape(len(A), -1)
-    B = B.reshape(len(B), -1)
+    A = _rows(A)
+    B = _rows(B)
     out = np.empty((len(A), len(B)))
     for i, a in enumerate(A):
         for j, b in enumerate(B):
@@ -355,7 +360,7 @@ def _ref_tv(A, B, params):
 
 
 def _flat64(X):
-    return X.reshape(len(X), -1).astype(np.float64)
+    return _rows(X).astype(np.float64)
 
 
 def _ref_sqfeat(A, B, params):

@@ -24,7 +24,8 @@ def _run(capsys, argv):
 
 def test_certify_builtin_toy_writes_one_line_per_input_and_eps1(capsys):
     rc, rows, err = _run(capsys, ["certify", *SMALL, "--eps1", "0.1", "0.2"])
-    assert rc == 0 and err == ""
+    # stderr is empty but for the one-line notice when this process compiles the kernels (cold cache)
+    assert rc == 0 and [line for line in err.splitlines() if "compiling the numba kernels" not in line] == []
     assert [(r["input"], r["eps1"]) for r in rows] == [(0, 0.1), (0, 0.2)]
     for r in rows:
         assert r["metric"] == "jaccard" and r["sigma"] == 0.25
