@@ -276,6 +276,8 @@ SUBCOMMANDS = [
      "certify MTCNN's face box on the astronaut photo (paper section 5.1)"),
     ("perceptual", "cs_fast.models.perceptual", "add_perceptual_arguments", "main_perceptual",
      "certify the digits generator in LPIPS, exact center vs 30 candidates (paper section 5.2)"),
+    ("audit", "cs_fast.audit", "add_audit_arguments", "main_audit",
+     "test certificates against perturbations and attacks: violation counts and coverage, with positive controls"),
 ]
 
 
