@@ -47,6 +47,8 @@ SETS = {
     "perceptual-candidates30": ("cs-fast perceptual, 30 candidates",
                                 ["-m", "cs_fast.cli", "perceptual", "--candidates", "30", "--seed", "0", "--same-seed",
                                  "--out", f"{R}/perceptual-digits-amd-epyc/candidates30"]),
+    "distributed": ("certificates per second in-process vs Ray 1 and 2 workers",
+                    ["bench/distributed_throughput.py", "--inputs", "8", "--out", f"{R}/distributed-amd-epyc"]),
     "mutation": ("mutation testing of bounds.py, smoothing.py, kernels/select.py (not a benchmark; tens of minutes)",
                  ["bench/mutation.py", "--out", f"{R}/mutation"]),
 }
