@@ -396,6 +396,8 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=None, help="at most this many mutants per file (a trial run)")
     p.add_argument("--workers", type=int, default=1, help="mutants run side by side (one tree copy each)")
     p.add_argument("--list", action="store_true", help="only list the mutants")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild report.md from the mutants-*.json in --out with the current JUDGED table")
     p.add_argument("--serve", help=argparse.SUPPRESS)  # internal: the fork server of one target
     p.add_argument("--jobs", help=argparse.SUPPRESS)
     p.add_argument("--results", help=argparse.SUPPRESS)
@@ -404,6 +406,22 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.serve:
         return serve(args.serve, args.jobs, args.results, args.timeout)
+    if args.report_only:
+        merged = {"targets": {}}
+        for key in TARGETS:
+            path = os.path.join(args.out, f"mutants-{key}.json")
+            if os.path.exists(path):
+                with open(path) as fh:
+                    doc = json.load(fh)
+                for r in doc["mutants"]:
+                    if r and r["status"] in ("survived", "not covered"):
+                        r["judged"] = JUDGED.get((doc["file"], r["text"], r["orig"], r["repl"]))
+                merged["targets"][key] = doc
+                with open(path, "w") as fh:
+                    json.dump(doc, fh, indent=1)
+        with open(os.path.join(args.out, "report.md"), "w") as fh:
+            fh.write(report(merged))
+        return 0
     targets = [t for t in args.targets.split(",") if t]
     bad = [t for t in targets if t not in TARGETS]
     if bad:

@@ -3,9 +3,11 @@
 The simulator build shrinks blocks (4-thread selects, 4 x 4 tiles, 8-thread
 1-D blocks) to keep tests fast; these tests switch the production
 configuration back on and run each reduction once at full width: the block
-radix select and its counting pass (256 threads a row in ``min_median``,
-1024 in ``order_statistic``), the one-block argmin fold (256 threads), and
-the atomic count of ``count_within`` (128-thread blocks).
+radix select and its counting pass (256 and 1024 threads a row, through
+``order_statistic``), the one-block argmin fold of ``min_median`` (256
+threads, called directly: a 256-thread select per row of a large enough
+tile would take minutes here), ``min_median`` end to end with the production
+tiles, and the atomic count of ``count_within`` (128-thread blocks).
 """
 
 import numpy as np
@@ -36,28 +38,41 @@ def _brute_min_median(D):
     return int(np.argmin(med)), float(med.min())
 
 
-def test_order_statistic_with_1024_thread_blocks(production):
+@pytest.mark.parametrize("m, threads", [(250, 256), (1000, 1024)])
+def test_order_statistic_with_256_and_1024_thread_blocks(production, m, threads):
     rng = np.random.default_rng(5)
-    d = np.round(rng.random(1000), 2)  # ties: 101 distinct values over 1000 entries
-    assert ck._select_threads(len(d), 1024) == 1024
+    d = np.round(rng.random(m), 2)  # ties: at most 101 distinct values
+    assert ck._select_threads(len(d), 1024) == threads
     s = np.sort(d)
     dd = cuda.to_device(d)
-    for k in (1, 2, 500, 999, 1000):
+    for k in (1, 2, m // 2, m - 1, m):
         assert ck.order_statistic(dd, k) == s[k - 1], k
 
 
-def test_min_median_select_and_fold_with_256_thread_blocks(production):
+def test_argmin_fold_with_256_threads(production):
+    """The one-block fold of min_median at its widest: first index among ties, only if below the best."""
+    _, _, fold_best = ck._build()
     rng = np.random.default_rng(6)
-    n = 230  # > 224: 256-thread selects; one tile of 230 rows: a 256-thread argmin fold
+    med = rng.random(200) + 1.0
+    med[[37, 150]] = 0.5  # a tie at the minimum: the first index wins
+    med[190:] = np.inf  # rows the counting pass pruned
+    best = cuda.to_device(np.array([np.inf]))
+    best_index = cuda.to_device(np.array([-1], dtype=np.int64))
+    fold_best[1, ck.REDUCE_THREADS](cuda.to_device(med), 200, 1000, best, best_index)
+    assert (best.copy_to_host()[0], best_index.copy_to_host()[0]) == (0.5, 1037)
+    fold_best[1, ck.REDUCE_THREADS](cuda.to_device(med + 0.1), 200, 2000, best, best_index)
+    assert (best.copy_to_host()[0], best_index.copy_to_host()[0]) == (0.5, 1037)  # not below the best: kept
+
+
+def test_min_median_with_production_blocks(production):
+    rng = np.random.default_rng(6)
+    n = 26
     X = rng.standard_normal((n, 3))
-    X[7] = X[100]  # an exact tie between rows
-    assert ck._select_threads(n, 256) == 256
-    assert min(ck.REDUCE_THREADS, 1 << max(5, (n - 1).bit_length())) == 256  # the fold's width for this tile
+    X[7] = X[20]  # an exact tie between rows
     D = get_metric("l1").reference(X, X, {})
     dX = cuda.to_device(X)
     assert ck.min_median("l1", dX, 0) == _brute_min_median(D)
-    # Tiles of 129 rows: the counting pass prunes the second tile against the first tile's best.
-    assert ck.min_median("l1", dX, 0, tile=129) == _brute_min_median(D)
+    assert ck.min_median("l1", dX, 0, tile=9) == _brute_min_median(D)  # later tiles pruned by the count
 
 
 def test_count_within_with_128_thread_blocks(production):
