@@ -49,7 +49,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The certificate tests: every quantity of a certificate recomputed independently, the bounds, the smoother.
 # The fastest, most pointed tests first: pytest -x stops at the first failure.
-CERT_TESTS = ["tests/test_certificate_exact.py", "tests/test_bounds.py", "tests/test_smoothing.py"]
+CERT_TESTS = ["tests/test_certificate_exact.py", "tests/test_bounds.py", "tests/test_smoothing.py",
+              "tests/test_certificate_record.py"]
 TARGETS = {
     "bounds": ("cs_fast/bounds.py", CERT_TESTS),
     "smoothing": ("cs_fast/smoothing.py", CERT_TESTS),
@@ -65,7 +66,38 @@ SWAP_NAMES = {"min": "max", "max": "min", "ceil": "floor", "floor": "ceil", "Tru
 
 # Survivors judged by a reviewer: (file, line text stripped, original token, replacement) -> reason.
 # A survivor matches on the line's text, so the judgement survives edits elsewhere in the file.
-JUDGED = {}
+VALIDATION = ("validation only: widens or narrows an input check of a public function; no caller passes such "
+              "a value (q = p + a positive margin, p is a probability), and the certificate quantities are "
+              "unchanged")
+JUDGED = {
+    ("cs_fast/bounds.py", "if not 0.0 <= p <= 1.0:", "<=", "<"): VALIDATION,
+    ("cs_fast/bounds.py", "if not 0.0 <= p <= 1.0:", "1.0", "2.0"): VALIDATION,
+    ("cs_fast/bounds.py", "if not 0.0 < q <= 1.0:", "<", "<="): VALIDATION + " (q = 0 would give rank 1)",
+    ("cs_fast/bounds.py", "d = np.asarray(distances, dtype=np.float64).reshape(-1)", "1", "2"):
+        "equivalent: numpy reads any negative size in reshape as 'the rest' (reshape(-2) == reshape(-1))",
+    ("cs_fast/bounds.py", "return float(np.partition(d, k - 1)[k - 1])", "1", "2"):
+        "not less conservative: partitioning at k-2 leaves entries >= the (k-1)-th from position k-1 on, so "
+        "the value read is >= the k-th smallest (a larger R); numpy's introselect happened to return the "
+        "exact k-th on the tests' data. A test that pins R on data where the positions after k-2 stay "
+        "unsorted would kill it",
+    ("cs_fast/bounds.py", "k = math.ceil(q * m * (1.0 + 8.0 * np.finfo(np.float64).eps))", "8.0", "9.0"):
+        "more conservative, never less: a 9-ulp window rounds up in a superset of the 8-ulp cases; the "
+        "by-value tests sit outside the 8-9 ulp band",
+    ("cs_fast/bounds.py", "return max(1, min(m, k))", "1", "0"):
+        "equivalent for every caller: order_statistic refuses q <= 0, and q > 0 gives ceil(q m (1 + 8 eps)) >= 1",
+    ("cs_fast/kernels/select.py", "while hi > lo:", ">", ">="):
+        "equivalent: one more pass on a one-element range swaps the element with itself and returns it",
+    ("cs_fast/kernels/select.py", "if buf[mid] < buf[lo]:", "<", "<="):
+        "equivalent: also swapping equal values leaves the values in place",
+    ("cs_fast/kernels/select.py", "if buf[hi] < buf[lo]:", "<", "<="):
+        "equivalent: also swapping equal values leaves the values in place",
+    ("cs_fast/kernels/select.py", "if buf[hi] < buf[mid]:", "<", "<="):
+        "equivalent: also swapping equal values leaves the values in place",
+    ("cs_fast/smoothing.py", "N_DEFAULT = 10_000", "10_000", "10001"):
+        "a default sample count (the paper's n); certificates are exact for any n, none is less conservative",
+    ("cs_fast/smoothing.py", "M_DEFAULT = 1_000_000", "1_000_000", "1000001"):
+        "a default sample count (the paper's m); certificates are exact for any m, none is less conservative",
+}
 
 
 def _number_mutants(text):
@@ -327,7 +359,7 @@ def _write(results, out_dir):
     os.replace(tmp, os.path.join(out_dir, "report.md"))
 
 
-def run(targets, out_dir, timeout=600.0, limit=None, workers=1, log=print):
+def run(targets, out_dir, timeout=600.0, limit=None, workers=1, log=print, recheck=False):
     """Run the mutants of ``targets`` (keys of :data:`TARGETS`); write the report as it goes and return it.
 
     ``workers`` scratch copies of the tree run mutants side by side (one file per
@@ -345,7 +377,25 @@ def run(targets, out_dir, timeout=600.0, limit=None, workers=1, log=print):
             rel, tests = TARGETS[key]
             with open(os.path.join(trees[0], rel)) as fh:
                 original = fh.read()
-            _run_served(key, trees, mutants(original)[:limit], out_dir, results, timeout, log)
+            found = mutants(original)[:limit]
+            previous = os.path.join(out_dir, f"mutants-{key}.json")
+            if recheck and os.path.exists(previous):
+                # Only the previous survivors, with the current tests; every other row is kept as it was.
+                with open(previous) as fh:
+                    prev = json.load(fh)
+                shutil.copy(previous, previous + ".before-recheck")  # the partial writes below replace it
+                ident = {(mt["line"], mt["col"], mt["orig"], mt["repl"]): i for i, mt in enumerate(found)}
+                again = [ident[(r["line"], r["col"], r["orig"], r["repl"])] for r in prev["mutants"]
+                         if r and r["status"] == "survived"]
+                _run_served(key, trees, [found[i] for i in again], out_dir, results, timeout, log)
+                rows = prev["mutants"]
+                for i, row in zip(again, results["targets"][key]["mutants"]):
+                    rows[[k for k, r in enumerate(rows) if r and (r["line"], r["col"], r["orig"], r["repl"]) ==
+                          (found[i]["line"], found[i]["col"], found[i]["orig"], found[i]["repl"])][0]] = row
+                results["targets"][key].update(mutants=rows, clean_run_s=prev.get("clean_run_s"),
+                                               rechecked=f"{len(again)} survivors rerun with {TARGETS[key][1]}")
+            else:
+                _run_served(key, trees, found, out_dir, results, timeout, log)
             results["targets"][key]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             _write(results, out_dir)
     finally:
@@ -364,7 +414,8 @@ def report(results):
     for key, t in results["targets"].items():
         lines.append(f"- `{t['file']}`: started {t.get('started')}, "
                      + (f"finished {t['finished']}" if t.get("finished") else "STILL RUNNING (partial counts)")
-                     + f"; clean run of its tests {t.get('clean_run_s')} s.")
+                     + f"; clean run of its tests {t.get('clean_run_s')} s"
+                     + (f"; {t['rechecked']}" if t.get("rechecked") else "") + ".")
     lines += ["",
              "| file | mutants | killed | timeout | survived: judged | survived: not judged | "
              "on lines no test runs | tests |",
@@ -396,6 +447,8 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=None, help="at most this many mutants per file (a trial run)")
     p.add_argument("--workers", type=int, default=1, help="mutants run side by side (one tree copy each)")
     p.add_argument("--list", action="store_true", help="only list the mutants")
+    p.add_argument("--recheck", action="store_true",
+                   help="rerun only the survivors of the mutants-*.json in --out (after adding tests)")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild report.md from the mutants-*.json in --out with the current JUDGED table")
     p.add_argument("--serve", help=argparse.SUPPRESS)  # internal: the fork server of one target
@@ -433,7 +486,8 @@ def main(argv=None):
                 for mt in mutants(fh.read()):
                     print(f"{rel}:{mt['line']}: {mt['orig']!r} -> {mt['repl']!r}   {mt['text']}")
         return 0
-    run(targets, args.out, args.timeout, args.limit, args.workers, log=lambda s: print(s, flush=True))
+    run(targets, args.out, args.timeout, args.limit, args.workers, log=lambda s: print(s, flush=True),
+        recheck=args.recheck)
     return 0
 
 
