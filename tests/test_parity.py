@@ -8,7 +8,7 @@ import torch
 import cs_fast
 from cs_fast.metrics import get_metric
 from conftest import make_samples, resolve_params
-from large_reference import LARGE_CASES, SIZES, large_case_id, reference_rows, row_blocks, samples
+from large_reference import LARGE_CASES, SIZES, abs_tolerance, large_case_id, reference_rows, row_blocks, samples
 
 DTYPES = [np.float64, np.float32]
 
@@ -156,8 +156,9 @@ def test_pdist_matches_brute_force_across_tile_boundaries(ci, n):
     for i0, D in row_blocks(metric, params, X):
         for r, i in enumerate(range(i0, i0 + len(D))):
             start = i * n - i * (i + 1) // 2
-            np.testing.assert_allclose(condensed[start:start + n - i - 1], D[r, i + 1:], rtol=1e-10, atol=1e-10,
-                                       err_msg=f"row {i}")
+            np.testing.assert_allclose(condensed[start:start + n - i - 1], D[r, i + 1:], rtol=1e-10,
+                                       atol=abs_tolerance(metric, 1e-10), err_msg=f"row {i}")
     # The vectorized reference is the pair-by-pair definition (Metric.reference) on a middle row.
     row = get_metric(metric).reference(X[n // 2:n // 2 + 1], X, params)[0]
-    np.testing.assert_allclose(reference_rows(metric, params, X[n // 2:n // 2 + 1], X)[0], row, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(reference_rows(metric, params, X[n // 2:n // 2 + 1], X)[0], row, rtol=1e-12,
+                               atol=abs_tolerance(metric, 1e-14))
