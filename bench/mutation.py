@@ -275,10 +275,14 @@ def serve(key, jobs_path, out_path, timeout):
     return 0
 
 
-def _run_served(key, trees, found, out_dir, results, timeout, log):
-    """Split ``found`` over one fork server per tree; collect rows as they come."""
+def _run_served(key, trees, found, out_dir, results, timeout, log, rows=None, slots=None):
+    """Split ``found`` over one fork server per tree; collect rows as they come.
+
+    ``rows``/``slots``: fill ``rows[slots[i]]`` instead of a fresh list (a recheck of some mutants).
+    """
     rel, tests = TARGETS[key]
-    rows = [None] * len(found)
+    rows = [None] * len(found) if rows is None else rows
+    slots = list(range(len(found))) if slots is None else slots
     results["targets"][key] = {"file": rel, "tests": tests, "clean_run_s": None, "mutants": rows,
                                "runner": "fork server"}
     procs = []
@@ -312,7 +316,7 @@ def _run_served(key, trees, found, out_dir, results, timeout, log):
                     results["targets"][key]["clean_run_s"] = round(rec["clean_s"], 1)
                     continue
                 mt = found[rec["i"]]
-                rows[rec["i"]] = _row(mt, status=rec["status"], seconds=rec["seconds"], killed_by=None,
+                rows[slots[rec["i"]]] = _row(mt, status=rec["status"], seconds=rec["seconds"], killed_by=None,
                                       judged=JUDGED.get((rel, mt["text"], mt["orig"], mt["repl"]))
                                       if rec["status"] in ("survived", "not covered") else None)
                 log(f"  {rel}:{mt['line']} {mt['orig']!r} -> {mt['repl']!r}: {rec['status']} ({rec['seconds']} s)")
@@ -384,16 +388,16 @@ def run(targets, out_dir, timeout=600.0, limit=None, workers=1, log=print, reche
                 with open(previous) as fh:
                     prev = json.load(fh)
                 shutil.copy(previous, previous + ".before-recheck")  # the partial writes below replace it
-                ident = {(mt["line"], mt["col"], mt["orig"], mt["repl"]): i for i, mt in enumerate(found)}
-                again = [ident[(r["line"], r["col"], r["orig"], r["repl"])] for r in prev["mutants"]
-                         if r and r["status"] == "survived"]
-                _run_served(key, trees, [found[i] for i in again], out_dir, results, timeout, log)
                 rows = prev["mutants"]
-                for i, row in zip(again, results["targets"][key]["mutants"]):
-                    rows[[k for k, r in enumerate(rows) if r and (r["line"], r["col"], r["orig"], r["repl"]) ==
-                          (found[i]["line"], found[i]["col"], found[i]["orig"], found[i]["repl"])][0]] = row
-                results["targets"][key].update(mutants=rows, clean_run_s=prev.get("clean_run_s"),
-                                               rechecked=f"{len(again)} survivors rerun with {TARGETS[key][1]}")
+                if len(rows) != len(found):
+                    raise RuntimeError(f"{key}: the file changed since {previous}; run without --recheck")
+                # Survivors, and mutants an interrupted run never reached.
+                again = [i for i, r in enumerate(rows) if r is None or r["status"] == "survived"]
+                _run_served(key, trees, [found[i] for i in again], out_dir, results, timeout, log,
+                            rows=rows, slots=again)
+                results["targets"][key].update(clean_run_s=prev.get("clean_run_s"),
+                                               rechecked=f"{len(again)} survivors or unrun mutants rerun with "
+                                                         f"{', '.join(TARGETS[key][1])}")
             else:
                 _run_served(key, trees, found, out_dir, results, timeout, log)
             results["targets"][key]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
