@@ -43,6 +43,10 @@ import numpy as np
 from numba import prange
 
 from . import cpu
+from .jit import kernel, specialize
+
+# prune's kernels inline cpu.py's (box_row): its source joins their cache key.
+_KERNEL = {"depends": (cpu,)}
 
 OPEN = 0
 DONE = 1  # computed (full row or counting pass): its median is known or known not to win
@@ -81,7 +85,7 @@ def rounding_margin(reduction, dtype):
 # --------------------------------------------------------------------------- numba kernels
 
 
-@numba.njit(nogil=True)
+@kernel(nogil=True, **_KERNEL)
 def _select(row, k, scratch):
     """k-th smallest (1-based) of ``row`` without reordering it.
 
@@ -125,7 +129,7 @@ def _select(row, k, scratch):
     return cpu._kth_smallest(tmp, k)
 
 
-@numba.njit(parallel=True)
+@kernel(parallel=True, **_KERNEL)
 def _finish_rows(D, rows, k, best, best_index, want_median, scratch, med):
     """Lower median of each computed row of ``D`` (rows ``rows`` of the input).
 
@@ -144,7 +148,7 @@ def _finish_rows(D, rows, k, best, best_index, want_median, scratch, med):
             med[r] = np.inf
 
 
-@numba.njit(parallel=True)
+@kernel(parallel=True, **_KERNEL)
 def _tighten(D, med, root, eps, tiny, lb, state, best, best_index, chunk):
     """Raise every bound with the rows of ``D``; mark rows that can no longer win.
 
@@ -200,8 +204,7 @@ def _tighten(D, med, root, eps, tiny, lb, state, best, best_index, chunk):
     return newly.sum()
 
 
-@numba.njit(parallel=True)
-def _count_tile(pair_fn, F, rows, k, best, best_index, arg, buf, scratch, med, evals):
+def _count_tile(F, rows, k, best, best_index, arg, buf, scratch, med, evals):
     """The brute-force counting pass on the rows ``rows``, for any pair function.
 
     Counts a row's distances below its threshold (see :func:`_finish_rows`) in
@@ -218,28 +221,41 @@ def _count_tile(pair_fn, F, rows, k, best, best_index, arg, buf, scratch, med, e
         while j0 < n and below + (n - j0) >= k:
             j1 = min(n, j0 + 512)
             for j in range(j0, j1):
-                if pair_fn(F, i, F, j, arg) < t:
+                if pair_fn(F, i, F, j, arg) < t:  # noqa: F821 (bound by jit.specialize)
                     below += 1
             j0 = j1
         evals[r] = j0
         if below >= k:
             for j in range(n):
-                buf[r, j] = pair_fn(F, i, F, j, arg)
+                buf[r, j] = pair_fn(F, i, F, j, arg)  # noqa: F821
             evals[r] += n
             med[r] = _select(buf[r], k, scratch[r])
         else:
             med[r] = np.inf
 
 
-@numba.njit(parallel=True)
-def _pair_rows(pair_fn, F, rows, arg, out):
+def _pair_rows(F, rows, arg, out):
     for r in prange(rows.shape[0]):
         i = rows[r]
         for j in range(F.shape[0]):
-            out[r, j] = pair_fn(F, i, F, j, arg)
+            out[r, j] = pair_fn(F, i, F, j, arg)  # noqa: F821
 
 
-@numba.njit(parallel=True)
+_GENERIC = {}
+
+
+def _generic(reduction):
+    """(pair_rows, count_tile) for one pair function: templates bound by jit.specialize, built once."""
+    if reduction not in _GENERIC:
+        pair_fn = getattr(cpu.K, reduction + "_pair")
+        _GENERIC[reduction] = tuple(
+            specialize(template, "prune_" + reduction, dict(parallel=True, **_KERNEL), pair_fn=pair_fn)
+            for template in (_pair_rows, _count_tile)
+        )
+    return _GENERIC[reduction]
+
+
+@kernel(parallel=True, **_KERNEL)
 def _box_rows(FT, rows, out):
     for r in prange(rows.shape[0]):
         cpu.box_row(FT, rows[r], out[r])
@@ -266,7 +282,7 @@ class _Rows:
             self.FT = np.ascontiguousarray(F.T)
         self.tiled = reduction in ("l1", "sq", "l2")
         self.cheap = reduction in _CHEAP or (not self.tiled and F.shape[1] < _SHORT_ROW)
-        self.pair_fn = None if self.tiled else getattr(cpu.K, reduction + "_pair")
+        self.generic = None if self.tiled else _generic(reduction)
 
     def full(self, rows, out):
         """Write the distances of ``rows`` to all rows into ``out[:len(rows)]``; return that view."""
@@ -280,7 +296,7 @@ class _Rows:
             G = cpu.sq_pairwise((self.F64[rows], self.norms[rows]), (self.F64, self.norms), self.reduction == "l2")
             D[:] = G
         else:
-            _pair_rows(self.pair_fn, self.F, rows, self.arg, D)
+            self.generic[0](self.F, rows, self.arg, D)
         return D
 
     def count(self, rows, k, best, best_index, buf, scratch, med, evals):
@@ -288,10 +304,10 @@ class _Rows:
         if self.reduction == "box":
             cpu.box_fused_tile(self.F, self.FT, rows, k, best, best_index, buf, med, evals)
         else:
-            _count_tile(self.pair_fn, self.F, rows, k, best, best_index, self.arg, buf, scratch, med, evals)
+            self.generic[1](self.F, rows, k, best, best_index, self.arg, buf, scratch, med, evals)
 
 
-@numba.njit
+@kernel(**_KERNEL)
 def _next_rows(order, pos, state, m, out):
     """Copy the next up to ``m`` OPEN rows of ``order`` from ``pos`` to ``out``; return (count, pos)."""
     c = 0
