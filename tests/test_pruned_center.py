@@ -148,6 +148,38 @@ def test_pruning_skips_most_rows_of_jittered_boxes(rng):
     assert_same(brute, pruned)
     assert stats["rows_skipped"] > 0.3 * 3000
     assert stats["fraction"] < 0.6
+    assert stats["rows_counted"] > 0  # the core went through the pivot-window counting pass
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1e9])
+def test_every_phase_mix_is_exact(ratio, monkeypatch, rng):
+    """Bounds to the end (ratio 0), or the counting pass right after the first rows (huge ratio)."""
+    monkeypatch.setattr(prune, "RATIO", ratio)
+    for X in (jittered_boxes(rng, 700), scattered_boxes(rng, 500), TIES["duplicates"](rng), TIES["mostly_empty"](rng)):
+        for dtype in (np.float64, np.float32):
+            brute, pruned, stats = both(X.astype(dtype), "jaccard", tile=8)
+            assert_same(brute, pruned)
+
+
+def test_scattered_boxes_stop_counting_early(rng):
+    """Best median 1 with disjoint pairs: a row stops after about n/2 distances, not n."""
+    X = scattered_boxes(rng, 2000)
+    brute, pruned, stats = both(X, "jaccard")
+    assert_same(brute, pruned)
+    assert brute[1] == 1.0
+    assert stats["fraction"] < 0.6
+
+
+def test_center_benchmark_rows(monkeypatch):
+    from cs_fast.bench import center
+
+    monkeypatch.setattr(center, "QUICK_SIZES", {"boxes_jittered": (400,), "boxes_scattered": (300,)})
+    rows = center.run_center(quick=True, probe_memory=False)
+    pruned = [r for r in rows if r["impl"] == "cs_fast pruned"]
+    assert len(pruned) == 2 and all(r["same_as_brute"] for r in pruned)
+    assert all(0 < r["fraction_evaluated"] <= 2 for r in pruned)
+    assert {r["impl"] for r in rows} >= {"cs_fast brute", "cs_fast pruned", "authors loop"}
+    assert "evaluated" in center.table(rows)
 
 
 @settings(max_examples=60, deadline=None)

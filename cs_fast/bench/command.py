@@ -40,7 +40,31 @@ def add_bench_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="data seed")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end certification timing")
+    parser.add_argument("--center", action="store_true",
+                        help="only the exact-center rows: brute force vs pruned vs peers (cs_fast.bench.center)")
+    parser.add_argument("--center-large", action="store_true",
+                        help="with --center: add 10^6 jittered boxes (pruned and brute force: many minutes)")
     return parser
+
+
+def main_center(args, log=None):
+    """``--center``: write center.json and center.txt into the output folder and print the table."""
+    import json
+
+    from .center import run_center, table
+
+    out_dir = args.out or default_out()
+    os.makedirs(out_dir, exist_ok=True)
+    rows = run_center(quick=args.quick, large=args.center_large, seed=args.seed, log=log)
+    doc = {"machine": measure.machine(), "rows": rows}
+    with open(os.path.join(out_dir, "center.json"), "w") as fh:
+        json.dump(doc, fh, indent=1, default=str)
+    text = table(rows)
+    with open(os.path.join(out_dir, "center.txt"), "w") as fh:
+        fh.write(text + "\n")
+    print(text)
+    print(f"\nwrote into {out_dir}: center.json, center.txt")
+    return 0
 
 
 def _select(args):
@@ -63,6 +87,8 @@ def main_bench(args, *, selected=None, config=None, log=run.stderr_log):
     them for tiny runs). Writes ``results.json``, ``table.txt`` and the plots
     into ``args.out`` and prints the table.
     """
+    if getattr(args, "center", False) or getattr(args, "center_large", False):
+        return main_center(args, log)
     selected = selected or _select(args)
     if config is None:
         config = run.quick_config(seed=args.seed) if args.quick else run.Config(seed=args.seed)

@@ -64,8 +64,10 @@ _SHORT_ROW = 16  # direct reductions on rows shorter than this count as cheap to
 _SEED = 0x5EED
 _BOUND_TILE = 64  # rows per tile while bounding
 _MIN_BOUND_ROWS = 32  # rows computed in full before the bounds may be given up
-SORT = True
+SORT = False
 SWITCH = True
+PIVOT = True
+RATIO = 2.0
 _CHUNK = 4096  # bound entries per task of _tighten (32 KiB: stays in L1)
 
 
@@ -261,6 +263,72 @@ def _box_rows(FT, rows, out):
         cpu.box_row(FT, rows[r], out[r])
 
 
+@kernel(parallel=True, fastmath={"reassoc", "nsz"}, **_KERNEL)
+def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, scratch, med, evals):
+    """The box counting pass with the columns sorted by their distance to a pivot row.
+
+    ``FTs`` holds the boxes transposed in the order of ``ds``, their sorted
+    distances to the pivot; ``dpiv[i]`` is box i's. A column can be below a
+    row's threshold ``t`` only if ``|ds[c] - dpiv[i]| < t + reach`` (the
+    triangle inequality; ``reach`` covers the rounding of the three distances),
+    so the columns outside that window are counted as not below without
+    computing them, and the window is walked from its far end inward, where a
+    row near the pivot meets its not-below distances first: most rows stop
+    after a fraction of their distances. A row that still reaches ``k`` is
+    computed in full, in the input order (:func:`cs_fast.kernels.cpu.box_row`,
+    the floats brute force computes), and its median selected.
+    """
+    n = FT.shape[1]
+    x1 = FTs[0]
+    y1 = FTs[1]
+    x2 = FTs[2]
+    y2 = FTs[3]
+    need = n - k + 1  # not-below distances that settle a row
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        loose = t * cpu._COUNT_SLACK
+        zero_below = 0.0 < t
+        one_below = 1.0 < t
+        a = dpiv[i]
+        lo = np.searchsorted(ds, a - t - reach, side="left")
+        hi = np.searchsorted(ds, a + t + reach, side="right")
+        nonbelow = n - (hi - lo)
+        ax1 = FT[0, i]
+        ay1 = FT[1, i]
+        ax2 = FT[2, i]
+        ay2 = FT[3, i]
+        area = (ax2 - ax1) * (ay2 - ay1)
+        done = 0
+        j1 = hi
+        while j1 > lo and nonbelow < need:
+            j0 = max(lo, j1 - 1024)
+            bx1 = x1[j0:j1]
+            by1 = y1[j0:j1]
+            bx2 = x2[j0:j1]
+            by2 = y2[j0:j1]
+            c = 0
+            for j in range(j1 - j0):
+                iw = max(min(ax2, bx2[j]) - max(ax1, bx1[j]), 0.0)
+                ih = max(min(ay2, by2[j]) - max(ay1, by1[j]), 0.0)
+                inter = iw * ih
+                union = area + (bx2[j] - bx1[j]) * (by2[j] - by1[j]) - inter
+                disjoint = inter <= 0.0
+                c += ((~disjoint) & (union - inter < loose * union)) | (
+                    disjoint & (((union > 0.0) & one_below) | ((union <= 0.0) & zero_below))
+                )
+            nonbelow += (j1 - j0) - c
+            done += j1 - j0
+            j1 = j0
+        evals[r] = done
+        if nonbelow < need:
+            cpu.box_row(FT, i, buf[r])
+            evals[r] += n
+            med[r] = _select(buf[r], k, scratch[r])
+        else:
+            med[r] = np.inf
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -299,9 +367,23 @@ class _Rows:
             self.generic[0](self.F, rows, self.arg, D)
         return D
 
+    def set_pivot(self, p, drow, eps, tiny):
+        """Sort the columns by their distance ``drow`` to row ``p`` (boxes: the pivot-window count)."""
+        if self.reduction != "box":
+            return
+        order = np.argsort(drow, kind="stable")
+        self.pivot = (np.ascontiguousarray(self.FT[:, order]), drow[order].copy(), drow.copy(), float(drow.max()))
+        self.eps, self.tiny = eps, tiny
+
     def count(self, rows, k, best, best_index, buf, scratch, med, evals):
         """Counting pass with early exit (cheap reductions only)."""
-        if self.reduction == "box":
+        if self.reduction == "box" and getattr(self, "pivot", None) is not None:
+            FTs, ds, dpiv, dmax = self.pivot
+            # |d(i,c) - |d(p,c) - d(p,i)|| rounding: each distance within eps d + tiny.
+            reach = 4.0 * self.eps * (2.0 * dmax + best) + 4.0 * self.tiny
+            cpu_best = best if np.isfinite(best) else np.inf
+            _box_count_pivot(self.FT, FTs, ds, dpiv, rows, k, cpu_best, best_index, reach, buf, scratch, med, evals)
+        elif self.reduction == "box":
             cpu.box_fused_tile(self.F, self.FT, rows, k, best, best_index, buf, med, evals)
         else:
             self.generic[1](self.F, rows, k, best, best_index, self.arg, buf, scratch, med, evals)
@@ -410,8 +492,12 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         if full:
             skipped = int(_tighten(D, med[:m], root, eps, tiny, lb, state, best, best_index, _CHUNK))
             open_now -= skipped
-            if SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < m:
+            if SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
                 bounding = False  # the bounds stopped paying for their rows: count instead
+                if PIVOT and src.reduction == "box" and best_index < n:
+                    piv = np.array([best_index], np.int64)
+                    src.set_pivot(best_index, src.full(piv, buf)[0].copy(), eps, tiny)
+                    evaluated += n
     if trace is not None:
         trace.update(lower_bounds=lb, state=state)
     if stats is not None:
