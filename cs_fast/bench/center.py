@@ -135,7 +135,7 @@ def table(rows):
         frac = "" if r["fraction_evaluated"] is None else f"{100 * r['fraction_evaluated']:.2f} %"
         rss = "" if r.get("peak_rss_delta_bytes") is None else f"{r['peak_rss_delta_bytes'] / 2**20:.0f}"
         load = "" if r["load_average"] is None else f"{r['load_average']:.1f}"
-        vs = "" if r["speedup_vs_brute"] is None else f"{r['speedup_vs_brute']:.1f}x"
+        vs = "" if r["speedup_vs_brute"] is None else f"{r['speedup_vs_brute']:.3g}x"
         lines.append(f"{r['workload']:<16}{r['n']:>9}  {r['impl']:<18}{r['time_s']:>9.3f}"
                      f"{vs:>10}{frac:>11}{str(r['same_as_brute']):>6}{rss:>9}{load:>6}")
     return "\n".join(lines)
