@@ -159,6 +159,14 @@ def add_certify_arguments(p):
     p.add_argument("--output", help="write JSON lines here (default: stdout)")
     p.add_argument("--traceback", action="store_true",
                    help="on an error, print the full traceback (default: one line)")
+    d = p.add_argument_group("certify a dataset on Ray workers (pip install 'cs_fast[distributed]')")
+    d.add_argument("--workers", type=int,
+                   help="certify the inputs on this many Ray workers, each loading the model once "
+                        "(default: in this process; with --address or --resume: one per GPU, else per core)")
+    d.add_argument("--address", help="join this Ray cluster ('auto' or ray://host:port; default: start a local Ray)")
+    d.add_argument("--resume", action="store_true",
+                   help="keep the records of --output whose input and parameters match, certify the rest "
+                        "(default: start over)")
 
 
 class _UserModel:
@@ -173,8 +181,9 @@ class _UserModel:
             return self.fn(batch)
         except Exception as err:
             shape = tuple(self.inputs[self.index].shape)
+            detail = install_hint(err) if isinstance(err, ImportError) else str(err)
             raise ModelError(
-                f"the model {self.spec} raised {type(err).__name__}: {err} (it was called on a batch of shape "
+                f"the model {self.spec} raised {type(err).__name__}: {detail} (it was called on a batch of shape "
                 f"{tuple(batch.shape)}: noisy copies of input {self.index} of {self.source}, shape {shape}, "
                 f"all inputs {tuple(self.inputs.shape)} with the first axis indexing them)"
             ) from err
@@ -204,6 +213,8 @@ def main_certify(args):
         except ValueError as err:
             raise CliError(f"--{err} (flag --allow-weak-candidates)") from None
     inputs = _load_inputs(args.inputs, args.model)
+    if args.workers is not None or args.address is not None or args.resume:
+        return _certify_on_workers(args, metric, sigma, params, inputs)
     model = _UserModel(model, args.model, f"--inputs {args.inputs}" if args.inputs else "the built-in inputs", inputs)
     smoother = CenterSmoothing(model, metric, sigma, metric_params=params, batch_size=args.batch_size,
                                seed=args.seed, progress=args.progress, candidates=args.candidates,
@@ -224,6 +235,39 @@ def main_certify(args):
     return 0
 
 
+def _certify_on_workers(args, metric, sigma, params, inputs):
+    """``cs-fast certify --workers N``: :func:`cs_fast.distributed.certify_many`, records as they complete.
+
+    Each line is the certificate's ``to_dict()`` plus ``input``, ``digest`` and
+    ``status`` (``"error"`` lines carry ``error`` and ``source`` instead).
+    Exit status 1 when some input ended in an error record.
+    """
+    import time
+
+    from . import distributed
+
+    if args.resume and args.output is None:
+        raise CliError("--resume: requires --output, the results file to resume")
+    spec = BUILTIN_MODELS[args.model][0] if args.model in BUILTIN_MODELS else args.model
+    factory = distributed.ImportedCallable(spec)  # the worker imports the model itself
+    start = time.perf_counter()
+    results = []
+    stream = None if args.output else sys.stdout
+    run = distributed.certify_many(
+        factory, inputs, metric=metric, sigma=sigma, eps1=args.eps1, n=args.n, m=args.m, alpha1=args.alpha1,
+        alpha2=args.alpha2, delta=args.delta, candidates=args.candidates, metric_params=params,
+        batch_size=args.batch_size, seed=args.seed, workers=args.workers, address=args.address,
+        output=args.output, resume=args.resume, progress=args.progress,
+        smoother_options={"allow_weak_candidates": args.allow_weak_candidates})
+    for index, result in run:
+        results.append((index, result))
+        if stream is not None:
+            stream.write(json.dumps({"input": index, **result.to_dict()}) + "\n")
+            stream.flush()
+    print(f"cs-fast certify: {distributed.summary_line(results, time.perf_counter() - start)}", file=sys.stderr)
+    return 1 if any(isinstance(r, distributed.FailedInput) for _, r in results) else 0
+
+
 #: Subcommands whose modules need optional packages: name, module, argument adder, runner, help.
 SUBCOMMANDS = [
     ("demo", "cs_fast.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)"),
@@ -232,6 +276,8 @@ SUBCOMMANDS = [
      "certify MTCNN's face box on the astronaut photo (paper section 5.1)"),
     ("perceptual", "cs_fast.models.perceptual", "add_perceptual_arguments", "main_perceptual",
      "certify the digits generator in LPIPS, exact center vs 30 candidates (paper section 5.2)"),
+    ("audit", "cs_fast.audit", "add_audit_arguments", "main_audit",
+     "test certificates against perturbations and attacks: violation counts and coverage, with positive controls"),
 ]
 
 
@@ -252,13 +298,14 @@ def _optional(module, adder, runner):
 
 
 def build_parser(argv=None):
-    """The ``cs-fast`` parser. Only the subcommand named in ``argv`` imports its module.
+    """The ``cs-fast`` parser; given the command line ``argv``, only the subcommand it names is complete.
 
     The optional subcommands' modules import torch models, matplotlib, ...
-    (seconds): ``cs-fast certify`` and ``cs-fast --help`` do not pay for them.
+    (seconds): :func:`main` passes its ``argv`` so that ``cs-fast certify``
+    and ``cs-fast --help`` do not pay for them. Without ``argv`` every
+    subcommand gets its arguments (for introspection).
     """
-    argv = sys.argv[1:] if argv is None else argv
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     parser = argparse.ArgumentParser(prog="cs-fast", description="Fast, certified center smoothing.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("certify", help="certify a model's outputs (default: the built-in toy detector)",
@@ -268,7 +315,7 @@ def build_parser(argv=None):
     p.set_defaults(run=main_certify)
     for name, module, adder, runner, text in SUBCOMMANDS:
         p = sub.add_parser(name, help=text)
-        if name == chosen:
+        if chosen is None or name == chosen:
             add_arguments, run = _optional(module, adder, runner)
             add_arguments(p)
             p.set_defaults(run=run)
@@ -285,6 +332,7 @@ def main(argv=None):
 
     from .kernels.jit import on_first_compile
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     listener = on_first_compile(_announce_compiling)
