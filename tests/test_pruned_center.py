@@ -286,3 +286,14 @@ def test_center_smoothing_uses_the_pruned_search(monkeypatch):
     sm = cs_fast.CenterSmoothing(box_model, "jaccard", sigma=0.25, seed=1)
     sm.smooth(np.array([1.0, 2.0]), n=300)
     assert calls == ["box"]
+
+
+@pytest.mark.parametrize("metric", ["sqfeat", "l2"])
+def test_gemm_rows_round_alike_whatever_the_tiles(metric):
+    """BLAS may round by call shape: sq/l2 rows come from one fixed GEMM shape on both paths."""
+    for seed in range(8):
+        r = np.random.default_rng(seed)
+        X = clustered(metric, r, 150, np.float32 if seed % 2 else np.float64, (20,))
+        for tile in (3, 50, None):
+            brute, pruned, _ = both(X, metric, tile=tile)
+            assert_same(brute, pruned)

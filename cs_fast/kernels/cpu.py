@@ -377,6 +377,30 @@ def sq_pairwise(A, B, take_sqrt):
     return G
 
 
+SQ_ROWS = 64  # rows per GEMM call of sq_rows: one fixed shape
+
+
+def sq_rows(F64, norms, rows, take_sqrt, out):
+    """Squared (``take_sqrt``: plain) distances of the rows ``rows`` to all rows, into ``out[:len(rows)]``.
+
+    ``(F64, norms)`` from :func:`centre`. A BLAS GEMM may round an entry
+    differently depending on the call's shape (its blocking, its small-matrix
+    kernels, its thread split), so every GEMM here has the same shape,
+    ``SQ_ROWS x d`` by ``d x n`` (the last call padded with copies of a row):
+    brute force and the pruned center (:mod:`cs_fast.kernels.prune`) then
+    get the same floats for a row whatever their tiles.
+    """
+    m = rows.shape[0]
+    for r0 in range(0, m, SQ_ROWS):
+        chunk = rows[r0:r0 + SQ_ROWS]
+        if chunk.shape[0] < SQ_ROWS:
+            chunk = np.concatenate([chunk, np.full(SQ_ROWS - chunk.shape[0], chunk[-1])])
+        G = sq_pairwise((F64[chunk], norms[chunk]), (F64, norms), take_sqrt)
+        c = min(SQ_ROWS, m - r0)
+        out[r0:r0 + c] = G[:c]
+    return out[:m]
+
+
 def pairwise(reduction, A, B, arg, out_dtype):
     """Full (na, nb) distance matrix for a reduction, in ``out_dtype``."""
     if reduction == "l1":
@@ -450,7 +474,7 @@ def min_median(reduction, F, arg, tile):
             if reduction == "l1":
                 D = l1_rows(F, np.arange(start, stop), buf)
             else:
-                D = sq_pairwise((F64[start:stop], norms[start:stop]), (F64, norms), reduction == "l2")
+                D = sq_rows(F64, norms, np.arange(start, stop), reduction == "l2", buf)
             tile_select(D, k, best, med)
             meds = med[:rows]
         r = int(np.argmin(meds))

@@ -361,8 +361,7 @@ class _Rows:
         elif self.reduction == "box":
             _box_rows(self.FT, rows, D)
         elif self.tiled:
-            G = cpu.sq_pairwise((self.F64[rows], self.norms[rows]), (self.F64, self.norms), self.reduction == "l2")
-            D[:] = G
+            cpu.sq_rows(self.F64, self.norms, rows, self.reduction == "l2", D)
         else:
             self.generic[0](self.F, rows, self.arg, D)
         return D
