@@ -66,17 +66,20 @@ def _rename(func, name, namespace=None):
     return clone
 
 
-def kernel(**options):
+def kernel(depends=(), **options):
     """``numba.njit(cache=True, **options)`` for a CPU kernel, cache entry named by :data:`FINGERPRINT`.
 
     The compiled function keeps its module's globals (they are read when it
     first compiles) and its Python name; only the name numba files its cache
-    under carries the fingerprint.
+    under carries the fingerprint. ``depends``: further modules whose kernels
+    it inlines (e.g. ``cpu`` for :mod:`.prune`), added to the fingerprint.
     """
+    stamp = fingerprint(_DEPENDENCIES + tuple(depends)) if depends else FINGERPRINT
+
     def decorate(func):
-        if not FINGERPRINT:
+        if not stamp:
             return numba.njit(**options)(func)
-        clone = _rename(func, f"{func.__name__}__{FINGERPRINT}")
+        clone = _rename(func, f"{func.__name__}__{stamp}")
         try:
             dispatcher = numba.njit(cache=True, **options)(clone)
         except RuntimeError:  # no writable cache directory anywhere: compile every run
