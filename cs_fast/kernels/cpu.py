@@ -15,7 +15,16 @@ Kernels and why they look the way they do:
   long rows.
 * :func:`sq_pairwise`: squared distances as ``|a|^2 + |b|^2 - 2 a.b`` with a
   float64 GEMM on column-centred features; pairs where that form could have
-  cancelled (``d < tau (|a|^2 + |b|^2)``) are recomputed directly.
+  cancelled (``d < tau (|a|^2 + |b|^2)``) are recomputed directly. Serves
+  float64 output.
+* :func:`sq_pairwise_mixed`, :func:`sq_min_median`: the same form with a
+  *float32* GEMM (BLAS) on centred features and the rigorous per-entry bound
+  of :mod:`cs_fast.kernels.mixed_precision`; only what the bound cannot
+  decide is recomputed in float64. Float32 output of ``cdist``/``pdist`` and
+  every ``min_median`` of ``sq``/``l2``.
+* :func:`sq_rows`: the canonical float64 ``sq`` distances of a few rows to
+  all rows (``to_center``, and the refinement of ``min_median``: one
+  compiled kernel, so the radius is bit for bit a ``to_center`` median).
 * ``fused_tile_<reduction>`` / :func:`tile_select`: the per-row lower median
   for :func:`min_median`, with pruning (see there).
 """
@@ -26,7 +35,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import features, pair, select
+from . import features, mixed_precision, pair, select
 from .retarget import retarget
 
 # reassoc lets LLVM vectorize float reductions; nnan/ninf stay off so NaN and inf
@@ -43,6 +52,7 @@ _kth_smallest = K.kth_smallest
 _count_below = K.count_below
 _sq_pair = K.sq_pair
 _tv_index = K.tv_index  # the layout the device featurize shares (kernels/features.py)
+_sq_interval = numba.njit(mixed_precision.sq_interval)  # the one bound, compiled for the CPU
 
 # The cancellation guard of the GEMM form: relative rounding of the float64
 # product is ~1e-16 * sqrt(d) * (|a|^2 + |b|^2); recomputing every pair with
@@ -308,12 +318,173 @@ def sq_pairwise(A, B, take_sqrt):
     return G
 
 
+@numba.njit(parallel=True, fastmath=_PAIR_FASTMATH)
+def sq_rows(F, V, out):
+    """``out[r, j] = sum_k (F[j, k] - V[r, k])**2`` summed directly in float64: the canonical ``sq``.
+
+    Each entry is one thread's sum in one fixed (vectorized) order of this
+    one compiled kernel, so a distance has the same bits however many threads
+    run and whichever caller asks: ``to_center`` (``V`` the center) and the
+    refinement of :func:`sq_min_median` (``V`` the candidate rows).
+    """
+    m = V.shape[0]
+    for j in prange(F.shape[0]):
+        for r in range(m):
+            acc = 0.0
+            for k in range(F.shape[1]):
+                t = np.float64(F[j, k]) - np.float64(V[r, k])
+                acc += t * t
+            out[r, j] = acc
+
+
+@numba.njit(parallel=True, fastmath=_PAIR_FASTMATH)
+def centre32(F, shift, X, na):
+    """``X = fl32(F - shift)`` and ``na[i] = sum_k X[i, k]**2`` in float64 (the mixed GEMM's inputs)."""
+    for i in prange(F.shape[0]):
+        acc = 0.0
+        for k in range(F.shape[1]):
+            x = np.float32(np.float64(F[i, k]) - shift[k])
+            X[i, k] = x
+            y = np.float64(x)
+            acc += y * y
+        na[i] = acc
+
+
+def _centred32(F, shift):
+    X = np.empty(F.shape, dtype=np.float32)
+    na = np.empty(F.shape[0])
+    if F.shape[0]:
+        centre32(F, shift, X, na)
+    return X, na
+
+
+@numba.njit(parallel=True)
+def _sq_mixed_finish(A, B, G, naA, naB, aA, aB, coef, rtol, take_sqrt):
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    for i in prange(G.shape[0]):
+        for j in range(G.shape[1]):
+            dt = (naA[i] + naB[j]) - 2.0 * np.float64(G[i, j])
+            lo, hi = _sq_interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
+            if hi - lo <= rtol * lo:
+                v = dt  # within [lo, hi], as the float64 value is: relative error <= rtol
+            else:
+                v = _sq_pair(A, i, B, j, 0)
+            G[i, j] = math.sqrt(v) if take_sqrt else v
+
+
+def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
+    """float32 (na, nb) ``sq``/``l2`` distances, each within relative ``rtol`` of the float64 one.
+
+    One float32 BLAS GEMM on rows centred on ``A``'s column mean, then
+    :func:`cs_fast.kernels.mixed_precision.sq_interval` per entry: an entry
+    whose interval is wider than ``rtol`` times its lower end is recomputed
+    directly in float64 (``sq_pair``). Returns None when the centred norms
+    are too large for a float32 GEMM (the caller then uses float64).
+    """
+    shift = A.mean(axis=0, dtype=np.float64) if A.shape[0] else np.zeros(A.shape[1])
+    XA, naA = _centred32(A, shift)
+    XB, naB = _centred32(B, shift)
+    if not (max(naA.max(initial=0.0), naB.max(initial=0.0)) < mixed_precision.MAX_NORM2):
+        return None
+    d = A.shape[1]
+    coef = mixed_precision.sq_coefficients(d)
+    G = XA @ XB.T  # float32 BLAS; (na, nb) and C-contiguous
+    _sq_mixed_finish(A, B, G, naA, naB, mixed_precision.norm_upper(naA, d), mixed_precision.norm_upper(naB, d),
+                     coef, float(rtol), take_sqrt)
+    return G
+
+
+@numba.njit
+def _sq_estimates32(G, na32, i0):
+    # In place, float32: G[r, j] <- (na_i + na_j) - 2 G[r, j] (G + G is exact).
+    # float32 estimates select at the float32 peers' speed; the bound's
+    # estimate_roundoff = U32 accounts for forming them in float32. Serial:
+    # a fraction of a millisecond per tile, less than a parallel launch costs
+    # right after BLAS's threads.
+    for r in range(G.shape[0]):
+        ni = na32[i0 + r]
+        for j in range(G.shape[1]):
+            g = G[r, j]
+            G[r, j] = (ni + na32[j]) - (g + g)
+
+
+@numba.njit
+def _median_intervals(m, a, i0, amax, coef, lo, hi):
+    # Per row, the k-th smallest estimate widened with the largest norm for
+    # a_j (both ends of the interval grow with it, and are non-decreasing in
+    # the estimate): an interval for the row's canonical lower median.
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    for r in range(m.shape[0]):
+        lo[i0 + r], hi[i0 + r] = _sq_interval(np.float64(m[r]), a[i0 + r], amax, c, c64, rho, g, abs_sq, abs_eps)
+
+
+def sq_min_median(F, take_sqrt, tile):
+    """:func:`min_median` for ``sq``/``l2``: float32 GEMM, bound, float64 refinement.
+
+    Every row's lower median gets an interval from a float32 GEMM tile, a
+    float32 selection and :func:`cs_fast.kernels.mixed_precision.sq_interval`;
+    ``U`` is the smallest upper end. A row whose lower end exceeds ``U`` has
+    a median strictly above the best and cannot win; the others (the
+    *candidates*) get their canonical float64 rows from :func:`sq_rows` and an
+    exact selection, in order of their lower ends until those pass the best.
+    The result is the brute force over :func:`sq_rows`'s distances, bit for
+    bit (ties: the smallest index). Returns ``(index, radius, candidates)``.
+    Extra memory: the float32 centred copy and one float32 ``tile x n`` tile.
+    """
+    n, d = F.shape
+    k = (n + 1) // 2
+    shift = F.mean(axis=0, dtype=np.float64)
+    X, na = _centred32(F, shift)
+    if na.max() < mixed_precision.MAX_NORM2:
+        coef = mixed_precision.sq_coefficients(d, estimate_roundoff=mixed_precision.U32)
+        a = mixed_precision.norm_upper(na, d)
+        amax = float(a.max())
+        na32 = na.astype(np.float32)
+        lo = np.empty(n)
+        hi = np.empty(n)
+        tile = max(1, min(n, tile))
+        for i0 in range(0, n, tile):
+            i1 = min(n, i0 + tile)
+            G = X[i0:i1] @ X.T  # float32 BLAS
+            _sq_estimates32(G, na32, i0)
+            G.partition(k - 1, axis=1)
+            _median_intervals(G[:, k - 1], a, i0, amax, coef, lo, hi)
+        if take_sqrt:
+            # Compare where the answer lives: two sq medians may share one sqrt.
+            lo, hi = np.sqrt(lo), np.sqrt(hi)
+        order = np.argsort(lo, kind="stable")
+        order = order[: int(np.searchsorted(lo[order], hi.min(), side="right"))]
+    else:  # norms too large for a float32 GEMM: every row exactly
+        lo = np.zeros(n)
+        order = np.arange(n)
+    best, best_index = np.inf, -1
+    step = max(1, numba.get_num_threads())
+    for s in range(0, len(order), step):
+        rows = order[s : s + step]
+        rows = rows[lo[rows] <= best]  # sorted by lower end: past the best, no row can win
+        if rows.size == 0:
+            break
+        D = np.empty((rows.size, n))
+        sq_rows(F, F[rows], D)
+        for r, i in enumerate(rows):
+            m = _kth_smallest(D[r], k)
+            if take_sqrt:
+                m = math.sqrt(m)
+            if m < best or (m == best and i < best_index):
+                best, best_index = m, int(i)
+    return best_index, float(best), len(order)
+
+
 def pairwise(reduction, A, B, arg, out_dtype):
     """Full (na, nb) distance matrix for a reduction, in ``out_dtype``."""
     if reduction == "l1":
         acc = np.zeros((A.shape[0], B.shape[0]))
         return l1_pairwise(A, B, acc).astype(out_dtype, copy=False)
     if reduction in ("sq", "l2"):
+        if np.dtype(out_dtype) == np.float32 and A.shape[1]:
+            G = sq_pairwise_mixed(A, B, reduction == "l2")
+            if G is not None:
+                return G
         shift = A.astype(np.float64).mean(axis=0)
         G = sq_pairwise(centre(A, shift), centre(B, shift), reduction == "l2")
         return G.astype(out_dtype, copy=False)
@@ -323,7 +494,15 @@ def pairwise(reduction, A, B, arg, out_dtype):
 
 
 def to_center(reduction, F, C, arg):
-    """float64 distances from every row of ``F`` to the single row ``C`` (shape (1, d))."""
+    """float64 distances from every row of ``F`` to the single row ``C`` (shape (1, d)).
+
+    ``sq``/``l2``: :func:`sq_rows`, the canonical float64 sums (memory
+    bound: reading float32 rows costs the same whatever precision adds them).
+    """
+    if reduction in ("sq", "l2"):
+        out = np.empty((1, F.shape[0]))
+        sq_rows(F, np.ascontiguousarray(C), out)
+        return np.sqrt(out[0], out=out[0]) if reduction == "l2" else out[0]
     out = np.empty((F.shape[0], 1))
     _generic(reduction)[0](F, C, arg, out)
     return out[:, 0]
@@ -344,24 +523,21 @@ def min_median(reduction, F, arg, tile):
     far) has median ``>= best`` and cannot replace it (ties keep the smaller
     index, and rows are visited in index order); only rows that pass that
     counting pass run an exact selection. Extra memory is one float64
-    ``tile x n`` buffer.
+    ``tile x n`` buffer. ``sq`` and ``l2`` go to :func:`sq_min_median`.
     """
+    if reduction in ("sq", "l2"):
+        index, radius, _ = sq_min_median(F, reduction == "l2", tile)
+        return index, radius
     n = F.shape[0]
     k = (n + 1) // 2
     best = np.inf
     best_index = -1
-    direct = reduction not in ("l1", "sq", "l2")
+    direct = reduction != "l1"
     fused = _generic(reduction)[1] if direct else None
-    if reduction in ("sq", "l2"):
-        F64, norms = centre(F)
     if reduction == "box":
         FT = np.ascontiguousarray(F.T)
     # Small first tiles, doubling, give a tight bound early so later tiles prune.
     first = min(n, tile, max(1, numba.get_num_threads()))
-    if reduction in ("sq", "l2"):
-        # The GEMM computes every distance of a tile whatever the bound, and a
-        # GEMM of a few rows runs at GEMV speed: full tiles from the start.
-        first = min(n, tile)
     buf = np.empty((min(tile, n), n))
     med = np.empty(min(tile, n))
     start = 0
@@ -377,12 +553,9 @@ def min_median(reduction, F, arg, tile):
             fused(F, start, stop, k, best, arg, buf, med)
             meds = med[:rows]
         else:
-            if reduction == "l1":
-                D = buf[:rows]
-                D[:] = 0.0
-                l1_pairwise(F[start:stop], F, D)
-            else:
-                D = sq_pairwise((F64[start:stop], norms[start:stop]), (F64, norms), reduction == "l2")
+            D = buf[:rows]
+            D[:] = 0.0
+            l1_pairwise(F[start:stop], F, D)
             tile_select(D, k, best, med)
             meds = med[:rows]
         r = int(np.argmin(meds))
