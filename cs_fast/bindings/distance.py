@@ -216,7 +216,8 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, **
     ----------
     tile : int, optional
         Rows per tile; by default as many as ``max_memory`` allows (at most
-        1024 on the host).
+        1024 on the host, except ``sq``/``l2``, whose host tiles are float32
+        GEMM rows: all rows at once when they fit).
     max_memory : int, optional
         Bytes of float64 distance rows held at once: 256 MiB by default on
         the host, ``cs_fast.kernels.cuda.DEFAULT_MAX_MEMORY`` (1 GiB) on the
@@ -242,5 +243,7 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, **
             if tile is None:
                 budget = DEFAULT_TILE_BYTES if max_memory is None else max_memory
                 tile = max(numba.get_num_threads(), min(1024, budget // (8 * n)))
+                if red in ("sq", "l2"):  # float32 GEMM rows, uncapped: one tile of all rows is a symmetric product
+                    tile = max(numba.get_num_threads(), min(n, budget // (4 * n)))
             index, radius = cpu.min_median(red, F.data, F.arg, tile)
     return int(index), float(radius)

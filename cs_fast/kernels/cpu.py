@@ -372,6 +372,11 @@ def _sq_mixed_finish(A, B, G, naA, naB, aA, aB, coef, rtol, take_sqrt):
             G[i, j] = math.sqrt(v) if take_sqrt else v
 
 
+def _same_rows(A, B):
+    return (A.shape == B.shape and A.strides == B.strides
+            and A.__array_interface__["data"][0] == B.__array_interface__["data"][0])
+
+
 def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     """float32 (na, nb) ``sq``/``l2`` distances, each within relative ``rtol`` of the float64 one.
 
@@ -383,7 +388,10 @@ def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     """
     shift = A.mean(axis=0, dtype=np.float64) if A.shape[0] else np.zeros(A.shape[1])
     XA, naA = _centred32(A, shift)
-    XB, naB = _centred32(B, shift)
+    if _same_rows(A, B):  # cdist(X, X): X @ X.T, which BLAS computes as a symmetric product (half the work)
+        XB, naB = XA, naA
+    else:
+        XB, naB = _centred32(B, shift)
     if not (max(naA.max(initial=0.0), naB.max(initial=0.0)) < mixed_precision.MAX_NORM2):
         return None
     d = A.shape[1]
@@ -445,7 +453,8 @@ def sq_min_median(F, take_sqrt, tile):
         tile = max(1, min(n, tile))
         for i0 in range(0, n, tile):
             i1 = min(n, i0 + tile)
-            G = X[i0:i1] @ X.T  # float32 BLAS
+            # float32 BLAS; one tile of all rows is X @ X.T, a symmetric product (syrk: half the work)
+            G = X @ X.T if (i0 == 0 and i1 == n) else X[i0:i1] @ X.T
             _sq_estimates32(G, na32, i0)
             G.partition(k - 1, axis=1)
             _median_intervals(G[:, k - 1], a, i0, amax, coef, lo, hi)
