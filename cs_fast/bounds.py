@@ -8,7 +8,6 @@ beyond one half, :math:`\alpha_1, \alpha_2` are failure probabilities.
 import math
 
 import numpy as np
-from scipy.stats import norm
 
 from ._checks import check_int, check_nonnegative, check_open_interval, check_positive, check_real
 
@@ -37,7 +36,11 @@ def required_mass(delta, eps1, sigma):
     delta = check_open_interval(delta, "delta", 0.0, 0.5)
     eps1 = check_nonnegative(eps1, "eps1")
     sigma = check_positive(sigma, "sigma")
-    return float(norm.cdf(norm.ppf(0.5 + delta) + eps1 / sigma))
+    # scipy.stats.norm's cdf/ppf are these two functions; imported here, not at import
+    # time, because scipy.stats alone takes a second to import.
+    from scipy.special import ndtr, ndtri
+
+    return float(ndtr(ndtri(0.5 + delta) + eps1 / sigma))
 
 
 def quantile_level(p, m, alpha2):
@@ -57,12 +60,13 @@ def quantile_level(p, m, alpha2):
 
 
 def order_statistic(distances, q):
-    r"""The :math:`\lceil q\,m \rceil`-th smallest of ``m`` distances, never interpolated.
+    r"""The ``order_rank(q, m)``-th smallest of ``m`` distances, never interpolated.
 
     Interpolating between order statistics would return a radius below the
-    one the DKW bound certifies (anti-conservative). The rank is rounded up
-    after inflating ``q m`` by a few ulps, so floating-point rounding of ``q``
-    can only move it up, never down.
+    one the DKW bound certifies (anti-conservative). The rank is
+    :math:`\lceil q m \rceil` of the floating-point ``q``, plus one where
+    ``q m`` is an integer or within a few ulps below one (see
+    :func:`order_rank`), so the rounding of ``q`` can only move it up.
 
     Raises
     ------
@@ -83,7 +87,18 @@ def order_statistic(distances, q):
 
 
 def order_rank(q, m):
-    """1-based rank :math:`\\lceil q m \\rceil`, rounded conservatively (up) and clipped to ``m``."""
+    r"""1-based rank of the certified order statistic: :math:`\lceil q m (1 + 8\varepsilon) \rceil` in [1, m].
+
+    Here :math:`\varepsilon = 2^{-52}` and the product is the float64 one.
+    That is :math:`\lceil q m \rceil` of the floating-point ``q``, plus one
+    where ``q m`` is an integer or lies within about 8 ulps below one
+    (``order_rank(0.5, 10) == 6``, ``order_rank(0.29, 100) == 30`` since
+    ``0.29 * 100 == 28.999999999999996``, ``order_rank(0.51, 10) == 6``).
+    ``q`` carries rounding error from :func:`required_mass` and
+    :func:`quantile_level`, so a product that lands on an integer may stand
+    for a true level just above it; taking one more rank there is
+    conservative (a larger R), never the reverse. Clipped to ``[1, m]``.
+    """
     k = math.ceil(q * m * (1.0 + 8.0 * np.finfo(np.float64).eps))
     return max(1, min(m, k))
 

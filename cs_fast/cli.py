@@ -8,7 +8,9 @@ certifies your own model. One JSON line per input and eps1.
 import argparse
 import importlib
 import json
+import os
 import sys
+import traceback
 
 import numpy as np
 
@@ -24,16 +26,55 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
+class ModelError(CliError):
+    """The user's model raised: printed as one line that says so (``--traceback`` shows where)."""
+
+
+#: The install command for each optional package a command or model may import (by import name).
+INSTALL = {
+    "skimage": "pip install scikit-image",
+    "sklearn": "pip install scikit-learn",
+    "matplotlib": "pip install matplotlib",
+    "PIL": "pip install pillow",
+    "requests": "pip install requests",
+    "facenet_pytorch": "pip install --no-deps facenet-pytorch==2.6.0",
+    "lpips": "pip install --no-deps lpips==0.1.4",
+    "torch": "pip install 'torch==2.13.0'",
+    "torchvision": "pip install torchvision",
+    "numba_cuda": "pip install numba-cuda",
+    "cupy": "pip install cupy-cuda12x",
+    "pytest_benchmark": "pip install pytest-benchmark",
+}
+
+
+def install_hint(err):
+    """``err``'s message, plus the pip command that installs the missing package when we know it."""
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    if name == "numba" and "cuda" in (getattr(err, "name", "") or ""):
+        name = "numba_cuda"
+    if name in INSTALL and INSTALL[name] not in str(err):
+        return f"{err}; install it with: {INSTALL[name]}"
+    return str(err)
+
+
 def _load_callable(spec):
     if spec in BUILTIN_MODELS:
         spec = BUILTIN_MODELS[spec][0]
     if ":" not in spec:
         raise CliError(f"--model: received {spec!r}; expected module:callable or one of {sorted(BUILTIN_MODELS)}")
     module_name, _, attr = spec.partition(":")
+    # As `python -m` does: a module in the working directory is importable.
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise CliError(f"--model: cannot import module {module_name!r} ({err})") from None
+        if getattr(err, "name", None) not in (None, module_name) and not module_name.startswith(err.name + "."):
+            # The module exists but imports a package that is missing.
+            raise CliError(f"--model: module {module_name!r} needs {err.name!r}: {install_hint(err)}") from None
+        raise CliError(f"--model: cannot import module {module_name!r} ({err}; looked in the working directory "
+                       "and on the Python path)") from None
     try:
         obj = getattr(module, attr)
     except AttributeError:
@@ -45,12 +86,25 @@ def _load_callable(spec):
 
 def _load_inputs(path, model):
     """A batch of inputs (first axis = inputs) from .npy or .pt, or the built-in model's when None."""
-    import torch
-
     if path is None:
         if model not in BUILTIN_MODELS:
             raise CliError("--inputs: required for a model that is not built in")
-        return _load_callable(BUILTIN_MODELS[model][3])()
+        try:
+            return _load_callable(BUILTIN_MODELS[model][3])()
+        except ImportError as err:
+            raise CliError(f"--model {model}: its default inputs need {err.name!r}: {install_hint(err)}") from None
+    data = _read_inputs(path)
+    if data.ndim == 0:
+        raise CliError(f"--inputs: {path!r} holds a 0-d array; expected a batch, the inputs along the first axis "
+                       "(save one input x as x[None])")
+    if len(data) == 0:
+        raise CliError(f"--inputs: {path!r} holds 0 inputs (shape {tuple(data.shape)}); expected at least one")
+    return data
+
+
+def _read_inputs(path):
+    import torch
+
     if path.endswith(".npy"):
         try:
             return torch.from_numpy(np.load(path, allow_pickle=False))
@@ -69,33 +123,61 @@ def _load_inputs(path, model):
 
 def add_certify_arguments(p):
     p.add_argument("--model", default="toy-blob",
-                   help="module:callable mapping a batch of inputs to a batch of outputs, or a built-in "
-                        f"model ({', '.join(BUILTIN_MODELS)}; default toy-blob)")
+                   help="module:callable mapping a batch of inputs to a batch of outputs (a module in the "
+                        f"working directory is found), or a built-in model: {', '.join(BUILTIN_MODELS)} "
+                        "(default: %(default)s)")
     p.add_argument("--inputs", help="inputs to certify, .npy or .pt, first axis = inputs (default: the built-in "
                                     "model's: the toy image, the astronaut photo's face crop)")
     p.add_argument("--metric", help="output metric (default: the built-in model's, else required)")
-    p.add_argument("--channel-norm", type=int, choices=(1, 2), help="tv: channel norm")
-    p.add_argument("--weights", help="sqfeat: .npy file of feature weights")
-    p.add_argument("--sigma", type=float, help="smoothing noise (default: the built-in model's)")
-    p.add_argument("--eps1", type=float, nargs="+", default=[0.25], help="input radii to certify")
-    p.add_argument("--n", type=int, default=10_000, help="samples to pick and check the center")
-    p.add_argument("--m", type=int, default=100_000, help="samples to certify (the paper uses 10^6)")
-    p.add_argument("--alpha1", type=float, default=0.005)
-    p.add_argument("--alpha2", type=float, default=0.005)
-    p.add_argument("--delta", type=float, default=0.05)
-    p.add_argument("--candidates", type=int, help="Smooth-HD: number of candidate centers")
-    p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--progress", action="store_true", help="show progress bars on stderr")
-    p.add_argument("--output", help="write JSON lines here instead of stdout")
+    p.add_argument("--channel-norm", type=int, choices=(1, 2),
+                   help="tv: norm over channels of each neighbour difference (default: 1)")
+    p.add_argument("--weights", help="sqfeat: .npy file of feature weights (default: all 1)")
+    p.add_argument("--sigma", type=float, help="smoothing noise (default: the built-in model's, else required)")
+    p.add_argument("--eps1", type=float, nargs="+", default=[0.25],
+                   help="input l2 radii to certify, one JSON line each (default: 0.25)")
+    p.add_argument("--n", type=int, default=10_000,
+                   help="samples to pick the center, and as many again to check it (default: %(default)s)")
+    p.add_argument("--m", type=int, default=100_000,
+                   help="samples to certify the radius (default: %(default)s; the paper uses 10^6)")
+    p.add_argument("--alpha1", type=float, default=0.005,
+                   help="failure probability of the center check (default: %(default)s)")
+    p.add_argument("--alpha2", type=float, default=0.005,
+                   help="failure probability of the radius bound (default: %(default)s)")
+    p.add_argument("--delta", type=float, default=0.05,
+                   help="abstain unless the center check's margin is at most this (default: %(default)s)")
+    p.add_argument("--candidates", type=int,
+                   help="Smooth-HD: pick the center among this many samples instead of all n "
+                        "(default: the exact center)")
+    p.add_argument("--allow-weak-candidates", action="store_true",
+                   help="accept a --candidates k with 2^-k > alpha1 + alpha2 (default: refused)")
+    p.add_argument("--batch-size", type=int, default=1000,
+                   help="noisy inputs per model call (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="noise seed (default: fresh OS entropy per certificate, recorded in its 'seed' field; "
+                        "pass that value back to reproduce it)")
+    p.add_argument("--progress", action="store_true", help="show progress on stderr (default: off)")
+    p.add_argument("--output", help="write JSON lines here (default: stdout)")
+    p.add_argument("--traceback", action="store_true",
+                   help="on an error, print the full traceback (default: one line)")
 
 
-def _jsonable(value):
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value
-    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value).tolist()
+class _UserModel:
+    """The user's callable; an exception inside it becomes a :class:`ModelError` naming it and the input."""
+
+    def __init__(self, fn, spec, source, inputs):
+        self.fn, self.spec, self.source, self.inputs = fn, spec, source, inputs
+        self.index = 0
+
+    def __call__(self, batch):
+        try:
+            return self.fn(batch)
+        except Exception as err:
+            shape = tuple(self.inputs[self.index].shape)
+            raise ModelError(
+                f"the model {self.spec} raised {type(err).__name__}: {err} (it was called on a batch of shape "
+                f"{tuple(batch.shape)}: noisy copies of input {self.index} of {self.source}, shape {shape}, "
+                f"all inputs {tuple(self.inputs.shape)} with the first axis indexing them)"
+            ) from err
 
 
 def main_certify(args):
@@ -114,23 +196,43 @@ def main_certify(args):
         params["channel_norm"] = args.channel_norm
     if args.weights is not None:
         params["weights"] = np.load(args.weights, allow_pickle=False)
+    if not args.allow_weak_candidates:
+        from .smoothing import check_candidates
+
+        try:
+            check_candidates(args.candidates, args.alpha1 + args.alpha2)
+        except ValueError as err:
+            raise CliError(f"--{err} (flag --allow-weak-candidates)") from None
     inputs = _load_inputs(args.inputs, args.model)
+    model = _UserModel(model, args.model, f"--inputs {args.inputs}" if args.inputs else "the built-in inputs", inputs)
     smoother = CenterSmoothing(model, metric, sigma, metric_params=params, batch_size=args.batch_size,
-                               seed=args.seed, progress=args.progress, candidates=args.candidates)
+                               seed=args.seed, progress=args.progress, candidates=args.candidates,
+                               allow_weak_candidates=args.allow_weak_candidates)
     out = open(args.output, "w") if args.output else sys.stdout
     try:
         for i in range(len(inputs)):
+            model.index = i
             for eps1 in args.eps1:
                 cert = smoother.certify(inputs[i], eps1, n=args.n, m=args.m, alpha1=args.alpha1,
                                         alpha2=args.alpha2, delta=args.delta)
-                record = {"input": i, "metric": metric, "sigma": sigma}
-                record.update({k: _jsonable(v) for k, v in vars(cert).items()})
-                out.write(json.dumps(record) + "\n")
+                # Certificate.from_dict(record without "input") restores the certificate.
+                out.write(json.dumps({"input": i, **cert.to_dict()}) + "\n")
                 out.flush()
     finally:
         if out is not sys.stdout:
             out.close()
     return 0
+
+
+#: Subcommands whose modules need optional packages: name, module, argument adder, runner, help.
+SUBCOMMANDS = [
+    ("demo", "cs_fast.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)"),
+    ("bench", "cs_fast.bench.command", "add_bench_arguments", "main_bench", "benchmark against scipy, torch, ..."),
+    ("faces", "cs_fast.models.faces", "add_faces_arguments", "main_faces",
+     "certify MTCNN's face box on the astronaut photo (paper section 5.1)"),
+    ("perceptual", "cs_fast.models.perceptual", "add_perceptual_arguments", "main_perceptual",
+     "certify the digits generator in LPIPS, exact center vs 30 candidates (paper section 5.2)"),
+]
 
 
 def _optional(module, adder, runner):
@@ -143,44 +245,63 @@ def _optional(module, adder, runner):
         mod = importlib.import_module(module)
     except ImportError as err:
         def missing(args, _err=err):
-            raise CliError(f"needs {_err.name or 'an optional package'}, which is not installed "
-                           "(pip install 'cs_fast[demo]')")
+            raise CliError(f"needs {_err.name or 'an optional package'}, which is not installed: "
+                           f"{install_hint(_err)}")
         return (lambda parser: None), missing
     return getattr(mod, adder), getattr(mod, runner)
 
 
-def build_parser():
+def build_parser(argv=None):
+    """The ``cs-fast`` parser. Only the subcommand named in ``argv`` imports its module.
+
+    The optional subcommands' modules import torch models, matplotlib, ...
+    (seconds): ``cs-fast certify`` and ``cs-fast --help`` do not pay for them.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = argparse.ArgumentParser(prog="cs-fast", description="Fast, certified center smoothing.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("certify", help="certify a model's outputs (default: the built-in toy detector)")
+    p = sub.add_parser("certify", help="certify a model's outputs (default: the built-in toy detector)",
+                       description="Certify a model's outputs with center smoothing: one JSON line per input "
+                                   "and eps1 (the fields are explained in the README).")
     add_certify_arguments(p)
     p.set_defaults(run=main_certify)
-    for name, module, adder, runner, text in [
-        ("demo", "cs_fast.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)"),
-        ("bench", "cs_fast.bench.command", "add_bench_arguments", "main_bench", "benchmark against scipy, torch, ..."),
-        ("faces", "cs_fast.models.faces", "add_faces_arguments", "main_faces",
-         "certify MTCNN's face box on the astronaut photo (paper section 5.1)"),
-        ("perceptual", "cs_fast.models.perceptual", "add_perceptual_arguments", "main_perceptual",
-         "certify the digits generator in LPIPS, exact center vs 30 candidates (paper section 5.2)"),
-    ]:
-        add_arguments, run = _optional(module, adder, runner)
+    for name, module, adder, runner, text in SUBCOMMANDS:
         p = sub.add_parser(name, help=text)
-        add_arguments(p)
-        p.set_defaults(run=run)
+        if name == chosen:
+            add_arguments, run = _optional(module, adder, runner)
+            add_arguments(p)
+            p.set_defaults(run=run)
     return parser
 
 
+def _announce_compiling():
+    print("cs-fast: compiling the numba kernels (first run only: later runs load them from numba's cache)",
+          file=sys.stderr, flush=True)
+
+
 def main(argv=None):
-    parser = build_parser()
+    from numba.core import event
+
+    from .kernels.jit import on_first_compile
+
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
+    listener = on_first_compile(_announce_compiling)
     try:
         status = args.run(args)
         return status if isinstance(status, int) else 0  # subcommands may return their results
     except (CliError, ValueError, TypeError, RuntimeError, OSError, ImportError) as err:
-        # ImportError: an optional model package (facenet-pytorch, lpips) is missing; its message says
-        # what to install.
-        print(f"cs-fast {args.command}: error: {err}", file=sys.stderr)
+        if getattr(args, "traceback", False):
+            traceback.print_exception(err.__cause__ if isinstance(err, ModelError) else err, file=sys.stderr)
+        # ImportError: an optional package (scikit-image, facenet-pytorch, lpips) is missing: say what to install.
+        message = install_hint(err) if isinstance(err, ImportError) else str(err)
+        if isinstance(err, ModelError) and not getattr(args, "traceback", False):
+            message += " [--traceback shows where]"
+        print(f"cs-fast {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        event.unregister("numba:compile", listener)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def format_table(rows):
     -------
     str
     """
-    head = (f"{'h':>4} {'eps1':>5} {'sigma':>6} {'certified':>9} {'abstained':>17} "
+    head = (f"{'h':>4} {'eps1':>5} {'sigma':>6} {'certified':>9} {'abstained':>17} {'vacuous':>7} "
             f"{'median eps_out':>15} {'median smooth. err':>19}")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -71,41 +71,44 @@ def format_table(rows):
         detail = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
         abst = f"{r['abstained']}" + (f" ({detail})" if detail else "")
         lines.append(f"{r['h']:>4.1f} {r['eps1']:>5.1f} {r['sigma']:>6.3f} "
-                     f"{r['certified']:>5d}/{r['count']:<3d} {abst:>17} "
+                     f"{r['certified']:>5d}/{r['count']:<3d} {abst:>17} {r.get('vacuous', 0):>7d} "
                      f"{_fmt(r['median_eps_out'], 15)} {_fmt(r['median_smoothing_error'], 19)}")
     lines.append(f"Medians over certified inputs ('-': none). TV distance; the largest possible "
                  f"between two 8x8 images is {TV_MAX}.")
     lines.append("Abstained: 'center' = the center's ball failed the mass check (raise n), "
-                 "'q>1' = m too small for eps1/sigma (raise m).")
+                 "'q>1' = m too small for eps1/sigma (raise m). Vacuous: certified eps_out at least the "
+                 "metric's largest distance (never for TV, which is unbounded).")
     return "\n".join(lines)
 
 
-def _certify_grid(model, images, labels, hs, eps1s, n, m, seed, batch_size, progress):
+def _certify_grid(model, images, labels, hs, eps1s, n, m, seed, batch_size, progress, same_seed=False):
     """Certify every (h, eps1, input); return the per-input records and the centers to picture."""
     import torch
-    from tqdm.auto import tqdm
 
     from . import CenterSmoothing
+    from .models._sweep import setting_seed
+    from .progress import progress as progress_bar
 
     records, centers = [], {}
     total = len(hs) * len(eps1s) * len(images)
     with torch.no_grad():
         base = model(images)
-    with tqdm(total=total, desc="certifying", unit="input", disable=not progress) as bar:
+    with progress_bar(total, "certifying", "input", progress) as bar:
         for hi, h in enumerate(hs):
             for ei, eps1 in enumerate(eps1s):
                 sigma = eps1 / h
                 bar.set_postfix(h=h, eps1=eps1)
                 for i, x in enumerate(images):
-                    # One independent seed per (h, eps1, input): results do not depend on the grid.
-                    ss = np.random.SeedSequence(seed, spawn_key=(hi, ei, i))
+                    # One independent, recorded seed per (h, eps1, input).
+                    ss = setting_seed(seed, (hi, ei, i), same_seed)
                     cs = CenterSmoothing(model, "tv", sigma, batch_size=batch_size, seed=ss, progress=progress)
                     c = cs.certify(x, eps1, n=n, m=m)
                     records.append({
                         "h": h, "eps1": eps1, "sigma": sigma, "input": i, "label": int(labels[i]),
                         "abstained": c.abstained, "reason": c.reason, "eps_out": c.eps_out,
                         "smoothing_error": c.smoothing_error, "R": c.R, "radius": c.radius,
-                        "delta1": c.delta1, "delta2": c.delta2, "p": c.p, "q": c.q,
+                        "delta1": c.delta1, "delta2": c.delta2, "p": c.p, "q": c.q, "vacuous": c.vacuous,
+                        "failure_probability": c.failure_probability, "seed": c.seed, "spawn_key": list(c.spawn_key),
                     })
                     if i < NUM_PICTURES and c.center is not None:
                         centers[(sigma, i)] = np.asarray(c.center, dtype=np.float32).reshape(8, 8)
@@ -127,6 +130,7 @@ def _summarize(records, hs, eps1s):
             rows.append({
                 "h": h, "eps1": eps1, "sigma": eps1 / h, "count": len(rs), "certified": len(ok),
                 "abstained": len(rs) - len(ok), "abstained_by_kind": kinds,
+                "vacuous": sum(bool(r["vacuous"]) for r in ok),
                 "median_eps_out": _median([r["eps_out"] for r in ok]),
                 "median_smoothing_error": _median([r["smoothing_error"] for r in ok]),
             })
@@ -181,13 +185,14 @@ def _plot_outputs(images, labels, base, centers, path, plt):
     plt.close(fig)
 
 
-def run_demo(out="cs_fast_demo", n=DEFAULTS["n"], m=DEFAULTS["m"], num_inputs=DEFAULTS["num_inputs"], seed=0,
-             eps1s=EPS1_GRID, hs=H_GRID, batch_size=5000, progress=True, stream=None):
+def run_demo(out="cs_fast_demo", n=DEFAULTS["n"], m=DEFAULTS["m"], num_inputs=DEFAULTS["num_inputs"], seed=None,
+             eps1s=EPS1_GRID, hs=H_GRID, batch_size=5000, progress=True, stream=None, same_seed=False):
     """Certify the TV distance of the smoothed digits autoencoder and write the results.
 
     For each ``h`` in ``hs``, ``eps1`` in ``eps1s`` and each of the first
     ``num_inputs`` held-out digits, run :meth:`cs_fast.CenterSmoothing.certify`
-    with ``sigma = eps1 / h`` (each with its own seed derived from ``seed``).
+    with ``sigma = eps1 / h``, each with its own recorded seed
+    ``SeedSequence(seed, spawn_key=(h index, eps1 index, input))``.
     Prints the table of :func:`format_table` to ``stream`` and writes into
     ``out``: ``results.json`` (settings, per-(h, eps1) medians, every
     certificate with its abstention reason), ``table.txt``, and, when
@@ -203,7 +208,9 @@ def run_demo(out="cs_fast_demo", n=DEFAULTS["n"], m=DEFAULTS["m"], num_inputs=DE
         Samples to pick and check the center (``n`` each), and to certify (``m``).
     num_inputs : int
         How many held-out digits (the first of the test split).
-    seed : int
+    seed : int, optional
+        The root seed; None (the default) draws fresh OS entropy, recorded in
+        ``results.json``.
     eps1s, hs : sequence of float
         The grid; ``sigma = eps1 / h``.
     batch_size : int
@@ -212,6 +219,8 @@ def run_demo(out="cs_fast_demo", n=DEFAULTS["n"], m=DEFAULTS["m"], num_inputs=DE
         Show tqdm progress bars (on stderr).
     stream : file-like, optional
         Where the table goes; default ``sys.stdout``.
+    same_seed : bool
+        Every (h, eps1, input) draws from ``seed`` itself (the same noise).
 
     Returns
     -------
@@ -223,6 +232,7 @@ def run_demo(out="cs_fast_demo", n=DEFAULTS["n"], m=DEFAULTS["m"], num_inputs=DE
     ImportError
         If scikit-learn (needed for the digits) is not installed.
     """
+    from .models._sweep import root_seed
     from .models.digits import digits_data, load_digits_autoencoder
 
     stream = sys.stdout if stream is None else stream
@@ -234,11 +244,13 @@ def run_demo(out="cs_fast_demo", n=DEFAULTS["n"], m=DEFAULTS["m"], num_inputs=DE
         raise ValueError(f"num_inputs: received {num_inputs}; the test split has {len(images)} digits")
     images, labels = images[:num_inputs], labels[:num_inputs]
     hs, eps1s = tuple(float(h) for h in hs), tuple(float(e) for e in eps1s)
+    seed = root_seed(seed)
     model = load_digits_autoencoder()
     os.makedirs(out, exist_ok=True)
 
     t0 = time.perf_counter()
-    records, centers, base = _certify_grid(model, images, labels, hs, eps1s, n, m, seed, batch_size, progress)
+    records, centers, base = _certify_grid(model, images, labels, hs, eps1s, n, m, seed, batch_size, progress,
+                                           same_seed)
     elapsed = time.perf_counter() - t0
     rows = _summarize(records, hs, eps1s)
     table = format_table(rows)
@@ -262,7 +274,8 @@ def run_demo(out="cs_fast_demo", n=DEFAULTS["n"], m=DEFAULTS["m"], num_inputs=DE
         _plot_outputs(images.numpy().reshape(-1, 8, 8), labels, base, centers, files["outputs"], plt)
 
     result = {
-        "settings": {"n": n, "m": m, "num_inputs": num_inputs, "seed": seed, "eps1": list(eps1s), "h": list(hs),
+        "settings": {"n": n, "m": m, "num_inputs": num_inputs, "seed": seed, "same_seed": bool(same_seed),
+                     "eps1": list(eps1s), "h": list(hs),
                      "metric": "tv", "alpha1": 0.005, "alpha2": 0.005, "delta": 0.05,
                      "model": "cs_fast.models.digits.load_digits_autoencoder()", "data": "digits_data('test')"},
         "seconds": elapsed,
@@ -285,7 +298,9 @@ def add_demo_arguments(parser):
                         help=f"samples to certify (default {DEFAULTS['m']}; --paper: {PAPER['m']})")
     parser.add_argument("--num-inputs", type=int, default=None,
                         help=f"held-out digits to certify (default {DEFAULTS['num_inputs']}; --paper: {PAPER['num_inputs']})")
-    parser.add_argument("--seed", type=int, default=0)
+    from .models._sweep import add_seed_arguments
+
+    add_seed_arguments(parser)
     parser.add_argument("--out", default="cs_fast_demo", help="output directory (default cs_fast_demo/)")
     parser.add_argument("--paper", action="store_true",
                         help="the paper's settings: n=10^4, m=10^6, 50 inputs (hours on a laptop CPU)")
@@ -302,7 +317,8 @@ def demo_options(args):
     """
     base = PAPER if args.paper else DEFAULTS
     opts = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in base.items()}
-    return dict(opts, out=args.out, seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress)
+    return dict(opts, out=args.out, seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
+                same_seed=args.same_seed)
 
 
 def main_demo(args):

@@ -8,21 +8,21 @@ the input layout it expects and the check of it, the featurize transform
 definition (not from the featurized form), which the parity tests compare the
 kernels against.
 
-=================  ======================================  =====
-metric             distance                                gamma
-=================  ======================================  =====
-``jaccard``        1 - IoU of ``[x1, y1, x2, y2]`` boxes   1
-``jaccard_mask``   1 - |A and B| / |A or B| of masks       1
-``tv``             total variation TV(I1 - I2)             1
-``sqfeat``         sum_i w_i (a_i - b_i)^2                 2
-``l2``             Euclidean distance                      1
-``l1``             Manhattan distance                      1
-``angular``        arccos(cos(a, b)) / pi                  1
-=================  ======================================  =====
+=================  ======================================  =====  ===========
+metric             distance                                gamma  upper bound
+=================  ======================================  =====  ===========
+``jaccard``        1 - IoU of ``[x1, y1, x2, y2]`` boxes   1      1
+``jaccard_mask``   1 - |A and B| / |A or B| of masks       1      1
+``tv``             total variation TV(I1 - I2)             1      none
+``sqfeat``         sum_i w_i (a_i - b_i)^2                 2      none
+``l2``             Euclidean distance                      1      none
+``l1``             Manhattan distance                      1      none
+``angular``        arccos(cos(a, b)) / pi                  1      1
+=================  ======================================  =====  ===========
 """
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -50,6 +50,9 @@ class Metric:
     featurize: Callable  # (validated array, params) -> Features
     reduction: str  # name of the pair function in cs_fast.kernels.pair
     reference: Callable = field(repr=False)  # (XA, XB, params) -> float64 (na, nb)
+    #: The largest distance the metric can take, None when unbounded: a
+    #: certificate with eps_out at least this says nothing (``vacuous``).
+    upper_bound: Optional[float] = None
 
     def check_params(self, params):
         unknown = sorted(set(params) - set(self.params))
@@ -95,7 +98,7 @@ class HostOps:
 
     @staticmethod
     def nonfinite_rows(arr):
-        return _row_counts(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1))
+        return _row_counts(~np.isfinite(_rows(arr)).all(axis=1))
 
     @staticmethod
     def zero_rows(arr):
@@ -107,6 +110,11 @@ HOST_OPS = HostOps()
 
 def _per_sample(shape):
     return int(np.prod(shape[1:]))
+
+
+def _rows(arr):
+    """``arr`` as (samples, features); unlike ``reshape(n, -1)`` this works for zero samples."""
+    return arr.reshape(arr.shape[0], _per_sample(arr.shape))
 
 
 def _rank_error(name, metric, arr):
@@ -211,7 +219,7 @@ def _contiguous(arr):
 
 
 def _featurize_identity(arr, params):
-    return Features(_contiguous(arr.reshape(arr.shape[0], -1)))
+    return Features(_contiguous(_rows(arr)))
 
 
 def _featurize_boxes(arr, params):
@@ -224,7 +232,7 @@ def _featurize_boxes(arr, params):
 
 def _featurize_masks(arr, params):
     n = arr.shape[0]
-    bits = np.packbits(arr.reshape(n, -1), axis=1)
+    bits = np.packbits(_rows(arr), axis=1)
     pad = (-bits.shape[1]) % 8
     if pad:
         bits = np.concatenate([bits, np.zeros((n, pad), np.uint8)], axis=1)
@@ -284,7 +292,7 @@ def _featurize_tv(arr, params):
 
 
 def _featurize_sqfeat(arr, params):
-    flat = arr.reshape(arr.shape[0], -1)
+    flat = _rows(arr)
     weights = params.get("weights")
     if weights is None:
         return Features(_contiguous(flat))
@@ -293,7 +301,7 @@ def _featurize_sqfeat(arr, params):
 
 
 def _featurize_angular(arr, params):
-    flat = arr.reshape(arr.shape[0], -1).astype(np.float64)
+    flat = _rows(arr).astype(np.float64)
     unit = flat / np.linalg.norm(flat, axis=1, keepdims=True)
     return Features(_contiguous(unit.astype(arr.dtype, copy=False)))
 
@@ -322,8 +330,8 @@ def _ref_jaccard(A, B, params):
 
 
 def _ref_jaccard_mask(A, B, params):
-    A = A.reshape(len(A), -1)
-    B = B.reshape(len(B), -1)
+    A = _rows(A)
+    B = _rows(B)
     out = np.empty((len(A), len(B)))
     for i, a in enumerate(A):
         for j, b in enumerate(B):
@@ -352,7 +360,7 @@ def _ref_tv(A, B, params):
 
 
 def _flat64(X):
-    return X.reshape(len(X), -1).astype(np.float64)
+    return _rows(X).astype(np.float64)
 
 
 def _ref_sqfeat(A, B, params):
@@ -394,6 +402,7 @@ JACCARD = Metric(
     featurize=_featurize_boxes,
     reduction="box",
     reference=_ref_jaccard,
+    upper_bound=1.0,
 )
 
 JACCARD_MASK = Metric(
@@ -406,6 +415,7 @@ JACCARD_MASK = Metric(
     featurize=_featurize_masks,
     reduction="mask",
     reference=_ref_jaccard_mask,
+    upper_bound=1.0,
 )
 
 TV = Metric(
@@ -466,6 +476,7 @@ ANGULAR = Metric(
     featurize=_featurize_angular,
     reduction="angular",
     reference=_ref_angular,
+    upper_bound=1.0,
 )
 
 _REGISTRY = {m.name: m for m in (JACCARD, JACCARD_MASK, TV, SQFEAT, L2, L1, ANGULAR)}

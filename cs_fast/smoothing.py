@@ -10,16 +10,19 @@ margin and :math:`\hat p` the fraction of fresh samples within ``r``,
 :math:`\max(\Delta_1, \Delta_2) \le \Delta`.
 
 Certify: a third, fresh sample of ``m`` distances to the center gives ``R``,
-their :math:`\lceil q m \rceil`-th smallest, and :math:`\epsilon_{out} =
+their ``bounds.order_rank(q, m)``-th smallest (:math:`\lceil q m \rceil`,
+plus one where ``q m`` is within a few ulps of an integer), and :math:`\epsilon_{out} =
 \gamma(1 + \beta) R`.
 """
 
-from dataclasses import dataclass
+import copy
+import math
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 import numpy as np
 
-from . import bounds
+from . import _serialize, bounds
 from ._checks import (
     check_finite,
     check_int,
@@ -40,9 +43,89 @@ ALPHA_DEFAULT = 0.005
 DELTA_DEFAULT = 0.05
 
 
+def failure_probability(alpha1, alpha2=0.0, candidates=None):
+    r"""Probability that a result's guarantee fails: :math:`\alpha_1 + \alpha_2`, plus :math:`2^{-k}` for ``candidates=k``."""
+    return alpha1 + alpha2 + (0.0 if candidates is None else 2.0 ** -candidates)
+
+
+def check_candidates(candidates, alpha, allow_weak=False, what="alpha1 + alpha2"):
+    r"""Refuse a Smooth-HD ``candidates=k`` whose :math:`2^{-k}` exceeds the stated ``alpha``.
+
+    The candidate center is within the guarantee only if one of ``k``
+    candidates falls in the half-mass ball, which fails with probability at
+    most :math:`2^{-k}`; a ``k`` for which that term exceeds the rest of the
+    failure probability would make the certificate's confidence mostly a
+    property of ``k`` (``k = 7`` is the smallest for the default
+    :math:`\alpha_1 + \alpha_2 = 0.01`; the paper uses ``k = 30``).
+    """
+    if candidates is None or allow_weak or not alpha > 0 or 2.0 ** -candidates <= alpha:
+        return  # (a non-positive alpha is refused by the alpha checks themselves)
+    need = max(1, math.ceil(-math.log2(alpha)))
+    raise ValueError(
+        f"candidates: received {candidates}; 2**-{candidates} = {2.0 ** -candidates:.3g} exceeds {what} = "
+        f"{alpha:.3g}, so the Smooth-HD center alone could fail more often than the stated confidence. "
+        f"Expected candidates >= {need} (the paper uses 30), or allow_weak_candidates=True to accept a failure "
+        f"probability of {alpha + 2.0 ** -candidates:.3g}"
+    )
+
+
+class _Record:
+    """``to_dict``/``from_dict`` of the result dataclasses below."""
+
+    #: Keys of :meth:`to_dict` computed from the fields (checked, not stored, by :meth:`from_dict`).
+    _DERIVED = ("failure_probability",)
+
+    def to_dict(self):
+        """The result as a JSON-ready dict: every field, then the derived ``failure_probability`` (and ``vacuous``).
+
+        Arrays and tensors (``center``, metric weights) become ``{"array",
+        "dtype", "shape", "type"}``; :meth:`from_dict` restores them (torch
+        tensors on the CPU, GPU arrays as numpy arrays).
+        """
+        out = {f.name: _serialize.encode(getattr(self, f.name)) for f in fields(self)}
+        out.update({k: _serialize.encode(getattr(self, k)) for k in self._DERIVED})
+        return out
+
+    @classmethod
+    def from_dict(cls, data):
+        """The result recorded by :meth:`to_dict` (also after a JSON round trip).
+
+        Raises
+        ------
+        ValueError
+            When a field is missing or unknown, or a derived value does not
+            match the one recomputed from the fields.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"data: received {describe(data)}; expected a dict from {cls.__name__}.to_dict()")
+        names = [f.name for f in fields(cls)]
+        missing = [k for k in names if k not in data]
+        unknown = sorted(set(data) - set(names) - set(cls._DERIVED))
+        if missing or unknown:
+            raise ValueError(f"data: {cls.__name__} fields missing {missing}, unknown {unknown}; expected the keys "
+                             f"of {cls.__name__}.to_dict()")
+        values = {k: _serialize.decode(data[k], k) for k in names}
+        values["spawn_key"] = tuple(values["spawn_key"])
+        if isinstance(values["seed"], list):
+            values["seed"] = tuple(values["seed"])
+        result = cls(**values)
+        for k in cls._DERIVED:
+            if k in data and data[k] != getattr(result, k):
+                raise ValueError(f"data: {k} is {data[k]!r} but the fields give {getattr(result, k)!r}")
+        return result
+
+    def seed_sequence(self):
+        """The :class:`numpy.random.SeedSequence` this result's noise was drawn from.
+
+        ``CenterSmoothing(..., seed=result.seed_sequence())`` (or ``seed=result.seed``
+        when ``spawn_key`` is empty) with the same settings reproduces the result bit for bit.
+        """
+        return np.random.SeedSequence(self.seed, spawn_key=self.spawn_key)
+
+
 @dataclass(frozen=True)
-class SmoothResult:
-    """Outcome of :meth:`CenterSmoothing.smooth`.
+class SmoothResult(_Record):
+    r"""Outcome of :meth:`CenterSmoothing.smooth`, with everything needed to re-check or reproduce it.
 
     Attributes
     ----------
@@ -56,6 +139,21 @@ class SmoothResult:
     abstained : bool
     reason : str or None
         Why it abstained; None otherwise.
+    metric : str
+        The registered metric name.
+    metric_params : dict
+        Its parameters (e.g. ``channel_norm``, sqfeat ``weights``).
+    sigma, n, alpha1, delta :
+        The settings of the run.
+    candidates : int or None
+        Smooth-HD's number of candidate centers (None: the exact min-median center).
+    gamma, beta : float
+        The metric's relaxed-triangle factor and the center's approximation factor.
+    seed, spawn_key :
+        The noise's :class:`numpy.random.SeedSequence` entropy and spawn key
+        (fresh OS entropy when the smoother's seed is None); see :meth:`seed_sequence`.
+    failure_probability : float
+        Property: :math:`\alpha_1`, plus :math:`2^{-k}` with ``candidates=k``.
     """
 
     center: Any
@@ -64,33 +162,69 @@ class SmoothResult:
     delta2: float
     abstained: bool
     reason: Optional[str]
+    metric: str
+    metric_params: dict
+    sigma: float
+    n: int
+    alpha1: float
+    delta: float
+    candidates: Optional[int]
+    gamma: float
+    beta: float
+    seed: Any
+    spawn_key: tuple
+
+    @property
+    def failure_probability(self):
+        return failure_probability(self.alpha1, 0.0, self.candidates)
 
 
 @dataclass(frozen=True)
-class Certificate:
-    r"""Outcome of :meth:`CenterSmoothing.certify`.
+class Certificate(SmoothResult):
+    r"""Outcome of :meth:`CenterSmoothing.certify`: a :class:`SmoothResult` and the certificate.
 
-    With probability at least :math:`1 - \alpha_1 - \alpha_2` (plus
-    :math:`2^{-k}` for ``candidates=k``) over the sampling, every input
-    :math:`x'` with :math:`\|x' - x\|_2 \le \epsilon_1` has a smoothed output
-    within ``eps_out`` of ``center``. ``eps_out``, ``R`` and
+    With probability at least ``1 - failure_probability`` (:math:`\alpha_1 +
+    \alpha_2`, plus :math:`2^{-k}` for ``candidates=k``) over the sampling,
+    every input :math:`x'` with :math:`\|x' - x\|_2 \le \epsilon_1` has a
+    smoothed output within ``eps_out`` of ``center``. ``eps_out``, ``R`` and
     ``smoothing_error`` are None when abstained; ``reason`` says why.
+
+    Attributes (beyond :class:`SmoothResult`'s)
+    -------------------------------------------
+    eps1, m, alpha2 : the settings of the certification.
+    p, q : float
+        Required mass and its DKW-corrected quantile level.
+    R : float or None
+        The :math:`\lceil q m \rceil`-th smallest of ``m`` distances to the center.
+    eps_out : float or None
+        :math:`\gamma (1 + \beta) R`.
+    smoothing_error : float or None
+        Distance from the base model's output at ``x`` to the center.
+    vacuous : bool
+        Property: ``eps_out`` is at least the largest distance the metric can
+        take (:attr:`cs_fast.metrics.Metric.upper_bound`), so the certificate
+        says nothing. False when abstained or the metric is unbounded.
     """
 
-    center: Any
-    radius: float
-    delta1: float
-    delta2: float
-    abstained: bool
-    reason: Optional[str]
+    _DERIVED = ("failure_probability", "vacuous")
+
     eps1: float
-    eps_out: Optional[float]
-    R: Optional[float]
+    m: int
+    alpha2: float
     p: float
     q: float
+    R: Optional[float]
+    eps_out: Optional[float]
     smoothing_error: Optional[float]
-    gamma: float
-    beta: float
+
+    @property
+    def failure_probability(self):
+        return failure_probability(self.alpha1, self.alpha2, self.candidates)
+
+    @property
+    def vacuous(self):
+        bound = get_metric(self.metric).upper_bound
+        return bool(not self.abstained and bound is not None and self.eps_out >= bound)
 
 
 # Distances are numpy arrays on the host path and numba device arrays on the
@@ -166,19 +300,30 @@ class CenterSmoothing:
         Inputs per model call.
     backend : {'auto', 'cpu', 'cuda'}
     seed : int or numpy.random.SeedSequence, optional
-        Every call of :meth:`smooth`/:meth:`certify` draws its noise from this
-        seed, so the same seed gives the same result. None draws fresh entropy.
+        None (the default) draws fresh OS entropy for every :meth:`smooth`/
+        :meth:`certify` call, so that nobody can prepare an input against the
+        noise (the guarantee is per query, over fresh noise). The entropy used
+        is recorded in the result (``seed``, ``spawn_key``); passing it back
+        reproduces the result bit for bit. With a seed, every call draws its
+        noise from it: the same seed gives the same result.
     progress : bool
         Show a tqdm progress bar over batches.
     candidates : int, optional
         Smooth-HD: pick the center among ``candidates`` extra samples by their
         median distance to the ``n`` samples (O(k n) distances instead of
         O(n^2)). The beta = 2 gamma guarantee then needs one candidate in the
-        half-mass ball, which fails with probability at most ``2**-candidates``.
+        half-mass ball, which fails with probability at most ``2**-candidates``,
+        added to the result's ``failure_probability``. A ``k`` with ``2**-k``
+        above ``alpha1 + alpha2`` (``alpha1`` for :meth:`smooth`) is refused
+        unless ``allow_weak_candidates=True``; the paper's ``k = 30`` adds
+        about 1e-9.
+    allow_weak_candidates : bool
+        Accept such a ``k`` (the certificate's ``failure_probability`` says
+        how weak it is).
     """
 
     def __init__(self, model, metric, sigma, *, metric_params=None, batch_size=1000, backend="auto",
-                 seed=None, progress=False, candidates=None):
+                 seed=None, progress=False, candidates=None, allow_weak_candidates=False):
         if not callable(model):
             raise TypeError(f"model: received {describe(model)}; expected a callable from a batch of inputs to a batch of outputs")
         self.model = model
@@ -187,20 +332,47 @@ class CenterSmoothing:
         self.sigma = check_positive(sigma, "sigma")
         self.batch_size = check_int(batch_size, "batch_size")
         self.backend = check_backend(backend)
-        if seed is not None and not isinstance(seed, np.random.SeedSequence):
+        if isinstance(seed, np.random.SeedSequence):
+            if seed.pool_size != np.random.SeedSequence(0).pool_size:
+                raise ValueError(f"seed: received a SeedSequence with pool_size {seed.pool_size}; expected the "
+                                 "default pool size (it is not recorded in the results)")
+        elif seed is not None:
             seed = check_int(seed, "seed", minimum=0)
         self.seed = seed
         self.progress = bool(progress)
         self.candidates = None if candidates is None else check_int(candidates, "candidates")
+        if not isinstance(allow_weak_candidates, (bool, np.bool_)):
+            raise TypeError(f"allow_weak_candidates: received {describe(allow_weak_candidates)}; expected a bool")
+        self.allow_weak_candidates = bool(allow_weak_candidates)
         self.gamma = self.metric.gamma
         self.beta = 2.0 * self.gamma
 
     # ------------------------------------------------------------------ sampling
 
-    def _streams(self):
+    def _root(self):
+        """This call's root SeedSequence: fresh OS entropy when ``seed`` is None.
+
+        A given SeedSequence is copied (its entropy and spawn key), so that
+        every call spawns the same streams from it and the recorded seed
+        reproduces the call.
+        """
+        if self.seed is None:
+            return np.random.SeedSequence()
+        if isinstance(self.seed, np.random.SeedSequence):
+            return np.random.SeedSequence(self.seed.entropy, spawn_key=self.seed.spawn_key)
+        return np.random.SeedSequence(self.seed)
+
+    @staticmethod
+    def _streams(root):
         """Independent seed streams: center sample, mass check, certification, candidates."""
-        root = self.seed if isinstance(self.seed, np.random.SeedSequence) else np.random.SeedSequence(self.seed)
         return root.spawn(4)
+
+    def _settings(self, root, n, alpha1, delta):
+        """The :class:`SmoothResult` fields that record the run's settings."""
+        entropy = root.entropy if isinstance(root.entropy, int) else tuple(int(e) for e in root.entropy)
+        return dict(metric=self.metric.name, metric_params=copy.deepcopy(self.metric_params), sigma=self.sigma, n=n,
+                    alpha1=alpha1, delta=delta, candidates=self.candidates, gamma=self.gamma, beta=self.beta,
+                    seed=entropy, spawn_key=tuple(int(k) for k in root.spawn_key))
 
     def _check_input(self, x):
         if is_torch(x):
@@ -217,7 +389,7 @@ class CenterSmoothing:
 
     def _batches(self, x, count, stream, desc):
         """Yield model outputs for ``count`` noisy copies of ``x``, in batches."""
-        from tqdm.auto import tqdm
+        from .progress import progress
 
         if is_torch(x):
             import torch
@@ -226,7 +398,7 @@ class CenterSmoothing:
             gen.manual_seed(int(stream.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
         else:
             rng = np.random.default_rng(stream)
-        bar = tqdm(total=count, desc=desc, unit="sample", disable=not self.progress, leave=False)
+        bar = progress(count, desc, "sample", self.progress, leave=False)
         done = 0
         try:
             while done < count:
@@ -302,10 +474,13 @@ class CenterSmoothing:
         x = self._check_input(x)
         n = check_int(n, "n")
         delta1 = bounds.smoothing_margin(n, alpha1)
+        alpha1 = float(alpha1)
         delta = check_open_interval(delta, "delta", 0.0, 0.5)
-        return self._smooth(x, n, delta1, delta, self._streams())[0]
+        check_candidates(self.candidates, alpha1, self.allow_weak_candidates, "alpha1")
+        root = self._root()
+        return self._smooth(x, n, delta1, delta, self._streams(root), self._settings(root, n, alpha1, delta))[0]
 
-    def _smooth(self, x, n, delta1, delta, streams):
+    def _smooth(self, x, n, delta1, delta, streams, settings):
         """(SmoothResult, center where the samples live) of Algorithm 1."""
         Z = self._sample(x, n, streams[0], "center samples")
         b = self.backend
@@ -328,9 +503,10 @@ class CenterSmoothing:
         elif delta2 > delta:
             reason = (f"center check failed: delta2 = {delta2:.4g} > delta = {delta:.4g} (only {p_hat:.4f} of "
                       f"fresh samples within radius {radius:.4g})")
+        common = dict(radius=radius, delta1=delta1, delta2=delta2, **settings)
         if reason is not None:
-            return SmoothResult(None, radius, delta1, delta2, True, reason), None
-        return SmoothResult(self._wrap_center(center), radius, delta1, delta2, False, None), center
+            return SmoothResult(center=None, abstained=True, reason=reason, **common), None
+        return SmoothResult(center=self._wrap_center(center), abstained=False, reason=None, **common), center
 
     def certify(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                 delta=DELTA_DEFAULT):
@@ -352,10 +528,14 @@ class CenterSmoothing:
         delta1 = bounds.smoothing_margin(n, alpha1)
         p = bounds.required_mass(delta, eps1, self.sigma)
         q = bounds.quantile_level(p, m, alpha2)
-        streams = self._streams()
-        sm, center = self._smooth(x, n, delta1, delta, streams)
-        common = dict(radius=sm.radius, delta1=sm.delta1, delta2=sm.delta2, eps1=eps1, p=p, q=q,
-                      gamma=self.gamma, beta=self.beta)
+        alpha1, alpha2 = float(alpha1), float(alpha2)
+        check_candidates(self.candidates, alpha1 + alpha2, self.allow_weak_candidates)
+        root = self._root()
+        streams = self._streams(root)
+        sm, center = self._smooth(x, n, delta1, delta, streams, self._settings(root, n, alpha1, delta))
+        common = {f.name: getattr(sm, f.name) for f in fields(SmoothResult)
+                  if f.name not in ("center", "abstained", "reason")}
+        common.update(eps1=eps1, m=m, alpha2=alpha2, p=p, q=q)
         if sm.abstained:
             return Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
                                smoothing_error=None, **common)

@@ -32,7 +32,7 @@ def test_quantile_level_hand_value():
 
 def test_order_statistic_is_the_ceil_rank_never_interpolated():
     d = np.arange(1.0, 11.0)  # 1..10
-    assert bounds.order_statistic(d, 0.5) in (5.0, 6.0)  # rank 5, or 6 if rounded up conservatively
+    assert bounds.order_statistic(d, 0.5) == 6.0  # q m = 5 is an integer: rank 6 (order_rank)
     assert bounds.order_statistic(d, 0.51) == 6.0  # ceil(5.1) = 6, interpolation would give 5.1
     assert bounds.order_statistic(d, 0.95) == 10.0
     assert bounds.order_statistic(d, 1.0) == 10.0

@@ -67,6 +67,13 @@ def _astype(d, dtype):
     return d.astype(dtype, copy=False)
 
 
+def _empty(shape, dtype, gpu):
+    """A result with a zero-length axis, as scipy returns it; no kernel runs (a CUDA grid cannot be empty)."""
+    if gpu:
+        return ck.cuda_module().device_array(shape, dtype=dtype)
+    return np.empty(shape, dtype=dtype)
+
+
 def cdist(XA, XB, metric="l2", *, backend="auto", **params):
     """Distances between every row of ``XA`` and every row of ``XB``.
 
@@ -103,6 +110,8 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
     (A, B), kind, ops, gpu = _load(backend, [("XA", XA), ("XB", XB)])
     with device_scope(kind):
         A, B = prepare_pair(m, A, B, params, ops=ops)
+        if len(A) == 0 or len(B) == 0:
+            return wrap_like(_empty((len(A), len(B)), output_dtype(A), gpu), kind)
         FA, FB = _featurize(m, A, params, gpu), _featurize(m, B, params, gpu)
         red = reduction_for(m, FA)
         if gpu:
@@ -128,6 +137,8 @@ def pdist(X, metric="l2", *, backend="auto", **params):
         n = X.shape[0]
         dtype = output_dtype(X)
         tile = 256
+        if n < 2:
+            return wrap_like(_empty((0,), dtype, gpu), kind)
         if gpu:
             from ..kernels import cuda_featurize as kf
 
@@ -172,6 +183,8 @@ def paired(XA, XB, metric="l2", *, backend="auto", **params):
         A, B = prepare_pair(m, A, B, params, ops=ops)
         if len(A) != len(B):
             raise ValueError(f"XB: received {len(B)} rows but XA has {len(A)}; expected matching rows")
+        if len(A) == 0:
+            return wrap_like(_empty((0,), output_dtype(A), gpu), kind)
         FA, FB = _featurize(m, A, params, gpu), _featurize(m, B, params, gpu)
         red = reduction_for(m, FA)
         d = (ck if gpu else cpu).paired(red, FA.data, FB.data, FA.arg)
@@ -193,6 +206,8 @@ def _to_center64(Z, center, metric, params, backend="auto"):
     with device_scope(kind):
         c = c.reshape((1,) + tuple(c.shape)) if ops is not HOST_OPS else np.asarray(c)[None]
         A, C = prepare_pair(m, Z, c, params, names=("Z", "center"), ops=ops)
+        if len(A) == 0:
+            return _empty((0,), np.float64, gpu), output_dtype(A), kind
         FA, FC = _featurize(m, A, params, gpu), _featurize(m, C, params, gpu)
         d = (ck if gpu else cpu).to_center(reduction_for(m, FA), FA.data, FC.data, FA.arg)
     return d, output_dtype(A), kind

@@ -27,6 +27,12 @@ Kernels and why they look the way they do:
   compiled kernel, so the radius is bit for bit a ``to_center`` median).
 * ``fused_tile_<reduction>`` / :func:`tile_select`: the per-row lower median
   for :func:`min_median`, with pruning (see there).
+
+Every kernel is compiled by :func:`cs_fast.kernels.jit.kernel` (numba's
+on-disk cache, keyed also on the pair/select/features sources it inlines), and
+the generic drivers are plain templates bound per reduction by
+:func:`cs_fast.kernels.jit.specialize`, never closures: numba cannot cache a
+closure over compiled functions. New kernels follow the same two rules.
 """
 
 import math
@@ -36,6 +42,7 @@ import numpy as np
 from numba import prange
 
 from . import features, mixed_precision, pair, select
+from .jit import kernel, specialize
 from .retarget import retarget
 
 # reassoc lets LLVM vectorize float reductions; nnan/ninf stay off so NaN and inf
@@ -52,62 +59,67 @@ _kth_smallest = K.kth_smallest
 _count_below = K.count_below
 _sq_pair = K.sq_pair
 _tv_index = K.tv_index  # the layout the device featurize shares (kernels/features.py)
-_sq_interval = numba.njit(mixed_precision.sq_interval)  # the one bound, compiled for the CPU
+_sq_interval = kernel()(mixed_precision.sq_interval)  # the one bound, compiled for the CPU
 
 # The cancellation guard of the GEMM form: relative rounding of the float64
 # product is ~1e-16 * sqrt(d) * (|a|^2 + |b|^2); recomputing every pair with
 # d < 1e-6 (|a|^2 + |b|^2) keeps the relative error of each result below ~1e-8.
 SQ_GUARD = 1e-6
 
-_CACHE = {}
+# Generic drivers: plain templates that call the reduction's pair function by
+# the global name ``pair_fn``; _generic binds it per reduction (jit.specialize),
+# so every driver is a cacheable plain function, not a closure.
+
+
+def _pairwise(A, B, arg, out):
+    for i in prange(A.shape[0]):
+        for j in range(B.shape[0]):
+            out[i, j] = pair_fn(A, i, B, j, arg)  # noqa: F821 (bound by jit.specialize)
+
+
+def _fused_tile(F, i0, i1, k, bound, arg, buf, med):
+    n = F.shape[0]
+    for r in prange(i1 - i0):
+        i = i0 + r
+        # Counting pass, no stores: the row can only win if at least k of its
+        # distances are strictly below the best median so far. Checked per
+        # block so hopeless rows stop early.
+        below = 0
+        j0 = 0
+        while j0 < n and below + (n - j0) >= k:
+            j1 = min(n, j0 + 512)
+            for j in range(j0, j1):
+                if pair_fn(F, i, F, j, arg) < bound:  # noqa: F821
+                    below += 1
+            j0 = j1
+        if below >= k:
+            for j in range(n):
+                buf[r, j] = pair_fn(F, i, F, j, arg)  # noqa: F821
+            med[r] = _kth_smallest(buf[r], k)
+        else:
+            med[r] = np.inf
+
+
+def _paired(A, B, arg, out):
+    for i in prange(A.shape[0]):
+        out[i] = pair_fn(A, i, B, i, arg)  # noqa: F821
+
+
+_GENERIC = {}
 
 
 def _generic(reduction):
-    """The pairwise and fused-median kernels for one pair function (built once)."""
-    if reduction in _CACHE:
-        return _CACHE[reduction]
-    pair_fn = getattr(K, reduction + "_pair")
-    kth = _kth_smallest
-
-    @numba.njit(parallel=True)
-    def pairwise(A, B, arg, out):
-        for i in prange(A.shape[0]):
-            for j in range(B.shape[0]):
-                out[i, j] = pair_fn(A, i, B, j, arg)
-
-    @numba.njit(parallel=True)
-    def fused_tile(F, i0, i1, k, bound, arg, buf, med):
-        n = F.shape[0]
-        for r in prange(i1 - i0):
-            i = i0 + r
-            # Counting pass, no stores: the row can only win if at least k of its
-            # distances are strictly below the best median so far. Checked per
-            # block so hopeless rows stop early.
-            below = 0
-            j0 = 0
-            while j0 < n and below + (n - j0) >= k:
-                j1 = min(n, j0 + 512)
-                for j in range(j0, j1):
-                    if pair_fn(F, i, F, j, arg) < bound:
-                        below += 1
-                j0 = j1
-            if below >= k:
-                for j in range(n):
-                    buf[r, j] = pair_fn(F, i, F, j, arg)
-                med[r] = kth(buf[r], k)
-            else:
-                med[r] = np.inf
-
-    @numba.njit(parallel=True)
-    def paired(A, B, arg, out):
-        for i in prange(A.shape[0]):
-            out[i] = pair_fn(A, i, B, i, arg)
-
-    _CACHE[reduction] = (pairwise, fused_tile, paired)
-    return _CACHE[reduction]
+    """The (pairwise, fused_tile, paired) drivers for one pair function (built once, compiled lazily)."""
+    if reduction not in _GENERIC:
+        pair_fn = getattr(K, reduction + "_pair")
+        _GENERIC[reduction] = tuple(
+            specialize(template, reduction, {"parallel": True}, pair_fn=pair_fn)
+            for template in (_pairwise, _fused_tile, _paired)
+        )
+    return _GENERIC[reduction]
 
 
-@numba.njit(parallel=True)
+@kernel(parallel=True)
 def tile_select(D, k, bound, med):
     """Lower median of each row of ``D`` if it is ``< bound``, else inf (pruned)."""
     for r in prange(D.shape[0]):
@@ -122,7 +134,7 @@ _box_pair = K.box_pair
 _COUNT_SLACK = 1.0 + 1e-12  # the division-free test below may only over-count, never under-count
 
 
-@numba.njit(parallel=True, fastmath=_FASTMATH)
+@kernel(parallel=True, fastmath=_FASTMATH)
 def box_fused_tile(F, FT, i0, i1, k, bound, buf, med):
     """:func:`_generic`'s fused tile for boxes, with a vectorized counting pass.
 
@@ -175,7 +187,7 @@ def box_fused_tile(F, FT, i0, i1, k, bound, buf, med):
 _KC = 512  # feature chunk: the 2 + 4 row chunks stay in L1, a column block of all rows in L2/L3
 
 
-@numba.njit(fastmath=_FASTMATH, inline="always")
+@kernel(fastmath=_FASTMATH, inline="always")
 def _l1_slices(a, b, zero):
     s = zero
     for k in range(a.shape[0]):
@@ -183,7 +195,7 @@ def _l1_slices(a, b, zero):
     return s
 
 
-@numba.njit(parallel=True, fastmath=_FASTMATH)
+@kernel(parallel=True, fastmath=_FASTMATH)
 def _l1_chunk(A, B, k0, k1, acc):
     # Row slices indexed from 0: numba then knows the index is non-negative,
     # drops its negative-index wraparound, and LLVM emits contiguous vector loads.
@@ -252,7 +264,7 @@ def l1_pairwise(A, B, acc):
     return acc
 
 
-@numba.njit(parallel=True)
+@kernel(parallel=True)
 def _sq_finish(A, B, na2, nb2, G, guard, take_sqrt):
     for i in prange(G.shape[0]):
         for j in range(G.shape[1]):
@@ -265,7 +277,7 @@ def _sq_finish(A, B, na2, nb2, G, guard, take_sqrt):
             G[i, j] = math.sqrt(v) if take_sqrt else v
 
 
-@numba.njit(parallel=True)
+@kernel(parallel=True)
 def tv_features(X, grouped, out):
     """Write the TV neighbour differences of (n, C, H, W) images into ``out``.
 
@@ -318,7 +330,7 @@ def sq_pairwise(A, B, take_sqrt):
     return G
 
 
-@numba.njit(parallel=True, fastmath=_PAIR_FASTMATH)
+@kernel(parallel=True, fastmath=_PAIR_FASTMATH)
 def sq_rows(F, V, out):
     """``out[r, j] = sum_k (F[j, k] - V[r, k])**2`` summed directly in float64: the canonical ``sq``.
 
@@ -337,7 +349,7 @@ def sq_rows(F, V, out):
             out[r, j] = acc
 
 
-@numba.njit(parallel=True, fastmath=_PAIR_FASTMATH)
+@kernel(parallel=True, fastmath=_PAIR_FASTMATH)
 def centre32(F, shift, X, na):
     """``X = fl32(F - shift)`` and ``na[i] = sum_k X[i, k]**2`` in float64 (the mixed GEMM's inputs)."""
     for i in prange(F.shape[0]):
@@ -358,7 +370,7 @@ def _centred32(F, shift):
     return X, na
 
 
-@numba.njit(parallel=True)
+@kernel(parallel=True)
 def _sq_mixed_finish(A, B, G, naA, naB, aA, aB, coef, rtol, take_sqrt):
     c, c64, rho, g, abs_sq, abs_eps = coef
     for i in prange(G.shape[0]):
@@ -402,7 +414,7 @@ def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     return G
 
 
-@numba.njit
+@kernel()
 def _sq_estimates32(G, na32, i0):
     # In place, float32: G[r, j] <- (na_i + na_j) - 2 G[r, j] (G + G is exact).
     # float32 estimates select at the float32 peers' speed; the bound's
@@ -416,7 +428,7 @@ def _sq_estimates32(G, na32, i0):
             G[r, j] = (ni + na32[j]) - (g + g)
 
 
-@numba.njit
+@kernel()
 def _median_intervals(m, a, i0, amax, coef, lo, hi):
     # Per row, the k-th smallest estimate widened with the largest norm for
     # a_j (both ends of the interval grow with it, and are non-decreasing in

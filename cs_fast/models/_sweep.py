@@ -1,19 +1,62 @@
-"""The (h, eps1) sweep behind ``cs-fast faces`` and ``cs-fast perceptual``."""
+"""The (h, eps1) sweep behind ``cs-fast faces`` and ``cs-fast perceptual``, and the sweeps' seeds.
+
+Every setting of a sweep draws its noise from its own seed,
+``SeedSequence(root, spawn_key=(input, h index, eps1 index))``, so no two
+settings share noise; the root is ``--seed`` or, by default, fresh OS
+entropy, and both are recorded with every row (``seed``, ``spawn_key``) so
+that the sweep, or one row, can be reproduced. ``--same-seed`` gives every
+setting the root seed itself instead (the behaviour before the per-setting
+seeds).
+"""
 
 import json
 import os
 
+import numpy as np
+
+from .._checks import check_int
+
 #: The scalar fields of a :class:`cs_fast.Certificate` that the sweeps report.
-CERTIFICATE_FIELDS = ("eps_out", "R", "smoothing_error", "radius", "abstained", "reason", "delta2", "p", "q")
+CERTIFICATE_FIELDS = ("eps_out", "R", "smoothing_error", "radius", "abstained", "reason", "delta2", "p", "q",
+                      "vacuous", "failure_probability", "seed", "spawn_key")
 
 
 def certificate_fields(cert, keys=CERTIFICATE_FIELDS):
-    """``{key: cert.key}`` for scalar fields of a certificate (JSON-ready as they are)."""
-    return {key: getattr(cert, key) for key in keys}
+    """``{key: cert.key}`` for scalar fields of a certificate (JSON-ready; the spawn key as a list)."""
+    return {key: list(v) if isinstance(v, tuple) else v for key in keys for v in [getattr(cert, key)]}
 
 
-def sweep(out, hs, eps1s, certify_one, report=None):
-    """Run ``certify_one(h, eps1) -> row`` for every h, then every eps1.
+def root_seed(seed):
+    """A sweep's root seed: ``seed`` (an integer >= 0), or fresh OS entropy (a 128-bit integer) when None."""
+    return np.random.SeedSequence().entropy if seed is None else check_int(seed, "seed", minimum=0)
+
+
+def setting_seed(root, key, same_seed=False):
+    """The seed of one setting of a sweep: ``SeedSequence(root, spawn_key=key)``, or ``root`` with ``same_seed``.
+
+    Parameters
+    ----------
+    root : int
+        From :func:`root_seed`.
+    key : tuple of int
+        The setting's indices, e.g. ``(input, h index, eps1 index)``.
+    same_seed : bool
+        Every setting gets ``root`` itself.
+    """
+    return root if same_seed else np.random.SeedSequence(root, spawn_key=tuple(int(k) for k in key))
+
+
+def add_seed_arguments(parser):
+    """``--seed`` and ``--same-seed`` of the sweeps."""
+    parser.add_argument("--seed", type=int, default=None,
+                        help="root seed of the sweep (default: fresh OS entropy, recorded); each (input, h, eps1) "
+                             "draws from its own seed derived from it")
+    parser.add_argument("--same-seed", action="store_true",
+                        help="use the root seed itself for every setting (the same noise across settings)")
+
+
+def sweep(out, hs, eps1s, certify_one, report=None, seed=None, same_seed=False, input_index=0):
+    """Run ``certify_one(h, eps1, seed) -> row`` for every h, then every eps1.
 
     Each row is printed as a JSON line, and ``out/certificates.json`` is
     rewritten after every row, so a long sweep stopped midway keeps what it
@@ -25,21 +68,30 @@ def sweep(out, hs, eps1s, certify_one, report=None):
         Folder (created if missing); ``certify_one`` may write pictures there.
     hs, eps1s : sequences of float
     certify_one : callable
-        ``(h, eps1) -> dict``, JSON-ready.
+        ``(h, eps1, seed) -> dict``, JSON-ready; ``seed`` is the setting's
+        (:func:`setting_seed`), to pass to :class:`cs_fast.CenterSmoothing`.
     report : dict, optional
         Written whole, with the rows appended to ``report["rows"]``;
         otherwise the list of rows is written.
+    seed : int, optional
+        The root seed; None draws fresh entropy. Each row records it as
+        ``root_seed``.
+    same_seed : bool
+        See :func:`setting_seed`.
+    input_index : int
+        The input's index, first in every setting's spawn key.
 
     Returns
     -------
     list or dict
         The rows, or ``report``.
     """
+    root = root_seed(seed)
     os.makedirs(out, exist_ok=True)
     rows = [] if report is None else report["rows"]
-    for h in hs:
-        for eps1 in eps1s:
-            row = certify_one(h, eps1)
+    for hi, h in enumerate(hs):
+        for ei, eps1 in enumerate(eps1s):
+            row = {**certify_one(h, eps1, setting_seed(root, (input_index, hi, ei), same_seed)), "root_seed": root}
             rows.append(row)
             print(json.dumps(row), flush=True)
             with open(os.path.join(out, "certificates.json"), "w") as f:

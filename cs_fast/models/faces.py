@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._sweep import certificate_fields, sweep
+from ._sweep import add_seed_arguments, certificate_fields, sweep
 from ._torchvision_compat import import_module
 
 #: The paper's settings for faces (section 5.1).
@@ -200,10 +200,11 @@ class FaceCertificate:
     base_box: Any
     certificate: Any
     seconds: float
+    authors_units: bool = False
 
 
-def certify_face(image, eps1, h=2.0, n=PAPER_N, m=PAPER_M, *, detector=None, seed=0, batch_size=100,
-                 progress=False, **kwargs):
+def certify_face(image, eps1, h=2.0, n=PAPER_N, m=PAPER_M, *, detector=None, seed=None, batch_size=100,
+                 progress=False, authors_units=False, **kwargs):
     """Certify the Jaccard distance of the top face box of ``image`` (paper section 5.1).
 
     With probability at least ``1 - alpha1 - alpha2``, for every image within
@@ -222,12 +223,21 @@ def certify_face(image, eps1, h=2.0, n=PAPER_N, m=PAPER_M, *, detector=None, see
         Samples to pick and check the center (each), and to certify it.
         The paper's 5000 and 10^4 mean 2 n + m = 20,000 MTCNN runs.
     detector : TopFaceBox, optional
-    seed : int
-        Seed of the noise: the same seed gives the same certificate.
+    seed : int or numpy.random.SeedSequence, optional
+        Seed of the noise: the same seed gives the same certificate. None
+        (the default) draws fresh entropy, recorded in the certificate.
     batch_size : int
         Images per MTCNN call.
     progress : bool
         tqdm progress bars.
+    authors_units : bool
+        Reproduce the authors' face script instead: the image in 0..255, the
+        smoother built with ``sigma * 255``, but ``eps1`` passed unscaled, so
+        the certificate (which records ``sigma * 255`` and ``eps1``) holds for
+        perturbations of l2 norm ``eps1 / 255`` in [0, 1] units, not ``eps1``:
+        its ``p`` uses ``eps1 / (255 sigma)`` in place of ``eps1 / sigma``.
+        The noisy images are the same as without it (same seed). For
+        comparison only; such a certificate does not cover ``eps1``.
     **kwargs
         ``alpha1``, ``alpha2``, ``delta`` of :meth:`cs_fast.CenterSmoothing.certify`.
 
@@ -244,11 +254,20 @@ def certify_face(image, eps1, h=2.0, n=PAPER_N, m=PAPER_M, *, detector=None, see
     sigma = eps1 / h
     with torch.no_grad():
         base_box = detector(image[None])[0].numpy()
-    smoother = CenterSmoothing(detector, "jaccard", sigma, batch_size=batch_size, seed=seed, progress=progress)
+    if authors_units:
+        def model(images255):
+            return detector(images255 / 255.0)
+
+        smoother = CenterSmoothing(model, "jaccard", sigma * 255.0, batch_size=batch_size, seed=seed,
+                                   progress=progress)
+        x = image * 255.0
+    else:
+        smoother = CenterSmoothing(detector, "jaccard", sigma, batch_size=batch_size, seed=seed, progress=progress)
+        x = image
     start = time.perf_counter()
-    cert = smoother.certify(image, eps1, n=n, m=m, **kwargs)
+    cert = smoother.certify(x, eps1, n=n, m=m, **kwargs)
     seconds = time.perf_counter() - start
-    return FaceCertificate(eps1, h, sigma, n, m, base_box, cert, seconds)
+    return FaceCertificate(eps1, h, sigma, n, m, base_box, cert, seconds, bool(authors_units))
 
 
 def draw_boxes(image, boxes, path, title=None):
@@ -302,7 +321,7 @@ def draw_certificate(image, result, path):
 def summary(result):
     """A JSON-ready dict of a :class:`FaceCertificate`."""
     c = result.certificate
-    out = {k: getattr(result, k) for k in ("eps1", "h", "sigma", "n", "m", "seconds")}
+    out = {k: getattr(result, k) for k in ("eps1", "h", "sigma", "n", "m", "seconds", "authors_units")}
     out["base_box"] = [float(v) for v in np.asarray(result.base_box)]
     out["smoothed_box"] = None if c.center is None else [float(v) for v in np.asarray(c.center)]
     return {**out, **certificate_fields(c)}
@@ -315,7 +334,7 @@ def add_faces_arguments(parser):
     parser.add_argument("--m", type=int, default=PAPER_M, help="samples to certify the center")
     parser.add_argument("--eps1", type=float, nargs="+", default=list(PAPER_EPS1))
     parser.add_argument("--h", type=float, nargs="+", default=list(PAPER_H), help="sigma = eps1 / h")
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=100, help="images per MTCNN call")
     parser.add_argument("--min-face-size", type=int, default=20,
                         help="MTCNN's smallest face in pixels (facenet-pytorch's default 20; larger is faster)")
@@ -325,6 +344,10 @@ def add_faces_arguments(parser):
     parser.add_argument("--lfw-index", type=int, default=0, help="lfw: which of the 100 faces (0-99)")
     parser.add_argument("--lfw-size", type=int, default=64, help="lfw: upscaled side in pixels (MTCNN needs >= 50)")
     parser.add_argument("--progress", action="store_true", help="tqdm progress bars")
+    parser.add_argument("--authors-units", action="store_true",
+                        help="also certify every setting as the authors' face script does (sigma * 255 on 0..255 "
+                             "images, eps1 unscaled: certificates for eps1 / 255), with the same seed; plots both "
+                             "curves in authors_units.png")
 
 
 def main_faces(args):
@@ -345,14 +368,59 @@ def main_faces(args):
         name = "astronaut"
     detector = TopFaceBox(load_mtcnn(min_face_size=args.min_face_size))
 
-    def certify_one(h, eps1):
-        res = certify_face(image, eps1, h, args.n, args.m, detector=detector, seed=args.seed,
+    def certify_one(h, eps1, seed):
+        res = certify_face(image, eps1, h, args.n, args.m, detector=detector, seed=seed,
                            batch_size=args.batch_size, progress=args.progress)
         draw_certificate(image, res, os.path.join(args.out, f"{name}_h{h:g}_eps{eps1:g}.png"))
-        return {**summary(res), "photo": name, "min_face_size": args.min_face_size,
-                "full_photo": bool(args.full_photo) and name == "astronaut"}
+        row = {**summary(res), "photo": name, "min_face_size": args.min_face_size,
+               "full_photo": bool(args.full_photo) and name == "astronaut"}
+        if args.authors_units:
+            theirs = certify_face(image, eps1, h, args.n, args.m, detector=detector, seed=seed,
+                                  batch_size=args.batch_size, progress=args.progress, authors_units=True)
+            row["authors"] = summary(theirs)
+        return row
 
-    return sweep(args.out, args.h, args.eps1, certify_one)
+    rows = sweep(args.out, args.h, args.eps1, certify_one, seed=args.seed, same_seed=args.same_seed,
+                 input_index=args.lfw_index if args.photo == "lfw" else 0)
+    if args.authors_units:
+        plot_authors_units(rows, os.path.join(args.out, "authors_units.png"),
+                           f"{name}, n={args.n}, m={args.m}")
+    return rows
+
+
+def plot_authors_units(rows, path, title=""):
+    """eps_out against eps1 per h: cs_fast's certificates (solid) and the authors' units (dashed).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of ``cs-fast faces --authors-units`` (each with an ``"authors"`` row).
+    path : str or path-like
+        The PNG to write.
+    title : str
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
+    nan = float("nan")
+    for h in sorted({r["h"] for r in rows}):
+        rs = sorted((r for r in rows if r["h"] == h), key=lambda r: r["eps1"])
+        x = [r["eps1"] for r in rs]
+        line, = ax.plot(x, [nan if r["eps_out"] is None else r["eps_out"] for r in rs], "o-",
+                        label=f"cs_fast, h={h:g} (eps1/sigma = {h:g})")
+        ax.plot(x, [nan if r["authors"]["eps_out"] is None else r["authors"]["eps_out"] for r in rs], "s--",
+                color=line.get_color(), label=f"authors' units, h={h:g} (eps1/sigma = {h:g}/255)")
+    ax.set_xlabel("eps1 (l2 input radius, pixels in [0, 1])")
+    ax.set_ylabel("certified eps_out (Jaccard distance)")
+    ax.set_title(f"Face box certificates: correct vs authors' units\n{title}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def main(argv=None):

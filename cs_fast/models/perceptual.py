@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._sweep import certificate_fields, sweep
+from ._sweep import add_seed_arguments, certificate_fields, sweep
 from .lpips_adapter import LPIPSFeatures, load_lpips
 
 PAPER_N, PAPER_M, PAPER_DELTA, PAPER_CANDIDATES = 2000, 10_000, 0.08, 30
@@ -129,7 +129,7 @@ class GeneratorCertificate:
 
 
 def certify_generator(model, z, eps1, h=1.0, n=PAPER_N, m=PAPER_M, *, candidates=PAPER_CANDIDATES,
-                      delta=PAPER_DELTA, seed=0, batch_size=500, **kwargs):
+                      delta=PAPER_DELTA, seed=None, batch_size=500, **kwargs):
     """Certify the LPIPS distance of the smoothed generator at latent ``z``.
 
     With probability at least ``1 - alpha1 - alpha2`` (``- 2**-candidates``
@@ -148,7 +148,9 @@ def certify_generator(model, z, eps1, h=1.0, n=PAPER_N, m=PAPER_M, *, candidates
         Smooth-HD's candidate centers (the paper's 30); None: the exact
         center over all ``n`` samples (``cs_fast.min_median``).
     delta : float
-    seed, batch_size
+    seed : int or numpy.random.SeedSequence, optional
+        The noise's seed; None (the default) draws fresh entropy, recorded in the certificate.
+    batch_size : int
     **kwargs
         ``alpha1``, ``alpha2`` of :meth:`cs_fast.CenterSmoothing.certify`.
 
@@ -269,7 +271,7 @@ def add_perceptual_arguments(parser):
     parser.add_argument("--latent", type=int, default=0, help="index of the held-out digit")
     parser.add_argument("--candidates", type=int, default=None,
                         help=f"Smooth-HD candidate centers (the paper's {PAPER_CANDIDATES}); default: exact center")
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed_arguments(parser)
 
 
 def main_perceptual(args):
@@ -282,17 +284,19 @@ def main_perceptual(args):
         raise ValueError(f"--latent: received {args.latent}; expected a held-out digit index >= 0")
     model = build(size=args.size)
     z = test_latents(args.latent + 1)[args.latent]
-    timing = time_centers(model, z, args.eps1[0] / args.h[0], n=args.n, seed=args.seed)
+    timing = time_centers(model, z, args.eps1[0] / args.h[0], n=args.n, seed=0 if args.seed is None else args.seed)
     print(json.dumps(timing), flush=True)
 
-    def certify_one(h, eps1):
-        res = certify_generator(model, z, eps1, h, args.n, args.m, seed=args.seed, candidates=args.candidates)
+    def certify_one(h, eps1, seed):
+        res = certify_generator(model, z, eps1, h, args.n, args.m, seed=seed, candidates=args.candidates)
         draw_center(model, z, res, os.path.join(args.out, f"digit{args.latent}_h{h:g}_eps{eps1:g}.png"))
         return {"eps1": eps1, "h": h, "sigma": res.sigma, "candidates": res.candidates, "seconds": res.seconds,
                 **certificate_fields(res.certificate, ("eps_out", "R", "smoothing_error", "radius", "abstained",
-                                                       "reason"))}
+                                                       "reason", "vacuous", "failure_probability", "seed",
+                                                       "spawn_key"))}
 
-    return sweep(args.out, args.h, args.eps1, certify_one, report={"timing": timing, "rows": []})
+    return sweep(args.out, args.h, args.eps1, certify_one, report={"timing": timing, "rows": []}, seed=args.seed,
+                 same_seed=args.same_seed, input_index=args.latent)
 
 
 def main(argv=None):

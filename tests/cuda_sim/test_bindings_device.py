@@ -287,3 +287,16 @@ def test_center_smoothing_checks_device_outputs_like_host_outputs():
     assert msgs[0] == msgs[1] and "model output: 1 of 5 rows contain NaN or inf" in msgs[0]
     with pytest.raises(ValueError, match="the CPU backend does not copy device data"):
         cs_fast.CenterSmoothing(device_linear_model(), "l2", 0.1, backend="cpu", seed=0).smooth(np.zeros(3), n=5)
+
+
+@pytest.mark.parametrize("metric, shape", [("l2", (4,)), ("jaccard", (4,)), ("tv", (2, 3, 3))])
+def test_empty_device_inputs_follow_scipy(metric, shape):
+    empty = cuda.to_device(np.zeros((0,) + shape))
+    full = cuda.to_device(np.ones((3,) + shape))
+    assert cs_fast.cdist(empty, full, metric).shape == (0, 3)
+    assert cs_fast.cdist(full, empty, metric).shape == (3, 0)
+    assert cs_fast.pdist(empty, metric).shape == (0,)
+    assert cs_fast.to_center(empty, cuda.to_device(np.ones(shape)), metric).shape == (0,)
+    assert cs_fast.paired(empty, empty, metric).shape == (0,)
+    with pytest.raises(ValueError, match="Z: received 0 samples"):
+        cs_fast.min_median(empty, metric)

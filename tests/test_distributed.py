@@ -1,0 +1,193 @@
+"""cs_fast.distributed on a local Ray: equal across worker counts, resumable, nothing lost."""
+
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the distributed extra (Ray) is part of the test extra; install it")
+
+import cs_fast  # noqa: E402
+from cs_fast import distributed  # noqa: E402
+from cs_fast.distributed import FailedInput, ImportedCallable, certify_many, certify_split, input_seed  # noqa: E402
+
+W = np.array([[1.0, 0.5, 0.0], [0.0, 1.0, -1.0], [2.0, 0.0, 1.0], [0.3, 0.3, 0.3]])
+
+
+def linear(batch):
+    return np.asarray(batch) @ W.T
+
+
+def linear_factory():
+    return linear
+
+
+class Flaky:
+    """Raises on inputs whose first coordinate is above 50 (an error inside the model)."""
+
+    def __call__(self, batch):
+        if float(np.asarray(batch)[:, 0].mean()) > 50:
+            raise RuntimeError("flaky model: cannot handle this input")
+        return linear(batch)
+
+
+def flaky_factory():
+    return Flaky()
+
+
+class DieOnce:
+    """Kills its own process (SIGKILL) the first time it sees an input near 7, then behaves."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __call__(self, batch):
+        if abs(float(np.asarray(batch)[:, 0].mean()) - 7.0) < 1.0 and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return linear(batch)
+
+
+class DieOnceFactory:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __call__(self):
+        return DieOnce(self.marker)
+
+
+PARAMS = dict(metric="l2", sigma=0.1, eps1=0.05, n=400, m=2000, alpha1=0.05, alpha2=0.05, delta=0.2,
+              batch_size=150)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    # Workers unpickle this module's factories by value (tests/ is not on their path).
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def inputs():
+    return np.random.default_rng(0).normal(size=(5, 3))
+
+
+def _dicts(results):
+    return {i: r.to_dict() for i, r in results}
+
+
+def test_same_certificates_for_one_two_workers_and_in_process(inputs):
+    one = _dicts(certify_many(linear_factory, inputs, seed=11, workers=1, **PARAMS))
+    two = _dicts(certify_many(linear_factory, inputs, seed=11, workers=2, **PARAMS))
+    assert sorted(one) == list(range(5))
+    assert one == two
+    eps1 = PARAMS["eps1"]
+    kwargs = {k: v for k, v in PARAMS.items() if k not in ("metric", "sigma", "eps1", "batch_size")}
+    for i in range(5):
+        smoother = cs_fast.CenterSmoothing(linear, "l2", 0.1, batch_size=150, seed=input_seed(11, i))
+        local = smoother.certify(inputs[i], eps1, **kwargs)
+        assert local.to_dict() == one[i]
+        assert not local.abstained
+    # distinct inputs get distinct seeds, recorded
+    assert len({one[i]["seed"] for i in range(5)}) == 5
+
+
+def test_input_seed_depends_on_run_seed_and_index_only():
+    assert input_seed(3, 4) == input_seed(3, 4)
+    assert len({input_seed(3, 0), input_seed(3, 1), input_seed(4, 0)}) == 3
+
+
+def test_results_file_and_resume(tmp_path, inputs):
+    out = tmp_path / "certs.jsonl"
+    gen = certify_many(linear_factory, inputs, seed=5, workers=1, output=out, **PARAMS)
+    first = [next(gen), next(gen)]
+    gen.close()  # interrupted after two inputs
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2 and {json.loads(line)["input"] for line in lines} == {i for i, _ in first}
+    with open(out, "a") as f:
+        f.write('{"input": 4, "digest": "torn')  # a run killed mid-write
+    changed = inputs.copy()
+    changed[first[0][0]] += 0.5  # one already-certified input changes: it must be recertified
+    resumed = dict(certify_many(linear_factory, changed, seed=5, workers=2, output=out, resume=True, **PARAMS))
+    assert first[1][0] not in resumed  # unchanged and certified: skipped
+    assert set(resumed) == set(range(5)) - {first[1][0]}
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["input"] for r in records) == list(range(5))  # every input exactly once
+    full = _dicts(certify_many(linear_factory, changed, seed=5, workers=1, **PARAMS))
+    for r in records:
+        body = {k: v for k, v in r.items() if k not in ("input", "digest", "status")}
+        assert r["status"] == "ok" and body == full[r["input"]]
+    # nothing left to do: a second resume yields nothing and keeps the file
+    assert list(certify_many(linear_factory, changed, seed=5, workers=1, output=out, resume=True, **PARAMS)) == []
+    assert sorted(json.loads(line)["input"] for line in out.read_text().splitlines()) == list(range(5))
+
+
+def test_killed_worker_input_is_retried_and_nothing_is_lost(tmp_path, inputs):
+    x = inputs.copy()
+    x[2, 0] = 7.0
+    out = tmp_path / "certs.jsonl"
+    marker = str(tmp_path / "died")
+    got = dict(certify_many(DieOnceFactory(marker), x, seed=1, workers=2, output=out, **PARAMS))
+    assert os.path.exists(marker)  # a worker process really was killed
+    assert sorted(got) == list(range(5)) and all(not isinstance(r, FailedInput) for r in got.values())
+    reference = _dicts(certify_many(linear_factory, x, seed=1, workers=1, **PARAMS))
+    assert _dicts(got.items()) == reference
+    assert sorted(json.loads(line)["input"] for line in out.read_text().splitlines()) == list(range(5))
+
+
+def test_bad_input_and_model_error_become_error_records(tmp_path, inputs):
+    x = inputs.copy()
+    x[1, 2] = np.nan
+    x[3, 0] = 99.0
+    out = tmp_path / "certs.jsonl"
+    got = dict(certify_many(flaky_factory, x, seed=2, workers=2, output=out, **PARAMS))
+    assert sorted(got) == list(range(5))
+    assert isinstance(got[1], FailedInput) and got[1].source == "input" and "NaN" in got[1].error
+    assert isinstance(got[3], FailedInput) and got[3].source == "model" and "flaky model" in got[3].error
+    for i in (0, 2, 4):
+        assert not isinstance(got[i], FailedInput) and not got[i].abstained
+    records = {json.loads(line)["input"]: json.loads(line) for line in out.read_text().splitlines()}
+    assert records[1]["status"] == "error" and records[3]["status"] == "error" and records[0]["status"] == "ok"
+
+
+def test_split_m_certificate_equals_single_process():
+    x = np.array([0.2, -0.1, 0.4])
+    seed = 123
+    kwargs = dict(n=400, m=2000, alpha1=0.05, alpha2=0.05, delta=0.2)
+    split = certify_split(linear_factory, x, metric="l2", sigma=0.1, eps1=0.05, batch_size=150, seed=seed,
+                          workers=2, **kwargs)
+    local = cs_fast.CenterSmoothing(linear, "l2", 0.1, batch_size=150, seed=seed).certify(x, 0.05, **kwargs)
+    assert not local.abstained
+    assert split.to_dict() == local.to_dict()
+
+
+def test_imported_callable_finds_a_module_in_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "cs_fast_dist_model.py").write_text("def f(b):\n    return b * 2\n")
+    monkeypatch.chdir(tmp_path)
+    ref = ImportedCallable("cs_fast_dist_model:f")
+    assert ref()(3) == 6
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(inputs=np.zeros((0, 3))), "inputs"),
+    (dict(eps1=[]), "eps1"),
+    (dict(workers=0), "workers"),
+    (dict(resume=True), "resume"),
+    (dict(model_factory=3), "model_factory"),
+])
+def test_bad_arguments_are_named(kwargs, name, inputs):
+    args = dict(model_factory=linear_factory, inputs=inputs, **PARAMS)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=name):
+        list(certify_many(args.pop("model_factory"), args.pop("inputs"), **args))
+
+
+def test_missing_ray_names_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match="pip install"):
+        distributed._ray()
