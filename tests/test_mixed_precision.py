@@ -188,3 +188,38 @@ def test_radius_is_the_to_center_median(rng):
     assert radius == np.sort(d)[100]
     np.testing.assert_allclose(d, get_metric("sqfeat").reference(X, X[index:index + 1], {})[:, 0],
                                rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("d", [1, 3, 7, 16, 17, 33, 100, 257])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_canonical_rows_have_the_same_bits_on_one_thread_and_in_parallel(d, dtype, rng):
+    """to_center (large: parallel blocks) and the refinement (small: one thread) share every bit."""
+    F = (100.0 + rng.standard_normal((300, d))).astype(dtype)
+    V = np.ascontiguousarray(F[[5, 7, 100]])
+    serial, parallel = np.empty((3, 300)), np.empty((3, 300))
+    cpu._sq_rows_block(F, V, serial, 0, 300)
+    cpu._sq_rows_parallel(F, V, parallel, 7)
+    assert np.array_equal(serial, parallel)
+    X, na = np.empty(F.shape, np.float32), np.empty(300)
+    X2, na2 = np.empty(F.shape, np.float32), np.empty(300)
+    shift = F.mean(axis=0, dtype=np.float64)
+    cpu._centre32_block(F, shift, X, na, 0, 300)
+    cpu._centre32_parallel(F, shift, X2, na2, 7)
+    assert np.array_equal(X, X2) and np.array_equal(na, na2)
+
+
+def test_row_thresholds_keep_only_what_the_bound_keeps(rng):
+    """Above a row's threshold every column's own interval passes the cdist test."""
+    d = 512
+    coef = mp.sq_coefficients(d)
+    a = rng.uniform(0.5, 30.0, 50)
+    T = np.empty(50)
+    cpu._accept_thresholds(a, float(a.max()), coef, mp.CDIST_RTOL, T)
+    assert np.all(np.isfinite(T)) and np.all(T > 0)
+    for i in range(50):
+        for dt in T[i] * np.array([1.0, 1.0 + 1e-12, 1.5, 10.0, 1e6]):
+            for aj in (a.max(), a.min(), a[i]):
+                lo, hi = mp.sq_interval(dt, a[i], aj, *coef)
+                assert hi - lo <= mp.CDIST_RTOL * lo
+        lo, hi = mp.sq_interval(T[i] / 4, a[i], a.max(), *coef)  # well below: the test fails there
+        assert not hi - lo <= mp.CDIST_RTOL * lo

@@ -330,29 +330,57 @@ def sq_pairwise(A, B, take_sqrt):
     return G
 
 
-@kernel(parallel=True, fastmath=_PAIR_FASTMATH)
-def sq_rows(F, V, out):
-    """``out[r, j] = sum_k (F[j, k] - V[r, k])**2`` summed directly in float64: the canonical ``sq``.
+# Below this many element operations the sq/l2 helpers run on one thread: a
+# parallel launch costs more than it saves there, most of all on a busy machine
+# (right after BLAS, whose threads still spin).
+_SERIAL_WORK = 1 << 24
+_ROW_BLOCK = 64  # rows of F per parallel task
 
-    Each entry is one thread's sum in one fixed (vectorized) order of this
-    one compiled kernel, so a distance has the same bits however many threads
-    run and whichever caller asks: ``to_center`` (``V`` the center) and the
-    refinement of :func:`sq_min_median` (``V`` the candidate rows).
-    """
+
+@kernel(fastmath=_PAIR_FASTMATH)
+def _sq_rows_block(F, V, out, j0, j1):
+    # The one definition of the canonical sq distance: each entry is this
+    # loop's sum in its (vectorized) order, whichever driver calls it.
     m = V.shape[0]
-    for j in prange(F.shape[0]):
+    d = F.shape[1]
+    for j in range(j0, j1):
         for r in range(m):
             acc = 0.0
-            for k in range(F.shape[1]):
+            for k in range(d):
                 t = np.float64(F[j, k]) - np.float64(V[r, k])
                 acc += t * t
             out[r, j] = acc
 
 
-@kernel(parallel=True, fastmath=_PAIR_FASTMATH)
-def centre32(F, shift, X, na):
-    """``X = fl32(F - shift)`` and ``na[i] = sum_k X[i, k]**2`` in float64 (the mixed GEMM's inputs)."""
-    for i in prange(F.shape[0]):
+@kernel(parallel=True)
+def _sq_rows_parallel(F, V, out, block):
+    n = F.shape[0]
+    for b in prange((n + block - 1) // block):
+        _sq_rows_block(F, V, out, b * block, min(n, (b + 1) * block))
+
+
+def sq_rows(F, V, out):
+    """``out[r, j] = sum_k (F[j, k] - V[r, k])**2`` summed directly in float64: the canonical ``sq``.
+
+    Every entry is computed by :func:`_sq_rows_block`'s one compiled loop
+    (one thread per entry, one fixed vectorized order), on one thread or in
+    parallel blocks of rows: a distance has the same bits whoever asks --
+    ``to_center`` (``V`` the center) or the refinement of
+    :func:`sq_min_median` (``V`` the candidate rows) -- and however many
+    threads run (tests/test_mixed_precision.py holds the two drivers equal).
+    """
+    n = F.shape[0]
+    if n * V.shape[0] * max(1, F.shape[1]) < _SERIAL_WORK:
+        _sq_rows_block(F, V, out, 0, n)
+    else:
+        _sq_rows_parallel(F, V, out, _ROW_BLOCK)
+    return out
+
+
+@kernel(fastmath=_PAIR_FASTMATH)
+def _centre32_block(F, shift, X, na, i0, i1):
+    # X = fl32(F - shift), na = float64 norms² of X's rows (any summation order: the bound allows it)
+    for i in range(i0, i1):
         acc = 0.0
         for k in range(F.shape[1]):
             x = np.float32(np.float64(F[i, k]) - shift[k])
@@ -360,6 +388,21 @@ def centre32(F, shift, X, na):
             y = np.float64(x)
             acc += y * y
         na[i] = acc
+
+
+@kernel(parallel=True)
+def _centre32_parallel(F, shift, X, na, block):
+    n = F.shape[0]
+    for b in prange((n + block - 1) // block):
+        _centre32_block(F, shift, X, na, b * block, min(n, (b + 1) * block))
+
+
+def centre32(F, shift, X, na):
+    """``X = fl32(F - shift)`` and ``na[i] = sum_k X[i, k]**2`` in float64 (the mixed GEMM's inputs)."""
+    if F.size < _SERIAL_WORK:
+        _centre32_block(F, shift, X, na, 0, F.shape[0])
+    else:
+        _centre32_parallel(F, shift, X, na, _ROW_BLOCK)
 
 
 def _centred32(F, shift):
@@ -370,18 +413,45 @@ def _centred32(F, shift):
     return X, na
 
 
+@kernel()
+def _accept_thresholds(aA, bmax, coef, rtol, T):
+    # T[i]: an estimate dt >= T[i] is kept for every column of row i. With the
+    # largest column norm the interval only widens, and its relative width
+    # hi / lo falls as dt grows (d/dx log of (sqrt(x + E) + eps) is smaller
+    # than that of (sqrt(x - E) - eps)), so the test at T[i] holds above it.
+    # The closed form is a start; the bound itself decides (doubling until it
+    # holds), with a 2**-30 margin for the rounding of the check.
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    ok = rtol * (1.0 - 2.0 ** -30)
+    for i in range(aA.shape[0]):
+        ai = aA[i]
+        e = 2.0 * c * ai * bmax + c64 * (ai * ai + bmax * bmax) + abs_sq
+        eps = rho * (ai + bmax) + abs_eps
+        r = 0.5 * rtol
+        y = (4.0 * eps + math.sqrt(16.0 * eps * eps + 8.0 * r * e)) / (2.0 * r)
+        x = max(y * y, 2.0 * e, 1e-300)
+        kept = False
+        while not kept and x < 1e300:
+            lo, hi = _sq_interval(x, ai, bmax, c, c64, rho, g, abs_sq, abs_eps)
+            kept = lo > 0.0 and hi - lo <= ok * lo
+            if not kept:
+                x *= 2.0
+        T[i] = x if kept else np.inf
+
+
 @kernel(parallel=True)
-def _sq_mixed_finish(A, B, G, naA, naB, aA, aB, coef, rtol, take_sqrt):
+def _sq_mixed_finish(A, B, G, naA, naB, aA, aB, T, coef, rtol, take_sqrt):
     c, c64, rho, g, abs_sq, abs_eps = coef
     for i in prange(G.shape[0]):
+        Ti = T[i]
         for j in range(G.shape[1]):
             dt = (naA[i] + naB[j]) - 2.0 * np.float64(G[i, j])
-            lo, hi = _sq_interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
-            if hi - lo <= rtol * lo:
-                v = dt  # within [lo, hi], as the float64 value is: relative error <= rtol
-            else:
-                v = _sq_pair(A, i, B, j, 0)
-            G[i, j] = math.sqrt(v) if take_sqrt else v
+            if dt < Ti:  # the row-wide test cannot keep it: this entry's own bound, else float64
+                lo, hi = _sq_interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
+                if not hi - lo <= rtol * lo:
+                    dt = _sq_pair(A, i, B, j, 0)
+            # kept: dt and the float64 value both lie in [lo, hi], so |dt - D64| <= rtol * D64
+            G[i, j] = math.sqrt(dt) if take_sqrt else dt
 
 
 def _same_rows(A, B):
@@ -409,8 +479,10 @@ def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     d = A.shape[1]
     coef = mixed_precision.sq_coefficients(d)
     G = XA @ XB.T  # float32 BLAS; (na, nb) and C-contiguous
-    _sq_mixed_finish(A, B, G, naA, naB, mixed_precision.norm_upper(naA, d), mixed_precision.norm_upper(naB, d),
-                     coef, float(rtol), take_sqrt)
+    aA, aB = mixed_precision.norm_upper(naA, d), mixed_precision.norm_upper(naB, d)
+    T = np.empty(len(aA))
+    _accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
+    _sq_mixed_finish(A, B, G, naA, naB, aA, aB, T, coef, float(rtol), take_sqrt)
     return G
 
 
