@@ -332,7 +332,7 @@ def sq_pairwise(A, B, take_sqrt):
 
 # Below this many element operations the sq/l2 helpers run on one thread: a
 # parallel launch costs more than it saves there, most of all on a busy machine
-# (right after BLAS, whose threads still spin).
+# and right after BLAS, whose worker threads keep spinning for a while.
 _SERIAL_WORK = 1 << 24
 _ROW_BLOCK = 64  # rows of F per parallel task
 
@@ -379,11 +379,13 @@ def sq_rows(F, V, out):
 
 @kernel(fastmath=_PAIR_FASTMATH)
 def _centre32_block(F, shift, X, na, i0, i1):
-    # X = fl32(F - shift), na = float64 norms² of X's rows (any summation order: the bound allows it)
+    # X = fl32(F - shift), na = float64 norms² of X's rows (any summation order: the bound allows it).
+    # ``shift`` has F's dtype: float32 rows subtract in float32 (one rounding, u32, and
+    # translating every row by the same float32 vector changes no distance).
     for i in range(i0, i1):
         acc = 0.0
         for k in range(F.shape[1]):
-            x = np.float32(np.float64(F[i, k]) - shift[k])
+            x = np.float32(F[i, k] - shift[k])
             X[i, k] = x
             y = np.float64(x)
             acc += y * y
@@ -406,6 +408,7 @@ def centre32(F, shift, X, na):
 
 
 def _centred32(F, shift):
+    shift = np.ascontiguousarray(shift, dtype=F.dtype)  # float32 data: a float32 shift (see _centre32_block)
     X = np.empty(F.shape, dtype=np.float32)
     na = np.empty(F.shape[0])
     if F.shape[0]:
@@ -420,7 +423,7 @@ def _accept_thresholds(aA, bmax, coef, rtol, T):
     # hi / lo falls as dt grows (d/dx log of (sqrt(x + E) + eps) is smaller
     # than that of (sqrt(x - E) - eps)), so the test at T[i] holds above it.
     # The closed form is a start; the bound itself decides (doubling until it
-    # holds), with a 2**-30 margin for the rounding of the check.
+    # holds, then bisecting down), with a 2**-30 margin for the rounding of the check.
     c, c64, rho, g, abs_sq, abs_eps = coef
     ok = rtol * (1.0 - 2.0 ** -30)
     for i in range(aA.shape[0]):
@@ -436,22 +439,62 @@ def _accept_thresholds(aA, bmax, coef, rtol, T):
             kept = lo > 0.0 and hi - lo <= ok * lo
             if not kept:
                 x *= 2.0
-        T[i] = x if kept else np.inf
+        if not kept:
+            T[i] = np.inf
+            continue
+        # Bisect down towards the smallest kept estimate; x always stays a kept one.
+        low = 0.0
+        for _ in range(24):
+            mid = 0.5 * (low + x)
+            lo, hi = _sq_interval(mid, ai, bmax, c, c64, rho, g, abs_sq, abs_eps)
+            if lo > 0.0 and hi - lo <= ok * lo:
+                x = mid
+            else:
+                low = mid
+        T[i] = x
+
+
+@kernel()
+def _sq_estimates_rows(G, naA, naB, T, flags, i0, i1):
+    # G[i, j] <- fl32((na_i + na_j) - 2 G[i, j]) (the bound's float32 estimates) and,
+    # per row, how many fall below the row's keep threshold. Branch-free: vectorizes.
+    for i in range(i0, i1):
+        nai = naA[i]
+        Ti = T[i]
+        below = 0
+        for j in range(G.shape[1]):
+            v = np.float32((nai + naB[j]) - 2.0 * np.float64(G[i, j]))
+            G[i, j] = v
+            below += np.float64(v) < Ti
+        flags[i] = below
+
+
+@kernel()
+def _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1):
+    # Entries below their row's threshold: their own interval (column norm, not
+    # the largest), and float64 where even that is wider than rtol.
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    for i in range(i0, i1):
+        if flags[i] == 0:
+            continue
+        Ti = T[i]
+        for j in range(G.shape[1]):
+            dt = np.float64(G[i, j])
+            if dt < Ti:
+                lo, hi = _sq_interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
+                if not hi - lo <= rtol * lo:
+                    G[i, j] = _sq_pair(A, i, B, j, 0)
+            # kept: the estimate and the float64 value lie in [lo, hi]: |dt - D64| <= rtol * D64
 
 
 @kernel(parallel=True)
-def _sq_mixed_finish(A, B, G, naA, naB, aA, aB, T, coef, rtol, take_sqrt):
-    c, c64, rho, g, abs_sq, abs_eps = coef
-    for i in prange(G.shape[0]):
-        Ti = T[i]
-        for j in range(G.shape[1]):
-            dt = (naA[i] + naB[j]) - 2.0 * np.float64(G[i, j])
-            if dt < Ti:  # the row-wide test cannot keep it: this entry's own bound, else float64
-                lo, hi = _sq_interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
-                if not hi - lo <= rtol * lo:
-                    dt = _sq_pair(A, i, B, j, 0)
-            # kept: dt and the float64 value both lie in [lo, hi], so |dt - D64| <= rtol * D64
-            G[i, j] = math.sqrt(dt) if take_sqrt else dt
+def _sq_finish_parallel(A, B, G, naA, naB, aA, aB, T, flags, coef, rtol, block):
+    n = G.shape[0]
+    for b in prange((n + block - 1) // block):
+        i0 = b * block
+        i1 = min(n, i0 + block)
+        _sq_estimates_rows(G, naA, naB, T, flags, i0, i1)
+        _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1)
 
 
 def _same_rows(A, B):
@@ -462,11 +505,15 @@ def _same_rows(A, B):
 def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     """float32 (na, nb) ``sq``/``l2`` distances, each within relative ``rtol`` of the float64 one.
 
-    One float32 BLAS GEMM on rows centred on ``A``'s column mean, then
-    :func:`cs_fast.kernels.mixed_precision.sq_interval` per entry: an entry
-    whose interval is wider than ``rtol`` times its lower end is recomputed
-    directly in float64 (``sq_pair``). Returns None when the centred norms
-    are too large for a float32 GEMM (the caller then uses float64).
+    One float32 BLAS GEMM on rows centred on ``A``'s column mean, float32
+    estimates ``na_i + na_j - 2 G_ij``, then
+    :func:`cs_fast.kernels.mixed_precision.sq_interval`: an estimate above
+    its row's threshold (:func:`_accept_thresholds`) is kept; below it, its
+    own interval decides, and an entry whose interval is wider than ``rtol``
+    times its lower end is recomputed directly in float64 (``sq_pair``).
+    ``l2`` is the float32 square root of that (one more float32 rounding).
+    Returns None when the centred norms are too large for a float32 GEMM (the
+    caller then uses float64).
     """
     shift = A.mean(axis=0, dtype=np.float64) if A.shape[0] else np.zeros(A.shape[1])
     XA, naA = _centred32(A, shift)
@@ -477,12 +524,19 @@ def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     if not (max(naA.max(initial=0.0), naB.max(initial=0.0)) < mixed_precision.MAX_NORM2):
         return None
     d = A.shape[1]
-    coef = mixed_precision.sq_coefficients(d)
+    coef = mixed_precision.sq_coefficients(d, estimate_roundoff=mixed_precision.U32)  # float32 estimates
     G = XA @ XB.T  # float32 BLAS; (na, nb) and C-contiguous
     aA, aB = mixed_precision.norm_upper(naA, d), mixed_precision.norm_upper(naB, d)
     T = np.empty(len(aA))
     _accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
-    _sq_mixed_finish(A, B, G, naA, naB, aA, aB, T, coef, float(rtol), take_sqrt)
+    flags = np.empty(len(aA), dtype=np.int64)
+    if G.size * 8 < _SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster here
+        _sq_estimates_rows(G, naA, naB, T, flags, 0, G.shape[0])
+        _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0])
+    else:
+        _sq_finish_parallel(A, B, G, naA, naB, aA, aB, T, flags, coef, float(rtol), 16)
+    if take_sqrt:
+        np.sqrt(G, out=G)
     return G
 
 
