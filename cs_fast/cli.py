@@ -159,6 +159,14 @@ def add_certify_arguments(p):
     p.add_argument("--output", help="write JSON lines here (default: stdout)")
     p.add_argument("--traceback", action="store_true",
                    help="on an error, print the full traceback (default: one line)")
+    d = p.add_argument_group("certify a dataset on Ray workers (pip install 'cs_fast[distributed]')")
+    d.add_argument("--workers", type=int,
+                   help="certify the inputs on this many Ray workers, each loading the model once "
+                        "(default: in this process; with --address or --resume: one per GPU, else per core)")
+    d.add_argument("--address", help="join this Ray cluster ('auto' or ray://host:port; default: start a local Ray)")
+    d.add_argument("--resume", action="store_true",
+                   help="keep the records of --output whose input and parameters match, certify the rest "
+                        "(default: start over)")
 
 
 class _UserModel:
@@ -204,6 +212,8 @@ def main_certify(args):
         except ValueError as err:
             raise CliError(f"--{err} (flag --allow-weak-candidates)") from None
     inputs = _load_inputs(args.inputs, args.model)
+    if args.workers is not None or args.address is not None or args.resume:
+        return _certify_on_workers(args, metric, sigma, params, inputs)
     model = _UserModel(model, args.model, f"--inputs {args.inputs}" if args.inputs else "the built-in inputs", inputs)
     smoother = CenterSmoothing(model, metric, sigma, metric_params=params, batch_size=args.batch_size,
                                seed=args.seed, progress=args.progress, candidates=args.candidates,
@@ -222,6 +232,39 @@ def main_certify(args):
         if out is not sys.stdout:
             out.close()
     return 0
+
+
+def _certify_on_workers(args, metric, sigma, params, inputs):
+    """``cs-fast certify --workers N``: :func:`cs_fast.distributed.certify_many`, records as they complete.
+
+    Each line is the certificate's ``to_dict()`` plus ``input``, ``digest`` and
+    ``status`` (``"error"`` lines carry ``error`` and ``source`` instead).
+    Exit status 1 when some input ended in an error record.
+    """
+    import time
+
+    from . import distributed
+
+    if args.resume and args.output is None:
+        raise CliError("--resume: requires --output, the results file to resume")
+    spec = BUILTIN_MODELS[args.model][0] if args.model in BUILTIN_MODELS else args.model
+    factory = distributed.ImportedCallable(spec)  # the worker imports the model itself
+    start = time.perf_counter()
+    results = []
+    stream = None if args.output else sys.stdout
+    run = distributed.certify_many(
+        factory, inputs, metric=metric, sigma=sigma, eps1=args.eps1, n=args.n, m=args.m, alpha1=args.alpha1,
+        alpha2=args.alpha2, delta=args.delta, candidates=args.candidates, metric_params=params,
+        batch_size=args.batch_size, seed=args.seed, workers=args.workers, address=args.address,
+        output=args.output, resume=args.resume, progress=args.progress,
+        smoother_options={"allow_weak_candidates": args.allow_weak_candidates})
+    for index, result in run:
+        results.append((index, result))
+        if stream is not None:
+            stream.write(json.dumps({"input": index, **result.to_dict()}) + "\n")
+            stream.flush()
+    print(f"cs-fast certify: {distributed.summary_line(results, time.perf_counter() - start)}", file=sys.stderr)
+    return 1 if any(isinstance(r, distributed.FailedInput) for _, r in results) else 0
 
 
 #: Subcommands whose modules need optional packages: name, module, argument adder, runner, help.

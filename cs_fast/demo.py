@@ -298,10 +298,13 @@ def add_demo_arguments(parser):
                         help=f"samples to certify (default {DEFAULTS['m']}; --paper: {PAPER['m']})")
     parser.add_argument("--num-inputs", type=int, default=None,
                         help=f"held-out digits to certify (default {DEFAULTS['num_inputs']}; --paper: {PAPER['num_inputs']})")
+    from cs_fast.output_dir import fresh_output_dir  # a new folder per run: results never overwritten
+
     from .models._sweep import add_seed_arguments
 
     add_seed_arguments(parser)
-    parser.add_argument("--out", default="cs_fast_demo", help="output directory (default cs_fast_demo/)")
+    parser.add_argument("--out", default=fresh_output_dir("demo"),
+                        help="output directory (default: a fresh ./cs_fast_demo_YYYYmmdd-HHMMSS/)")
     parser.add_argument("--paper", action="store_true",
                         help="the paper's settings: n=10^4, m=10^6, 50 inputs (hours on a laptop CPU)")
     parser.add_argument("--batch-size", type=int, default=5000, help="inputs per model call")

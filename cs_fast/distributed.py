@@ -36,9 +36,7 @@ import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -128,7 +126,7 @@ class ResultsFile:
         self._file = None
 
     def load(self):
-        """Records by input index; a torn last line (a run killed mid-write) is dropped."""
+        """Lists of records by input index (one per eps1); a torn line (a run killed mid-write) is dropped."""
         records = {}
         if not os.path.exists(self.path):
             return records
@@ -139,15 +137,16 @@ class ResultsFile:
                 except json.JSONDecodeError:
                     continue
                 if isinstance(record, dict) and isinstance(record.get("input"), int):
-                    records[record["input"]] = record  # a later record of an input replaces an earlier one
+                    records.setdefault(record["input"], []).append(record)
         return records
 
     def rewrite(self, records):
-        """Replace the file's content by ``records`` (atomically: temporary file, fsync, rename)."""
+        """Replace the file's content by ``records``, lists by input (atomically: temporary file, fsync, rename)."""
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             for index in sorted(records):
-                f.write(json.dumps(records[index]) + "\n")
+                for record in records[index]:
+                    f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
@@ -211,6 +210,17 @@ def _factory(model_factory):
     return model_factory
 
 
+def _factory_name(model_factory):
+    """What the digest records of the model: its 'module:callable', or the factory's qualified name."""
+    if isinstance(model_factory, str):
+        return model_factory
+    if isinstance(model_factory, ImportedCallable):
+        return model_factory.spec
+    kind = model_factory if isinstance(model_factory, type) or callable(getattr(model_factory, "__qualname__", None)) \
+        else type(model_factory)
+    return f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', repr(kind))}"
+
+
 class _CallFactory:
     """``module:callable`` names a factory: import it, then call it to build the model."""
 
@@ -250,12 +260,13 @@ class _Worker:
     # ---------------------------------------------------------------- split certification
 
     def center(self, x, eps1, seed, certify_kwargs):
-        """Everything of the certificate but R (see CenterSmoothing.certify_center)."""
-        smoother = CenterSmoothing(self.model, seed=seed, **self.kwargs)
+        """Everything of the certificate but R (:meth:`CenterSmoothing.certify_center`)."""
+        smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **self.kwargs)
         return smoother.certify_center(x, eps1, **certify_kwargs)
 
     def distances(self, x, center, seed, m, first_batch, stop_batch):
-        smoother = CenterSmoothing(self.model, seed=seed, **self.kwargs)
+        """Certification distances of batches [first_batch, stop_batch) (:meth:`CenterSmoothing.certification_distances`)."""
+        smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **self.kwargs)
         return smoother.certification_distances(x, center, m, first_batch, stop_batch)
 
 
@@ -387,7 +398,8 @@ def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M
     certify_kwargs = dict(n=n, m=m, alpha1=alpha1, alpha2=alpha2, delta=delta)
     # Fail fast, in the driver, on parameters every worker would reject.
     CenterSmoothing(lambda b: b, seed=0, **smoother_kwargs)
-    digest_params = dict(smoother_kwargs, **certify_kwargs, eps1=eps1_list, run_seed=run_seed)
+    digest_params = dict(smoother_kwargs, **certify_kwargs, eps1=eps1_list, run_seed=run_seed,
+                         model=_factory_name(model_factory))
     digests = [input_digest(inputs[i], dict(digest_params, seed=input_seed(run_seed, i))) for i in range(count)]
 
     results = ResultsFile(output) if output is not None else None
@@ -395,8 +407,10 @@ def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M
     if results is not None:
         kept = {}
         if resume:
-            kept = {i: r for i, r in results.load().items()
-                    if 0 <= i < count and r.get("digest") == digests[i] and r.get("status") == "ok"}
+            # An input is done when it has one matching "ok" record per eps1, in order.
+            kept = {i: rs for i, rs in results.load().items()
+                    if 0 <= i < count and [r.get("eps1") for r in rs] == eps1_list
+                    and all(r.get("digest") == digests[i] and r.get("status") == "ok" for r in rs)}
         results.rewrite(kept)  # drops stale, changed and error records (and a torn last line)
         todo = [i for i in range(count) if i not in kept]
     if not todo:

@@ -227,6 +227,29 @@ class Certificate(SmoothResult):
         return bool(not self.abstained and bound is not None and self.eps_out >= bound)
 
 
+@dataclass(frozen=True)
+class CertificationStage:
+    """A certificate before its ``m`` certification distances (:meth:`CenterSmoothing.certify_center`).
+
+    Attributes
+    ----------
+    certificate : Certificate or None
+        The final certificate when it abstained before certification.
+    center_sample : array or None
+        The center where the samples live (numpy, or a device array), for
+        :meth:`CenterSmoothing.certification_distances`.
+    q : float or None
+        The quantile level of the order statistic.
+    fields : dict
+        The certificate's fields known so far.
+    """
+
+    certificate: Optional[Certificate]
+    center_sample: Any
+    q: Optional[float]
+    fields: dict
+
+
 # Distances are numpy arrays on the host path and numba device arrays on the
 # device path; these helpers keep them where they are and bring back scalars only.
 
@@ -387,8 +410,13 @@ class CenterSmoothing:
             raise ValueError(f"x: received {bad} NaN or inf entries; expected a finite input")
         return x
 
-    def _batches(self, x, count, stream, desc):
-        """Yield model outputs for ``count`` noisy copies of ``x``, in batches."""
+    def _batches(self, x, count, stream, desc, first=0, stop=None):
+        """Yield model outputs for ``count`` noisy copies of ``x``, in batches.
+
+        Only batches ``first <= i < stop`` reach the model; the noise of the
+        batches before ``first`` is drawn and dropped, so a range of batches
+        sees exactly the noise it sees in the full run (split certification).
+        """
         from .progress import progress
 
         if is_torch(x):
@@ -400,21 +428,26 @@ class CenterSmoothing:
             rng = np.random.default_rng(stream)
         bar = progress(count, desc, "sample", self.progress, leave=False)
         done = 0
+        index = 0
         try:
-            while done < count:
+            while done < count and (stop is None or index < stop):
                 b = min(self.batch_size, count - done)
                 if is_torch(x):
                     import torch
 
                     noise = torch.randn((b,) + tuple(x.shape), generator=gen, device=x.device, dtype=x.dtype)
-                    with torch.no_grad():
-                        out = self.model(x.unsqueeze(0) + self.sigma * noise)
+                    if index >= first:
+                        with torch.no_grad():
+                            out = self.model(x.unsqueeze(0) + self.sigma * noise)
                 else:
                     noise = rng.standard_normal((b,) + x.shape).astype(x.dtype, copy=False)
-                    out = self.model(x[None] + self.sigma * noise)
-                yield self._check_output(out, b)
+                    if index >= first:
+                        out = self.model(x[None] + self.sigma * noise)
+                if index >= first:
+                    yield self._check_output(out, b)
+                    bar.update(b)
                 done += b
-                bar.update(b)
+                index += 1
         finally:
             bar.close()
 
@@ -519,7 +552,33 @@ class CenterSmoothing:
         :math:`d(\hat f(x), \hat f(x')) \le \epsilon_{out} = \gamma (1 + \beta) R`.
         Abstains (with a reason) when the center check fails or when
         :math:`q > 1`, i.e. ``m`` is too small for ``eps1 / sigma``.
+
+        It runs in three steps, public so that the ``m`` certification samples
+        can be spread over processes (:func:`cs_fast.distributed.certify_split`):
+        :meth:`certify_center`, :meth:`certification_distances` on ranges of
+        batches, and :meth:`finish_certificate` on all the distances.
         """
+        stage, streams = self._certify_center(x, eps1, n, m, alpha1, alpha2, delta)
+        if stage.certificate is not None:
+            return stage.certificate
+        dists = self._distances(x, m, streams[2], stage.center_sample, "certification")
+        return self.finish_certificate(stage, dists)
+
+    def certify_center(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
+                       delta=DELTA_DEFAULT):
+        """Step 1 of :meth:`certify`: the center, its check and the base output; everything but R.
+
+        Returns a :class:`CertificationStage`; its ``certificate`` is already
+        the final (abstained) certificate when the center check fails or
+        ``q > 1``. Needs an explicit seed, so that the certification samples
+        of step 2 come from the same noise.
+        """
+        if self.seed is None:
+            raise ValueError("seed: received None; certify_center needs an explicit seed so that "
+                             "certification_distances draws from the same noise (certify draws fresh entropy)")
+        return self._certify_center(x, eps1, n, m, alpha1, alpha2, delta)[0]
+
+    def _certify_center(self, x, eps1, n, m, alpha1, alpha2, delta):
         x = self._check_input(x)
         eps1 = check_nonnegative(eps1, "eps1")
         n = check_int(n, "n")
@@ -537,20 +596,50 @@ class CenterSmoothing:
                   if f.name not in ("center", "abstained", "reason")}
         common.update(eps1=eps1, m=m, alpha2=alpha2, p=p, q=q)
         if sm.abstained:
-            return Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
+            cert = Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
                                smoothing_error=None, **common)
+            return CertificationStage(cert, None, None, common), streams
         base = self._base_output(x)
         smoothing_error = _scalar(_to_center64(base, center, self.metric, self.metric_params, self.backend)[0])
         if q > 1.0:
             reason = (f"q = {q:.6g} > 1: m = {m} samples cannot certify mass p = {p:.6g} "
                       "(increase m, or sigma relative to eps1)")
-            return Certificate(center=sm.center, abstained=True, reason=reason, eps_out=None, R=None,
+            cert = Certificate(center=sm.center, abstained=True, reason=reason, eps_out=None, R=None,
                                smoothing_error=smoothing_error, **common)
-        dists = self._distances(x, m, streams[2], center, "certification")
-        R = _certified_order_statistic(dists, q)
+            return CertificationStage(cert, None, None, common), streams
+        common.update(center=sm.center, smoothing_error=smoothing_error)
+        return CertificationStage(None, center, q, common), streams
+
+    def certification_distances(self, x, center_sample, m, first_batch=0, stop_batch=None):
+        """Step 2 of :meth:`certify`: float64 distances to the center of certification batches ``[first, stop)``.
+
+        Batch ``i`` holds samples ``i * batch_size`` to ``(i + 1) * batch_size``
+        of the ``m``; the noise is that of the full run (earlier batches' noise
+        is drawn and dropped, no model call). Concatenated over ranges that
+        cover every batch, the distances are exactly those :meth:`certify`
+        computes. ``center_sample`` is :attr:`CertificationStage.center_sample`.
+        """
+        if self.seed is None:
+            raise ValueError("seed: received None; expected the seed given to certify_center")
+        x = self._check_input(x)
+        m = check_int(m, "m")
+        streams = self._streams(self._root())
+        parts = [
+            _to_center64(batch, center_sample, self.metric, self.metric_params, self.backend)[0]
+            for batch in self._batches(x, m, streams[2], "certification", first_batch, stop_batch)
+        ]
+        return _concatenate(parts) if parts else np.empty(0)
+
+    def finish_certificate(self, stage, distances):
+        """Step 3 of :meth:`certify`: R, the order statistic of all ``m`` distances, and the certificate."""
+        if stage.certificate is not None:
+            return stage.certificate
+        m = stage.fields["m"]
+        if distances.shape[0] != m:
+            raise ValueError(f"distances: received {distances.shape[0]} distances; expected all m = {m} of them")
+        R = _certified_order_statistic(distances, stage.q)
         eps_out = bounds.certified_radius(R, self.gamma, self.beta)
-        return Certificate(center=sm.center, abstained=False, reason=None, eps_out=eps_out, R=R,
-                           smoothing_error=smoothing_error, **common)
+        return Certificate(abstained=False, reason=None, eps_out=eps_out, R=R, **stage.fields)
 
     def _base_output(self, x):
         """The base model's output on the clean input, as a batch of one."""

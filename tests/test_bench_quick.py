@@ -25,7 +25,7 @@ CONFIG = run.quick_config(budget_s=10.0, cs_budget_s=10.0, min_time=0.0, max_rep
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     parser = add_bench_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--quick", "--out", str(out), "--no-end-to-end"])
+    args = parser.parse_args(["--quick", "--out", str(out), "--no-end-to-end", "--no-startup"])
     assert main_bench(args, selected=TINY, config=CONFIG, log=None) == 0
     with open(out / "results.json") as fh:
         return json.load(fh), out
@@ -109,3 +109,14 @@ def test_end_to_end_splits_model_and_cs_fast_time():
     assert res["model_calls"] >= 6  # 3000 + 3000 + 2000 samples (+1 base) in batches of 500
     assert 0 < res["model_s"] < res["total_s"]
     assert res["cs_fast_s"] == pytest.approx(res["total_s"] - res["model_s"])
+
+
+def test_startup_reports_cold_and_warm_certify():
+    from cs_fast.bench.startup import format_startup, measure_startup
+
+    s = measure_startup(runs=1, certify_args=["--n", "200", "--m", "400"])
+    for key in ("certify_cold", "certify_warm", "import_cs_fast", "import_torch", "python_startup"):
+        assert s[key]["runs"] == 1 and s[key]["wall_s"] > 0 and s[key]["cpu_s"] >= 0, key
+    assert s["command"] == "cs-fast certify --n 200 --m 400"
+    text = format_startup(s)
+    assert "cold" in text and "warm" in text and "load average" in text

@@ -191,3 +191,28 @@ def test_missing_ray_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match="pip install"):
         distributed._ray()
+
+
+def test_cli_workers_output_resume_and_summary(tmp_path, capsys):
+    from cs_fast import cli
+    from cs_fast.models.toy import blob_images
+
+    out = tmp_path / "certs.jsonl"
+    small = ["--n", "300", "--m", "600", "--alpha1", "0.05", "--alpha2", "0.05", "--delta", "0.2",
+             "--batch-size", "300", "--seed", "4"]
+    rc = cli.main(["certify", *small, "--workers", "2", "--output", str(out), "--eps1", "0.1", "0.2"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "2 certified, 0 abstained, 0 errors" in err and "certificates/s" in err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["input"], r["eps1"]) for r in records] == [(0, 0.1), (0, 0.2)]
+    # the same certificates as the in-process CLI with that input's seed
+    local = cs_fast.CenterSmoothing(__import__("cs_fast.models.toy", fromlist=["x"]).blob_detector, "jaccard", 0.25,
+                                    batch_size=300, seed=input_seed(4, 0))
+    expect = local.certify(blob_images()[0], 0.1, n=300, m=600, alpha1=0.05, alpha2=0.05, delta=0.2)
+    assert {k: v for k, v in records[0].items() if k not in ("input", "digest", "status")} == expect.to_dict()
+    rc = cli.main(["certify", *small, "--resume", "--output", str(out), "--eps1", "0.1", "0.2"])
+    assert rc == 0 and "0 records" in capsys.readouterr().err  # nothing left to do
+    assert [json.loads(line) for line in out.read_text().splitlines()] == records  # both eps1 records kept
+    assert cli.main(["certify", *small, "--resume", "--eps1", "0.1"]) == 2
+    assert "--resume" in capsys.readouterr().err

@@ -57,10 +57,12 @@ _RESET = sys.platform.startswith("linux") and _can_reset_peak()
 _TRIM = _load_trim()
 
 MEMORY_METHOD = (
-    "RSS peak delta in-process: gc + malloc_trim, reset VmHWM via /proc/self/clear_refs, "
-    "then VmHWM after the call minus VmRSS before it (includes the returned result)"
+    "RSS peak delta of one untimed probe call, separate from the timed calls: gc + malloc_trim, "
+    "reset VmHWM via /proc/self/clear_refs, then VmHWM after the call minus VmRSS before it "
+    "(includes the returned result)"
     if _RESET
-    else "ru_maxrss growth during the call (getrusage; a lower bound: growth above the earlier peak only)"
+    else "ru_maxrss growth during one untimed probe call (getrusage; a lower bound: growth above the "
+         "earlier peak only)"
 )
 
 
@@ -101,11 +103,13 @@ class PeakRSS:
 
 
 def time_call(fn, args, *, min_time=0.5, max_reps=5, probe_memory=True):
-    """Time ``fn(*args)``: repeat until ``min_time`` seconds or ``max_reps`` calls.
+    """Time ``fn(*args)`` and, in a separate call, probe its peak memory.
 
-    The caller warms ``fn`` up first (JIT compilation is not timed here). The
-    first call is also the memory probe; its probe work sits outside the
-    timed region.
+    The caller warms ``fn`` up first (JIT compilation is not timed here).
+    The memory probe is its own call, before the timed ones and outside
+    them: it starts right after ``gc`` and ``malloc_trim``, so it pays fresh
+    page faults that no timed call should include. The timed calls then
+    repeat until ``min_time`` seconds or ``max_reps`` calls (at least one).
 
     Returns
     -------
@@ -114,21 +118,18 @@ def time_call(fn, args, *, min_time=0.5, max_reps=5, probe_memory=True):
         call on a shared machine: what the report ranks by), ``peak_rss_delta``
         (bytes, None without a probe) and ``result`` (the last return value).
     """
-    times = []
     peak = None
+    if probe_memory:
+        with PeakRSS() as probe:
+            fn(*args)  # the result is part of the peak (and dropped before the timed calls)
+        peak = probe.delta
+    times = []
     result = None
     while not times or (sum(times) < min_time and len(times) < max_reps):
-        result = None  # the previous result must not count in this call's memory
-        if probe_memory and peak is None:
-            with PeakRSS() as probe:
-                t0 = time.perf_counter()
-                result = fn(*args)
-                times.append(time.perf_counter() - t0)
-            peak = probe.delta
-        else:
-            t0 = time.perf_counter()
-            result = fn(*args)
-            times.append(time.perf_counter() - t0)
+        result = None  # free the previous result before the next call allocates its own
+        t0 = time.perf_counter()
+        result = fn(*args)
+        times.append(time.perf_counter() - t0)
     return {"times": times, "median": statistics.median(times), "min": min(times),
             "peak_rss_delta": peak, "result": result}
 
@@ -148,7 +149,7 @@ def ceilings(gemm_n=2048, copy_mib=256, reps=5):
     """The machine's measured ceilings: float32 GEMM FLOP/s and copy bandwidth.
 
     GEMM: best of ``reps`` ``gemm_n x gemm_n`` float32 products with numpy's
-    BLAS and with ``torch.mm`` (threads = cores), ``2 n**3`` FLOP each; the
+    BLAS and with ``torch.mm`` (:func:`threads` threads), ``2 n**3`` FLOP each; the
     larger counts. Bandwidth: best of ``reps`` copies of a ``copy_mib`` MiB
     float32 array (keep it well above the last-level cache) with numpy and
     with torch, counting bytes read plus bytes written.
@@ -160,7 +161,7 @@ def ceilings(gemm_n=2048, copy_mib=256, reps=5):
     """
     import torch
 
-    torch.set_num_threads(_cores())
+    torch.set_num_threads(threads())
     n = gemm_n
     rng = np.random.default_rng(0)
     A = rng.standard_normal((n, n), dtype=np.float32)
@@ -223,6 +224,7 @@ def machine():
         "numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__,
         "numba_threads": numba.get_num_threads(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "sklearn": skl,
+        "blas_threads": blas_threads(),
     }
 
 
@@ -232,6 +234,110 @@ def load_average():
         return os.getloadavg()[0]
     except (OSError, AttributeError):
         return None
+
+
+def load_averages():
+    """The 1-, 5- and 15-minute load averages as a list (None where the OS does not report them)."""
+    try:
+        return [float(x) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+# threadpoolctl's limiter, kept alive while a thread count is set (None: the libraries' defaults).
+_BLAS_LIMIT = None
+
+
+def threads():
+    """Threads every implementation of a run uses: numba's current count.
+
+    :func:`set_threads` sets numba, torch and BLAS to one count together;
+    the torch peers and the ceilings read it here, so cs_fast and its peers
+    always run with the same number of threads.
+    """
+    import numba
+
+    return numba.get_num_threads()
+
+
+def free_cores(load=None):
+    """Cores not busy with other work: the core count minus the 1-minute load average, at least 1.
+
+    Measured before a run starts, the load average counts other processes
+    (this one is idle while it imports), so this is the thread count that
+    does not contend with them.
+    """
+    load = load_average() if load is None else load
+    if load is None:
+        return _cores()
+    return max(1, min(_cores(), int(_cores() - load + 0.5)))
+
+
+def set_threads(n):
+    """Run numba, torch and BLAS (through threadpoolctl when installed) on ``n`` threads.
+
+    ``n`` may be ``'auto'``: :func:`free_cores`. Returns the count set.
+    """
+    global _BLAS_LIMIT
+    import numba
+    import torch
+
+    if n == "auto":
+        n = free_cores()
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"threads: expected an integer in 1..{numba.config.NUMBA_NUM_THREADS} "
+                         f"(numba's NUMBA_NUM_THREADS) or 'auto', received {n!r}")
+    numba.set_num_threads(n)
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        _BLAS_LIMIT = None
+    else:
+        if _BLAS_LIMIT is not None:
+            _BLAS_LIMIT.restore_original_limits()
+        _BLAS_LIMIT = threadpool_limits(limits=n)
+    return n
+
+
+def blas_threads():
+    """``[{library, api, threads}]`` of the loaded BLAS/OpenMP pools (threadpoolctl), or None without it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    return [{"library": i.get("prefix"), "api": i.get("internal_api"), "threads": i.get("num_threads")}
+            for i in threadpool_info()]
+
+
+def load_status(threads_used=None):
+    """The machine's load before a run and whether it is too busy for clean timings.
+
+    Returns
+    -------
+    dict
+        ``load_average`` (1, 5, 15 minutes), ``cores``, ``threads`` (the run's),
+        ``free_cores`` (:func:`free_cores`), ``busy`` (the 1-minute load average
+        is above the cores the run's threads leave free: other processes then
+        take cores the run needs, and numba's parallel regions stall on the
+        slowest thread) and ``warning`` (a sentence when busy, else None).
+    """
+    loads = load_averages()
+    used = threads() if threads_used is None else threads_used
+    cores = _cores()
+    status = {"load_average": loads, "cores": cores, "threads": used, "free_cores": None, "busy": None,
+              "warning": None}
+    if loads is None:
+        return status
+    status["free_cores"] = free_cores(loads[0])
+    # Other processes keep about `load` cores busy; the run can only have `cores - used` of them.
+    status["busy"] = loads[0] > cores - used + 0.5
+    if status["busy"]:
+        status["warning"] = (f"the machine is busy: load average {loads[0]:.2f} on {cores} cores while this run "
+                             f"uses {used} threads (free cores about {status['free_cores']}); timings are "
+                             f"contended and numba's parallel regions may stall. Rerun on an idle machine or "
+                             f"with --threads {status['free_cores']}.")
+    return status
 
 
 def _total_memory():

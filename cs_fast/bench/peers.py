@@ -9,7 +9,7 @@ Three operations:
 
 ``pairwise(XA, XB)``
     The full distance matrix: scipy ``cdist``, ``torch.cdist`` (p = 1, 2),
-    scikit-learn ``pairwise_distances(n_jobs=-1)``, numpy broadcasting in row
+    scikit-learn ``pairwise_distances(n_jobs=threads)``, numpy broadcasting in row
     chunks, and a BLAS formulation where one exists (masks, sqfeat).
 ``to_center(Z, c)``
     Distances of every sample to one point.
@@ -29,7 +29,6 @@ Each peer is an :class:`Impl` with the memory order of its algorithm, which
 the report uses to skip runs that would not fit.
 """
 
-import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -63,7 +62,10 @@ class Impl:
 
 
 def _cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """The run's thread count (:func:`cs_fast.bench.measure.threads`): peers use as many threads as cs_fast."""
+    from .measure import threads
+
+    return threads()
 
 
 def _torch():
@@ -318,12 +320,12 @@ def torch_cdist(p, featurize=_flat, square=False):
 
 
 def sklearn_pairwise(metric, featurize=_flat, square=False):
-    """``sklearn.metrics.pairwise_distances(n_jobs=-1)`` (``square``: squared result)."""
+    """``sklearn.metrics.pairwise_distances(n_jobs=threads)`` (``square``: squared result)."""
 
     def run(XA, XB):
         from sklearn.metrics import pairwise_distances
 
-        D = pairwise_distances(featurize(XA), featurize(XB), metric=metric, n_jobs=-1)
+        D = pairwise_distances(featurize(XA), featurize(XB), metric=metric, n_jobs=_cores())
         return np.square(D, out=D) if square else D
 
     return run
@@ -353,7 +355,7 @@ def _families():
         "jaccard_mask": dict(
             matrix=[
                 ("scipy cdist", scipy_cdist("jaccard")),
-                ("sklearn n_jobs=-1", sklearn_pairwise("jaccard")),
+                ("sklearn n_jobs=threads", sklearn_pairwise("jaccard")),
                 ("numpy GEMM", mask_matrix_gemm_numpy),
                 ("torch GEMM", mask_matrix_gemm_torch),
             ],
@@ -363,7 +365,7 @@ def _families():
             matrix=[
                 ("scipy cdist", scipy_cdist("cityblock", tv_features)),
                 ("torch.cdist p=1", torch_cdist(1, tv_features)),
-                ("sklearn n_jobs=-1", sklearn_pairwise("manhattan", tv_features)),
+                ("sklearn n_jobs=threads", sklearn_pairwise("manhattan", tv_features)),
                 ("numpy broadcast", _featurized(l1_broadcast_numpy, tv_features)),
             ],
             full=scipy_cdist("cityblock", tv_features), torch_full=torch_cdist(1, tv_features),
@@ -373,7 +375,7 @@ def _families():
             matrix=[
                 ("scipy cdist", scipy_cdist("sqeuclidean")),
                 ("torch.cdist p=2", torch_cdist(2, square=True)),
-                ("sklearn n_jobs=-1", sklearn_pairwise("euclidean", square=True)),
+                ("sklearn n_jobs=threads", sklearn_pairwise("euclidean", square=True)),
                 ("numpy GEMM", sq_gemm_numpy),
                 ("numpy broadcast", sq_broadcast_numpy),
             ],
@@ -383,7 +385,7 @@ def _families():
             matrix=[
                 ("scipy cdist", scipy_cdist("cityblock")),
                 ("torch.cdist p=1", torch_cdist(1)),
-                ("sklearn n_jobs=-1", sklearn_pairwise("manhattan")),
+                ("sklearn n_jobs=threads", sklearn_pairwise("manhattan")),
                 ("numpy broadcast", _featurized(l1_broadcast_numpy, _flat)),
             ],
             full=scipy_cdist("cityblock"), torch_full=torch_cdist(1),
@@ -393,7 +395,7 @@ def _families():
             matrix=[
                 ("scipy cdist", scipy_cdist("euclidean")),
                 ("torch.cdist p=2", torch_cdist(2)),
-                ("sklearn n_jobs=-1", sklearn_pairwise("euclidean")),
+                ("sklearn n_jobs=threads", sklearn_pairwise("euclidean")),
             ],
             full=scipy_cdist("euclidean"), torch_full=torch_cdist(2),
             row=lambda Z, c: np.sqrt(sq_row_numpy(Z, c)),

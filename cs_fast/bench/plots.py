@@ -47,8 +47,11 @@ def _panel(ax, rows, key, orders, ylabel, title):
         ax.legend(fontsize=6)
 
 
-def plot_all(rows, out_dir):
+def plot_all(rows, out_dir, quick=False):
     """Write ``time_<workload>.png`` and ``memory_<workload>.png``; return their paths.
+
+    ``quick``: the run used ``--quick`` sizes; every figure says so in its
+    title (a few small n, short budgets: slopes are rough).
 
     Time: best time vs n per implementation, log-log, with the operation's
     O(n^2) (``to_center``: O(n)) slope through cs_fast's first point. Memory:
@@ -61,6 +64,10 @@ def plot_all(rows, out_dir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    tag = " (--quick: small n, rough)" if quick else ""
+    # The PNG's own text says what run drew it, for a reader who finds the file alone.
+    meta = {"Description": ("cs-fast bench --quick run: small sizes, short budgets" if quick
+                            else "cs-fast bench full run")}
     paths = []
     by_workload = {}
     for r in rows:
@@ -69,10 +76,13 @@ def plot_all(rows, out_dir):
         ops = [op for op in OPS if any(r["op"] == op for r in wrows)]
         fig, axes = plt.subplots(1, len(ops), figsize=(5 * len(ops), 4), squeeze=False)
         for ax, op in zip(axes[0], ops):
-            _panel(ax, [r for r in wrows if r["op"] == op], "time_s", (time_order(op),), "time (s)", f"{wk}: {op}")
+            _panel(ax, [r for r in wrows if r["op"] == op], "time_s", (time_order(op),), "time (s)",
+                   f"{wk}: {op}{tag}")
+        if quick:
+            fig.suptitle("quick run: small sizes, short budgets", fontsize=9, color="firebrick")
         fig.tight_layout()
         paths.append(os.path.join(out_dir, f"time_{wk}.png"))
-        fig.savefig(paths[-1], dpi=110)
+        fig.savefig(paths[-1], dpi=110, metadata=meta)
         plt.close(fig)
 
         mem_ops = [op for op in ("min_median", "pairwise") if op in ops]
@@ -81,9 +91,11 @@ def plot_all(rows, out_dir):
         fig, axes = plt.subplots(1, len(mem_ops), figsize=(5 * len(mem_ops), 4), squeeze=False)
         for ax, op in zip(axes[0], mem_ops):
             _panel(ax, [r for r in wrows if r["op"] == op], "peak_rss_delta_bytes", (1, 2),
-                   "peak RSS growth (bytes)", f"{wk}: {op} memory")
+                   "peak RSS growth (bytes)", f"{wk}: {op} memory{tag}")
+        if quick:
+            fig.suptitle("quick run: small sizes, short budgets", fontsize=9, color="firebrick")
         fig.tight_layout()
         paths.append(os.path.join(out_dir, f"memory_{wk}.png"))
-        fig.savefig(paths[-1], dpi=110)
+        fig.savefig(paths[-1], dpi=110, metadata=meta)
         plt.close(fig)
     return paths

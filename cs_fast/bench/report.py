@@ -54,21 +54,46 @@ def _cells(r):
             _fmt_bytes(r["peak_rss_delta_bytes"]), speed, _fmt_agree(r["agreement"]), r["note"] or ""]
 
 
-def format_table(rows, ceil=None, meta=None):
-    """The run as aligned text: one block per workload and operation.
+LEGEND = """\
+columns:
+  time         best (least disturbed) of the timed calls at this n; JIT compilation excluded
+  pairs/s      distance pairs per second (n^2 for pairwise and min_median, n for to_center; nominal:
+               cs_fast's pruned min_median computes fewer pairs than it is credited with)
+  elem/s       pairs/s times the features compared per pair
+  %sgemm       estimated arithmetic rate as a share of the measured float32 GEMM ceiling; above 100 %
+               the estimate counts work that was not done (pruning, bit-parallel popcounts) or the
+               kernel beats that ceiling: read it as relative speed, not as hardware use
+  %bw          compulsory bytes (inputs once, outputs once) per second as a share of the measured
+               copy bandwidth
+  peak dRSS    peak resident-memory growth of one separate, untimed call (result included)
+  t_peer/t_cs  the peer's best time over cs_fast's in the same run: above 1, cs_fast is faster
+  agrees       largest difference from cs_fast's result relative to its largest value; for
+               min_median: same center index or not, and the radii's relative difference (peers
+               using np.median average the two middle values for even n, cs_fast takes the lower one)"""
+
+
+def format_table(rows, ceil=None, meta=None, quick=False):
+    """The run as aligned text: one block per workload and operation, then :data:`LEGEND`.
 
     ``time`` is the best of the repeated calls. ``t_peer/t_cs`` is the
     peer's time over cs_fast's in the same run
     (above 1: cs_fast is faster). ``%sgemm`` and ``%bw`` are the estimated
     FLOP/s and compulsory bytes/s as fractions of the measured ceilings.
+    The header gives the machine, the thread counts and the load average;
+    it says so when the load left fewer free cores than the run's threads.
     """
     lines = []
+    if quick:
+        lines.append("--quick run: small sizes and short budgets; not the figures to quote")
     if meta:
         lines.append(f"machine: {meta['cpu']}, {meta['cores']} cores; numba {meta['numba']}, torch {meta['torch']}, "
                      f"numpy {meta['numpy']}, scipy {meta['scipy']}, sklearn {meta['sklearn']}")
+        blas = ", ".join(f"{b['api']} {b['threads']}" for b in meta.get("blas_threads") or [])
+        lines.append(f"threads: numba {meta.get('numba_threads')}, torch {meta.get('torch_threads')}"
+                     + (f", BLAS/OpenMP ({blas})" if blas else ""))
         loads = [x for x in (meta.get("load_average_start"), meta.get("load_average_end")) if x is not None]
         if loads:
-            busy = max(loads) > 1.2 * meta["cores"]
+            busy = (meta.get("load_start") or {}).get("busy")
             lines.append(f"load average {', '.join(f'{x:.1f}' for x in loads)} (start, end)"
                          + (": other processes shared the cores, timings are contended" if busy else ""))
     if ceil:
@@ -84,6 +109,8 @@ def format_table(rows, ceil=None, meta=None):
         lines.append(f"== {wk} ({group[0]['metric']}, sample shape {tuple(group[0]['shape'])}) / {op}")
         for c in cells:
             lines.append("  ".join(v.ljust(wd) for v, wd in zip(c, widths)) + "  " + c[-1])
+    lines.append("")
+    lines.append(LEGEND)
     return "\n".join(lines)
 
 
@@ -103,8 +130,9 @@ def document(rows, ceil, meta, config, end_to_end=None):
     return _clean({
         "meta": dict(meta, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), memory_method=MEMORY_METHOD,
                      timing="time_s = best (min) of repeated calls, time_median_s their median, after one "
-                            "warm-up call per implementation (JIT compilation excluded); "
-                            "ratio = t_peer / t_cs_fast (best times) in the same run"),
+                            "warm-up call per implementation (JIT compilation excluded) and, at every size, one "
+                            "untimed memory-probe call; ratio = t_peer / t_cs_fast (best times) in the same run; "
+                            "load_1m per row: the 1-minute load average when the row ran"),
         "config": config,
         "ceilings": ceil,
         "rows": rows,

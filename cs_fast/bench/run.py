@@ -4,9 +4,11 @@ For each workload, operation and size, cs_fast runs first, then every peer
 on the same arrays; each row records its time (best of the repeated calls,
 the least disturbed on a shared machine; the median is kept too), throughput, peak RSS growth,
 fraction of the measured ceilings, its agreement with cs_fast, and (peers)
-the speedup ``t_peer / t_cs_fast`` of that same run. Every implementation is
-called once on a small input before any timing, so JIT compilation is never
-timed. A run that is predicted (from the previous size, by the operation's
+the speedup ``t_peer / t_cs_fast`` of that same run, and the 1-minute load
+average when it ran. Every implementation is called once on a small input
+before any timing, so JIT compilation is never timed; at every size, one
+untimed call probes the peak memory before the timed calls (so no timed call
+pays the probe's fresh page faults). A run that is predicted (from the previous size, by the operation's
 time and memory order) to take longer than the budget or to not fit in
 memory is recorded as skipped, with the reason, not silently dropped.
 """
@@ -125,7 +127,7 @@ def _row(w, op, n, name, **extra):
     row = dict(workload=w.key, metric=w.metric, shape=list(w.shape), op=op, n=n, impl=name,
                status="ok", reason=None, time_s=None, time_median_s=None, reps=0, pairs_per_s=None,
                elem_ops_per_s=None, flops_frac=None, bw_frac=None, peak_rss_delta_bytes=None,
-               speedup=None, agreement=None, note=None)
+               speedup=None, agreement=None, note=None, load_1m=measure.load_average())
     row.update(extra)
     return row
 

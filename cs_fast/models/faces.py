@@ -329,7 +329,10 @@ def summary(result):
 
 def add_faces_arguments(parser):
     """The options of ``cs-fast faces`` (and ``python -m cs_fast.models.faces``)."""
-    parser.add_argument("--out", default="cs_fast_faces", help="folder for certificates.json and the PNGs")
+    from cs_fast.output_dir import fresh_output_dir  # a new folder per run: results never overwritten
+
+    parser.add_argument("--out", default=fresh_output_dir("faces"),
+                        help="folder for certificates.json and the PNGs (default: a fresh ./cs_fast_faces_YYYYmmdd-HHMMSS/)")
     parser.add_argument("--n", type=int, default=PAPER_N, help="samples to pick and to check the center")
     parser.add_argument("--m", type=int, default=PAPER_M, help="samples to certify the center")
     parser.add_argument("--eps1", type=float, nargs="+", default=list(PAPER_EPS1))

@@ -262,7 +262,10 @@ def draw_center(model, z, result, path):
 
 def add_perceptual_arguments(parser):
     """The options of ``cs-fast perceptual`` (and ``python -m cs_fast.models.perceptual``)."""
-    parser.add_argument("--out", default="cs_fast_perceptual", help="folder for certificates.json and the PNGs")
+    from cs_fast.output_dir import fresh_output_dir  # a new folder per run: results never overwritten
+
+    parser.add_argument("--out", default=fresh_output_dir("perceptual"),
+                        help="folder for certificates.json and the PNGs (default: a fresh ./cs_fast_perceptual_YYYYmmdd-HHMMSS/)")
     parser.add_argument("--n", type=int, default=PAPER_N, help="samples to pick and to check the center")
     parser.add_argument("--m", type=int, default=PAPER_M, help="samples to certify the center")
     parser.add_argument("--eps1", type=float, nargs="+", default=list(PAPER_EPS1))
