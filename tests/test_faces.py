@@ -152,6 +152,36 @@ def test_main_writes_json_and_png(tmp_path, monkeypatch):
     assert (tmp_path / "certificates.json").exists() and (tmp_path / "astronaut_h1_eps0.1.png").exists()
 
 
+def test_authors_units_certify_eps1_over_255_sigma_on_the_same_samples(detector):
+    from cs_fast import bounds
+
+    image = faces.lfw_faces(1, size=50)[0]
+    replay = faces.ReplayDetector(detector)
+    ours = faces.certify_face(image, eps1=0.05, h=0.5, detector=replay, seed=3, **SMALL_RUN)
+    replay.replay()
+    theirs = faces.certify_face(image, eps1=0.05, h=0.5, detector=replay, seed=3, authors_units=True, **SMALL_RUN)
+    assert replay.misses == 0  # the same noisy images (up to float rounding), batch for batch
+    a, b = ours.certificate, theirs.certificate
+    assert theirs.authors_units and b.sigma == pytest.approx(255 * a.sigma) and b.eps1 == a.eps1
+    assert b.p == bounds.required_mass(0.25, 0.05, 255 * 0.1) < a.p == bounds.required_mass(0.25, 0.05, 0.1)
+    assert torch.equal(a.center, b.center) and a.radius == b.radius and a.smoothing_error == b.smoothing_error
+    assert b.eps_out <= a.eps_out and b.R <= a.R
+    # a changed image is detected afresh, not replayed
+    replay.replay()
+    replay(image[None] + 0.5)
+    assert replay.misses == 1
+
+
+def test_faces_authors_units_plots_both_curves(tmp_path, monkeypatch):
+    monkeypatch.setattr(faces, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
+    rows = faces.main(["--out", str(tmp_path), "--n", "40", "--m", "100", "--eps1", "0.1", "--h", "1", "2",
+                       "--authors-units", "--seed", "5", "--batch-size", "50"])
+    assert len(rows) == 2 and all(r["authors"]["authors_units"] and not r["authors_units"] for r in rows)
+    assert [r["spawn_key"] for r in rows] == [[0, 0, 0], [0, 1, 0]] and rows[0]["seed"] == 5
+    assert all(r["authors"]["batches_detected_afresh"] == 0 for r in rows)
+    assert (tmp_path / "authors_units.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_cli_faces_and_mtcnn_builtin(tmp_path, capsys):
     from cs_fast import cli
 

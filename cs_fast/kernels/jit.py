@@ -38,6 +38,9 @@ import numba
 from . import features, mixed_precision, pair, select
 
 _DEPENDENCIES = (pair, select, features, mixed_precision)
+#: The cs_fast package directory (with a trailing separator): compile events of functions whose
+#: source lies under it are cs_fast's own.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def fingerprint(modules=_DEPENDENCIES):
@@ -98,14 +101,12 @@ def specialize(template, suffix, options, **bindings):
 
 
 def on_first_compile(callback):
-    """Call ``callback()`` once, when numba first starts compiling a cs_fast kernel in this process.
+    """Call ``callback()`` once, when numba first starts compiling a cs_fast CPU kernel in this process.
 
     Cache hits compile nothing and do not call it. Returns the listener
     (``numba.core.event.unregister("numba:compile", listener)`` removes it).
     """
     from numba.core import event
-
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
     class _Once(event.Listener):
         fired = False
@@ -114,9 +115,11 @@ def on_first_compile(callback):
             if self.fired:
                 return
             dispatcher = ev.data.get("dispatcher")
+            if "cuda" in type(dispatcher).__module__:
+                return  # device kernels are compiled per process (no disk cache): not announced
             py_func = getattr(dispatcher, "py_func", None)
             filename = getattr(getattr(py_func, "__code__", None), "co_filename", "")
-            if filename.startswith(package_dir):
+            if filename.startswith(PACKAGE_DIR):
                 self.fired = True
                 callback()
 

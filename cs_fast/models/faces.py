@@ -117,6 +117,48 @@ class TopFaceBox(nn.Module):
         return torch.from_numpy(out).to(x.device)
 
 
+class ReplayDetector:
+    """Record a detector's outputs, then replay them for inputs that match the recorded ones.
+
+    ``cs-fast faces --authors-units`` certifies every setting twice with the
+    same seed: cs_fast's way, on [0, 1] images, and the authors' way, on
+    0..255 images with the noise scaled by 255. The model then sees the same
+    noisy images (the authors' divided back by 255) up to float rounding, in
+    the same batches, so the second run replays the first one's boxes. Each
+    replayed batch is checked against a fingerprint of the recorded one (a
+    strided subsample of its pixels, to 1e-4); a batch that does not match is
+    detected afresh (counted in ``misses``).
+    """
+
+    def __init__(self, detector, stride=997):
+        self.detector = detector
+        self.stride = stride
+        self.tape, self.position, self.replaying, self.misses = [], 0, False, 0
+
+    def record(self):
+        self.tape, self.replaying = [], False
+
+    def replay(self):
+        self.position, self.replaying = 0, True
+
+    def _fingerprint(self, images):
+        return images.reshape(images.shape[0], -1)[:, ::self.stride].double().clone()
+
+    def __call__(self, images):
+        key = self._fingerprint(images)
+        if not self.replaying:
+            out = self.detector(images)
+            self.tape.append((key, out.clone()))
+            return out
+        if self.position < len(self.tape):
+            seen, out = self.tape[self.position]
+            self.position += 1
+            if seen.shape == key.shape and torch.allclose(seen, key, rtol=0.0, atol=1e-4):
+                return out.clone()
+        self.misses += 1
+        return self.detector(images)
+
+
 _DEFAULT_DETECTOR = []
 
 
@@ -347,6 +389,8 @@ def add_faces_arguments(parser):
     parser.add_argument("--lfw-index", type=int, default=0, help="lfw: which of the 100 faces (0-99)")
     parser.add_argument("--lfw-size", type=int, default=64, help="lfw: upscaled side in pixels (MTCNN needs >= 50)")
     parser.add_argument("--progress", action="store_true", help="tqdm progress bars")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default torch's; 1 is much faster on a loaded machine)")
     parser.add_argument("--authors-units", action="store_true",
                         help="also certify every setting as the authors' face script does (sigma * 255 on 0..255 "
                              "images, eps1 unscaled: certificates for eps1 / 255), with the same seed; plots both "
@@ -369,18 +413,26 @@ def main_faces(args):
     else:
         image = astronaut(crop=not args.full_photo)
         name = "astronaut"
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads: received {args.threads}; expected a positive thread count")
+        torch.set_num_threads(args.threads)
     detector = TopFaceBox(load_mtcnn(min_face_size=args.min_face_size))
+    replay = ReplayDetector(detector)
 
     def certify_one(h, eps1, seed):
-        res = certify_face(image, eps1, h, args.n, args.m, detector=detector, seed=seed,
-                           batch_size=args.batch_size, progress=args.progress)
+        replay.record()
+        res = certify_face(image, eps1, h, args.n, args.m, detector=replay if args.authors_units else detector,
+                           seed=seed, batch_size=args.batch_size, progress=args.progress)
         draw_certificate(image, res, os.path.join(args.out, f"{name}_h{h:g}_eps{eps1:g}.png"))
         row = {**summary(res), "photo": name, "min_face_size": args.min_face_size,
                "full_photo": bool(args.full_photo) and name == "astronaut"}
         if args.authors_units:
-            theirs = certify_face(image, eps1, h, args.n, args.m, detector=detector, seed=seed,
+            replay.replay()
+            misses = replay.misses
+            theirs = certify_face(image, eps1, h, args.n, args.m, detector=replay, seed=seed,
                                   batch_size=args.batch_size, progress=args.progress, authors_units=True)
-            row["authors"] = summary(theirs)
+            row["authors"] = {**summary(theirs), "batches_detected_afresh": replay.misses - misses}
         return row
 
     rows = sweep(args.out, args.h, args.eps1, certify_one, seed=args.seed, same_seed=args.same_seed,
