@@ -515,7 +515,8 @@ def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     Returns None when the centred norms are too large for a float32 GEMM (the
     caller then uses float64).
     """
-    shift = A.mean(axis=0, dtype=np.float64) if A.shape[0] else np.zeros(A.shape[1])
+    # Any shift is exact (distances are translation invariant): the column mean in A's own dtype.
+    shift = A.mean(axis=0) if A.shape[0] else np.zeros(A.shape[1], dtype=A.dtype)
     XA, naA = _centred32(A, shift)
     if _same_rows(A, B):  # cdist(X, X): X @ X.T, which BLAS computes as a symmetric product (half the work)
         XB, naB = XA, naA
@@ -579,8 +580,7 @@ def sq_min_median(F, take_sqrt, tile):
     """
     n, d = F.shape
     k = (n + 1) // 2
-    shift = F.mean(axis=0, dtype=np.float64)
-    X, na = _centred32(F, shift)
+    X, na = _centred32(F, F.mean(axis=0))  # any shift is exact; the column mean in F's dtype
     if na.max() < mixed_precision.MAX_NORM2:
         coef = mixed_precision.sq_coefficients(d, estimate_roundoff=mixed_precision.U32)
         a = mixed_precision.norm_upper(na, d)

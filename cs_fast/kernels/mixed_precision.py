@@ -5,7 +5,7 @@ What it guarantees
 For featurized rows ``F_i`` (float32 or float64) let ``D64_ij`` be the
 *canonical* float64 squared distance: ``sum_k (F_ik - F_jk)**2`` summed
 directly in float64 by :func:`cs_fast.kernels.cpu.sq_rows` (on the device,
-by the device's own direct kernel). :func:`sq_interval` turns the float64
+by the device's own direct kernel). :func:`sq_interval` turns the
 estimate ``dt`` that a float32 GEMM gives, and two row norms, into an interval
 ``[lo, hi]`` that provably contains ``D64_ij``. Callers decide with the
 intervals and recompute in float64 only what the intervals cannot decide:
@@ -16,15 +16,20 @@ intervals and recompute in float64 only what the intervals cannot decide:
   then *identical, bit for bit,* to brute force over the canonical distances
   (the lower median of ``to_center(Z, Z[index])``).
 * ``cdist``/``pdist`` (float32 output): an entry is kept when
-  ``hi - lo <= CDIST_RTOL * lo`` (its relative error is at most
-  ``CDIST_RTOL = 2**-10`` against ``D64_ij``, before rounding to float32),
-  else recomputed in float64.
+  ``hi - lo <= CDIST_RTOL * lo`` (both ``dt`` and ``D64_ij`` lie in
+  ``[lo, hi]``, so its relative error is at most ``CDIST_RTOL = 2**-10``
+  against ``D64_ij``), else recomputed in float64; then rounded to float32
+  (``l2``: the float32 square root of that, one more float32 rounding).
+  The stated accuracy of float32 ``cdist``/``pdist`` for ``sq``/``l2`` is
+  therefore relative ``2**-10`` plus float32 rounding, whatever the data.
 
 The computation being bounded
 -----------------------------
-``s`` is a float64 shift (the column mean). ``C_i = fl64(F_i - s)`` (exact
-for float32 ``F`` up to one float64 rounding per entry), ``X_i = fl32(C_i)``
-(the centred rows the GEMM reads), ``na_i = fl64(sum_k X_ik**2)`` (float64 row
+``s`` is a shift (the column mean, in the precision of ``F``; translating
+every row by one vector changes no distance). ``C_i = fl(F_i - s)`` and
+``X_i = fl32(C_i)``, the centred rows the GEMM reads (one float32 rounding
+for float32 ``F``, one float64 and one float32 rounding for float64 ``F``),
+``na_i = fl64(sum_k X_ik**2)`` (float64 row
 norms of the float32 rows), ``G_ij = fl32(X_i . X_j)`` (the float32 GEMM:
 BLAS on the CPU, cuBLAS on the GPU, possibly with TF32 inputs) and
 ``dt_ij = fl(fl(na_i + na_j) - 2 G_ij)`` in float64 (or float32, step 3).
