@@ -98,7 +98,13 @@ class HostOps:
 
     @staticmethod
     def nonfinite_rows(arr):
-        return _row_counts(~np.isfinite(_rows(arr)).all(axis=1))
+        rows = _rows(arr)
+        # A NaN or inf anywhere makes the IEEE sum NaN or inf: a finite sum (no
+        # temporary, vectorized) clears the whole array; only a non-finite one
+        # (a bad value, or finite values overflowing the sum) needs the row check.
+        if rows.dtype.kind == "f" and np.isfinite(np.add.reduce(rows, axis=None)):
+            return _row_counts(np.zeros(rows.shape[0], dtype=bool))
+        return _row_counts(~np.isfinite(rows).all(axis=1))
 
     @staticmethod
     def zero_rows(arr):

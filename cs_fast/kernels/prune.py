@@ -356,8 +356,6 @@ class _Rows:
         self.F = F
         self.arg = arg
         self.n = F.shape[0]
-        if reduction in ("sq", "l2"):
-            self.F64, self.norms = cpu.centre(F)
         if reduction == "box":
             self.FT = np.ascontiguousarray(F.T)
         self.tiled = reduction in ("l1", "sq", "l2")
@@ -373,7 +371,11 @@ class _Rows:
         elif self.reduction == "box":
             _box_rows(self.FT, rows, D)
         elif self.tiled:
-            cpu.sq_rows(self.F64, self.norms, rows, self.reduction == "l2", D)
+            # The canonical float64 sums of to_center and of the mixed-precision brute force
+            # (cpu.sq_rows), so that both paths see the same floats.
+            cpu.sq_rows(self.F, np.ascontiguousarray(self.F[rows]), D)
+            if self.reduction == "l2":
+                np.sqrt(D, out=D)
         else:
             self.generic[0](self.F, rows, self.arg, D)
         return D
