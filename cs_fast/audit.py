@@ -542,7 +542,7 @@ def add_audit_arguments(parser):
                         help="full: the committed table (about 15 minutes on 2 loaded cores); small: the tests' sizes")
     parser.add_argument("--cases", nargs="+", default=None, help="a subset of the cases (default all)")
     parser.add_argument("--seed", type=int, default=None, help="root seed (default fresh entropy, recorded)")
-    from cs_fast.output_dir import fresh_output_dir  # a new folder per run: results never overwritten
+    from .output_dir import fresh_output_dir  # a new folder per run: results never overwritten
 
     parser.add_argument("--out", default=fresh_output_dir("audit"),
                         help="folder for audit.json, table.txt, audit.png (default: a fresh "

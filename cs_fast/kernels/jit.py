@@ -14,7 +14,8 @@ differently in every process), so the CPU kernels follow three rules:
   cache entry;
 * numba checks only the source of the cached function's own file for
   staleness, not the files of the functions it calls (``pair.py``,
-  ``select.py``, ``features.py`` are compiled into the kernels of ``cpu.py``).
+  ``select.py``, ``features.py``, ``mixed_precision.py`` are compiled into
+  the kernels of ``cpu.py``).
   :func:`kernel` therefore puts a fingerprint of those sources into every
   kernel's name, which names its cache file: editing them compiles anew
   instead of loading stale code.
@@ -34,9 +35,9 @@ import types
 
 import numba
 
-from . import features, pair, select
+from . import features, mixed_precision, pair, select
 
-_DEPENDENCIES = (pair, select, features)
+_DEPENDENCIES = (pair, select, features, mixed_precision)
 #: The cs_fast package directory (with a trailing separator): compile events of functions whose
 #: source lies under it are cs_fast's own.
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -66,17 +67,20 @@ def _rename(func, name, namespace=None):
     return clone
 
 
-def kernel(**options):
+def kernel(depends=(), **options):
     """``numba.njit(cache=True, **options)`` for a CPU kernel, cache entry named by :data:`FINGERPRINT`.
 
     The compiled function keeps its module's globals (they are read when it
     first compiles) and its Python name; only the name numba files its cache
-    under carries the fingerprint.
+    under carries the fingerprint. ``depends``: further modules whose kernels
+    it inlines (e.g. ``cpu`` for :mod:`.prune`), added to the fingerprint.
     """
+    stamp = fingerprint(_DEPENDENCIES + tuple(depends)) if depends else FINGERPRINT
+
     def decorate(func):
-        if not FINGERPRINT:
+        if not stamp:
             return numba.njit(**options)(func)
-        clone = _rename(func, f"{func.__name__}__{FINGERPRINT}")
+        clone = _rename(func, f"{func.__name__}__{stamp}")
         try:
             dispatcher = numba.njit(cache=True, **options)(clone)
         except RuntimeError:  # no writable cache directory anywhere: compile every run
