@@ -97,6 +97,23 @@ JUDGED = {
         "a default sample count (the paper's n); certificates are exact for any n, none is less conservative",
     ("cs_fast/smoothing.py", "M_DEFAULT = 1_000_000", "1_000_000", "1000001"):
         "a default sample count (the paper's m); certificates are exact for any m, none is less conservative",
+    ("cs_fast/smoothing.py", "seed=None, progress=False, candidates=None, allow_weak_candidates=False):", "False",
+     "True"): "progress=True by default (the first of the two False): display only",
+    ("cs_fast/smoothing.py", "def __init__(self, model, metric, sigma, *, metric_params=None, batch_size=1000, "
+     "backend=\"auto\",", "1000", "1001"): "a default batch size; certificates are sound for any batch size",
+    ("cs_fast/smoothing.py", "return root.spawn(4)", "4", "5"):
+        "equivalent: SeedSequence.spawn(5)[:4] has the same spawn keys as spawn(4); only four are used",
+    ("cs_fast/smoothing.py", "gen.manual_seed(int(stream.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))", "1",
+     "2"): "equivalent: generate_state(2)[0] == generate_state(1)[0] (checked)",
+    ("cs_fast/smoothing.py", "bar = progress(count, desc, \"sample\", self.progress, leave=False)", "False", "True"):
+        "display only (whether a finished progress bar stays on screen)",
+    ("cs_fast/smoothing.py", "@dataclass(frozen=True)", "True", "False"):
+        "equivalent for every computation: the result becomes mutable, nothing in cs_fast writes to it",
+    ("cs_fast/smoothing.py", "if not isinstance(x, np.ndarray) or x.dtype.kind != \"f\":", "or", "and"): VALIDATION,
+    ("cs_fast/smoothing.py", "if candidates is None or allow_weak or not alpha > 0 or 2.0 ** -candidates <= alpha:",
+     "<=", "<"): "more conservative: also refuses k with 2**-k exactly equal to alpha",
+    ("cs_fast/smoothing.py", "if candidates is None or allow_weak or not alpha > 0 or 2.0 ** -candidates <= alpha:",
+     ">", ">="): "equivalent: alpha <= 0 is refused by the alpha checks before (the comment on the line says so)",
 }
 
 
