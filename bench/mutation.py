@@ -114,6 +114,8 @@ JUDGED = {
      "<=", "<"): "more conservative: also refuses k with 2**-k exactly equal to alpha",
     ("cs_fast/smoothing.py", "if candidates is None or allow_weak or not alpha > 0 or 2.0 ** -candidates <= alpha:",
      ">", ">="): "equivalent: alpha <= 0 is refused by the alpha checks before (the comment on the line says so)",
+    ("cs_fast/smoothing.py", "delta = check_open_interval(delta, \"delta\", 0.0, 0.5)", "0.5", "1.5"):
+        "equivalent: bounds.required_mass checks the same interval (0, 0.5) two lines below",
 }
 
 
