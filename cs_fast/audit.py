@@ -47,6 +47,7 @@ import torch
 from scipy.stats import binomtest
 
 from . import CenterSmoothing, bounds, paired, to_center
+from .output_dir import fresh_output_dir
 
 KINDS = ("random", "threshold", "pgd")
 LEVEL = 0.01
@@ -506,8 +507,22 @@ def plot(rows, path):
     plt.close(fig)
 
 
-def run_audit(out="cs_fast_audit", size="full", names=None, seed=None, stream=None):
+def run_audit(out=None, size="full", names=None, seed=None, stream=None):
     """Run the audit table and write ``audit.json``, ``table.txt`` and ``audit.png`` into ``out``.
+
+    Parameters
+    ----------
+    out : str, optional
+        Folder (default: a new ``cs_fast_audit_<time>`` folder).
+    size : {'full', 'small'}
+        The committed table, or the tests' quick versions.
+    names : list of str, optional
+        A subset of the cases (see :func:`build_cases`).
+    seed : int, optional
+        Root seed of every certificate's and smoothing's noise; None draws
+        fresh entropy. Recorded in the result.
+    stream : file-like, optional
+        Where the progress lines and the table go (default stdout).
 
     Returns
     -------
@@ -515,6 +530,7 @@ def run_audit(out="cs_fast_audit", size="full", names=None, seed=None, stream=No
         ``{"rows": [...], "seconds": ..., "seed": root seed, "size": size}``.
     """
     stream = sys.stdout if stream is None else stream
+    out = fresh_output_dir("audit") if out is None else out
     root = np.random.SeedSequence().entropy if seed is None else int(seed)
     cases, names = build_cases(size, names)
     os.makedirs(out, exist_ok=True)
@@ -548,7 +564,8 @@ def add_audit_arguments(parser):
                         help="full: the committed table (about 15 minutes on 2 loaded cores); small: the tests' sizes")
     parser.add_argument("--cases", nargs="+", default=None, help="a subset of the cases (default all)")
     parser.add_argument("--seed", type=int, default=None, help="root seed (default fresh entropy, recorded)")
-    parser.add_argument("--out", default="cs_fast_audit", help="folder for audit.json, table.txt, audit.png")
+    parser.add_argument("--out", default=fresh_output_dir("audit"),
+                        help="folder for audit.json, table.txt, audit.png (default: a new cs_fast_audit_<time> folder)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is faster on a loaded machine)")
 
 
