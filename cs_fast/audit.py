@@ -565,7 +565,8 @@ def add_audit_arguments(parser):
     parser.add_argument("--cases", nargs="+", default=None, help="a subset of the cases (default all)")
     parser.add_argument("--seed", type=int, default=None, help="root seed (default fresh entropy, recorded)")
     parser.add_argument("--out", default=fresh_output_dir("audit"),
-                        help="folder for audit.json, table.txt, audit.png (default: a new cs_fast_audit_<time> folder)")
+                        help="folder for audit.json, table.txt, audit.png (default: a fresh "
+                             "./cs_fast_audit_YYYYmmdd-HHMMSS/)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is faster on a loaded machine)")
 
 

@@ -181,8 +181,9 @@ class _UserModel:
             return self.fn(batch)
         except Exception as err:
             shape = tuple(self.inputs[self.index].shape)
+            detail = install_hint(err) if isinstance(err, ImportError) else str(err)
             raise ModelError(
-                f"the model {self.spec} raised {type(err).__name__}: {err} (it was called on a batch of shape "
+                f"the model {self.spec} raised {type(err).__name__}: {detail} (it was called on a batch of shape "
                 f"{tuple(batch.shape)}: noisy copies of input {self.index} of {self.source}, shape {shape}, "
                 f"all inputs {tuple(self.inputs.shape)} with the first axis indexing them)"
             ) from err
@@ -297,13 +298,14 @@ def _optional(module, adder, runner):
 
 
 def build_parser(argv=None):
-    """The ``cs-fast`` parser. Only the subcommand named in ``argv`` imports its module.
+    """The ``cs-fast`` parser; given the command line ``argv``, only the subcommand it names is complete.
 
     The optional subcommands' modules import torch models, matplotlib, ...
-    (seconds): ``cs-fast certify`` and ``cs-fast --help`` do not pay for them.
+    (seconds): :func:`main` passes its ``argv`` so that ``cs-fast certify``
+    and ``cs-fast --help`` do not pay for them. Without ``argv`` every
+    subcommand gets its arguments (for introspection).
     """
-    argv = sys.argv[1:] if argv is None else argv
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     parser = argparse.ArgumentParser(prog="cs-fast", description="Fast, certified center smoothing.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("certify", help="certify a model's outputs (default: the built-in toy detector)",
@@ -313,7 +315,7 @@ def build_parser(argv=None):
     p.set_defaults(run=main_certify)
     for name, module, adder, runner, text in SUBCOMMANDS:
         p = sub.add_parser(name, help=text)
-        if name == chosen:
+        if chosen is None or name == chosen:
             add_arguments, run = _optional(module, adder, runner)
             add_arguments(p)
             p.set_defaults(run=run)
@@ -330,6 +332,7 @@ def main(argv=None):
 
     from .kernels.jit import on_first_compile
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     listener = on_first_compile(_announce_compiling)

@@ -323,15 +323,20 @@ class _Cluster:
 
 
 def _plan_workers(resources, workers):
-    """(number of workers, CPUs per worker, GPUs per worker)."""
+    """(number of workers, CPUs per worker, GPUs per worker) for the cluster's ``resources``.
+
+    One worker per GPU (``num_gpus=1`` each) where Ray sees GPUs, else one per
+    CPU; each worker gets ``cpus // workers`` CPUs as its numba and torch
+    threads, so that workers x threads <= cores.
+    """
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", os.cpu_count() or 1)))
-    if gpus:
-        count = gpus if workers is None else workers
-        return count, max(1, cpus // count), 1
-    count = cpus if workers is None else workers
-    # workers x threads <= cores: each worker gets its share of the cores as threads
-    return count, max(1, cpus // count), 0
+    kind, available = ("GPUs", gpus) if gpus else ("CPUs", cpus)
+    count = available if workers is None else workers
+    if count > available:
+        raise ValueError(f"workers: received {workers}; expected at most {available}, the {kind} Ray sees "
+                         "(a worker holds one GPU, or at least one CPU)")
+    return count, max(1, cpus // count), (1 if gpus else 0)
 
 
 def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT,

@@ -27,7 +27,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _args(*argv):
-    return add_bench_arguments(argparse.ArgumentParser()).parse_args(["--quick", "--no-end-to-end", *argv])
+    fast = ["--quick", "--no-end-to-end", "--no-startup"]  # the start-up timing has a test of its own
+    return add_bench_arguments(argparse.ArgumentParser()).parse_args([*fast, *argv])
 
 
 @pytest.mark.parametrize("argv, flag, bad", [

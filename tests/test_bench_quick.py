@@ -118,5 +118,7 @@ def test_startup_reports_cold_and_warm_certify():
     for key in ("certify_cold", "certify_warm", "import_cs_fast", "import_torch", "python_startup"):
         assert s[key]["runs"] == 1 and s[key]["wall_s"] > 0 and s[key]["cpu_s"] >= 0, key
     assert s["command"] == "cs-fast certify --n 200 --m 400"
+    # a fresh numba cache directory: the cold run compiles, the warm one loads everything from it
+    assert s["certify_cold"]["kernels_compiled"] > 0 and s["certify_warm"]["kernels_compiled"] == 0
     text = format_startup(s)
     assert "cold" in text and "warm" in text and "load average" in text

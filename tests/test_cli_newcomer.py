@@ -152,3 +152,12 @@ def test_model_wrapper_passes_outputs_through():
     inputs = torch.zeros(2, 3)
     model = cli._UserModel(lambda b: b * 2, "m:f", "--inputs x.npy", inputs)
     assert torch.equal(model(torch.ones(4, 3)), torch.full((4, 3), 2.0))
+
+
+def test_missing_package_imported_inside_the_model(workdir, capsys, monkeypatch):
+    (workdir / "lazy.py").write_text("def f(x):\n    import skimage.filters\n    return x\n")
+    np.save(workdir / "x.npy", np.zeros((1, 4), dtype=np.float32))
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    rc, _, err = _certify(capsys, "--model", "lazy:f", "--metric", "l2", "--sigma", "1", "--inputs", "x.npy", *SMALL)
+    sys.modules.pop("lazy", None)
+    assert rc == 2 and "the model lazy:f raised" in err and "pip install scikit-image" in err

@@ -216,3 +216,19 @@ def test_cli_workers_output_resume_and_summary(tmp_path, capsys):
     assert [json.loads(line) for line in out.read_text().splitlines()] == records  # both eps1 records kept
     assert cli.main(["certify", *small, "--resume", "--eps1", "0.1"]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("resources, workers, plan", [
+    ({"CPU": 2.0}, None, (2, 1, 0)),  # one worker per core, one thread each
+    ({"CPU": 2.0}, 1, (1, 2, 0)),  # one worker, both cores' threads
+    ({"CPU": 16.0, "GPU": 2.0}, None, (2, 8, 1)),  # one actor per GPU, num_gpus=1
+    ({"CPU": 16.0, "GPU": 4.0}, 2, (2, 8, 1)),
+])
+def test_worker_plan(resources, workers, plan):
+    assert distributed._plan_workers(resources, workers) == plan
+
+
+@pytest.mark.parametrize("resources, workers", [({"CPU": 2.0}, 3), ({"CPU": 8.0, "GPU": 1.0}, 2)])
+def test_more_workers_than_the_cluster_holds_is_refused(resources, workers):
+    with pytest.raises(ValueError, match="workers: received"):
+        distributed._plan_workers(resources, workers)

@@ -6,6 +6,7 @@ import pytest
 import cs_fast
 from cs_fast.metrics import get_metric
 from conftest import make_samples, resolve_params
+from large_reference import LARGE_CASES, SIZES, large_case_id, lower_medians, reference_rows, samples
 
 
 def brute_force(X, metric, params):
@@ -65,3 +66,22 @@ def test_tiled_paths_match_brute_force_on_clustered_data(metric, rng):
     got = cs_fast.min_median(X, metric, tile=7)
     ref = brute_force(X, metric, {})
     assert got[0] == ref[0] and got[1] == pytest.approx(ref[1], rel=1e-9)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("ci", range(len(LARGE_CASES)), ids=[large_case_id(c) for c in LARGE_CASES])
+def test_min_median_matches_brute_force_across_tile_boundaries(ci, n):
+    """Sizes past the row tiles (256), the counting blocks (512, 2048) and the doubling tiles, every metric.
+
+    The production path (default tile, pruning by the best median so far) against float64 brute force:
+    the lower median of every row, computed block by block (:mod:`large_reference`).
+    """
+    metric, params, shape = LARGE_CASES[ci]
+    X, params = samples(metric, params, shape, n)
+    med = lower_medians(ci, n)
+    index, radius = cs_fast.min_median(X, metric, **params)
+    assert radius == pytest.approx(med.min(), rel=1e-9, abs=1e-12)
+    assert index == int(np.argmin(med))  # ties (the data hold exact duplicates) keep the smallest index
+    # The vectorized reference is the pair-by-pair definition (Metric.reference) on the winning row.
+    row = get_metric(metric).reference(X[index:index + 1], X, params)[0]
+    np.testing.assert_allclose(reference_rows(metric, params, X[index:index + 1], X)[0], row, rtol=1e-12, atol=1e-14)

@@ -8,6 +8,7 @@ import torch
 import cs_fast
 from cs_fast.metrics import get_metric
 from conftest import make_samples, resolve_params
+from large_reference import LARGE_CASES, SIZES, large_case_id, reference_rows, row_blocks, samples
 
 DTYPES = [np.float64, np.float32]
 
@@ -142,3 +143,21 @@ def test_tv_feature_kernel_matches_numpy_transform(shape, channel_norm, rng):
         expected = diffs.reshape(len(X), -1)
         assert feats.arg == 0
     np.testing.assert_array_equal(feats.data, expected)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("ci", range(len(LARGE_CASES)), ids=[large_case_id(c) for c in LARGE_CASES])
+def test_pdist_matches_brute_force_across_tile_boundaries(ci, n):
+    """pdist past its row tiles (256) and the kernels' blocks, every metric, against float64 brute force."""
+    metric, params, shape = LARGE_CASES[ci]
+    X, params = samples(metric, params, shape, n)
+    condensed = cs_fast.pdist(X, metric, **params)
+    assert condensed.shape == (n * (n - 1) // 2,) and condensed.dtype == np.float64
+    for i0, D in row_blocks(metric, params, X):
+        for r, i in enumerate(range(i0, i0 + len(D))):
+            start = i * n - i * (i + 1) // 2
+            np.testing.assert_allclose(condensed[start:start + n - i - 1], D[r, i + 1:], rtol=1e-10, atol=1e-10,
+                                       err_msg=f"row {i}")
+    # The vectorized reference is the pair-by-pair definition (Metric.reference) on a middle row.
+    row = get_metric(metric).reference(X[n // 2:n // 2 + 1], X, params)[0]
+    np.testing.assert_allclose(reference_rows(metric, params, X[n // 2:n // 2 + 1], X)[0], row, rtol=1e-12, atol=1e-14)

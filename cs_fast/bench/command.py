@@ -52,7 +52,33 @@ def add_bench_arguments(parser):
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end certification timing")
     parser.add_argument("--no-startup", action="store_true",
                         help="skip the cold/warm start timing (cs_fast/bench/startup.py)")
+    parser.add_argument("--center", action="store_true",
+                        help="only the exact-center rows: brute force vs pruned vs peers (cs_fast.bench.center)")
+    parser.add_argument("--center-large", action="store_true",
+                        help="with --center: add 10^6 jittered boxes (the pruned search only: minutes)")
     return parser
+
+
+def main_center(args, log=None):
+    """``--center``: write center.json and center.txt into the output folder and print the table."""
+    import json
+
+    from .center import run_center, table
+
+    if getattr(args, "threads", None) is not None:
+        measure.set_threads(args.threads)
+    out_dir = args.out or default_out()
+    os.makedirs(out_dir, exist_ok=True)
+    rows = run_center(quick=args.quick, large=args.center_large, seed=args.seed, log=log)
+    doc = {"machine": measure.machine(), "rows": rows}
+    with open(os.path.join(out_dir, "center.json"), "w") as fh:
+        json.dump(doc, fh, indent=1, default=str)
+    text = table(rows)
+    with open(os.path.join(out_dir, "center.txt"), "w") as fh:
+        fh.write(text + "\n")
+    print(text)
+    print(f"\nwrote into {out_dir}: center.json, center.txt")
+    return 0
 
 
 def _select(args):
@@ -79,6 +105,8 @@ def main_bench(args, *, selected=None, config=None, log=run.stderr_log):
     prints the table. Unknown workloads or operations raise ``ValueError``
     before anything runs (``cs-fast`` turns it into one line and status 2).
     """
+    if getattr(args, "center", False) or getattr(args, "center_large", False):
+        return main_center(args, log)
     if selected is None:
         selected = _select(args)
     elif not args.ops or any(op not in workloads.OPS for op in args.ops):

@@ -13,7 +13,9 @@ processes, with an empty numba cache directory of its own (the repository's
 
 Wall time and the children's CPU time (user + system) are reported, the
 median over ``runs`` processes, with the load average: under load the wall
-time grows, the CPU time much less.
+time grows, the CPU time much less. The certify runs also count the cs_fast
+functions numba compiled (the most over the runs): the cold run compiles,
+a warm run should compile none.
 
 Run alone: ``python -m cs_fast.bench.startup [--runs 3] [--out startup.json]``.
 """
@@ -29,11 +31,30 @@ import time
 
 from .measure import load_average
 
-CERTIFY = [sys.executable, "-m", "cs_fast.cli", "certify"]
+# `cs-fast certify`, counting the numba compilations of cs_fast's own functions (0 when all load
+# from the cache): the count says cold or warm whatever the machine's load does to the timings.
+_CERTIFY = """
+import sys
+from numba.core import event
+import cs_fast.kernels.jit as jit
+compiled = []
+class Count(event.Listener):
+    def on_start(self, ev):
+        if ev.data["dispatcher"].py_func.__code__.co_filename.startswith(jit.PACKAGE_DIR):
+            compiled.append(1)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Count())
+from cs_fast.cli import main
+status = main(["certify", *sys.argv[1:]])
+print("compiled:", len(compiled), file=sys.stderr)
+sys.exit(status)
+"""
+CERTIFY = [sys.executable, "-c", _CERTIFY]
 
 
 def _timed(argv, env):
-    """(wall s, children's user + sys CPU s) of one process; raises if it fails."""
+    """(wall s, children's user + sys CPU s, stderr) of one process; raises if it fails."""
     before = os.times()
     start = time.perf_counter()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -42,12 +63,16 @@ def _timed(argv, env):
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr[-2000:]}")
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    return wall, cpu
+    return wall, cpu, proc.stderr
 
 
 def _median(samples):
-    return {"wall_s": statistics.median(s[0] for s in samples), "cpu_s": statistics.median(s[1] for s in samples),
-            "runs": len(samples)}
+    result = {"wall_s": statistics.median(s[0] for s in samples), "cpu_s": statistics.median(s[1] for s in samples),
+              "runs": len(samples)}
+    counts = [int(line.split()[1]) for s in samples for line in s[2].splitlines() if line.startswith("compiled:")]
+    if counts:
+        result["kernels_compiled"] = max(counts)
+    return result
 
 
 def measure_startup(runs=3, certify_args=()):
@@ -86,6 +111,7 @@ def format_startup(s):
     ]
     lines = ["start-up (fresh processes; median wall and CPU seconds):"]
     lines += [f"  {name:<52} {r['wall_s']:6.2f} s wall {r['cpu_s']:6.2f} s cpu  ({r['runs']} run(s))"
+              + (f", {r['kernels_compiled']} functions compiled" if "kernels_compiled" in r else "")
               for name, r in rows]
     lines.append(f"  load average {s['load_average_start']} -> {s['load_average_end']}")
     return "\n".join(lines)

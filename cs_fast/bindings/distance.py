@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from .._checks import check_int
-from ..kernels import cpu
+from ..kernels import cpu, prune
 from ..kernels import cuda as ck
 from ..metrics import HOST_OPS, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
 from .arrays import device_scope, device_view, host_view, is_numba_device_array, on_device, placement, wrap_like
@@ -213,7 +213,11 @@ def _to_center64(Z, center, metric, params, backend="auto"):
     return d, output_dtype(A), kind
 
 
-def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, **params):
+METHODS = ("pruned", "brute")
+
+
+def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, method="pruned", stats=None,
+               **params):
     """The sample with the smallest lower median distance to all samples.
 
     For each row ``i`` the lower median is the ``ceil(n/2)``-th smallest of
@@ -227,6 +231,15 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, **
     memory is ``O(tile * n)``. A counting pass discards rows that cannot beat
     the best median so far; only the others get an exact selection.
 
+    ``method='pruned'`` (the default) also skips rows that provably cannot
+    win: each row computed in full bounds every other row's median from below
+    (``med(i) >= med(j) - d(i, j)``, the triangle inequality; on the square
+    roots for ``sqfeat``), with a margin for rounding, so the result is the
+    brute-force one exactly -- same index, same radius, bit for bit -- while
+    clustered samples evaluate a small fraction of the ``n^2`` distances
+    (:mod:`cs_fast.kernels.prune`). ``method='brute'`` visits every row (the
+    reference).
+
     Parameters
     ----------
     tile : int, optional
@@ -236,7 +249,20 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, **
         Bytes of float64 distance rows held at once: 256 MiB by default on
         the host, ``cs_fast.kernels.cuda.DEFAULT_MAX_MEMORY`` (1 GiB) on the
         device, where a budget smaller than one row is a ValueError.
+    method : {'pruned', 'brute'}
+        Skip rows by their lower bounds (default), or visit every row.
+    stats : dict, optional
+        Filled with what the pruned search did: ``evaluated`` (distances
+        computed), ``pairs`` (``n^2``), ``fraction`` (their ratio),
+        ``rows_full``, ``rows_counted`` (rows given only the counting pass)
+        and ``rows_skipped`` (rows never touched). Only with ``method='pruned'``.
     """
+    if method not in METHODS:
+        raise ValueError(f"method: received {method!r}; expected one of {METHODS}")
+    if stats is not None and not isinstance(stats, dict):
+        raise TypeError(f"stats: received {type(stats).__name__}; expected a dict to fill, or None")
+    if stats is not None and method != "pruned":
+        raise ValueError("stats: only method='pruned' reports statistics; received method='brute'")
     m, params = _metric(metric, params)
     (Z,), kind, ops, gpu = _load(backend, [("Z", Z)])
     with device_scope(kind):
@@ -250,12 +276,24 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, **
             max_memory = check_int(max_memory, "max_memory")
         F = _featurize(m, Z, params, gpu)
         red = reduction_for(m, F)
+        root = red == "sq"  # sqfeat: a squared metric, bounded on its roots
         if gpu:
             budget = ck.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
-            index, radius = ck.min_median(red, F.data, F.arg, tile=tile, max_memory=budget)
+            if method == "pruned":
+                from ..kernels import cuda_prune
+
+                index, radius = cuda_prune.min_median(red, F.data, F.arg, tile=tile, max_memory=budget,
+                                                      root=root, stats=stats)
+            else:
+                index, radius = ck.min_median(red, F.data, F.arg, tile=tile, max_memory=budget)
         else:
             if tile is None:
                 budget = DEFAULT_TILE_BYTES if max_memory is None else max_memory
-                tile = max(numba.get_num_threads(), min(1024, budget // (8 * n)))
-            index, radius = cpu.min_median(red, F.data, F.arg, tile)
+                # The pruned search holds a second, smaller scratch buffer for its selections.
+                per_row = 8 * n if method == "brute" else 8 * n + 8 * min(n, n // 4 + 4096)
+                tile = max(numba.get_num_threads(), min(1024, budget // per_row))
+            if method == "pruned":
+                index, radius = prune.min_median(red, F.data, F.arg, tile, root=root, stats=stats)
+            else:
+                index, radius = cpu.min_median(red, F.data, F.arg, tile)
     return int(index), float(radius)

@@ -124,25 +124,62 @@ _box_pair = K.box_pair
 _COUNT_SLACK = 1.0 + 1e-12  # the division-free test below may only over-count, never under-count
 
 
+@kernel(nogil=True, error_model="numpy")
+def box_row(FT, i, out):
+    """Jaccard distances of box ``i`` to every box, into ``out`` (``FT``: boxes transposed, (4, n)).
+
+    The formula of :func:`cs_fast.kernels.pair.box_pair`, branch-free so it
+    vectorizes (``error_model='numpy'``: the 0/0 of two empty boxes is a NaN
+    that the select discards, not an exception). No fastmath: strict IEEE
+    arithmetic gives every caller -- the brute-force exact pass and the pruned
+    center's full rows -- the same floats.
+    """
+    x1 = FT[0]
+    y1 = FT[1]
+    x2 = FT[2]
+    y2 = FT[3]
+    ax1 = x1[i]
+    ay1 = y1[i]
+    ax2 = x2[i]
+    ay2 = y2[i]
+    area = (ax2 - ax1) * (ay2 - ay1)
+    for j in range(out.shape[0]):
+        iw = max(min(ax2, x2[j]) - max(ax1, x1[j]), 0.0)
+        ih = max(min(ay2, y2[j]) - max(ay1, y1[j]), 0.0)
+        inter = iw * ih
+        union = area + (x2[j] - x1[j]) * (y2[j] - y1[j]) - inter
+        d = 1.0 - inter / union
+        out[j] = d if union > 0.0 else 0.0
+
+
 @kernel(parallel=True, fastmath=_FASTMATH)
-def box_fused_tile(F, FT, i0, i1, k, bound, buf, med):
+def box_fused_tile(F, FT, rows, k, best, best_index, buf, med, evals):
     """:func:`_generic`'s fused tile for boxes, with a vectorized counting pass.
 
-    ``FT`` is ``F`` transposed (4, n), so the counting loop reads four
-    contiguous columns. It tests ``union - inter < bound * union`` instead
-    of ``1 - inter / union < bound`` (no division), with a relative slack
-    so rounding can only admit extra rows to the exact pass, never drop a
-    row that could win: the result stays exactly the brute-force one.
+    Row ``r`` of the tile is box ``rows[r]``. ``FT`` is ``F`` transposed
+    (4, n), so the counting loop reads four contiguous columns. A row counts
+    its distances below its threshold: ``best``, or for rows before
+    ``best_index`` the next float above it (an equal median with a smaller
+    index still wins). Overlapping pairs test ``union - inter < t * union``
+    instead of ``1 - inter / union < t`` (no division), with a relative slack
+    so rounding can only admit extra rows to the exact pass, never drop a row
+    that could win. Disjoint pairs are exactly 1 (0 for two empty boxes) and
+    are tested exactly: with the slack, a best median of 1 (mostly disjoint
+    boxes) would admit every saturated pair and send every row through the
+    exact pass. ``evals[r]`` receives the distances row ``r`` evaluated. The
+    result stays exactly the brute-force one.
     """
     n = F.shape[0]
     x1 = FT[0]
     y1 = FT[1]
     x2 = FT[2]
     y2 = FT[3]
-    loose = bound * _COUNT_SLACK
-    positive = bound > 0.0
-    for r in prange(i1 - i0):
-        i = i0 + r
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        loose = t * _COUNT_SLACK
+        zero_below = 0.0 < t  # d = 0: two empty boxes
+        one_below = 1.0 < t  # d = 1: disjoint boxes, one of them possibly empty
         ax1 = x1[i]
         ay1 = y1[i]
         ax2 = x2[i]
@@ -163,12 +200,15 @@ def box_fused_tile(F, FT, i0, i1, k, bound, buf, med):
                 ih = max(min(ay2, by2[j]) - max(ay1, by1[j]), 0.0)
                 inter = iw * ih
                 union = area + (bx2[j] - bx1[j]) * (by2[j] - by1[j]) - inter
-                # union == 0 only for two empty boxes, whose distance 0 is below any bound > 0.
-                below += (union - inter < loose * union) | ((union <= 0.0) & positive)
+                disjoint = inter <= 0.0
+                below += ((~disjoint) & (union - inter < loose * union)) | (
+                    disjoint & (((union > 0.0) & one_below) | ((union <= 0.0) & zero_below))
+                )
             j0 = j1
+        evals[r] = j0
         if below >= k:
-            for j in range(n):
-                buf[r, j] = _box_pair(F, i, F, j, 0)
+            box_row(FT, i, buf[r])
+            evals[r] += n
             med[r] = _kth_smallest(buf[r], k)
         else:
             med[r] = np.inf
@@ -254,6 +294,23 @@ def l1_pairwise(A, B, acc):
     return acc
 
 
+def l1_rows(F, rows, out):
+    """float64 l1 distances of the rows ``rows`` of ``F`` to every row, into ``out[:len(rows)]``.
+
+    :func:`l1_pairwise` blocks rows in pairs and sends an odd last row down
+    another code path, which can round differently; padding with a copy of
+    the last row makes every row sum the same way, so brute force and the
+    pruned center (:mod:`cs_fast.kernels.prune`) get the same floats whatever
+    their tiles.
+    """
+    m = rows.shape[0]
+    G = F[rows] if m % 2 == 0 else F[np.append(rows, rows[-1])]
+    acc = np.zeros((G.shape[0], F.shape[0]))
+    l1_pairwise(G, F, acc)
+    out[:m] = acc[:m]
+    return out[:m]
+
+
 @kernel(parallel=True)
 def _sq_finish(A, B, na2, nb2, G, guard, take_sqrt):
     for i in prange(G.shape[0]):
@@ -320,6 +377,30 @@ def sq_pairwise(A, B, take_sqrt):
     return G
 
 
+SQ_ROWS = 64  # rows per GEMM call of sq_rows: one fixed shape
+
+
+def sq_rows(F64, norms, rows, take_sqrt, out):
+    """Squared (``take_sqrt``: plain) distances of the rows ``rows`` to all rows, into ``out[:len(rows)]``.
+
+    ``(F64, norms)`` from :func:`centre`. A BLAS GEMM may round an entry
+    differently depending on the call's shape (its blocking, its small-matrix
+    kernels, its thread split), so every GEMM here has the same shape,
+    ``SQ_ROWS x d`` by ``d x n`` (the last call padded with copies of a row):
+    brute force and the pruned center (:mod:`cs_fast.kernels.prune`) then
+    get the same floats for a row whatever their tiles.
+    """
+    m = rows.shape[0]
+    for r0 in range(0, m, SQ_ROWS):
+        chunk = rows[r0:r0 + SQ_ROWS]
+        if chunk.shape[0] < SQ_ROWS:
+            chunk = np.concatenate([chunk, np.full(SQ_ROWS - chunk.shape[0], chunk[-1])])
+        G = sq_pairwise((F64[chunk], norms[chunk]), (F64, norms), take_sqrt)
+        c = min(SQ_ROWS, m - r0)
+        out[r0:r0 + c] = G[:c]
+    return out[:m]
+
+
 def pairwise(reduction, A, B, arg, out_dtype):
     """Full (na, nb) distance matrix for a reduction, in ``out_dtype``."""
     if reduction == "l1":
@@ -376,6 +457,7 @@ def min_median(reduction, F, arg, tile):
         first = min(n, tile)
     buf = np.empty((min(tile, n), n))
     med = np.empty(min(tile, n))
+    evals = np.empty(min(tile, n), np.int64)
     start = 0
     size = first
     while start < n:
@@ -383,18 +465,16 @@ def min_median(reduction, F, arg, tile):
         size = min(tile, 2 * size)  # the bound tightens fastest with small early tiles
         rows = stop - start
         if reduction == "box":
-            box_fused_tile(F, FT, start, stop, k, best, buf, med)
+            box_fused_tile(F, FT, np.arange(start, stop), k, best, -1, buf, med, evals)  # index order: strict
             meds = med[:rows]
         elif direct:
             fused(F, start, stop, k, best, arg, buf, med)
             meds = med[:rows]
         else:
             if reduction == "l1":
-                D = buf[:rows]
-                D[:] = 0.0
-                l1_pairwise(F[start:stop], F, D)
+                D = l1_rows(F, np.arange(start, stop), buf)
             else:
-                D = sq_pairwise((F64[start:stop], norms[start:stop]), (F64, norms), reduction == "l2")
+                D = sq_rows(F64, norms, np.arange(start, stop), reduction == "l2", buf)
             tile_select(D, k, best, med)
             meds = med[:rows]
         r = int(np.argmin(meds))

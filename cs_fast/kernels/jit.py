@@ -37,6 +37,9 @@ import numba
 from . import features, pair, select
 
 _DEPENDENCIES = (pair, select, features)
+#: The cs_fast package directory (with a trailing separator): compile events of functions whose
+#: source lies under it are cs_fast's own.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def fingerprint(modules=_DEPENDENCIES):
@@ -63,17 +66,20 @@ def _rename(func, name, namespace=None):
     return clone
 
 
-def kernel(**options):
+def kernel(depends=(), **options):
     """``numba.njit(cache=True, **options)`` for a CPU kernel, cache entry named by :data:`FINGERPRINT`.
 
     The compiled function keeps its module's globals (they are read when it
     first compiles) and its Python name; only the name numba files its cache
-    under carries the fingerprint.
+    under carries the fingerprint. ``depends``: further modules whose kernels
+    it inlines (e.g. ``cpu`` for :mod:`.prune`), added to the fingerprint.
     """
+    stamp = fingerprint(_DEPENDENCIES + tuple(depends)) if depends else FINGERPRINT
+
     def decorate(func):
-        if not FINGERPRINT:
+        if not stamp:
             return numba.njit(**options)(func)
-        clone = _rename(func, f"{func.__name__}__{FINGERPRINT}")
+        clone = _rename(func, f"{func.__name__}__{stamp}")
         try:
             dispatcher = numba.njit(cache=True, **options)(clone)
         except RuntimeError:  # no writable cache directory anywhere: compile every run
@@ -97,14 +103,12 @@ def specialize(template, suffix, options, **bindings):
 
 
 def on_first_compile(callback):
-    """Call ``callback()`` once, when numba first starts compiling a cs_fast kernel in this process.
+    """Call ``callback()`` once, when numba first starts compiling a cs_fast CPU kernel in this process.
 
     Cache hits compile nothing and do not call it. Returns the listener
     (``numba.core.event.unregister("numba:compile", listener)`` removes it).
     """
     from numba.core import event
-
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
     class _Once(event.Listener):
         fired = False
@@ -113,9 +117,11 @@ def on_first_compile(callback):
             if self.fired:
                 return
             dispatcher = ev.data.get("dispatcher")
+            if "cuda" in type(dispatcher).__module__:
+                return  # device kernels are compiled per process (no disk cache): not announced
             py_func = getattr(dispatcher, "py_func", None)
             filename = getattr(getattr(py_func, "__code__", None), "co_filename", "")
-            if filename.startswith(package_dir):
+            if filename.startswith(PACKAGE_DIR):
                 self.fired = True
                 callback()
 

@@ -19,15 +19,16 @@ here, so that MTCNN run on this stand-in gives the boxes it gives on
 torchvision.
 """
 
-import numba
 import numpy as np
 import torch
+
+from ..kernels.jit import kernel
 
 #: Up to this many box coordinates (boxes.numel()), torchvision's CPU route shifts groups apart.
 SMALL = 4000
 
 
-@numba.njit(nogil=True, cache=False)
+@kernel(nogil=True)  # served by numba's on-disk cache after the first run
 def _greedy(boxes, order, groups, threshold):
     """Indices kept by greedy NMS, visiting ``order`` (sorted by decreasing score)."""
     n = order.shape[0]

@@ -1,0 +1,508 @@
+r"""Exact lower-median center with triangle-inequality pruning (CPU): compute only.
+
+Guarantee: :func:`min_median` returns exactly what brute force over the same
+computed distances returns -- the smallest lower median (the ``ceil(n/2)``-th
+smallest of a row's ``n`` distances) and the smallest index among its ties --
+while evaluating far fewer than ``n^2`` distances when the samples cluster.
+
+Why it may skip rows. For a metric every order statistic of a row is
+1-Lipschitz in the row's point: each ``d(i, k)`` differs from ``d(j, k)`` by at
+most ``d(i, j)``, so ``med(i) >= med(j) - d(i, j)``. Every row ``j`` computed in
+full therefore lower-bounds every other row, ``lb(i) = max_j med(j) - d(i, j)``
+(trimed, Newling & Fleuret, AISTATS 2017, applied to the lower median instead
+of the mean). A row with ``lb(i) > best``, or ``lb(i) >= best`` and an index
+above the best one, cannot win and is never computed. ``sqfeat`` is not a
+metric, but its square root is the (weighted) l2 metric with the same order:
+bounds are taken on the roots (``root=True``), medians reported squared.
+
+Rounding. The bound holds for exact distances; the kernels return each with a
+relative error below ``eps`` and an absolute one below ``tiny`` (see
+:func:`rounding_margin`). For the computed values the bound becomes
+``med(i) >= med(j) (1 - 2 eps) - d(i, j) - 3 tiny`` (derivation in
+:func:`_tighten`); it is evaluated as ``med(j) (1 - 3 eps) - 3 tiny - d(i, j) (1 + eps)``,
+whose own float rounding the extra ``eps`` terms absorb. So rounding can only
+keep a row that could have been skipped, never skip one that could win.
+
+How. Rows are visited in tiles, in increasing order of their bound (a seeded
+shuffle breaks the initial all-zero ties, so sorted inputs are no worst
+case). Each tile's rows are computed in full with the same distance routines
+as brute force (:mod:`cs_fast.kernels.cpu`), their exact lower medians
+selected, the best updated, and every open row's bound tightened. Where the
+distances are cheap (boxes, short rows) and a tile's bounds stop paying for
+themselves (fewer rows skipped than computed, as with scattered boxes or
+identical samples), the rest is finished by the brute-force counting pass
+with its early exit (a row is dropped once too few of its distances can be
+below the best), so inputs that do not prune cost about what brute force
+does.
+"""
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from . import cpu
+from .jit import kernel, specialize
+
+# prune's kernels inline cpu.py's (box_row): its source joins their cache key.
+_KERNEL = {"depends": (cpu,)}
+
+OPEN = 0
+DONE = 1  # computed (full row or counting pass): its median is known or known not to win
+SKIPPED = 2  # pruned by its lower bound
+
+# Relative error of a computed distance against the exact distance of the
+# stored features (float64 sums: ~1e-13 for long rows; the GEMM form's guard
+# keeps sq/l2 below ~1e-8; float32 storage: l1 chunk sums of up to 512 terms in
+# float32, ~3e-5). Generous on purpose: a looser margin only costs pruning.
+_EPS = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-4}
+_BOUNDED = ("box", "mask", "angular")  # distances in [0, 1], formulas with cancellation near 0
+_TINY = 1e-12
+_CHEAP = ("box",)  # distances cheap enough that the counting pass beats the bounds once they stop paying
+_SHORT_ROW = 16  # direct reductions on rows shorter than this count as cheap too
+_SEED = 0x5EED
+_BOUND_TILE = 64  # rows per tile while bounding
+_MIN_BOUND_ROWS = 8  # rows computed in full before the bounds may be given up
+SORT = False
+SWITCH = True
+PIVOT = True
+RATIO = 2.0
+_CHUNK = 4096  # bound entries per task of _tighten (32 KiB: stays in L1)
+
+
+def rounding_margin(reduction, dtype):
+    """``(eps, tiny)``: relative and absolute error bounds of a computed distance.
+
+    Every kernel of :mod:`cs_fast.kernels.cpu` returns ``d_hat`` with
+    ``|d_hat - d| <= eps d + tiny`` where ``d`` is the exact distance of the
+    stored (featurized) rows; the pruning bounds subtract the matching margin.
+    """
+    eps = _EPS.get(np.dtype(dtype), 1e-4)
+    if reduction in ("box", "mask"):
+        eps = _EPS[np.dtype(np.float64)]  # box features are float64; mask counts are exact
+    return eps, (_TINY if reduction in _BOUNDED else 0.0)
+
+
+# --------------------------------------------------------------------------- numba kernels
+
+
+@kernel(nogil=True, **_KERNEL)
+def _select(row, k, scratch):
+    """k-th smallest (1-based) of ``row`` without reordering it.
+
+    Quickselect on a whole distance row mispredicts most of its branches. A
+    strided sample brackets the k-th value instead; one branch-free pass
+    counts what lies below the bracket and compacts what lies inside it into
+    ``scratch`` (every value is stored, the write position only advances for
+    values inside), and quickselect finishes on that small copy. A bracket that
+    misses or overflows ``scratch`` falls back to a full copy (still exact,
+    only slower). The result is an element of ``row``: the same value
+    quickselect on the whole row returns.
+    """
+    n = row.shape[0]
+    cap = scratch.shape[0]
+    if n <= 4096 or cap < 1024:
+        tmp = scratch[:n] if cap >= n else np.empty(n)
+        tmp[:] = row
+        return cpu._kth_smallest(tmp, k)
+    s = 512
+    sample = np.empty(s)
+    for t in range(s):
+        sample[t] = row[(t * n) // s]
+    pos = (k - 1) * s / n
+    spread = 3.0 * math.sqrt(s * 0.25) + 1.0
+    a = max(0, int(pos - spread))
+    b = min(s - 1, int(pos + spread) + 1)
+    lo = cpu._kth_smallest(sample, a + 1)
+    hi = cpu._kth_smallest(sample, b + 1)  # after the first call sample[: a + 1] <= lo still holds
+    below = 0
+    m = 0
+    last = cap - 1
+    for t in range(n):
+        v = row[t]
+        below += v < lo
+        scratch[min(m, last)] = v
+        m += (v >= lo) & (v <= hi)
+    if below < k <= below + m and m < cap:
+        return cpu._kth_smallest(scratch[:m], k - below)
+    tmp = scratch[:n] if cap >= n else np.empty(n)
+    tmp[:] = row
+    return cpu._kth_smallest(tmp, k)
+
+
+@kernel(parallel=True, **_KERNEL)
+def _finish_rows(D, rows, k, best, best_index, want_median, scratch, med):
+    """Lower median of each computed row of ``D`` (rows ``rows`` of the input).
+
+    A row that cannot win (fewer than ``k`` distances below its threshold: the
+    best median, or for rows before the best index the next float above it,
+    so that an equal median with a smaller index still counts) gets its exact
+    median only if ``want_median`` (the bounds need it), else inf.
+    """
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        row = D[r]
+        if want_median or cpu._count_below(row, t) >= k:
+            med[r] = _select(row, k, scratch[r])
+        else:
+            med[r] = np.inf
+
+
+@kernel(parallel=True, **_KERNEL)
+def _tighten(D, med, root, eps, tiny, lb, state, best, best_index, chunk):
+    """Raise every bound with the rows of ``D``; mark rows that can no longer win.
+
+    For computed distances with ``|d_hat - d| <= eps d + tiny`` and ``M`` the
+    computed median of row j: every k with ``d_hat(j, k) >= M`` has
+    ``d(j, k) >= (M - tiny) / (1 + eps)``, ``d(i, j) <= (d_hat(i, j) + tiny) / (1 - eps)``,
+    hence ``d_hat(i, k) >= (1 - eps) (d(j, k) - d(i, j)) - tiny
+    >= M (1 - 2 eps) - d_hat(i, j) - 3 tiny``: at least ``n - k + 1`` of row i's
+    computed distances are that large, so its computed median is too. The
+    code subtracts one more ``eps`` on each side to cover its own rounding.
+    With ``root`` the rows hold squared distances: the bound is on the roots.
+    Returns the number of rows newly marked SKIPPED.
+    """
+    n = lb.shape[0]
+    m = med.shape[0]
+    base = np.empty(m)
+    for r in range(m):
+        v = med[r]
+        if root:
+            v = math.sqrt(v)
+        base[r] = v * (1.0 - 3.0 * eps) - 3.0 * tiny
+    grow = 1.0 + eps
+    nchunks = (n + chunk - 1) // chunk
+    newly = np.zeros(nchunks, np.int64)
+    for c in prange(nchunks):
+        j0 = c * chunk
+        j1 = min(n, j0 + chunk)
+        for r in range(m):
+            b = base[r]
+            if not b > 0.0:  # also skips an inf median (never computed)
+                continue
+            if b == np.inf:
+                continue
+            row = D[r]
+            if root:
+                for j in range(j0, j1):
+                    lb[j] = max(lb[j], b - math.sqrt(row[j]) * grow)
+            else:
+                for j in range(j0, j1):
+                    lb[j] = max(lb[j], b - row[j] * grow)
+        cnt = 0
+        for j in range(j0, j1):
+            if state[j] == OPEN:
+                # Distances are >= 0, so medians are: 0 is a bound too (it settles
+                # identical samples once the best median is 0).
+                v = max(lb[j], 0.0)
+                if root:
+                    v = v * v  # compared with the squared best
+                if v > best or (v >= best and j > best_index):
+                    state[j] = SKIPPED
+                    cnt += 1
+        newly[c] = cnt
+    return newly.sum()
+
+
+def _count_tile(F, rows, k, best, best_index, arg, buf, scratch, med, evals):
+    """The brute-force counting pass on the rows ``rows``, for any pair function.
+
+    Counts a row's distances below its threshold (see :func:`_finish_rows`) in
+    blocks, stopping once the row can no longer reach ``k``; only rows that
+    reach it compute their full row and exact median (else inf). ``evals``
+    receives the distances each row evaluated.
+    """
+    n = F.shape[0]
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        below = 0
+        j0 = 0
+        while j0 < n and below + (n - j0) >= k:
+            j1 = min(n, j0 + 512)
+            for j in range(j0, j1):
+                if pair_fn(F, i, F, j, arg) < t:  # noqa: F821 (bound by jit.specialize)
+                    below += 1
+            j0 = j1
+        evals[r] = j0
+        if below >= k:
+            for j in range(n):
+                buf[r, j] = pair_fn(F, i, F, j, arg)  # noqa: F821
+            evals[r] += n
+            med[r] = _select(buf[r], k, scratch[r])
+        else:
+            med[r] = np.inf
+
+
+def _pair_rows(F, rows, arg, out):
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        for j in range(F.shape[0]):
+            out[r, j] = pair_fn(F, i, F, j, arg)  # noqa: F821
+
+
+_GENERIC = {}
+
+
+def _generic(reduction):
+    """(pair_rows, count_tile) for one pair function: templates bound by jit.specialize, built once."""
+    if reduction not in _GENERIC:
+        pair_fn = getattr(cpu.K, reduction + "_pair")
+        _GENERIC[reduction] = tuple(
+            specialize(template, "prune_" + reduction, dict(parallel=True, **_KERNEL), pair_fn=pair_fn)
+            for template in (_pair_rows, _count_tile)
+        )
+    return _GENERIC[reduction]
+
+
+@kernel(parallel=True, **_KERNEL)
+def _box_rows(FT, rows, out):
+    for r in prange(rows.shape[0]):
+        cpu.box_row(FT, rows[r], out[r])
+
+
+@kernel(parallel=True, fastmath={"reassoc", "nsz"}, **_KERNEL)
+def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, scratch, med, evals):
+    """The box counting pass with the columns sorted by their distance to a pivot row.
+
+    ``FTs`` holds the boxes transposed in the order of ``ds``, their sorted
+    distances to the pivot; ``dpiv[i]`` is box i's. A column can be below a
+    row's threshold ``t`` only if ``|ds[c] - dpiv[i]| < t + reach`` (the
+    triangle inequality; ``reach`` covers the rounding of the three distances),
+    so the columns outside that window are counted as not below without
+    computing them, and the window is walked from its far end inward, where a
+    row near the pivot meets its not-below distances first: most rows stop
+    after a fraction of their distances. A row that still reaches ``k`` is
+    computed in full, in the input order (:func:`cs_fast.kernels.cpu.box_row`,
+    the floats brute force computes), and its median selected.
+    """
+    n = FT.shape[1]
+    x1 = FTs[0]
+    y1 = FTs[1]
+    x2 = FTs[2]
+    y2 = FTs[3]
+    need = n - k + 1  # not-below distances that settle a row
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        loose = t * cpu._COUNT_SLACK
+        zero_below = 0.0 < t
+        one_below = 1.0 < t
+        a = dpiv[i]
+        lo = np.searchsorted(ds, a - t - reach, side="left")
+        hi = np.searchsorted(ds, a + t + reach, side="right")
+        nonbelow = n - (hi - lo)
+        ax1 = FT[0, i]
+        ay1 = FT[1, i]
+        ax2 = FT[2, i]
+        ay2 = FT[3, i]
+        area = (ax2 - ax1) * (ay2 - ay1)
+        done = 0
+        j1 = hi
+        while j1 > lo and nonbelow < need:
+            j0 = max(lo, j1 - 1024)
+            bx1 = x1[j0:j1]
+            by1 = y1[j0:j1]
+            bx2 = x2[j0:j1]
+            by2 = y2[j0:j1]
+            c = 0
+            for j in range(j1 - j0):
+                iw = max(min(ax2, bx2[j]) - max(ax1, bx1[j]), 0.0)
+                ih = max(min(ay2, by2[j]) - max(ay1, by1[j]), 0.0)
+                inter = iw * ih
+                union = area + (bx2[j] - bx1[j]) * (by2[j] - by1[j]) - inter
+                disjoint = inter <= 0.0
+                c += ((~disjoint) & (union - inter < loose * union)) | (
+                    disjoint & (((union > 0.0) & one_below) | ((union <= 0.0) & zero_below))
+                )
+            nonbelow += (j1 - j0) - c
+            done += j1 - j0
+            j1 = j0
+        evals[r] = done
+        if nonbelow < need:
+            cpu.box_row(FT, i, buf[r])
+            evals[r] += n
+            med[r] = _select(buf[r], k, scratch[r])
+        else:
+            med[r] = np.inf
+
+
+# --------------------------------------------------------------------------- driver
+
+
+class _Rows:
+    """Full distance rows and counting passes of one featurized input, by reduction.
+
+    Uses the routines brute force uses (:func:`cs_fast.kernels.cpu.min_median`),
+    so a row's distances are the same floats whichever path computes them.
+    """
+
+    def __init__(self, reduction, F, arg):
+        self.reduction = reduction
+        self.F = F
+        self.arg = arg
+        self.n = F.shape[0]
+        if reduction in ("sq", "l2"):
+            self.F64, self.norms = cpu.centre(F)
+        if reduction == "box":
+            self.FT = np.ascontiguousarray(F.T)
+        self.tiled = reduction in ("l1", "sq", "l2")
+        self.cheap = reduction in _CHEAP or (not self.tiled and F.shape[1] < _SHORT_ROW)
+        self.generic = None if self.tiled else _generic(reduction)
+
+    def full(self, rows, out):
+        """Write the distances of ``rows`` to all rows into ``out[:len(rows)]``; return that view."""
+        m = rows.shape[0]
+        D = out[:m]
+        if self.reduction == "l1":
+            cpu.l1_rows(self.F, rows, D)
+        elif self.reduction == "box":
+            _box_rows(self.FT, rows, D)
+        elif self.tiled:
+            cpu.sq_rows(self.F64, self.norms, rows, self.reduction == "l2", D)
+        else:
+            self.generic[0](self.F, rows, self.arg, D)
+        return D
+
+    def set_pivot(self, p, drow, eps, tiny):
+        """Sort the columns by their distance ``drow`` to row ``p`` (boxes: the pivot-window count)."""
+        if self.reduction != "box":
+            return
+        order = np.argsort(drow, kind="stable")
+        self.pivot = (np.ascontiguousarray(self.FT[:, order]), drow[order].copy(), drow.copy(), float(drow.max()))
+        self.eps, self.tiny = eps, tiny
+
+    def count(self, rows, k, best, best_index, buf, scratch, med, evals):
+        """Counting pass with early exit (cheap reductions only)."""
+        if self.reduction == "box" and getattr(self, "pivot", None) is not None:
+            FTs, ds, dpiv, dmax = self.pivot
+            # |d(i,c) - |d(p,c) - d(p,i)|| rounding: each distance within eps d + tiny.
+            reach = 4.0 * self.eps * (2.0 * dmax + best) + 4.0 * self.tiny
+            cpu_best = best if np.isfinite(best) else np.inf
+            _box_count_pivot(self.FT, FTs, ds, dpiv, rows, k, cpu_best, best_index, reach, buf, scratch, med, evals)
+        elif self.reduction == "box":
+            cpu.box_fused_tile(self.F, self.FT, rows, k, best, best_index, buf, med, evals)
+        else:
+            self.generic[1](self.F, rows, k, best, best_index, self.arg, buf, scratch, med, evals)
+
+
+@kernel(**_KERNEL)
+def _next_rows(order, pos, state, m, out):
+    """Copy the next up to ``m`` OPEN rows of ``order`` from ``pos`` to ``out``; return (count, pos)."""
+    c = 0
+    while pos < order.shape[0] and c < m:
+        i = order[pos]
+        pos += 1
+        if state[i] == OPEN:
+            out[c] = i
+            c += 1
+    return c, pos
+
+
+def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, trace=None):
+    """Index and value of the smallest lower median of ``D(F, F)``, pruned.
+
+    Parameters
+    ----------
+    reduction : str
+        A pair function of :mod:`cs_fast.kernels.pair` (``"box"``, ``"l1"``, ...).
+    F : ndarray (n, d)
+        Featurized rows.
+    arg : int
+        The reduction's integer argument.
+    tile : int
+        Most rows computed at once (a ``tile x n`` float64 buffer, plus the
+        same again of scratch for the selections).
+    root : bool
+        The distances are squares of a metric (``sqfeat``): bound on the roots.
+    stats : dict, optional
+        Filled with ``evaluated`` (distances computed), ``pairs`` (``n^2``),
+        ``fraction``, ``rows_full`` (rows computed in full), ``rows_counted``
+        (rows given the counting pass) and ``rows_skipped`` (rows never touched).
+    margin : (eps, tiny), optional
+        Override of :func:`rounding_margin` (tests use it to show that a
+        margin that is too small is caught).
+    trace : dict, optional
+        Filled with the final ``lower_bounds`` (on the roots with ``root``)
+        and ``state`` (0 open, 1 computed, 2 skipped) of every row, for tests.
+
+    Returns
+    -------
+    (int, float)
+        The same ``(index, radius)`` as :func:`cs_fast.kernels.cpu.min_median`.
+    """
+    n = F.shape[0]
+    k = (n + 1) // 2
+    eps, tiny = rounding_margin(reduction, F.dtype) if margin is None else margin
+    src = _Rows(reduction, F, arg)
+    threads = max(1, numba.get_num_threads())
+    tile = max(1, min(int(tile), n))
+    # Bounds are applied between tiles: small tiles while bounding prune sooner.
+    bound_tile = max(threads, min(tile, _BOUND_TILE))
+    buf = np.empty((tile, n))
+    scratch = np.empty((tile, min(n, n // 4 + 4096)))
+    med = np.empty(tile)
+    evals = np.zeros(tile, np.int64)
+    rows = np.empty(tile, np.int64)
+    lb = np.zeros(n)
+    state = np.zeros(n, np.uint8)
+    best = np.inf
+    best_index = n  # above every index: the first candidate always counts
+    order = np.random.default_rng(_SEED).permutation(n)
+    pos = 0
+    open_now = open_at_sort = n
+    bounding = True  # full rows, exact medians, bounds tightened; else the counting pass
+    size = min(tile, threads)
+    evaluated = rows_full = rows_counted = 0
+    while open_now > 0:
+        if pos >= order.shape[0] or (SORT and bounding and 2 * open_now < open_at_sort):
+            # Re-sort the open rows by bound. Bounds only rise, so a stale order
+            # is still correct, only less effective.
+            idx = np.flatnonzero(state == OPEN)
+            order = idx[np.argsort(lb[idx], kind="stable")]
+            pos = 0
+            open_at_sort = open_now
+        m, pos = _next_rows(order, pos, state, min(size, bound_tile) if bounding else size, rows)
+        if m == 0:
+            continue
+        tr = rows[:m]
+        size = min(tile, 2 * size)
+        full = bounding or not src.cheap
+        if full:
+            D = src.full(tr, buf)
+            _finish_rows(D, tr, k, best, best_index, True, scratch, med[:m])
+            evaluated += m * n
+            rows_full += m
+        else:
+            evals[:m] = 0
+            src.count(tr, k, best, best_index, buf, scratch, med[:m], evals[:m])
+            evaluated += int(evals[:m].sum())
+            rows_counted += m
+        state[tr] = DONE
+        open_now -= m
+        # Lexicographic (median, index) minimum over the tile and the best so far.
+        for r in range(m):
+            v = med[r]
+            i = int(tr[r])
+            if v < best or (v == best and i < best_index):
+                best, best_index = float(v), i
+        if full:
+            skipped = int(_tighten(D, med[:m], root, eps, tiny, lb, state, best, best_index, _CHUNK))
+            open_now -= skipped
+            if SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
+                bounding = False  # the bounds stopped paying for their rows: count instead
+                if PIVOT and src.reduction == "box" and best_index < n:
+                    piv = np.array([best_index], np.int64)
+                    src.set_pivot(best_index, src.full(piv, buf)[0].copy(), eps, tiny)
+                    evaluated += n
+    if trace is not None:
+        trace.update(lower_bounds=lb, state=state)
+    if stats is not None:
+        stats.update(
+            evaluated=int(evaluated), pairs=n * n, fraction=evaluated / float(n * n),
+            rows_full=int(rows_full), rows_counted=int(rows_counted),
+            rows_skipped=int(np.count_nonzero(state == SKIPPED)),
+        )
+    return best_index, best

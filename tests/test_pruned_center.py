@@ -1,0 +1,299 @@
+"""The pruned exact center (cs_fast.kernels.prune) against brute force, bit for bit.
+
+``min_median(method='pruned')`` must return the same index and the same radius
+(``==``, not approx) as ``method='brute'`` on every metric and dtype, on
+random, clustered and tie-heavy data, for tiny and odd/even n, with tiles small
+enough to force many of them. The last tests show the checks can fail: a
+rounding margin of the wrong sign prunes a row that wins, and the parity and
+invariant checks catch it.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cs_fast
+from cs_fast.kernels import cpu, prune
+from cs_fast.metrics import check_metric_params, get_metric, reduction_for
+from conftest import CASES, case_id, make_samples, resolve_params
+
+
+def both(X, metric, **kw):
+    brute = cs_fast.min_median(X, metric, method="brute", **kw)
+    stats = {}
+    pruned = cs_fast.min_median(X, metric, method="pruned", stats=stats, **kw)
+    return brute, pruned, stats
+
+
+def assert_same(brute, pruned):
+    assert pruned[0] == brute[0]
+    assert pruned[1] == brute[1]  # bit for bit, not approx
+    assert type(pruned[0]) is int and type(pruned[1]) is float
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,tile", [(1, None), (2, 1), (3, None), (8, 3), (25, 1), (64, 3), (64, None)])
+def test_parity_random(case, dtype, n, tile, rng):
+    metric, params, shape = case
+    params = resolve_params(params, shape, rng)
+    X = make_samples(metric, rng, n, dtype, shape)
+    brute, pruned, stats = both(X, metric, tile=tile, **params)
+    assert_same(brute, pruned)
+    # A counted row that turns out a candidate is computed again in full: at most 2 n^2.
+    assert stats["pairs"] == n * n and 0 < stats["evaluated"] <= 2 * n * n
+    assert stats["rows_full"] + stats["rows_counted"] + stats["rows_skipped"] == n
+
+
+def clustered(metric, rng, n, dtype, shape):
+    """A few tight clusters: many near-equal medians, the hard case for the bounds."""
+    if metric == "jaccard":
+        base = np.array([[10.0, 10.0, 30.0, 40.0], [12.0, 8.0, 33.0, 37.0], [50.0, 50.0, 60.0, 70.0]])
+        X = base[rng.integers(0, 3, n)] + rng.normal(0, 0.5, (n, 4))
+        return X.astype(dtype)
+    if metric == "jaccard_mask":
+        base = rng.random((3,) + shape) < 0.5
+        X = base[rng.integers(0, 3, n)].copy()
+        flips = rng.random(X.shape) < 0.03
+        return X ^ flips
+    X = make_samples(metric, rng, 3, dtype, shape)
+    X = X[rng.integers(0, 3, n)]
+    return (X + 1e-3 * rng.standard_normal(X.shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [101])
+def test_parity_clustered_many_tiles(case, dtype, n, rng):
+    metric, params, shape = case
+    params = resolve_params(params, shape, rng)
+    X = clustered(metric, rng, n, dtype, shape or make_samples(metric, rng, 1).shape[1:])
+    for tile in (2, 7, None):
+        brute, pruned, _ = both(X, metric, tile=tile, **params)
+        assert_same(brute, pruned)
+    # A memory budget of a few rows forces many tiles through the default sizing.
+    brute, pruned, _ = both(X, metric, max_memory=3 * 8 * n, **params)
+    assert_same(brute, pruned)
+
+
+def jittered_boxes(rng, n, sigma=6.0):
+    return np.array([30.0, 40.0, 80.0, 120.0]) + rng.normal(0.0, sigma, (n, 4))
+
+
+def scattered_boxes(rng, n):
+    """Mostly disjoint boxes: nearly every distance is exactly 1 and the best median is 1."""
+    xy = rng.uniform(0, 1000, (n, 2))
+    return np.concatenate([xy, xy + rng.uniform(1, 5, (n, 2))], axis=1)
+
+
+TIES = {
+    "duplicates": lambda rng: np.repeat(jittered_boxes(rng, 20), 5, axis=0)[rng.permutation(100)],
+    "all_equal": lambda rng: np.tile([[1.0, 2.0, 5.0, 7.0]], (51, 1)),
+    "saturated": lambda rng: scattered_boxes(rng, 301),
+    "all_empty": lambda rng: np.tile([[5.0, 5.0, 1.0, 1.0]], (40, 1)) + rng.normal(0, 1, (40, 4)) * [0, 0, 0, 0],
+    "mostly_empty": lambda rng: np.where(rng.random((61, 1)) < 0.7, [[3.0, 3.0, 3.0, 9.0]],
+                                         jittered_boxes(rng, 61)),
+    "half_empty": lambda rng: np.where((np.arange(60) % 2 == 0)[:, None], [[0.0, 0.0, -1.0, 4.0]],
+                                       jittered_boxes(rng, 60)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TIES))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("tile", [1, None])
+def test_parity_tie_heavy_boxes(name, dtype, tile, rng):
+    X = TIES[name](rng).astype(dtype)
+    brute, pruned, _ = both(X, "jaccard", tile=tile)
+    assert_same(brute, pruned)
+    # The reference too (not only brute force): index exactly, radius to the last bits.
+    D = get_metric("jaccard").reference(X, X, {})
+    meds = np.sort(D, axis=1)[:, (len(X) + 1) // 2 - 1]
+    assert pruned[0] == int(np.argmin(meds))
+    assert pruned[1] == pytest.approx(meds.min(), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("metric", ["l2", "l1", "sqfeat", "tv", "angular"])
+@pytest.mark.parametrize("n", [2, 3, 9, 40])
+def test_identical_samples_pick_index_zero(metric, n, rng):
+    shape = (3, 4, 5) if metric == "tv" else (6,)
+    x = make_samples(metric, rng, 1, np.float64, shape)
+    X = np.repeat(x, n, axis=0)
+    brute, pruned, stats = both(X, metric, tile=2)
+    assert_same(brute, pruned)
+    assert pruned == (0, 0.0)
+
+
+@pytest.mark.parametrize("n", [2, 3, 30, 31])
+def test_binary_masks_identical_and_empty(n, rng):
+    same = np.repeat(rng.random((1, 6, 6)) < 0.5, n, axis=0)
+    empty = np.zeros((n, 6, 6), dtype=bool)
+    mixed = same.copy()
+    mixed[::3] = False
+    for X in (same, empty, mixed):
+        brute, pruned, _ = both(X, "jaccard_mask", tile=3)
+        assert_same(brute, pruned)
+
+
+def test_first_of_tied_rows_wins_in_any_visiting_order():
+    # Points 0, 1, 2, 3, 10 (k = 3): rows 1 and 2 tie with median 1.
+    X = np.array([[0.0], [1.0], [2.0], [3.0], [10.0]])
+    for tile in (1, 2, 5):
+        assert cs_fast.min_median(X, "l1", tile=tile) == (1, 1.0)
+    # The same points in reverse: now row 2 (value 2) and row 3 (value 1) tie; 2 wins.
+    assert cs_fast.min_median(X[::-1].copy(), "l1", tile=1) == (2, 1.0)
+
+
+def test_pruning_skips_most_rows_of_jittered_boxes(rng):
+    X = jittered_boxes(rng, 3000)
+    brute, pruned, stats = both(X, "jaccard")
+    assert_same(brute, pruned)
+    assert stats["rows_skipped"] > 0.3 * 3000
+    assert stats["fraction"] < 0.6
+    assert stats["rows_counted"] > 0  # the core went through the pivot-window counting pass
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1e9])
+def test_every_phase_mix_is_exact(ratio, monkeypatch, rng):
+    """Bounds to the end (ratio 0), or the counting pass right after the first rows (huge ratio)."""
+    monkeypatch.setattr(prune, "RATIO", ratio)
+    for X in (jittered_boxes(rng, 700), scattered_boxes(rng, 500), TIES["duplicates"](rng), TIES["mostly_empty"](rng)):
+        for dtype in (np.float64, np.float32):
+            brute, pruned, stats = both(X.astype(dtype), "jaccard", tile=8)
+            assert_same(brute, pruned)
+
+
+def test_scattered_boxes_stop_counting_early(rng):
+    """Best median 1 with disjoint pairs: a row stops after about n/2 distances, not n."""
+    X = scattered_boxes(rng, 2000)
+    brute, pruned, stats = both(X, "jaccard")
+    assert_same(brute, pruned)
+    assert brute[1] == 1.0
+    assert stats["fraction"] < 0.6
+
+
+def test_center_benchmark_rows(monkeypatch):
+    from cs_fast.bench import center
+
+    monkeypatch.setattr(center, "QUICK_SIZES", {"boxes_jittered": (400,), "boxes_scattered": (300,)})
+    rows = center.run_center(quick=True, probe_memory=False)
+    pruned = [r for r in rows if r["impl"] == "cs_fast pruned"]
+    assert len(pruned) == 2 and all(r["same_as_brute"] for r in pruned)
+    assert all(0 < r["fraction_evaluated"] <= 2 for r in pruned)
+    assert {r["impl"] for r in rows} >= {"cs_fast brute", "cs_fast pruned", "authors loop"}
+    assert "evaluated" in center.table(rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(1, 40),
+    metric=st.sampled_from(["jaccard", "l1", "l2", "sqfeat", "angular"]),
+)
+def test_parity_property(data, n, metric):
+    """Small integer-valued samples: exact ties and duplicates are common."""
+    if metric == "jaccard":
+        xy = np.array(data.draw(st.lists(st.integers(0, 6), min_size=2 * n, max_size=2 * n)), float).reshape(n, 2)
+        wh = np.array(data.draw(st.lists(st.integers(-1, 3), min_size=2 * n, max_size=2 * n)), float).reshape(n, 2)
+        X = np.concatenate([xy, xy + wh], axis=1)
+    else:
+        lo = 1 if metric == "angular" else -3
+        X = np.array(data.draw(st.lists(st.integers(lo, 3), min_size=3 * n, max_size=3 * n)), float).reshape(n, 3)
+    tile = data.draw(st.integers(1, 8))
+    brute, pruned, _ = both(X, metric, tile=tile)
+    assert_same(brute, pruned)
+
+
+# --------------------------------------------------------------------------- the checks can fail
+
+
+def _features(X, metric, params=None):
+    m = get_metric(metric)
+    params = check_metric_params(m, params or {})
+    F = m.featurize(m.prepare(X, "Z", params), params)
+    return F, reduction_for(m, F)
+
+
+def _true_medians(F, red):
+    D = cpu.pairwise(red, F.data, F.data, F.arg, np.float64)
+    return np.sort(D, axis=1)[:, (len(D) + 1) // 2 - 1]
+
+
+@pytest.mark.parametrize("metric", ["jaccard", "l1", "l2", "sqfeat"])
+def test_every_lower_bound_holds(metric, rng):
+    """The invariant itself: no row's bound exceeds its median; no skipped row could win."""
+    X = jittered_boxes(rng, 400) if metric == "jaccard" else clustered(metric, rng, 400, np.float64, (5,))
+    F, red = _features(X, metric)
+    trace = {}
+    index, radius = prune.min_median(red, F.data, F.arg, 16, root=red == "sq", trace=trace)
+    meds = _true_medians(F, red)
+    lb = trace["lower_bounds"]
+    bound_meds = np.sqrt(meds) if red == "sq" else meds
+    assert np.all(lb <= bound_meds)
+    skipped = np.flatnonzero(trace["state"] == prune.SKIPPED)
+    assert skipped.size > 0
+    assert np.all((meds[skipped] > radius) | ((meds[skipped] == radius) & (skipped > index)))
+    assert (index, radius) == (int(np.argmin(meds)), float(meds.min()))
+
+
+def test_a_wrong_margin_is_caught(rng):
+    """Bounds inflated past the truth (a negative margin) prune a winner; parity notices."""
+    caught = 0
+    for seed in range(20):
+        r = np.random.default_rng(seed)
+        X = jittered_boxes(r, 200)
+        F, red = _features(X, "jaccard")
+        truth = cpu.min_median(red, F.data, F.arg, 16)
+        assert prune.min_median(red, F.data, F.arg, 16) == truth
+        wrong = prune.min_median(red, F.data, F.arg, 16, margin=(-0.2, 0.0))
+        caught += wrong != truth
+    assert caught > 0
+    # ...and the invariant check flags the too-large bounds directly.
+    F, red = _features(jittered_boxes(rng, 200), "jaccard")
+    trace = {}
+    prune.min_median(red, F.data, F.arg, 16, margin=(-0.2, 0.0), trace=trace)
+    assert np.any(trace["lower_bounds"] > _true_medians(F, red))
+
+
+def test_rounding_margin_is_positive_and_larger_for_float32():
+    for red in ("box", "mask", "l1", "sq", "l2", "angular", "grouped_l2"):
+        e64, t64 = prune.rounding_margin(red, np.float64)
+        e32, _ = prune.rounding_margin(red, np.float32)
+        assert e64 > 0 and t64 >= 0 and e32 >= e64
+
+
+def test_bad_method_and_stats_are_rejected():
+    X = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="method: received 'fast'"):
+        cs_fast.min_median(X, "l2", method="fast")
+    with pytest.raises(TypeError, match="stats: received list"):
+        cs_fast.min_median(X, "l2", stats=[])
+    with pytest.raises(ValueError, match="stats: only method='pruned'"):
+        cs_fast.min_median(X, "l2", method="brute", stats={})
+
+
+def test_center_smoothing_uses_the_pruned_search(monkeypatch):
+    calls = []
+    original = prune.min_median
+
+    def spy(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(prune, "min_median", spy)
+
+    def box_model(x):
+        return np.concatenate([x, x + 5.0], axis=1)
+
+    sm = cs_fast.CenterSmoothing(box_model, "jaccard", sigma=0.25, seed=1)
+    sm.smooth(np.array([1.0, 2.0]), n=300)
+    assert calls == ["box"]
+
+
+@pytest.mark.parametrize("metric", ["sqfeat", "l2"])
+def test_gemm_rows_round_alike_whatever_the_tiles(metric):
+    """BLAS may round by call shape: sq/l2 rows come from one fixed GEMM shape on both paths."""
+    for seed in range(8):
+        r = np.random.default_rng(seed)
+        X = clustered(metric, r, 150, np.float32 if seed % 2 else np.float64, (20,))
+        for tile in (3, 50, None):
+            brute, pruned, _ = both(X, metric, tile=tile)
+            assert_same(brute, pruned)
