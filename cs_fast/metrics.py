@@ -98,7 +98,13 @@ class HostOps:
 
     @staticmethod
     def nonfinite_rows(arr):
-        return _row_counts(~np.isfinite(_rows(arr)).all(axis=1))
+        rows = _rows(arr)
+        # A NaN or inf anywhere makes the IEEE sum NaN or inf: a finite sum (no
+        # temporary, vectorized) clears the whole array; only a non-finite one
+        # (a bad value, or finite values overflowing the sum) needs the row check.
+        if rows.dtype.kind == "f" and np.isfinite(np.add.reduce(rows, axis=None)):
+            return _row_counts(np.zeros(rows.shape[0], dtype=bool))
+        return _row_counts(~np.isfinite(rows).all(axis=1))
 
     @staticmethod
     def zero_rows(arr):
@@ -383,10 +389,16 @@ def _ref_l1(A, B, params):
 def _ref_angular(A, B, params):
     A, B = _flat64(A), _flat64(B)
     out = np.empty((len(A), len(B)))
+    # The angle from the chords between the unit vectors, |u - v| = 2 sin(theta / 2) and
+    # |u + v| = 2 cos(theta / 2): the arcsin of the shorter one is accurate at every angle, where
+    # arccos of the cosine loses half the digits near 0 and pi (duplicates would get ~1e-8, not 0).
     for i, a in enumerate(A):
+        u = a / np.linalg.norm(a)
         for j, b in enumerate(B):
-            cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
-            out[i, j] = np.arccos(np.clip(cos, -1.0, 1.0)) / np.pi
+            v = b / np.linalg.norm(b)
+            minus, plus = np.linalg.norm(u - v), np.linalg.norm(u + v)
+            half = np.arcsin(min(1.0, minus / 2.0)) if minus <= plus else np.pi / 2 - np.arcsin(min(1.0, plus / 2.0))
+            out[i, j] = 2.0 * half / np.pi
     return out
 
 

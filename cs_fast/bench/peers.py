@@ -230,6 +230,69 @@ def sq_broadcast_numpy(A, B):
     return out
 
 
+def sq_gemm_torch(A, B):
+    """As :func:`sq_gemm_numpy` with ``torch.mm`` (float32 stays float32)."""
+    torch = _torch()
+    a, b = torch.from_numpy(_flat(A)), torch.from_numpy(_flat(B))
+    D = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return D.clamp_(min=0).numpy()
+
+
+def torch_gemm_kthvalue(Z):
+    """Center from the torch GEMM matrix and ``torch.kthvalue`` (the lower median, a selection)."""
+    torch = _torch()
+    D = torch.from_numpy(sq_gemm_torch(Z, Z))
+    meds = D.kthvalue((len(Z) + 1) // 2, dim=1).values.numpy()
+    i = int(np.argmin(meds))
+    return i, float(meds[i])
+
+
+def previous_float64(op):
+    """cs_fast's float64 sq path before the mixed-precision one (float64 GEMM + guard), for comparison.
+
+    ``pairwise``: float64 GEMM on centred rows with the cancellation guard;
+    ``to_center``: the generic pair kernel; ``min_median``: full row tiles of
+    the float64 GEMM and cs_fast's tile selection.
+    """
+    from ..kernels import cpu
+
+    def featurize(X):
+        return np.ascontiguousarray(_flat(X))
+
+    if op == "pairwise":
+        def run(XA, XB):
+            A, B = featurize(XA), featurize(XB)
+            shift = A.astype(np.float64).mean(axis=0)
+            G = cpu.sq_pairwise(cpu.centre(A, shift), cpu.centre(B, shift), False)
+            return G.astype(_out_dtype(A, B), copy=False)
+        return run
+    if op == "to_center":
+        def run(Z, c):
+            F = featurize(Z)
+            out = np.empty((len(F), 1))
+            cpu._generic("sq")[0](F, featurize(c[None]), 0, out)
+            return out[:, 0]
+        return run
+
+    def run(Z):
+        F = featurize(Z)
+        n = len(F)
+        k = (n + 1) // 2
+        F64, norms = cpu.centre(F)
+        tile = max(1, min(n, 1024, (256 << 20) // (8 * n)))
+        med = np.empty(tile)
+        best, best_index = np.inf, -1
+        for i0 in range(0, n, tile):
+            i1 = min(n, i0 + tile)
+            D = cpu.sq_pairwise((F64[i0:i1], norms[i0:i1]), (F64, norms), False)
+            cpu.tile_select(D, k, best, med)
+            r = int(np.argmin(med[: i1 - i0]))
+            if med[r] < best:
+                best, best_index = float(med[r]), i0 + r
+        return best_index, best
+    return run
+
+
 def sq_row_numpy(Z, c):
     """Squared euclidean of every sample to ``c`` (the authors' row step)."""
     diff = _flat(Z) - c.reshape(1, -1)
@@ -388,14 +451,21 @@ def peers(metric, op):
     fam = _families().get(metric)
     if fam is None:
         return []
+    extra = []
+    if metric == "sqfeat":  # the float32 torch GEMM, and cs_fast's previous float64 path
+        extra = {"pairwise": [Impl("torch GEMM", sq_gemm_torch, 2)],
+                 "min_median": [Impl("torch GEMM+kthvalue", torch_gemm_kthvalue, 2)],
+                 "to_center": []}.get(op, [])
+        extra.append(Impl("cs_fast float64 (previous)", previous_float64(op), 1 if op == "to_center" else 2,
+                          "float64 GEMM + cancellation guard, the path before the mixed-precision one"))
     if op == "pairwise":
-        return [Impl(name, fn, 2) for name, fn in fam["matrix"]]
+        return [Impl(name, fn, 2) for name, fn in fam["matrix"]] + extra
     if op == "to_center":
         out = [Impl("numpy row (authors)", fam["row"], 1)]
         for name, fn in fam["matrix"]:
             if name.startswith(("scipy", "torch")):
                 out.append(Impl(name, lambda Z, c, fn=fn: fn(Z, c[None])[:, 0], 1))
-        return out
+        return out + extra
     if op == "min_median":
         even = "np.median averages the two middle values for even n"
         return [
@@ -403,5 +473,5 @@ def peers(metric, op):
             Impl("full+np.median", full_then(fam["full"], "np.median"), 2, even),
             Impl("full+np.partition", full_then(fam["full"], "np.partition"), 2),
             Impl("torch full+median", full_then(fam["torch_full"], "torch.median"), 2),
-        ]
+        ] + extra
     raise ValueError(f"op: received {op!r}; expected 'pairwise', 'to_center' or 'min_median'")

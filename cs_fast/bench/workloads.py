@@ -145,7 +145,7 @@ def default_workloads():
             "sqfeat4096", "sqfeat", (4096,), 4096, 2.0,
             sizes={"pairwise": (1 * _K, 3 * _K, 10 * _K),
                    "to_center": (1 * _K, 10 * _K, 50 * _K),
-                   "min_median": (1 * _K, 3 * _K, 10 * _K)},
+                   "min_median": (1 * _K, 4 * _K, 10 * _K)},
             quick_sizes={"pairwise": (500, 1 * _K), "to_center": (1 * _K, 10 * _K),
                          "min_median": (500, 1 * _K)},
         ),

@@ -244,7 +244,8 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
     ----------
     tile : int, optional
         Rows per tile; by default as many as ``max_memory`` allows (at most
-        1024 on the host).
+        1024 on the host, except ``sq``/``l2``, whose host tiles are float32
+        GEMM rows: all rows at once when they fit).
     max_memory : int, optional
         Bytes of float64 distance rows held at once: 256 MiB by default on
         the host, ``cs_fast.kernels.cuda.DEFAULT_MAX_MEMORY`` (1 GiB) on the
@@ -292,6 +293,9 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
                 # The pruned search holds a second, smaller scratch buffer for its selections.
                 per_row = 8 * n if method == "brute" else 8 * n + 8 * min(n, n // 4 + 4096)
                 tile = max(numba.get_num_threads(), min(1024, budget // per_row))
+                if red in ("sq", "l2") and method == "brute":
+                    # float32 GEMM rows, uncapped: one tile of all rows is a symmetric product
+                    tile = max(numba.get_num_threads(), min(n, budget // (4 * n)))
             if method == "pruned":
                 index, radius = prune.min_median(red, F.data, F.arg, tile, root=root, stats=stats)
             else:

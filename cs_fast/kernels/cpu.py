@@ -15,7 +15,16 @@ Kernels and why they look the way they do:
   long rows.
 * :func:`sq_pairwise`: squared distances as ``|a|^2 + |b|^2 - 2 a.b`` with a
   float64 GEMM on column-centred features; pairs where that form could have
-  cancelled (``d < tau (|a|^2 + |b|^2)``) are recomputed directly.
+  cancelled (``d < tau (|a|^2 + |b|^2)``) are recomputed directly. Serves
+  float64 output.
+* :func:`sq_pairwise_mixed`, :func:`sq_min_median`: the same form with a
+  *float32* GEMM (BLAS) on centred features and the rigorous per-entry bound
+  of :mod:`cs_fast.kernels.mixed_precision`; only what the bound cannot
+  decide is recomputed in float64. Float32 output of ``cdist``/``pdist`` and
+  every ``min_median`` of ``sq``/``l2``.
+* :func:`sq_rows`: the canonical float64 ``sq`` distances of a few rows to
+  all rows (``to_center``, and the refinement of ``min_median``: one
+  compiled kernel, so the radius is bit for bit a ``to_center`` median).
 * ``fused_tile_<reduction>`` / :func:`tile_select`: the per-row lower median
   for :func:`min_median`, with pruning (see there).
 
@@ -32,7 +41,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import features, pair, select
+from . import features, mixed_precision, pair, select
 from .jit import kernel, specialize
 from .retarget import retarget
 
@@ -50,6 +59,7 @@ _kth_smallest = K.kth_smallest
 _count_below = K.count_below
 _sq_pair = K.sq_pair
 _tv_index = K.tv_index  # the layout the device featurize shares (kernels/features.py)
+_sq_interval = kernel()(mixed_precision.sq_interval)  # the one bound, compiled for the CPU
 
 # The cancellation guard of the GEMM form: relative rounding of the float64
 # product is ~1e-16 * sqrt(d) * (|a|^2 + |b|^2); recomputing every pair with
@@ -377,28 +387,296 @@ def sq_pairwise(A, B, take_sqrt):
     return G
 
 
-SQ_ROWS = 64  # rows per GEMM call of sq_rows: one fixed shape
+# Below this many element operations the sq/l2 helpers run on one thread: a
+# parallel launch costs more than it saves there, most of all on a busy machine
+# and right after BLAS, whose worker threads keep spinning for a while.
+_SERIAL_WORK = 1 << 24
+_ROW_BLOCK = 64  # rows of F per parallel task
 
 
-def sq_rows(F64, norms, rows, take_sqrt, out):
-    """Squared (``take_sqrt``: plain) distances of the rows ``rows`` to all rows, into ``out[:len(rows)]``.
+@kernel(fastmath=_PAIR_FASTMATH)
+def _sq_rows_block(F, V, out, j0, j1):
+    # The one definition of the canonical sq distance: each entry is this
+    # loop's sum in its (vectorized) order, whichever driver calls it.
+    m = V.shape[0]
+    d = F.shape[1]
+    for j in range(j0, j1):
+        for r in range(m):
+            acc = 0.0
+            for k in range(d):
+                t = np.float64(F[j, k]) - np.float64(V[r, k])
+                acc += t * t
+            out[r, j] = acc
 
-    ``(F64, norms)`` from :func:`centre`. A BLAS GEMM may round an entry
-    differently depending on the call's shape (its blocking, its small-matrix
-    kernels, its thread split), so every GEMM here has the same shape,
-    ``SQ_ROWS x d`` by ``d x n`` (the last call padded with copies of a row):
-    brute force and the pruned center (:mod:`cs_fast.kernels.prune`) then
-    get the same floats for a row whatever their tiles.
+
+@kernel(parallel=True)
+def _sq_rows_parallel(F, V, out, block):
+    n = F.shape[0]
+    for b in prange((n + block - 1) // block):
+        _sq_rows_block(F, V, out, b * block, min(n, (b + 1) * block))
+
+
+def sq_rows(F, V, out):
+    """``out[r, j] = sum_k (F[j, k] - V[r, k])**2`` summed directly in float64: the canonical ``sq``.
+
+    Every entry is computed by :func:`_sq_rows_block`'s one compiled loop
+    (one thread per entry, one fixed vectorized order), on one thread or in
+    parallel blocks of rows: a distance has the same bits whoever asks --
+    ``to_center`` (``V`` the center) or the refinement of
+    :func:`sq_min_median` (``V`` the candidate rows) -- and however many
+    threads run (tests/test_mixed_precision.py holds the two drivers equal).
     """
-    m = rows.shape[0]
-    for r0 in range(0, m, SQ_ROWS):
-        chunk = rows[r0:r0 + SQ_ROWS]
-        if chunk.shape[0] < SQ_ROWS:
-            chunk = np.concatenate([chunk, np.full(SQ_ROWS - chunk.shape[0], chunk[-1])])
-        G = sq_pairwise((F64[chunk], norms[chunk]), (F64, norms), take_sqrt)
-        c = min(SQ_ROWS, m - r0)
-        out[r0:r0 + c] = G[:c]
-    return out[:m]
+    n = F.shape[0]
+    if n * V.shape[0] * max(1, F.shape[1]) < _SERIAL_WORK:
+        _sq_rows_block(F, V, out, 0, n)
+    else:
+        _sq_rows_parallel(F, V, out, _ROW_BLOCK)
+    return out
+
+
+@kernel(fastmath=_PAIR_FASTMATH)
+def _centre32_block(F, shift, X, na, i0, i1):
+    # X = fl32(F - shift), na = float64 norms² of X's rows (any summation order: the bound allows it).
+    # ``shift`` has F's dtype: float32 rows subtract in float32 (one rounding, u32, and
+    # translating every row by the same float32 vector changes no distance).
+    for i in range(i0, i1):
+        acc = 0.0
+        for k in range(F.shape[1]):
+            x = np.float32(F[i, k] - shift[k])
+            X[i, k] = x
+            y = np.float64(x)
+            acc += y * y
+        na[i] = acc
+
+
+@kernel(parallel=True)
+def _centre32_parallel(F, shift, X, na, block):
+    n = F.shape[0]
+    for b in prange((n + block - 1) // block):
+        _centre32_block(F, shift, X, na, b * block, min(n, (b + 1) * block))
+
+
+def centre32(F, shift, X, na):
+    """``X = fl32(F - shift)`` and ``na[i] = sum_k X[i, k]**2`` in float64 (the mixed GEMM's inputs)."""
+    if F.size < _SERIAL_WORK:
+        _centre32_block(F, shift, X, na, 0, F.shape[0])
+    else:
+        _centre32_parallel(F, shift, X, na, _ROW_BLOCK)
+
+
+def _centred32(F, shift):
+    shift = np.ascontiguousarray(shift, dtype=F.dtype)  # float32 data: a float32 shift (see _centre32_block)
+    X = np.empty(F.shape, dtype=np.float32)
+    na = np.empty(F.shape[0])
+    if F.shape[0]:
+        centre32(F, shift, X, na)
+    return X, na
+
+
+@kernel()
+def _accept_thresholds(aA, bmax, coef, rtol, T):
+    # T[i]: an estimate dt >= T[i] is kept for every column of row i. With the
+    # largest column norm the interval only widens, and its relative width
+    # hi / lo falls as dt grows (d/dx log of (sqrt(x + E) + eps) is smaller
+    # than that of (sqrt(x - E) - eps)), so the test at T[i] holds above it.
+    # The closed form is a start; the bound itself decides (doubling until it
+    # holds, then bisecting down), with a 2**-30 margin for the rounding of the check.
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    ok = rtol * (1.0 - 2.0 ** -30)
+    for i in range(aA.shape[0]):
+        ai = aA[i]
+        e = 2.0 * c * ai * bmax + c64 * (ai * ai + bmax * bmax) + abs_sq
+        eps = rho * (ai + bmax) + abs_eps
+        r = 0.5 * rtol
+        y = (4.0 * eps + math.sqrt(16.0 * eps * eps + 8.0 * r * e)) / (2.0 * r)
+        x = max(y * y, 2.0 * e, 1e-300)
+        kept = False
+        while not kept and x < 1e300:
+            lo, hi = _sq_interval(x, ai, bmax, c, c64, rho, g, abs_sq, abs_eps)
+            kept = lo > 0.0 and hi - lo <= ok * lo
+            if not kept:
+                x *= 2.0
+        if not kept:
+            T[i] = np.inf
+            continue
+        # Bisect down towards the smallest kept estimate; x always stays a kept one.
+        low = 0.0
+        for _ in range(24):
+            mid = 0.5 * (low + x)
+            lo, hi = _sq_interval(mid, ai, bmax, c, c64, rho, g, abs_sq, abs_eps)
+            if lo > 0.0 and hi - lo <= ok * lo:
+                x = mid
+            else:
+                low = mid
+        T[i] = x
+
+
+@kernel()
+def _sq_estimates_rows(G, naA, naB, T, flags, i0, i1):
+    # G[i, j] <- fl32((na_i + na_j) - 2 G[i, j]) (the bound's float32 estimates) and,
+    # per row, how many fall below the row's keep threshold. Branch-free: vectorizes.
+    for i in range(i0, i1):
+        nai = naA[i]
+        Ti = T[i]
+        below = 0
+        for j in range(G.shape[1]):
+            v = np.float32((nai + naB[j]) - 2.0 * np.float64(G[i, j]))
+            G[i, j] = v
+            below += np.float64(v) < Ti
+        flags[i] = below
+
+
+@kernel()
+def _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1):
+    # Entries below their row's threshold: their own interval (column norm, not
+    # the largest), and float64 where even that is wider than rtol.
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    for i in range(i0, i1):
+        if flags[i] == 0:
+            continue
+        Ti = T[i]
+        for j in range(G.shape[1]):
+            dt = np.float64(G[i, j])
+            if dt < Ti:
+                lo, hi = _sq_interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
+                if not hi - lo <= rtol * lo:
+                    G[i, j] = _sq_pair(A, i, B, j, 0)
+            # kept: the estimate and the float64 value lie in [lo, hi]: |dt - D64| <= rtol * D64
+
+
+@kernel(parallel=True)
+def _sq_finish_parallel(A, B, G, naA, naB, aA, aB, T, flags, coef, rtol, block):
+    n = G.shape[0]
+    for b in prange((n + block - 1) // block):
+        i0 = b * block
+        i1 = min(n, i0 + block)
+        _sq_estimates_rows(G, naA, naB, T, flags, i0, i1)
+        _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1)
+
+
+def _same_rows(A, B):
+    return (A.shape == B.shape and A.strides == B.strides
+            and A.__array_interface__["data"][0] == B.__array_interface__["data"][0])
+
+
+def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
+    """float32 (na, nb) ``sq``/``l2`` distances, each within relative ``rtol`` of the float64 one.
+
+    One float32 BLAS GEMM on rows centred on ``A``'s column mean, float32
+    estimates ``na_i + na_j - 2 G_ij``, then
+    :func:`cs_fast.kernels.mixed_precision.sq_interval`: an estimate above
+    its row's threshold (:func:`_accept_thresholds`) is kept; below it, its
+    own interval decides, and an entry whose interval is wider than ``rtol``
+    times its lower end is recomputed directly in float64 (``sq_pair``).
+    ``l2`` is the float32 square root of that (one more float32 rounding).
+    Returns None when the centred norms are too large for a float32 GEMM (the
+    caller then uses float64).
+    """
+    # Any shift is exact (distances are translation invariant): the column mean in A's own dtype.
+    shift = A.mean(axis=0) if A.shape[0] else np.zeros(A.shape[1], dtype=A.dtype)
+    XA, naA = _centred32(A, shift)
+    if _same_rows(A, B):  # cdist(X, X): X @ X.T, which BLAS computes as a symmetric product (half the work)
+        XB, naB = XA, naA
+    else:
+        XB, naB = _centred32(B, shift)
+    if not (max(naA.max(initial=0.0), naB.max(initial=0.0)) < mixed_precision.MAX_NORM2):
+        return None
+    d = A.shape[1]
+    coef = mixed_precision.sq_coefficients(d, estimate_roundoff=mixed_precision.U32)  # float32 estimates
+    G = XA @ XB.T  # float32 BLAS; (na, nb) and C-contiguous
+    aA, aB = mixed_precision.norm_upper(naA, d), mixed_precision.norm_upper(naB, d)
+    T = np.empty(len(aA))
+    _accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
+    flags = np.empty(len(aA), dtype=np.int64)
+    if G.size * 8 < _SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster here
+        _sq_estimates_rows(G, naA, naB, T, flags, 0, G.shape[0])
+        _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0])
+    else:
+        _sq_finish_parallel(A, B, G, naA, naB, aA, aB, T, flags, coef, float(rtol), 16)
+    if take_sqrt:
+        np.sqrt(G, out=G)
+    return G
+
+
+@kernel()
+def _sq_estimates32(G, na32, i0):
+    # In place, float32: G[r, j] <- (na_i + na_j) - 2 G[r, j] (G + G is exact).
+    # float32 estimates select at the float32 peers' speed; the bound's
+    # estimate_roundoff = U32 accounts for forming them in float32. Serial:
+    # a fraction of a millisecond per tile, less than a parallel launch costs
+    # right after BLAS's threads.
+    for r in range(G.shape[0]):
+        ni = na32[i0 + r]
+        for j in range(G.shape[1]):
+            g = G[r, j]
+            G[r, j] = (ni + na32[j]) - (g + g)
+
+
+@kernel()
+def _median_intervals(m, a, i0, amax, coef, lo, hi):
+    # Per row, the k-th smallest estimate widened with the largest norm for
+    # a_j (both ends of the interval grow with it, and are non-decreasing in
+    # the estimate): an interval for the row's canonical lower median.
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    for r in range(m.shape[0]):
+        lo[i0 + r], hi[i0 + r] = _sq_interval(np.float64(m[r]), a[i0 + r], amax, c, c64, rho, g, abs_sq, abs_eps)
+
+
+def sq_min_median(F, take_sqrt, tile):
+    """:func:`min_median` for ``sq``/``l2``: float32 GEMM, bound, float64 refinement.
+
+    Every row's lower median gets an interval from a float32 GEMM tile, a
+    float32 selection and :func:`cs_fast.kernels.mixed_precision.sq_interval`;
+    ``U`` is the smallest upper end. A row whose lower end exceeds ``U`` has
+    a median strictly above the best and cannot win; the others (the
+    *candidates*) get their canonical float64 rows from :func:`sq_rows` and an
+    exact selection, in order of their lower ends until those pass the best.
+    The result is the brute force over :func:`sq_rows`'s distances, bit for
+    bit (ties: the smallest index). Returns ``(index, radius, candidates)``.
+    Extra memory: the float32 centred copy and one float32 ``tile x n`` tile.
+    """
+    n, d = F.shape
+    k = (n + 1) // 2
+    X, na = _centred32(F, F.mean(axis=0))  # any shift is exact; the column mean in F's dtype
+    if na.max() < mixed_precision.MAX_NORM2:
+        coef = mixed_precision.sq_coefficients(d, estimate_roundoff=mixed_precision.U32)
+        a = mixed_precision.norm_upper(na, d)
+        amax = float(a.max())
+        na32 = na.astype(np.float32)
+        lo = np.empty(n)
+        hi = np.empty(n)
+        tile = max(1, min(n, tile))
+        for i0 in range(0, n, tile):
+            i1 = min(n, i0 + tile)
+            # float32 BLAS; one tile of all rows is X @ X.T, a symmetric product (syrk: half the work)
+            G = X @ X.T if (i0 == 0 and i1 == n) else X[i0:i1] @ X.T
+            _sq_estimates32(G, na32, i0)
+            G.partition(k - 1, axis=1)
+            _median_intervals(G[:, k - 1], a, i0, amax, coef, lo, hi)
+        if take_sqrt:
+            # Compare where the answer lives: two sq medians may share one sqrt.
+            lo, hi = np.sqrt(lo), np.sqrt(hi)
+        order = np.argsort(lo, kind="stable")
+        order = order[: int(np.searchsorted(lo[order], hi.min(), side="right"))]
+    else:  # norms too large for a float32 GEMM: every row exactly
+        lo = np.zeros(n)
+        order = np.arange(n)
+    best, best_index = np.inf, -1
+    step = max(1, numba.get_num_threads())
+    for s in range(0, len(order), step):
+        rows = order[s : s + step]
+        rows = rows[lo[rows] <= best]  # sorted by lower end: past the best, no row can win
+        if rows.size == 0:
+            break
+        D = np.empty((rows.size, n))
+        sq_rows(F, F[rows], D)
+        for r, i in enumerate(rows):
+            m = _kth_smallest(D[r], k)
+            if take_sqrt:
+                m = math.sqrt(m)
+            if m < best or (m == best and i < best_index):
+                best, best_index = m, int(i)
+    return best_index, float(best), len(order)
 
 
 def pairwise(reduction, A, B, arg, out_dtype):
@@ -407,6 +685,10 @@ def pairwise(reduction, A, B, arg, out_dtype):
         acc = np.zeros((A.shape[0], B.shape[0]))
         return l1_pairwise(A, B, acc).astype(out_dtype, copy=False)
     if reduction in ("sq", "l2"):
+        if np.dtype(out_dtype) == np.float32 and A.shape[1]:
+            G = sq_pairwise_mixed(A, B, reduction == "l2")
+            if G is not None:
+                return G
         shift = A.astype(np.float64).mean(axis=0)
         G = sq_pairwise(centre(A, shift), centre(B, shift), reduction == "l2")
         return G.astype(out_dtype, copy=False)
@@ -416,7 +698,15 @@ def pairwise(reduction, A, B, arg, out_dtype):
 
 
 def to_center(reduction, F, C, arg):
-    """float64 distances from every row of ``F`` to the single row ``C`` (shape (1, d))."""
+    """float64 distances from every row of ``F`` to the single row ``C`` (shape (1, d)).
+
+    ``sq``/``l2``: :func:`sq_rows`, the canonical float64 sums (memory
+    bound: reading float32 rows costs the same whatever precision adds them).
+    """
+    if reduction in ("sq", "l2"):
+        out = np.empty((1, F.shape[0]))
+        sq_rows(F, np.ascontiguousarray(C), out)
+        return np.sqrt(out[0], out=out[0]) if reduction == "l2" else out[0]
     out = np.empty((F.shape[0], 1))
     _generic(reduction)[0](F, C, arg, out)
     return out[:, 0]
@@ -437,24 +727,21 @@ def min_median(reduction, F, arg, tile):
     far) has median ``>= best`` and cannot replace it (ties keep the smaller
     index, and rows are visited in index order); only rows that pass that
     counting pass run an exact selection. Extra memory is one float64
-    ``tile x n`` buffer.
+    ``tile x n`` buffer. ``sq`` and ``l2`` go to :func:`sq_min_median`.
     """
+    if reduction in ("sq", "l2"):
+        index, radius, _ = sq_min_median(F, reduction == "l2", tile)
+        return index, radius
     n = F.shape[0]
     k = (n + 1) // 2
     best = np.inf
     best_index = -1
-    direct = reduction not in ("l1", "sq", "l2")
+    direct = reduction != "l1"
     fused = _generic(reduction)[1] if direct else None
-    if reduction in ("sq", "l2"):
-        F64, norms = centre(F)
     if reduction == "box":
         FT = np.ascontiguousarray(F.T)
     # Small first tiles, doubling, give a tight bound early so later tiles prune.
     first = min(n, tile, max(1, numba.get_num_threads()))
-    if reduction in ("sq", "l2"):
-        # The GEMM computes every distance of a tile whatever the bound, and a
-        # GEMM of a few rows runs at GEMV speed: full tiles from the start.
-        first = min(n, tile)
     buf = np.empty((min(tile, n), n))
     med = np.empty(min(tile, n))
     evals = np.empty(min(tile, n), np.int64)
@@ -471,10 +758,7 @@ def min_median(reduction, F, arg, tile):
             fused(F, start, stop, k, best, arg, buf, med)
             meds = med[:rows]
         else:
-            if reduction == "l1":
-                D = l1_rows(F, np.arange(start, stop), buf)
-            else:
-                D = sq_rows(F64, norms, np.arange(start, stop), reduction == "l2", buf)
+            D = l1_rows(F, np.arange(start, stop), buf)
             tile_select(D, k, best, med)
             meds = med[:rows]
         r = int(np.argmin(meds))

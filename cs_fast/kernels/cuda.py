@@ -29,6 +29,13 @@ Kernels and why they look the way they do:
   block per row selects its lower median on the device, then a one-block
   kernel folds the tile's (median, index) minimum into a device-resident best.
   Only the final (index, radius) pair is copied back.
+* ``sq``/``l2`` with CuPy installed (the ``cuda`` extra): a float32 cuBLAS
+  GEMM on centred rows with the bound of
+  :mod:`cs_fast.kernels.mixed_precision` (TF32 only when ``CUPY_TF32`` turns
+  it on, and then counted by the bound), float64 refinement on the device
+  (:func:`sq_min_median_gemm`, :func:`sq_pairwise_gemm`): ``min_median``
+  stays brute force over the device's own ``to_center`` distances bit for
+  bit; float32 ``cdist`` stays within ``mixed_precision.CDIST_RTOL``.
 
 Selection is an exact MSB-first radix select over the IEEE bit patterns,
 8 bits per pass. A float's bits, with the sign bit flipped for non-negative
@@ -63,9 +70,11 @@ both sizes.
 """
 
 import math
+import os
 
 import numpy as np
 
+from . import mixed_precision as mp
 from . import pair, select
 from .retarget import retarget
 
@@ -365,6 +374,11 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
         ``out`` (a new device array if none was given).
     """
     _reduction_kernels(reduction)
+    cp = _cupy() if reduction in ("sq", "l2") and out is None and np.dtype(out_dtype) == np.float32 else None
+    if cp is not None and A.shape[1]:
+        G = sq_pairwise_gemm(A, B, reduction == "l2", out_dtype, cp)
+        if G is not None:
+            return cuda.as_cuda_array(G)  # a numba view that keeps the CuPy array alive
     if out is None:
         out = cuda.device_array((A.shape[0], B.shape[0]), dtype=out_dtype)
     return _launch_pairwise(reduction, A, B, arg, out)
@@ -430,6 +444,13 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
     n = F.shape[0]
     if n == 0:
         return -1, math.inf
+    cp = _cupy() if reduction in ("sq", "l2") else None
+    if cp is not None:
+        # float32 cuBLAS estimates (4 bytes) and their float64 form (8) per entry of a tile
+        rows = max(1, min(n, int(max_memory) // (12 * n), int(tile) if tile else n))
+        got = sq_min_median_gemm(F, reduction == "l2", rows, cp)
+        if got is not None:
+            return got[0], got[1]
     row_bytes = 8 * (n + 1)  # one distance row and its median
     fit = int(max_memory) // row_bytes
     if fit < 1:
@@ -454,3 +475,152 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
         select_rows[m, threads](D[:m], keys[:m], k, nbits, sign, full, best, med)
         fold_best[1, fold_threads](med, m, start, best, best_index)
     return int(best_index.copy_to_host()[0]), float(best.copy_to_host()[0])
+
+
+# --------------------------------------------------------------------------- sq / l2 with cuBLAS
+# The mixed-precision path of cs_fast.kernels.mixed_precision on the device: a
+# float32 cuBLAS GEMM (through CuPy, the optional `cuda` extra) on centred rows,
+# the one bound (mixed_precision.sq_interval compiled as a device function),
+# and float64 refinement on the device by this module's own direct kernels.
+# The drivers take the array module `xp` (cupy on a GPU); with numpy and the
+# CUDA simulator they run on the CPU, which is how the tests check the logic
+# without a GPU. Without CuPy the device keeps its direct float64 kernels.
+
+
+def _cupy():
+    """CuPy where it is installed and usable, else None (the device then sums directly in float64)."""
+    if _simulated():
+        return None
+    try:
+        import cupy
+    except ImportError:
+        return None
+    return cupy
+
+
+def gemm_input_roundoff():
+    """Input rounding of CuPy's float32 GEMM: TF32's 2**-11 when ``CUPY_TF32`` enables it, else 0.
+
+    The bound counts whatever CuPy may do, so TF32 is used only where the
+    bound accounts for it (a wider interval, never an unsound one).
+    """
+    return mp.UTF32 if os.environ.get("CUPY_TF32", "0") not in ("", "0") else 0.0
+
+
+def _mixed_kernels():
+    if "mixed" in _KERNELS:
+        return _KERNELS["mixed"]
+    dev, _, _ = _build()
+    interval = cuda.jit(device=True)(mp.sq_interval)
+    sq_pair = dev.sq_pair
+
+    @cuda.jit
+    def median_intervals(m, a, i0, amax, c, c64, rho, g, abs_sq, abs_eps, lo, hi):
+        r = cuda.grid(1)
+        if r < m.shape[0]:
+            lo_r, hi_r = interval(m[r], a[i0 + r], amax, c, c64, rho, g, abs_sq, abs_eps)
+            lo[i0 + r] = lo_r
+            hi[i0 + r] = hi_r
+
+    @cuda.jit
+    def finish(A, B, G, naA, naB, aA, aB, c, c64, rho, g, abs_sq, abs_eps, rtol, take_sqrt, out):
+        j, i = cuda.grid(2)
+        if i < G.shape[0] and j < G.shape[1]:
+            dt = (naA[i] + naB[j]) - 2.0 * np.float64(G[i, j])
+            lo, hi = interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
+            v = dt if hi - lo <= rtol * lo else sq_pair(A, i, B, j, 0)
+            out[i, j] = math.sqrt(v) if take_sqrt else v
+
+    _KERNELS["mixed"] = (median_intervals, finish)
+    return _KERNELS["mixed"]
+
+
+def _centred32(xp, F, shift, chunk=4096):
+    """float32 centred rows and their float64 norms², on the device (rows in chunks: no n x d float64 copy)."""
+    X = xp.empty(F.shape, dtype=xp.float32)
+    na = xp.empty(F.shape[0], dtype=xp.float64)
+    for i0 in range(0, F.shape[0], chunk):
+        C = F[i0:i0 + chunk].astype(xp.float64) - shift
+        X[i0:i0 + chunk] = C.astype(xp.float32)
+        X64 = X[i0:i0 + chunk].astype(xp.float64)
+        na[i0:i0 + chunk] = (X64 * X64).sum(axis=1)
+    return X, na
+
+
+def _host(x):
+    return x.get() if hasattr(x, "get") else (x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x))
+
+
+def sq_pairwise_gemm(A, B, take_sqrt, out_dtype, xp, rtol=mp.CDIST_RTOL):
+    """Device ``sq``/``l2`` distances within relative ``rtol`` of float64 (see cpu.sq_pairwise_mixed).
+
+    ``A``, ``B``: featurized device arrays (anything ``xp.asarray`` takes).
+    Returns an ``xp`` array, or None when the centred norms are too large for
+    a float32 GEMM.
+    """
+    median_intervals, finish = _mixed_kernels()
+    A, B = xp.asarray(A), xp.asarray(B)
+    d = A.shape[1]
+    shift = A.mean(axis=0, dtype=xp.float64) if A.shape[0] else xp.zeros(d)
+    XA, naA = _centred32(xp, A, shift)
+    XB, naB = _centred32(xp, B, shift)
+    top = max(float(naA.max()) if naA.size else 0.0, float(naB.max()) if naB.size else 0.0)
+    if not top < mp.MAX_NORM2:
+        return None
+    coef = mp.sq_coefficients(d, input_roundoff=gemm_input_roundoff())
+    G = XA @ XB.T  # cuBLAS sgemm
+    out = G if np.dtype(out_dtype) == np.float32 else xp.empty(G.shape, dtype=out_dtype)
+    T = SIM_TILE if _simulated() else TILE
+    if G.size:
+        finish[(_blocks(G.shape[1], T), _blocks(G.shape[0], T)), (T, T)](
+            A, B, G, naA, naB, mp.norm_upper(naA, d), mp.norm_upper(naB, d), *coef, float(rtol), bool(take_sqrt), out)
+    return out
+
+
+def sq_min_median_gemm(F, take_sqrt, tile, xp):
+    """Device ``min_median`` for ``sq``/``l2``: cuBLAS GEMM, the bound, float64 refinement on the device.
+
+    The same decision as :func:`cs_fast.kernels.cpu.sq_min_median`: per row an
+    interval for its canonical lower median (float64 estimates from the float32
+    GEMM, an exact device selection, the device-compiled bound); rows whose
+    lower end exceeds the smallest upper end cannot win; the rest are
+    recomputed with :func:`to_center`'s direct float64 kernel and selected
+    exactly (:func:`order_statistic`). The result is brute force over the
+    device's own ``to_center`` distances, bit for bit. Only the per-row
+    interval ends (2 n floats) and scalars reach the host. Returns
+    ``(index, radius, candidates)``, or None when the centred norms are too
+    large for a float32 GEMM.
+    """
+    median_intervals, _ = _mixed_kernels()
+    Fx = xp.asarray(F)
+    n, d = Fx.shape
+    k = (n + 1) // 2
+    X, na = _centred32(xp, Fx, Fx.mean(axis=0, dtype=xp.float64))
+    if not float(na.max()) < mp.MAX_NORM2:
+        return None
+    coef = mp.sq_coefficients(d, input_roundoff=gemm_input_roundoff())
+    a = mp.norm_upper(na, d)
+    amax = float(a.max())
+    lo = xp.empty(n, dtype=xp.float64)
+    hi = xp.empty(n, dtype=xp.float64)
+    tile = max(1, min(n, int(tile)))
+    for i0 in range(0, n, tile):
+        i1 = min(n, i0 + tile)
+        dt = (na[i0:i1, None] + na[None, :]) - 2.0 * (X[i0:i1] @ X.T).astype(xp.float64)
+        m = xp.ascontiguousarray(xp.partition(dt, k - 1, axis=1)[:, k - 1])
+        median_intervals[_blocks(i1 - i0, 128), 128](m, a, i0, amax, *coef, lo, hi)
+    lo, hi = _host(lo), _host(hi)
+    if take_sqrt:
+        lo, hi = np.sqrt(lo), np.sqrt(hi)
+    order = np.argsort(lo, kind="stable")
+    order = order[: int(np.searchsorted(lo[order], hi.min(), side="right"))]
+    best, best_index = np.inf, -1
+    for i in order:
+        if lo[i] > best:
+            break
+        m = order_statistic(to_center("sq", F, F[i:i + 1], 0), k)
+        if take_sqrt:
+            m = math.sqrt(m)
+        if m < best or (m == best and i < best_index):
+            best, best_index = m, int(i)
+    return best_index, float(best), len(order)

@@ -14,7 +14,8 @@ differently in every process), so the CPU kernels follow three rules:
   cache entry;
 * numba checks only the source of the cached function's own file for
   staleness, not the files of the functions it calls (``pair.py``,
-  ``select.py``, ``features.py`` are compiled into the kernels of ``cpu.py``).
+  ``select.py``, ``features.py``, ``mixed_precision.py`` are compiled into
+  the kernels of ``cpu.py``).
   :func:`kernel` therefore puts a fingerprint of those sources into every
   kernel's name, which names its cache file: editing them compiles anew
   instead of loading stale code.
@@ -34,9 +35,9 @@ import types
 
 import numba
 
-from . import features, pair, select
+from . import features, mixed_precision, pair, select
 
-_DEPENDENCIES = (pair, select, features)
+_DEPENDENCIES = (pair, select, features, mixed_precision)
 #: The cs_fast package directory (with a trailing separator): compile events of functions whose
 #: source lies under it are cs_fast's own.
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep

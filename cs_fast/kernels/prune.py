@@ -23,17 +23,20 @@ relative error below ``eps`` and an absolute one below ``tiny`` (see
 whose own float rounding the extra ``eps`` terms absorb. So rounding can only
 keep a row that could have been skipped, never skip one that could win.
 
-How. Rows are visited in tiles, in increasing order of their bound (a seeded
-shuffle breaks the initial all-zero ties, so sorted inputs are no worst
-case). Each tile's rows are computed in full with the same distance routines
-as brute force (:mod:`cs_fast.kernels.cpu`), their exact lower medians
-selected, the best updated, and every open row's bound tightened. Where the
-distances are cheap (boxes, short rows) and a tile's bounds stop paying for
-themselves (fewer rows skipped than computed, as with scattered boxes or
-identical samples), the rest is finished by the brute-force counting pass
-with its early exit (a row is dropped once too few of its distances can be
-below the best), so inputs that do not prune cost about what brute force
-does.
+How. Rows are visited in tiles in a seeded random order (trimed's; visiting
+in increasing-bound order computed as many rows in full on jittered boxes,
+see ``SORT``), skipping rows already settled. Each tile's rows are computed in
+full with the routines brute force uses (:func:`cs_fast.kernels.cpu.box_row`,
+``l1_rows``, ``sq_rows``, the pair functions), so every distance is the same
+float on both paths; their exact lower medians are selected, the
+(median, index) best updated, and every open row's bound tightened. Where the
+distances are cheap (boxes, short rows) and a tile of ``m`` full rows settles
+fewer than ``RATIO * m`` others (the core around the center, or inputs that
+do not prune at all: scattered boxes), the rest gets the brute-force counting
+pass with its early exit instead (a row stops once too few of its distances
+can be below the best); for boxes that pass also skips the columns that the
+triangle inequality through the best row places outside the row's reach.
+Inputs that do not prune then cost about what brute force does.
 """
 
 import math
@@ -63,7 +66,16 @@ _CHEAP = ("box",)  # distances cheap enough that the counting pass beats the bou
 _SHORT_ROW = 16  # direct reductions on rows shorter than this count as cheap too
 _SEED = 0x5EED
 _BOUND_TILE = 64  # rows per tile while bounding
-_MIN_BOUND_ROWS = 8  # rows computed in full before the bounds may be given up
+_MIN_BOUND_ROWS = 32  # rows computed in full before the bounds may be given up (8 gave up too soon)
+# Tuning switches (module-level so tests and experiments can flip them; the
+# result is exact whatever they are):
+# SORT: re-sort the open rows by bound whenever half of them have closed. Measured
+#   on jittered boxes it computed as many rows in full as the seeded random order
+#   (trimed's), which it only adds sorting to; off, the order is re-sorted by bound
+#   only when the random order runs out.
+# SWITCH / RATIO: for cheap distances, give the bounds up once a tile of m full rows
+#   closes fewer than RATIO * m other rows, and count the rest.
+# PIVOT: count boxes against the pivot-sorted window (_box_count_pivot).
 SORT = False
 SWITCH = True
 PIVOT = True
@@ -344,8 +356,6 @@ class _Rows:
         self.F = F
         self.arg = arg
         self.n = F.shape[0]
-        if reduction in ("sq", "l2"):
-            self.F64, self.norms = cpu.centre(F)
         if reduction == "box":
             self.FT = np.ascontiguousarray(F.T)
         self.tiled = reduction in ("l1", "sq", "l2")
@@ -361,7 +371,11 @@ class _Rows:
         elif self.reduction == "box":
             _box_rows(self.FT, rows, D)
         elif self.tiled:
-            cpu.sq_rows(self.F64, self.norms, rows, self.reduction == "l2", D)
+            # The canonical float64 sums of to_center and of the mixed-precision brute force
+            # (cpu.sq_rows), so that both paths see the same floats.
+            cpu.sq_rows(self.F, np.ascontiguousarray(self.F[rows]), D)
+            if self.reduction == "l2":
+                np.sqrt(D, out=D)
         else:
             self.generic[0](self.F, rows, self.arg, D)
         return D

@@ -1,0 +1,225 @@
+"""The mixed-precision sq/l2 path: float32 GEMM + rigorous bound + float64 refinement.
+
+* the bound (:func:`cs_fast.kernels.mixed_precision.sq_interval`) contains the
+  exact distance on adversarial near-cancellation data, and is tight enough
+  there that a bound ten times smaller would fail this test;
+* ``min_median`` equals brute force over the canonical float64 distances (the
+  ones ``to_center`` returns) bit for bit: index and radius;
+* ``cdist``/``pdist`` with float32 output stay within ``CDIST_RTOL`` of the
+  float64 distances on nearby samples where a plain float32 GEMM fails.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import cs_fast
+from cs_fast.bindings.distance import _to_center64
+from cs_fast.kernels import cpu
+from cs_fast.kernels import mixed_precision as mp
+from cs_fast.metrics import get_metric
+
+
+def brute_force64(X, metric, **params):
+    """Index and radius from the full matrix of canonical float64 distances (``to_center`` rows)."""
+    D = np.stack([_to_center64(X, X[i], metric, params)[0] for i in range(len(X))])
+    k = (len(X) + 1) // 2
+    medians = np.sort(D, axis=1)[:, k - 1]
+    index = int(np.argmin(medians))  # the first of equal minima
+    return index, float(medians[index])
+
+
+def nearby(rng, n, d, dtype=np.float32, offset=100.0, spread=1e-3):
+    """Samples around a far-off base: a plain float32 GEMM cancels catastrophically on them."""
+    base = offset + rng.standard_normal(d)
+    return (base + spread * rng.standard_normal((n, d))).astype(dtype)
+
+
+def exact_sq(F):
+    """Exact squared distances (rational arithmetic), rounded once to float64."""
+    rows = [[Fraction(float(x)) for x in row] for row in F]
+    return np.array([[float(sum((a - b) ** 2 for a, b in zip(p, q))) for q in rows] for p in rows])
+
+
+def gemm_estimates(F):
+    """What the CPU path computes: float32 centred rows, their float64 norms, float64 estimates."""
+    X, na = cpu._centred32(F, F.mean(axis=0, dtype=np.float64))
+    dt = (na[:, None] + na[None, :]) - 2.0 * (X @ X.T).astype(np.float64)
+    return dt, mp.norm_upper(na, F.shape[1])
+
+
+def adversarial(rng, dtype, scale):
+    """Two antipodal clusters far from their mean, with spreads near float32's resolution there.
+
+    The centred norms are ~2**12 while distances inside a cluster are a few
+    float32 ulps of that: the GEMM form cancels almost completely.
+    """
+    d, L = 8, 2.0 ** 12
+    base = L * rng.standard_normal(d)
+    sign = np.where(rng.random(20) < 0.5, 1.0, -1.0)[:, None]
+    return (sign * base + scale * mp.U32 * L * rng.standard_normal((20, d))).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [0.1, 1.0, 10.0])
+def test_interval_holds_the_exact_distance_and_is_not_loose(dtype, scale, rng):
+    F = adversarial(rng, dtype, scale)
+    dt, a = gemm_estimates(F)
+    exact = exact_sq(F)
+    canonical = np.stack([_to_center64(F, F[i], "sqfeat", {})[0] for i in range(len(F))])
+    coef = mp.sq_coefficients(F.shape[1])
+    attained = 0.0
+    for i in range(len(F)):
+        for j in range(len(F)):
+            lo, hi = mp.sq_interval(dt[i, j], a[i], a[j], *coef)
+            assert lo <= exact[i, j] <= hi and lo <= canonical[i, j] <= hi, (i, j, lo, exact[i, j], hi)
+            attained = max(attained, abs(dt[i, j] - exact[i, j]) / (hi - lo))
+    # The float32 error reaches more than a tenth of the interval's width: a
+    # bound 10x smaller would have missed the exact value above.
+    assert attained > 0.1
+
+
+def test_dropping_the_gemm_term_breaks_containment(rng):
+    """The test above can fail: without the GEMM's rounding term the intervals miss."""
+    F = adversarial(rng, np.float32, 1.0)
+    dt, a = gemm_estimates(F)
+    exact = exact_sq(F)
+    c, *rest = mp.sq_coefficients(F.shape[1])
+    misses = sum(not (lo <= e <= hi) for lo, hi, e in (
+        (*mp.sq_interval(dt[i, j], a[i], a[j], 0.0, *rest), exact[i, j])
+        for i in range(len(F)) for j in range(len(F))))
+    assert misses > 0
+
+
+def test_tf32_inputs_widen_the_bound():
+    plain = mp.sq_coefficients(4096)
+    tf32 = mp.sq_coefficients(4096, input_roundoff=mp.UTF32)
+    assert tf32[0] > plain[0] + 2 * mp.UTF32 * 0.99
+    with pytest.raises(ValueError, match="d: received 0"):
+        mp.sq_coefficients(0)
+
+
+def test_plain_float32_gemm_fails_where_cdist_holds(rng):
+    X = nearby(rng, 60, 256)
+    ref = get_metric("sqfeat").reference(X, X, {})
+    off = ~np.eye(60, dtype=bool)
+    # The plain float32 form (the peers' numpy GEMM) on these samples:
+    A = X.astype(np.float32)
+    naive = np.einsum("ij,ij->i", A, A)[:, None] + np.einsum("ij,ij->i", A, A)[None, :] - 2.0 * (A @ A.T)
+    assert np.max(np.abs(naive[off] - ref[off]) / ref[off]) > 0.5
+    for metric, R in (("sqfeat", ref), ("l2", np.sqrt(ref))):
+        got = cs_fast.cdist(X, X, metric)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, R, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
+        assert np.all(np.diag(got) == 0.0)
+        cond = cs_fast.pdist(X, metric)
+        np.testing.assert_allclose(cond, R[np.triu_indices(60, 1)], rtol=mp.CDIST_RTOL + 1e-6, atol=0)
+
+
+def test_cdist_recomputes_what_the_bound_cannot_keep(rng):
+    """Near-duplicates (distance 0 to the bound's eye) come back as the float64 sums."""
+    X = nearby(rng, 30, 64)
+    X[10] = X[3]
+    X[11] = np.nextafter(X[3], np.float32(np.inf))  # one ulp away in every feature
+    D = cs_fast.cdist(X, X, "sqfeat")
+    ref = get_metric("sqfeat").reference(X, X, {})
+    assert D[3, 10] == 0.0 and D[10, 3] == 0.0
+    assert D[3, 11] == np.float32(ref[3, 11]) and D[3, 11] > 0
+
+
+def test_float64_cdist_keeps_float64_accuracy(rng):
+    X = nearby(rng, 40, 32, np.float64)
+    np.testing.assert_allclose(cs_fast.cdist(X, X, "sqfeat"), get_metric("sqfeat").reference(X, X, {}),
+                               rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 24, 25, 100, 101])
+@pytest.mark.parametrize("metric", ["sqfeat", "l2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_min_median_is_brute_force_bit_for_bit(n, metric, dtype, rng):
+    X = nearby(rng, n, 48, dtype)
+    for tile in (1, 5, None):
+        assert cs_fast.min_median(X, metric, tile=tile) == brute_force64(X, metric)
+    ref = get_metric(metric).reference(X, X, {})
+    k = (n + 1) // 2
+    index, radius = cs_fast.min_median(X, metric)
+    assert radius == pytest.approx(np.sort(ref, axis=1)[index, k - 1], rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize("n", [6, 9, 40, 41])
+@pytest.mark.parametrize("metric", ["sqfeat", "l2"])
+def test_min_median_ties_and_duplicates(n, metric, rng):
+    """Duplicated rows tie exactly; the smallest index among the tied wins, as in brute force."""
+    X = nearby(rng, n, 16)
+    X[n // 2:] = X[: n - n // 2]  # every row at least twice (odd n: one row thrice)
+    X[0] += 5.0  # an outlier first, so index 0 cannot win by position
+    got = cs_fast.min_median(X, metric, tile=3)
+    assert got == brute_force64(X, metric)
+    Y = np.tile(X[1], (n, 1))
+    assert cs_fast.min_median(Y, metric) == (0, 0.0)
+
+
+def test_min_median_weights_and_clusters(rng):
+    centers = 50.0 + rng.standard_normal((3, 64))
+    X = (centers[rng.integers(0, 3, 301)] + 1e-3 * rng.standard_normal((301, 64))).astype(np.float32)
+    w = rng.uniform(0.0, 2.0, 64)
+    assert cs_fast.min_median(X, "sqfeat", weights=w) == brute_force64(X, "sqfeat", weights=w)
+
+
+def test_min_median_refines_few_rows_on_nearby_samples(rng):
+    X = nearby(rng, 400, 512)
+    F = np.ascontiguousarray(X)
+    index, radius, candidates = cpu.sq_min_median(F, False, 128)
+    assert (index, radius) == brute_force64(X, "sqfeat")
+    assert 1 <= candidates <= 40
+
+
+def test_min_median_falls_back_to_float64_beyond_float32_range(rng):
+    X = 1e30 * (1.0 + 1e-3 * rng.standard_normal((9, 4)))  # centred norms beyond float32's GEMM
+    assert cs_fast.min_median(X, "sqfeat") == brute_force64(X, "sqfeat")
+
+
+def test_radius_is_the_to_center_median(rng):
+    """What CenterSmoothing relies on: min_median's radius is the lower median of to_center."""
+    X = nearby(rng, 201, 100)
+    index, radius = cs_fast.min_median(X, "sqfeat")
+    d = _to_center64(X, X[index], "sqfeat", {})[0]
+    assert radius == np.sort(d)[100]
+    np.testing.assert_allclose(d, get_metric("sqfeat").reference(X, X[index:index + 1], {})[:, 0],
+                               rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("d", [1, 3, 7, 16, 17, 33, 100, 257])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_canonical_rows_have_the_same_bits_on_one_thread_and_in_parallel(d, dtype, rng):
+    """to_center (large: parallel blocks) and the refinement (small: one thread) share every bit."""
+    F = (100.0 + rng.standard_normal((300, d))).astype(dtype)
+    V = np.ascontiguousarray(F[[5, 7, 100]])
+    serial, parallel = np.empty((3, 300)), np.empty((3, 300))
+    cpu._sq_rows_block(F, V, serial, 0, 300)
+    cpu._sq_rows_parallel(F, V, parallel, 7)
+    assert np.array_equal(serial, parallel)
+    X, na = np.empty(F.shape, np.float32), np.empty(300)
+    X2, na2 = np.empty(F.shape, np.float32), np.empty(300)
+    shift = F.mean(axis=0, dtype=np.float64)
+    cpu._centre32_block(F, shift, X, na, 0, 300)
+    cpu._centre32_parallel(F, shift, X2, na2, 7)
+    assert np.array_equal(X, X2) and np.array_equal(na, na2)
+
+
+def test_row_thresholds_keep_only_what_the_bound_keeps(rng):
+    """Above a row's threshold every column's own interval passes the cdist test."""
+    d = 512
+    coef = mp.sq_coefficients(d)
+    a = rng.uniform(0.5, 30.0, 50)
+    T = np.empty(50)
+    cpu._accept_thresholds(a, float(a.max()), coef, mp.CDIST_RTOL, T)
+    assert np.all(np.isfinite(T)) and np.all(T > 0)
+    for i in range(50):
+        for dt in T[i] * np.array([1.0, 1.0 + 1e-12, 1.5, 10.0, 1e6]):
+            for aj in (a.max(), a.min(), a[i]):
+                lo, hi = mp.sq_interval(dt, a[i], aj, *coef)
+                assert hi - lo <= mp.CDIST_RTOL * lo
+        lo, hi = mp.sq_interval(T[i] / 4, a[i], a.max(), *coef)  # well below: the test fails there
+        assert not hi - lo <= mp.CDIST_RTOL * lo
