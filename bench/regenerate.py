@@ -35,6 +35,9 @@ SETS = {
                      ["-m", "cs_fast.cli", "bench", "--center", "--threads", "{threads}", "--out", f"{R}/prune"]),
     "mixed-precision": ("sqfeat through the float32 GEMM with its bound, against float32 peers and float64",
                         ["bench/mixed_precision.py", "--perceptual", "--out", f"{R}/mixed-amd-epyc"]),
+    "startup": ("cold and warm start of cs-fast certify on its defaults and import cs_fast, in fresh processes "
+                "(every core: no thread limit, as a user runs it)",
+                ["-m", "cs_fast.bench.startup", "--runs", "3", "--out", f"{R}/startup-amd-epyc.json"]),
     "headline": ("the README's headline table",
                  ["bench/headline.py", "--threads", "{threads}", "--out", f"{R}/headline-amd-epyc-2core.json"]),
     "faces-astronaut": ("cs-fast faces on the astronaut crop (20,000 MTCNN runs per setting: hours)",
@@ -60,7 +63,7 @@ SETS = {
                                 ["-m", "cs_fast.cli", "perceptual", "--candidates", "30", "--seed", "0", "--same-seed",
                                  "--out", f"{R}/perceptual-digits-amd-epyc/candidates30"]),
     "distributed": ("certificates per second in-process vs Ray 1 and 2 workers",
-                    ["bench/distributed_throughput.py", "--inputs", "8", "--out", f"{R}/distributed-amd-epyc"]),
+                    ["bench/distributed_throughput.py", "--inputs", "24", "--out", f"{R}/distributed-amd-epyc"]),
     "mutation": ("mutation testing of bounds.py, smoothing.py, kernels/select.py (not a benchmark; tens of minutes)",
                  ["bench/mutation.py", "--out", f"{R}/mutation"]),
 }

@@ -381,3 +381,37 @@ def reference_torch(model, dist, gamma, x, sigma, eps1, n, m, seed, delta, batch
     cert_d = np.sort(dist(torch_draw(m, streams[2]), center[None])[:, 0])
     R = float(cert_d[rank_rule(q, m) - 1])
     return dict(center=center, R=R, eps_out=gamma * (1.0 + 2.0 * gamma) * R)
+
+
+# ----------------------------------------------------------------- selection and reporting
+
+
+def test_lower_median_and_order_statistic_are_the_exact_order_statistics_on_any_order():
+    """Random orders and ties: a selection that reads one position past the partition point would show."""
+    from cs_fast.smoothing import _lower_median
+
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        size = int(rng.integers(1, 60))
+        d = rng.integers(0, max(2, size // 2), size).astype(np.float64) + rng.random(size) * (trial % 2)
+        k = (size + 1) // 2
+        assert _lower_median(d.copy()) == np.sort(d)[k - 1]
+        q = float(rng.uniform(0.01, 1.0))
+        assert bounds.order_statistic(d.copy(), q) == np.sort(d)[bounds.order_rank(q, size) - 1]
+
+
+def test_vacuous_from_equality_on():
+    import dataclasses
+
+    model, _, _, _, _, x, sigma, eps1, top = CASES["jaccard"]
+    cert = _smoother("jaccard", 3).certify(x, eps1, n=400, m=2000, delta=0.2, alpha1=0.05, alpha2=0.05)
+    assert not cert.abstained and not cert.vacuous
+    assert dataclasses.replace(cert, eps_out=top).vacuous  # eps_out = the largest distance: says nothing
+    assert not dataclasses.replace(cert, eps_out=np.nextafter(top, 0.0)).vacuous
+
+
+def test_weak_candidates_message_names_the_smallest_sufficient_k():
+    with pytest.raises(ValueError, match=r"candidates >= 7 \(the paper uses 30\)"):
+        _smoother("l2", 0, candidates=6).certify(X3, 0.05, n=400, m=2000)
+    with pytest.raises(ValueError, match=r"candidates >= 5 "):
+        _smoother("l2", 0, candidates=4).certify(X3, 0.05, n=400, m=2000, alpha1=0.02, alpha2=0.02)

@@ -285,9 +285,11 @@ def test_center_smoothing_uses_the_pruned_search(monkeypatch):
     def box_model(x):
         return np.concatenate([x, x + 5.0], axis=1)
 
-    sm = cs_fast.CenterSmoothing(box_model, "jaccard", sigma=0.25, seed=1)
+    # min_median's default (method='auto') takes the pruned search for l1 at any n (for boxes only
+    # from 30 000 samples on, where it is measured to pay).
+    sm = cs_fast.CenterSmoothing(box_model, "l1", sigma=0.25, seed=1)
     sm.smooth(np.array([1.0, 2.0]), n=300)
-    assert calls == ["box"]
+    assert calls == ["l1"]
 
 
 @pytest.mark.parametrize("metric", ["sqfeat", "l2"])
@@ -299,3 +301,20 @@ def test_sq_rows_round_alike_whatever_the_tiles(metric):
         for tile in (3, 50, None):
             brute, pruned, _ = both(X, metric, tile=tile)
             assert_same(brute, pruned)
+
+
+def test_auto_method_picks_by_reduction_and_size_and_answers_alike(rng):
+    from cs_fast.bindings.distance import _auto_method
+
+    assert _auto_method("box", 10_000) == "brute" and _auto_method("box", 100_000) == "pruned"
+    assert _auto_method("sq", 10**6) == "brute" and _auto_method("l2", 10) == "brute"
+    assert _auto_method("l1", 10) == "pruned" and _auto_method("mask", 10) == "pruned"
+    X = jittered_boxes(rng, 500)
+    stats = {}
+    assert cs_fast.min_median(X, "jaccard", stats=stats) == cs_fast.min_median(X, "jaccard", method="pruned")
+    assert stats == {}  # auto took brute force at this size: nothing to report
+    T = rng.normal(size=(301, 3, 4, 5))
+    assert cs_fast.min_median(T, "tv", stats=stats) == cs_fast.min_median(T, "tv", method="brute")
+    assert stats["pairs"] == 301 ** 2  # auto took the pruned search for tv
+    with pytest.raises(ValueError, match="method: received 'fast'"):
+        cs_fast.min_median(X, "jaccard", method="fast")

@@ -98,7 +98,7 @@ def run_center(quick=False, large=False, seed=0, log=None, probe_memory=True):
             with_brute = n <= BRUTE_MAX_N
             tb, brute = _time(lambda: cs_fast.min_median(Z, metric, method="brute"), reps) if with_brute else (None, None)
             stats = {}
-            tp, pruned = _time(lambda: cs_fast.min_median(Z, metric, stats=stats), reps)
+            tp, pruned = _time(lambda: cs_fast.min_median(Z, metric, method="pruned", stats=stats), reps)
             mem = {}
             if probe_memory:
                 for method in ("brute", "pruned") if with_brute else ("pruned",):

@@ -213,10 +213,25 @@ def _to_center64(Z, center, metric, params, backend="auto"):
     return d, output_dtype(A), kind
 
 
-METHODS = ("pruned", "brute")
+METHODS = ("auto", "pruned", "brute")
+
+# Where the pruned search pays on the host, measured on an idle machine (cs-fast bench --center,
+# bench/results/prune/): boxes 0.75x of brute force at n = 10^4 and 2.1x at 10^5 (their counting
+# pass is already cheap), tv on the digits model 1.23x at 10^4; sq/l2 rows are one float32 GEMM
+# for all rows (kernels/mixed_precision.py), which the row-by-row float64 sums of the pruned search
+# lose to by 6-13x.
+_PRUNED_FROM = {"box": 30_000, "sq": None, "l2": None}
 
 
-def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, method="pruned", stats=None,
+def _auto_method(red, n):
+    """``method='auto'``: the pruned search where it is measured to pay, else brute force."""
+    if red not in _PRUNED_FROM:
+        return "pruned"
+    start = _PRUNED_FROM[red]
+    return "pruned" if start is not None and n >= start else "brute"
+
+
+def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, method="auto", stats=None,
                **params):
     """The sample with the smallest lower median distance to all samples.
 
@@ -231,14 +246,18 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
     memory is ``O(tile * n)``. A counting pass discards rows that cannot beat
     the best median so far; only the others get an exact selection.
 
-    ``method='pruned'`` (the default) also skips rows that provably cannot
+    ``method='pruned'`` also skips rows that provably cannot
     win: each row computed in full bounds every other row's median from below
     (``med(i) >= med(j) - d(i, j)``, the triangle inequality; on the square
     roots for ``sqfeat``), with a margin for rounding, so the result is the
     brute-force one exactly -- same index, same radius, bit for bit -- while
     clustered samples evaluate a small fraction of the ``n^2`` distances
     (:mod:`cs_fast.kernels.prune`). ``method='brute'`` visits every row (the
-    reference).
+    reference). ``method='auto'`` (the default) takes the pruned search
+    where it is measured to pay on the host (every metric but ``jaccard``
+    below 30 000 boxes, whose counting pass is already cheap, and
+    ``sqfeat``/``l2``, whose rows come from one float32 GEMM with a float64
+    refinement); both give the same answer.
 
     Parameters
     ----------
@@ -250,19 +269,20 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
         Bytes of float64 distance rows held at once: 256 MiB by default on
         the host, ``cs_fast.kernels.cuda.DEFAULT_MAX_MEMORY`` (1 GiB) on the
         device, where a budget smaller than one row is a ValueError.
-    method : {'pruned', 'brute'}
-        Skip rows by their lower bounds (default), or visit every row.
+    method : {'auto', 'pruned', 'brute'}
+        Skip rows by their lower bounds, visit every row, or choose (default).
     stats : dict, optional
         Filled with what the pruned search did: ``evaluated`` (distances
         computed), ``pairs`` (``n^2``), ``fraction`` (their ratio),
         ``rows_full``, ``rows_counted`` (rows given only the counting pass)
-        and ``rows_skipped`` (rows never touched). Only with ``method='pruned'``.
+        and ``rows_skipped`` (rows never touched). Only when the pruned search runs
+        (``method='pruned'``, or ``'auto'`` choosing it; a brute-force run leaves it empty).
     """
     if method not in METHODS:
         raise ValueError(f"method: received {method!r}; expected one of {METHODS}")
     if stats is not None and not isinstance(stats, dict):
         raise TypeError(f"stats: received {type(stats).__name__}; expected a dict to fill, or None")
-    if stats is not None and method != "pruned":
+    if stats is not None and method == "brute":
         raise ValueError("stats: only method='pruned' reports statistics; received method='brute'")
     m, params = _metric(metric, params)
     (Z,), kind, ops, gpu = _load(backend, [("Z", Z)])
@@ -278,6 +298,8 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
         F = _featurize(m, Z, params, gpu)
         red = reduction_for(m, F)
         root = red == "sq"  # sqfeat: a squared metric, bounded on its roots
+        if method == "auto":
+            method = _auto_method(red, n)
         if gpu:
             budget = ck.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
             if method == "pruned":

@@ -100,6 +100,6 @@ def test_bindings_choose_the_method_on_the_device(rng):
     X = np.array([30.0, 40.0, 80.0, 120.0]) + rng.normal(0, 6, (20, 4))
     dX = cuda.to_device(X)
     stats = {}
-    pruned = cs_fast.min_median(dX, "jaccard", tile=3, stats=stats)
+    pruned = cs_fast.min_median(dX, "jaccard", tile=3, method="pruned", stats=stats)
     assert pruned == cs_fast.min_median(dX, "jaccard", tile=3, method="brute")
     assert 0 < stats["fraction"] <= 1
