@@ -162,6 +162,24 @@ def box_row(FT, i, out):
         out[j] = d if union > 0.0 else 0.0
 
 
+@kernel(fastmath=_FASTMATH, inline="always")
+def box_below(ax1, ay1, ax2, ay2, area, bx1, by1, bx2, by2, loose, one_below, zero_below):
+    """The counting test of :func:`box_fused_tile` for one pair: is ``d(a, b)`` below the row's threshold?
+
+    Overlapping pairs: ``union - inter < loose * union`` (no division; ``loose`` carries the slack).
+    Disjoint pairs are exactly 1, or 0 for two empty boxes: tested exactly through ``one_below``
+    (``1 < t``) and ``zero_below`` (``0 < t``). Branch-free, so the callers' loops vectorize.
+    """
+    iw = max(min(ax2, bx2) - max(ax1, bx1), 0.0)
+    ih = max(min(ay2, by2) - max(ay1, by1), 0.0)
+    inter = iw * ih
+    union = area + (bx2 - bx1) * (by2 - by1) - inter
+    disjoint = inter <= 0.0
+    return ((~disjoint) & (union - inter < loose * union)) | (
+        disjoint & (((union > 0.0) & one_below) | ((union <= 0.0) & zero_below))
+    )
+
+
 @kernel(parallel=True, fastmath=_FASTMATH)
 def box_fused_tile(F, FT, rows, k, best, best_index, buf, med, evals):
     """:func:`_generic`'s fused tile for boxes, with a vectorized counting pass.
@@ -206,14 +224,8 @@ def box_fused_tile(F, FT, rows, k, best, best_index, buf, med, evals):
             bx2 = x2[j0:j1]
             by2 = y2[j0:j1]
             for j in range(j1 - j0):
-                iw = max(min(ax2, bx2[j]) - max(ax1, bx1[j]), 0.0)
-                ih = max(min(ay2, by2[j]) - max(ay1, by1[j]), 0.0)
-                inter = iw * ih
-                union = area + (bx2[j] - bx1[j]) * (by2[j] - by1[j]) - inter
-                disjoint = inter <= 0.0
-                below += ((~disjoint) & (union - inter < loose * union)) | (
-                    disjoint & (((union > 0.0) & one_below) | ((union <= 0.0) & zero_below))
-                )
+                below += box_below(ax1, ay1, ax2, ay2, area, bx1[j], by1[j], bx2[j], by2[j], loose, one_below,
+                                   zero_below)
             j0 = j1
         evals[r] = j0
         if below >= k:

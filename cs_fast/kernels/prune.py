@@ -321,14 +321,8 @@ def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, s
             by2 = y2[j0:j1]
             c = 0
             for j in range(j1 - j0):
-                iw = max(min(ax2, bx2[j]) - max(ax1, bx1[j]), 0.0)
-                ih = max(min(ay2, by2[j]) - max(ay1, by1[j]), 0.0)
-                inter = iw * ih
-                union = area + (bx2[j] - bx1[j]) * (by2[j] - by1[j]) - inter
-                disjoint = inter <= 0.0
-                c += ((~disjoint) & (union - inter < loose * union)) | (
-                    disjoint & (((union > 0.0) & one_below) | ((union <= 0.0) & zero_below))
-                )
+                c += cpu.box_below(ax1, ay1, ax2, ay2, area, bx1[j], by1[j], bx2[j], by2[j], loose, one_below,
+                                   zero_below)
             nonbelow += (j1 - j0) - c
             done += j1 - j0
             j1 = j0
