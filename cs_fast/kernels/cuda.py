@@ -204,18 +204,10 @@ def _build():
             if order_key(np.uint64(keys[r, t]), sign, full) == want:
                 med[r] = row[t]  # every writer writes the same value
 
-    @cuda.jit
-    def fold_best(med, rows, start, best, best_index):
-        # One block: if min(med[:rows]) < best[0], take it (first index among ties).
-        vals = cuda.shared.array(REDUCE_THREADS, float64)
-        idxs = cuda.shared.array(REDUCE_THREADS, int64)
-        tid = cuda.threadIdx.x
-        v = math.inf
-        i = rows
-        for t in range(tid, rows, cuda.blockDim.x):
-            if med[t] < v:  # t increases: a thread keeps its first minimum
-                v = med[t]
-                i = t
+    @device
+    def block_lex_min(vals, idxs, tid, v, i):
+        # Whole block: each thread's (v, i) into shared vals/idxs, then a tree fold to the
+        # lexicographic (value, index) minimum in vals[0], idxs[0] (smallest index among ties).
         vals[tid] = v
         idxs[tid] = i
         cuda.syncthreads()
@@ -229,6 +221,22 @@ def _build():
                     idxs[tid] = oi
             cuda.syncthreads()
             s //= 2
+
+    dev.block_lex_min = block_lex_min  # also the pruned center's fold (kernels/cuda_prune.py)
+
+    @cuda.jit
+    def fold_best(med, rows, start, best, best_index):
+        # One block: if min(med[:rows]) < best[0], take it (first index among ties).
+        vals = cuda.shared.array(REDUCE_THREADS, float64)
+        idxs = cuda.shared.array(REDUCE_THREADS, int64)
+        tid = cuda.threadIdx.x
+        v = math.inf
+        i = rows
+        for t in range(tid, rows, cuda.blockDim.x):
+            if med[t] < v:  # t increases: a thread keeps its first minimum
+                v = med[t]
+                i = t
+        block_lex_min(vals, idxs, tid, v, i)
         if tid == 0 and vals[0] < best[0]:
             best[0] = vals[0]
             best_index[0] = start + idxs[0]

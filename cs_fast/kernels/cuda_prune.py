@@ -46,6 +46,7 @@ def _build():
     from numba import float64, int64
 
     threads = ck.REDUCE_THREADS
+    block_lex_min = ck._build()[0].block_lex_min  # the block's (value, index) tree fold, shared
 
     @cuda.jit
     def next_rows(order, pos, state, m, rows, count):
@@ -85,19 +86,7 @@ def _build():
             if mv < v or (mv == v and mi < i):
                 v = mv
                 i = mi
-        vals[tid] = v
-        idxs[tid] = i
-        cuda.syncthreads()
-        s = cuda.blockDim.x // 2
-        while s > 0:
-            if tid < s:
-                ov = vals[tid + s]
-                oi = idxs[tid + s]
-                if ov < vals[tid] or (ov == vals[tid] and oi < idxs[tid]):
-                    vals[tid] = ov
-                    idxs[tid] = oi
-            cuda.syncthreads()
-            s //= 2
+        block_lex_min(vals, idxs, tid, v, i)
         if tid == 0:
             best[0] = vals[0]
             best_index[0] = idxs[0]
