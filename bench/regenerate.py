@@ -33,6 +33,10 @@ SETS = {
                           "30", "--no-end-to-end", "--threads", "{threads}", "--out", f"{R}/amd-epyc-boxes-full"]),
     "bench-center": ("cs-fast bench --center: the pruned exact center against brute force",
                      ["-m", "cs_fast.cli", "bench", "--center", "--threads", "{threads}", "--out", f"{R}/prune"]),
+    "prune-switch": ("scan of the pruned center's switch from bounds to counting (prune.RATIO) on jittered boxes",
+                     ["bench/prune_switch.py", "--threads", "{threads}", "--out", f"{R}/prune/switch.txt"]),
+    "center-core-cost": ("what an exact count must evaluate for rows near the center (kd-tree experiment)",
+                         ["bench/center_core_cost.py", "--out", f"{R}/prune/core_cost.txt"]),
     "mixed-precision": ("sqfeat through the float32 GEMM with its bound, against float32 peers and float64",
                         ["bench/mixed_precision.py", "--perceptual", "--out", f"{R}/mixed-amd-epyc"]),
     "startup": ("cold and warm start of cs-fast certify on its defaults and import cs_fast, in fresh processes "
