@@ -318,3 +318,52 @@ def test_auto_method_picks_by_reduction_and_size_and_answers_alike(rng):
     assert stats["pairs"] == 301 ** 2  # auto took the pruned search for tv
     with pytest.raises(ValueError, match="method: received 'fast'"):
         cs_fast.min_median(X, "jaccard", method="fast")
+
+
+def _floor_rows(rng, n):
+    k = (n + 1) // 2
+    s = min(prune._FLOOR_SAMPLE, n // 8)
+    strided = (np.arange(s) * n) // s
+    low_sample = np.full(n, 0.9)
+    low_sample[strided] = 0.01  # the strided sample sees only small values: a valid, loose proposal
+    high_sample = rng.random(n) * 0.5
+    high_sample[strided] = 5.0  # the sample sees only large values: the proposal fails, exact selection
+    return {
+        "uniform": rng.random(n),
+        "ties": np.round(rng.random(n), 2),
+        "sorted": np.sort(rng.random(n)),
+        "reversed": np.sort(rng.random(n))[::-1].copy(),
+        "all equal": np.full(n, 0.3),
+        "saturated": np.where(rng.random(n) < 0.9, 1.0, rng.random(n)),
+        "low sample": low_sample,
+        "high sample": high_sample,
+    }, k
+
+
+@pytest.mark.parametrize("n", [4096, 5001, 40_000])
+def test_median_floor_never_exceeds_the_median(n, rng):
+    """The bound a full row lends: an element of the row, <= its k-th smallest, and close to it."""
+    rows, k = _floor_rows(rng, n)
+    scratch = np.empty(n)
+    for name, row in rows.items():
+        exact = np.partition(row, k - 1)[k - 1]
+        floor = prune._median_floor(row, k, scratch)
+        assert floor <= exact, name
+        assert np.any(row == floor), name
+        if name in ("high sample", "all equal"):
+            assert floor == exact, name  # proposal rejected, or every value equal: exact
+        if name in ("uniform", "ties", "sorted", "reversed"):
+            assert floor >= np.quantile(row, 0.45), name  # a bound worth having, not just 0
+
+
+def test_bounds_hold_where_the_median_floor_is_used(rng):
+    """n large enough that full rows lend sampled floors, not exact medians: the invariant still holds."""
+    X = jittered_boxes(rng, 5000)
+    F, red = _features(X, "jaccard")
+    trace = {}
+    index, radius = prune.min_median(red, F.data, F.arg, 16, trace=trace)
+    D = cpu.pairwise(red, F.data, F.data, F.arg, np.float64)
+    meds = np.partition(D, 2499, axis=1)[:, 2499]
+    assert np.all(trace["lower_bounds"] <= meds)
+    assert np.count_nonzero(trace["state"] == prune.SKIPPED) > 0
+    assert (index, radius) == cpu.min_median(red, F.data, F.arg, 16)

@@ -81,6 +81,9 @@ SWITCH = True
 PIVOT = True
 RATIO = 2.0
 _CHUNK = 4096  # bound entries per task of _tighten (32 KiB: stays in L1)
+# Strided sample of _median_floor: its proposal lies about sqrt(s) / (2 s) in rank below the
+# median (4096: 0.8 %); a larger sample costs more to select in (measured: 2048 and 8192 were slower).
+_FLOOR_SAMPLE = 4096
 
 
 def rounding_margin(reduction, dtype):
@@ -143,31 +146,66 @@ def _select(row, k, scratch):
     return cpu._kth_smallest(tmp, k)
 
 
+@kernel(nogil=True, **_KERNEL)
+def _median_floor(row, k, scratch):
+    """A value ``<=`` the k-th smallest of ``row``: the bound a full row lends the others.
+
+    The bounds only need the median from below, and an exact selection costs
+    several times the row's distances. A strided sample proposes ``lo`` one
+    standard deviation of the sample rank below the k-th; one branch-free pass
+    counts the values below it, and fewer than ``k`` of them proves the k-th
+    smallest is ``>= lo``. Otherwise (the sample missed) the exact selection.
+    """
+    n = row.shape[0]
+    s = min(_FLOOR_SAMPLE, n // 8)
+    if s < 512:
+        return _select(row, k, scratch)
+    sample = np.empty(s)
+    for t in range(s):
+        sample[t] = row[(t * n) // s]
+    a = int((k - 1) * s / n - math.sqrt(s * 0.25))
+    if a < 0:
+        return _select(row, k, scratch)
+    lo = cpu._kth_smallest(sample, a + 1)
+    if cpu._count_below(row, lo) < k:
+        return lo
+    return _select(row, k, scratch)
+
+
 @kernel(parallel=True, **_KERNEL)
-def _finish_rows(D, rows, k, best, best_index, want_median, scratch, med):
-    """Lower median of each computed row of ``D`` (rows ``rows`` of the input).
+def _finish_rows(D, rows, k, best, best_index, want_bound, scratch, med, bound):
+    """Lower median of each computed row of ``D`` (rows ``rows`` of the input) that may win.
 
     A row that cannot win (fewer than ``k`` distances below its threshold: the
     best median, or for rows before the best index the next float above it,
-    so that an equal median with a smaller index still counts) gets its exact
-    median only if ``want_median`` (the bounds need it), else inf.
+    so that an equal median with a smaller index still counts) gets
+    ``med = inf`` and, if ``want_bound`` (the bounds need it), ``bound`` a
+    value no larger than its median (:func:`_median_floor`); a row that may
+    win gets its exact median in both.
     """
     for r in prange(rows.shape[0]):
         i = rows[r]
         t = best if i > best_index else np.nextafter(best, np.inf)
         row = D[r]
-        if want_median or cpu._count_below(row, t) >= k:
+        if cpu._count_below(row, t) >= k:
             med[r] = _select(row, k, scratch[r])
+            bound[r] = med[r]
         else:
             med[r] = np.inf
+            bound[r] = _median_floor(row, k, scratch[r]) if want_bound else np.inf
 
 
 @kernel(parallel=True, **_KERNEL)
-def _tighten(D, med, root, eps, tiny, lb, state, best, best_index, chunk):
-    """Raise every bound with the rows of ``D``; mark rows that can no longer win.
+def _tighten(D, med, root, eps, tiny, cols, lbc, state, best, best_index, chunk):
+    """Raise the bounds ``lbc`` of rows ``cols`` with the rows of ``D``; mark rows that can no longer win.
+
+    ``cols`` lists the rows still open when the caller last compacted them
+    (``lbc[t]`` is row ``cols[t]``'s bound), so the pass shrinks with the open set.
 
     For computed distances with ``|d_hat - d| <= eps d + tiny`` and ``M`` the
-    computed median of row j: every k with ``d_hat(j, k) >= M`` has
+    computed median of row j, or any value below it (``med`` holds such lower
+    bounds, :func:`_median_floor`): at least ``n - k + 1`` of row j's distances
+    are ``>= M``, and every k with ``d_hat(j, k) >= M`` has
     ``d(j, k) >= (M - tiny) / (1 + eps)``, ``d(i, j) <= (d_hat(i, j) + tiny) / (1 - eps)``,
     hence ``d_hat(i, k) >= (1 - eps) (d(j, k) - d(i, j)) - tiny
     >= M (1 - 2 eps) - d_hat(i, j) - 3 tiny``: at least ``n - k + 1`` of row i's
@@ -176,7 +214,7 @@ def _tighten(D, med, root, eps, tiny, lb, state, best, best_index, chunk):
     With ``root`` the rows hold squared distances: the bound is on the roots.
     Returns the number of rows newly marked SKIPPED.
     """
-    n = lb.shape[0]
+    n = cols.shape[0]
     m = med.shape[0]
     base = np.empty(m)
     for r in range(m):
@@ -198,17 +236,18 @@ def _tighten(D, med, root, eps, tiny, lb, state, best, best_index, chunk):
                 continue
             row = D[r]
             if root:
-                for j in range(j0, j1):
-                    lb[j] = max(lb[j], b - math.sqrt(row[j]) * grow)
+                for t in range(j0, j1):
+                    lbc[t] = max(lbc[t], b - math.sqrt(row[cols[t]]) * grow)
             else:
-                for j in range(j0, j1):
-                    lb[j] = max(lb[j], b - row[j] * grow)
+                for t in range(j0, j1):
+                    lbc[t] = max(lbc[t], b - row[cols[t]] * grow)
         cnt = 0
-        for j in range(j0, j1):
+        for t in range(j0, j1):
+            j = cols[t]
             if state[j] == OPEN:
                 # Distances are >= 0, so medians are: 0 is a bound too (it settles
                 # identical samples once the best median is 0).
-                v = max(lb[j], 0.0)
+                v = max(lbc[t], 0.0)
                 if root:
                     v = v * v  # compared with the squared best
                 if v > best or (v >= best and j > best_index):
@@ -275,7 +314,7 @@ def _box_rows(FT, rows, out):
         cpu.box_row(FT, rows[r], out[r])
 
 
-@kernel(parallel=True, fastmath={"reassoc", "nsz"}, **_KERNEL)
+@kernel(parallel=True, fastmath=cpu._FASTMATH, **_KERNEL)
 def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, scratch, med, evals):
     """The box counting pass with the columns sorted by their distance to a pivot row.
 
@@ -452,9 +491,12 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     buf = np.empty((tile, n))
     scratch = np.empty((tile, min(n, n // 4 + 4096)))
     med = np.empty(tile)
+    floor = np.empty(tile)  # lower bounds of the full rows' medians, for _tighten
     evals = np.zeros(tile, np.int64)
     rows = np.empty(tile, np.int64)
     lb = np.zeros(n)
+    cols = np.arange(n)  # the rows _tighten updates (open at the last compaction); lbc their bounds
+    lbc = np.zeros(n)
     state = np.zeros(n, np.uint8)
     best = np.inf
     best_index = n  # above every index: the first candidate always counts
@@ -468,6 +510,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         if pos >= order.shape[0] or (SORT and bounding and 2 * open_now < open_at_sort):
             # Re-sort the open rows by bound. Bounds only rise, so a stale order
             # is still correct, only less effective.
+            lb[cols] = lbc
             idx = np.flatnonzero(state == OPEN)
             order = idx[np.argsort(lb[idx], kind="stable")]
             pos = 0
@@ -480,7 +523,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         full = bounding or not src.cheap
         if full:
             D = src.full(tr, buf)
-            _finish_rows(D, tr, k, best, best_index, True, scratch, med[:m])
+            _finish_rows(D, tr, k, best, best_index, True, scratch, med[:m], floor[:m])
             evaluated += m * n
             rows_full += m
         else:
@@ -497,8 +540,13 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
             if v < best or (v == best and i < best_index):
                 best, best_index = float(v), i
         if full:
-            skipped = int(_tighten(D, med[:m], root, eps, tiny, lb, state, best, best_index, _CHUNK))
+            skipped = int(_tighten(D, floor[:m], root, eps, tiny, cols, lbc, state, best, best_index, _CHUNK))
             open_now -= skipped
+            if 2 * open_now < cols.shape[0]:
+                # Compact: closed rows' bounds are final; the pass then only reads open rows.
+                lb[cols] = lbc
+                cols = np.flatnonzero(state == OPEN)
+                lbc = lb[cols]
             if SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
                 bounding = False  # the bounds stopped paying for their rows: count instead
                 if PIVOT and src.reduction == "box" and best_index < n:
@@ -506,6 +554,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
                     src.set_pivot(best_index, src.full(piv, buf)[0].copy(), eps, tiny)
                     evaluated += n
     if trace is not None:
+        lb[cols] = lbc
         trace.update(lower_bounds=lb, state=state)
     if stats is not None:
         stats.update(
