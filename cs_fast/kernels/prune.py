@@ -160,7 +160,7 @@ def _median_floor(row, k, scratch):
     s = min(_FLOOR_SAMPLE, n // 8)
     if s < 512:
         return _select(row, k, scratch)
-    sample = scratch[:s]  # scratch holds >= min(n, n // 4) values; the fallback may reuse it after
+    sample = np.empty(s)
     for t in range(s):
         sample[t] = row[(t * n) // s]
     a = int((k - 1) * s / n - math.sqrt(s * 0.25))
