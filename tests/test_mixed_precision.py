@@ -223,3 +223,131 @@ def test_row_thresholds_keep_only_what_the_bound_keeps(rng):
                 assert hi - lo <= mp.CDIST_RTOL * lo
         lo, hi = mp.sq_interval(T[i] / 4, a[i], a.max(), *coef)  # well below: the test fails there
         assert not hi - lo <= mp.CDIST_RTOL * lo
+
+
+# ----------------------------------------------------------------------------- the host driver (kernels/mixed_cpu.py)
+
+from cs_fast.kernels import mixed_cpu  # noqa: E402
+
+
+def far_clusters(rng, n, d, dtype=np.float32):
+    """Two tight clusters around a far-off base, duplicates and a near-duplicate: counting and ties."""
+    base = 300.0 + rng.standard_normal(d)
+    X = base + 1e-3 * rng.standard_normal((n, d))
+    X[: n // 3] += 2e-3  # a second cluster: many rows with medians near the best
+    if n > 1:
+        X[n - 1] = X[1]
+    if n > 4:
+        X[2] = np.nextafter(X[1].astype(dtype), np.inf)
+    return np.ascontiguousarray(X.astype(dtype))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 33, 64, 257])
+@pytest.mark.parametrize("take_sqrt", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_counting_path_is_brute_force(n, take_sqrt, dtype, rng):
+    """The symmetric product + counting pass + partial refinement equals brute force bit for bit."""
+    X = far_clusters(rng, n, 40, dtype)
+    stats = {}
+    got = mixed_cpu.min_median(X, take_sqrt, n, stats=stats)
+    assert got == brute_force64(X, "l2" if take_sqrt else "sqfeat")
+    assert got == cpu.sq_min_median(X, take_sqrt, max(1, n // 3))[:2]  # the row-tile path agrees
+    assert 1 <= stats["refined"] <= stats["candidates"] <= n
+
+
+def test_counting_path_refines_few_entries(rng):
+    """On nearby samples one row is refined, and only the entries near its median are summed in float64."""
+    X = nearby(rng, 500, 256)
+    stats = {}
+    assert mixed_cpu.min_median(X, False, 500, stats=stats) == brute_force64(X, "sqfeat")
+    assert stats["refined"] <= 3 and stats["summed"] < 500 * stats["refined"] // 2
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40])
+def test_identical_rows_tie_to_index_zero(n):
+    Y = np.tile(np.float32([1e3, -2e3, 5.0]), (n, 1))
+    stats = {}
+    assert mixed_cpu.min_median(Y, True, n, stats=stats) == (0, 0.0)
+    assert stats["refined"] == 1  # the rest tie at lower end 0 with a larger index: skipped
+
+
+@pytest.mark.parametrize("data", ["clusters", "adversarial"])
+def test_exact_median_is_the_canonical_row_median(data, rng):
+    """_exact_median (only the ambiguous entries summed) equals a selection on the full canonical row.
+
+    The adversarial samples give intervals far wider than the gaps between
+    distances, so the split into below / ambiguous / above matters there.
+    """
+    X = far_clusters(rng, 61, 24) if data == "clusters" else np.concatenate(
+        [adversarial(rng, np.float32, s) for s in (0.1, 1.0, 10.0)])
+    n, d = X.shape
+    Xc, na = mixed_cpu.centred(X, mixed_cpu.shift_of(X))
+    G = Xc @ Xc.T
+    coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32)
+    a = mp.norm_upper(na, d)
+    full = np.empty((n, n))
+    cpu.sq_rows(X, X, full)
+    for k in sorted({1, 2, n // 2, (n + 1) // 2, n - 1, n}):
+        for i in range(n):
+            m, summed = mixed_cpu._exact_median(X, G, na.astype(np.float32), i, a, coef, k)
+            assert m == np.partition(full[i], k - 1)[k - 1], (k, i)
+            assert 1 <= summed <= n
+
+
+def test_count_thresholds_are_sound_and_tight(rng):
+    """Every estimate whose interval can start at or below U lies under tau; tau is not much larger."""
+    d = 512
+    coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32)
+    a = rng.uniform(0.5, 30.0, 40)
+    amax = float(a.max())
+    for U in (0.0, 1e-30, 0.3, 50.0, 2.0e4):
+        tau = np.empty(40, dtype=np.float32)
+        mixed_cpu._count_thresholds(a, amax, coef, U, tau)
+        for i in range(40):
+            t = float(tau[i])
+            assert mp.sq_interval(t, a[i], amax, *coef)[0] > U  # at tau the interval starts above U
+            # one float32 below it and further down the lower end reaches U: tau is the first such value
+            # (within a factor 1 + 2**-20 of it, plus the float32 spacing)
+            below = float(np.nextafter(np.float32(t / (1.0 + 2.0 ** -20)), np.float32(0)))
+            assert mp.sq_interval(below, a[i], amax, *coef)[0] <= U
+
+
+def test_sqrt_bucket_top_covers_every_tie(rng):
+    for U in np.concatenate([[0.0, 5e-324, 1e-310], rng.uniform(0, 10, 20), [1e300]]):
+        V = mixed_cpu._sqrt_bucket_top(float(U))
+        assert V >= U and np.sqrt(np.nextafter(V, np.inf)) > np.sqrt(U)
+        assert np.sqrt(V) >= np.sqrt(U)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 64])
+@pytest.mark.parametrize("metric", ["sqfeat", "l2"])
+def test_cdist_of_one_set_with_itself(n, metric, rng):
+    """cdist(X, X) (one symmetric product, self-distances set to 0) and cdist(X, copy) agree within the bound."""
+    X = far_clusters(rng, n, 48)
+    ref = get_metric("sqfeat").reference(X, X, {})
+    if metric == "l2":
+        ref = np.sqrt(ref)
+    same = cs_fast.cdist(X, X, metric)
+    other = cs_fast.cdist(X, X.copy(), metric)
+    for got in (same, other):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
+        assert np.all(np.diag(got) == 0.0)
+    if n > 4:
+        assert same[1, n - 1] == 0.0 and same[1, 2] > 0.0  # a duplicate, and one ulp apart
+
+
+@pytest.mark.parametrize("n", [2, 3, 17, 64])
+@pytest.mark.parametrize("take_sqrt", [False, True])
+def test_condensed_full_and_tiled(n, take_sqrt, rng):
+    """pdist's one symmetric product and its row tiles against the later rows give the same entries."""
+    X = far_clusters(rng, n, 48)
+    ref = get_metric("sqfeat").reference(X, X, {})[np.triu_indices(n, 1)]
+    if take_sqrt:
+        ref = np.sqrt(ref)
+    full = mixed_cpu.condensed(X, take_sqrt, 4 * n * n)
+    for max_bytes in (4 * n, 4 * n * 5):  # one row per tile, five rows per tile
+        tiled = mixed_cpu.condensed(X, take_sqrt, max_bytes)
+        np.testing.assert_allclose(tiled, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
+    np.testing.assert_allclose(full, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
+    np.testing.assert_array_equal(cs_fast.pdist(X, "l2" if take_sqrt else "sqfeat"), full)

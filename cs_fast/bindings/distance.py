@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from .._checks import check_int
-from ..kernels import cpu, prune
+from ..kernels import cpu, mixed_cpu, prune
 from ..kernels import cuda as ck
 from ..metrics import HOST_OPS, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
 from .arrays import device_scope, device_view, host_view, is_numba_device_array, on_device, placement, wrap_like
@@ -107,18 +107,32 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
         If the CUDA backend is needed but not usable (no numba-cuda, no GPU).
     """
     m, params = _metric(metric, params)
+    same = XB is XA  # cdist(X, X): validate and featurize once (and one symmetric product for sq/l2)
     (A, B), kind, ops, gpu = _load(backend, [("XA", XA), ("XB", XB)])
     with device_scope(kind):
-        A, B = prepare_pair(m, A, B, params, ops=ops)
+        if same:
+            A = B = m.prepare(A, "XA", params, ops)
+        else:
+            A, B = prepare_pair(m, A, B, params, ops=ops)
         if len(A) == 0 or len(B) == 0:
             return wrap_like(_empty((len(A), len(B)), output_dtype(A), gpu), kind)
-        FA, FB = _featurize(m, A, params, gpu), _featurize(m, B, params, gpu)
+        FA = _featurize(m, A, params, gpu)
+        FB = FA if same else _featurize(m, B, params, gpu)
         red = reduction_for(m, FA)
         if gpu:
             D = ck.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
         else:
-            D = cpu.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
+            D = _host_pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
         return wrap_like(D, kind)
+
+
+def _host_pairwise(red, A, B, arg, dtype):
+    """Host distances; float32 ``sq``/``l2`` through the float32 product and its bound (kernels/mixed_cpu.py)."""
+    if red in ("sq", "l2") and np.dtype(dtype) == np.float32 and A.shape[1]:
+        D = mixed_cpu.pairwise(A, B, red == "l2")
+        if D is not None:
+            return D
+    return cpu.pairwise(red, A, B, arg, dtype)
 
 
 def pdist(X, metric="l2", *, backend="auto", **params):
@@ -147,6 +161,11 @@ def pdist(X, metric="l2", *, backend="auto", **params):
                 i1 = min(n - 1, i0 + tile)
                 kf.condense(ck.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, dtype), i0, n, out)
             return wrap_like(out, kind)
+        if red in ("sq", "l2") and np.dtype(dtype) == np.float32 and F.data.shape[1]:
+            # centred once, one symmetric float32 product, the bound (kernels/mixed_cpu.py)
+            out = mixed_cpu.condensed(F.data, red == "l2", DEFAULT_TILE_BYTES)
+            if out is not None:
+                return wrap_like(out, kind)
         out = np.empty(n * (n - 1) // 2, dtype=dtype)
         pos = 0
         for i0 in range(0, max(n - 1, 0), tile):
@@ -320,6 +339,8 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
                     tile = max(numba.get_num_threads(), min(n, budget // (4 * n)))
             if method == "pruned":
                 index, radius = prune.min_median(red, F.data, F.arg, tile, root=root, stats=stats)
+            elif red in ("sq", "l2"):  # float32 product, the bound, float64 where it cannot decide
+                index, radius = mixed_cpu.min_median(F.data, red == "l2", tile)
             else:
                 index, radius = cpu.min_median(red, F.data, F.arg, tile)
     return int(index), float(radius)

@@ -1,0 +1,404 @@
+"""Mixed-precision ``sq``/``l2`` on the host: one float32 BLAS product, the bound, float64 only where it cannot decide.
+
+What it guarantees
+------------------
+* :func:`min_median` returns the index and radius of brute force over the
+  canonical float64 distances (:func:`cs_fast.kernels.cpu.sq_rows`, the ones
+  ``to_center`` returns), bit for bit; ties go to the smallest index.
+* :func:`pairwise` / :func:`condensed` (float32 output) are within relative
+  :data:`~cs_fast.kernels.mixed_precision.CDIST_RTOL` of the canonical float64
+  distance, plus the float32 rounding of the result (``l2``: of its square
+  root).
+
+Every decision goes through the one bound,
+:func:`cs_fast.kernels.mixed_precision.sq_interval` (the device path in
+:mod:`cs_fast.kernels.cuda` compiles the same function), with float32
+estimates (``estimate_roundoff = U32``).
+
+How, and why it is as fast as a plain float32 GEMM
+--------------------------------------------------
+The float32 peers (``|a|^2 + |b|^2 - 2 A B^T`` and ``np.partition``) pay the
+product, three or four ``n x n`` temporaries and a selection in every row.
+Here the product of one set with itself is ``X @ X.T``, which numpy hands to
+BLAS as a symmetric rank-k update (SYRK, half the flops of a GEMM; the peers
+get the same call, so the product costs both sides the same). What differs is
+the rest:
+
+* the shift that centres the rows is the mean of at most :data:`SHIFT_ROWS`
+  rows spread over the set, not a pass over all of them (any shift is exact:
+  translating every row changes no distance; the bound uses the centred norms
+  it actually gets, so a slightly worse shift only widens intervals a little);
+  centring, the float32 conversion and the float64 norms are one pass;
+* ``min_median`` selects in no row it does not have to. ``U``, an upper bound
+  of the smallest lower median, comes from the exact selection of a few rows
+  (the ones with the smallest centred norm: the lower median of row ``i`` is
+  about ``|x_i|^2`` plus a common term, so they are near the best). Then one
+  branch-free counting pass over the product, with no temporary, gives each
+  row the number of its estimates below ``tau_i``, the smallest value whose
+  interval (with the largest column norm) starts above ``U``
+  (:func:`_count_thresholds`; the bound is non-decreasing in the estimate, so
+  one evaluation of the compiled bound at ``tau_i`` proves it). A row with
+  fewer than ``k`` such estimates has fewer than ``k`` canonical distances
+  ``<= U``: its median exceeds ``U`` and it cannot win. Only the rows left
+  get a selection and an interval, as before;
+* the radius needs the canonical lower median of the rows that can still
+  win, not their whole float64 row: with the per-entry intervals of the row,
+  ``L`` and ``H`` the ``k``-th smallest lower and upper ends, every entry
+  with ``hi < L`` lies below the median and every entry with ``lo > H``
+  above it; only the entries in between are summed in float64 (by the
+  canonical kernel, so they carry the same bits) and the median is their
+  ``(k - below)``-th smallest (:func:`_exact_median`).
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from . import cpu
+from . import mixed_precision as mp
+from .jit import kernel
+
+#: The centring shift is the mean of at most this many rows (spread evenly over the set).
+SHIFT_ROWS = 64
+#: Rows with the smallest centred norms whose exact median bound starts the counting pass.
+SEED_ROWS = 4
+
+_kth_smallest = cpu._kth_smallest  # select.kth_smallest, compiled for the CPU (numba binds it by name)
+_sq_interval = cpu._sq_interval  # the one bound, compiled for the CPU
+
+
+@kernel(depends=(cpu,))
+def _sample_mean(F, step, count, out):
+    # Mean of rows 0, step, 2 step, ... (count of them), summed in float64.
+    out[:] = 0.0
+    for r in range(count):
+        for k in range(F.shape[1]):
+            out[k] += np.float64(F[r * step, k])
+    for k in range(F.shape[1]):
+        out[k] /= count
+
+
+def shift_of(F):
+    """A centring shift in ``F``'s dtype: the mean of at most :data:`SHIFT_ROWS` rows spread over ``F``.
+
+    Any shift gives the same distances; float32 rows keep a float32 shift so
+    that ``F - shift`` is one float32 rounding (step 4 of the bound).
+    """
+    n = F.shape[0]
+    mean = np.zeros(F.shape[1])
+    if n:
+        step = max(1, n // SHIFT_ROWS)
+        _sample_mean(F, step, min(SHIFT_ROWS, (n - 1) // step + 1), mean)
+    return mean.astype(F.dtype)
+
+
+def centred(F, shift):
+    """``X = fl32(F - shift)`` and the float64 norms² of its rows, in one pass (the product's inputs)."""
+    X = np.empty(F.shape, dtype=np.float32)
+    na = np.empty(F.shape[0])
+    if F.shape[0]:
+        cpu.centre32(F, shift, X, na)
+    return X, na
+
+
+# ----------------------------------------------------------------------------- min_median
+
+
+@kernel(depends=(cpu,))
+def _ceil32(t):
+    # The smallest float32 >= t (a count against it includes every estimate < t).
+    x = np.float32(t)
+    if np.float64(x) < t:
+        x = np.nextafter(x, np.float32(np.inf))
+    return x
+
+
+@kernel(depends=(cpu,))
+def _count_thresholds(a, amax, coef, U, tau):
+    # tau[i] (float32): every float32 estimate dt >= tau[i] of row i has, with any
+    # column norm <= amax, an interval whose lower end exceeds U. The closed-form
+    # inverse of sq_interval's lower end is only a start: the compiled bound at
+    # tau[i] decides (it is non-decreasing in dt, and non-increasing in a_j, so
+    # one evaluation there covers every larger estimate and every column).
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    safety = mp.SAFETY
+    y = math.sqrt(U / ((1.0 - g) * (1.0 - safety)))
+    for i in range(a.shape[0]):
+        ai = a[i]
+        e = (2.0 * c * ai * amax + c64 * (ai * ai + amax * amax) + abs_sq) * (1.0 + safety)
+        eps = (rho * (ai + amax) + abs_eps) * (1.0 + safety)
+        r = (y + eps) / (1.0 - safety)
+        t = (e + r * r) * (1.0 + 2.0 ** -30) + 1e-300
+        tf = _ceil32(t)
+        while tf < np.inf:
+            lo, _ = _sq_interval(np.float64(tf), ai, amax, c, c64, rho, g, abs_sq, abs_eps)
+            if lo > U:
+                break
+            tf = _ceil32(2.0 * np.float64(tf))
+        tau[i] = tf
+
+
+@kernel(depends=(cpu,))
+def _count_below(G, na32, tau, counts):
+    # counts[i] = #{j : fl32((na_i + na_j) - 2 G[i, j]) < tau[i]}: the same float32
+    # estimates as _row_estimates, counted without storing them. Branch-free: vectorizes.
+    for i in range(G.shape[0]):
+        ni = na32[i]
+        t = tau[i]
+        below = 0
+        for j in range(G.shape[1]):
+            g = G[i, j]
+            below += ((ni + na32[j]) - (g + g)) < t
+        counts[i] = below
+
+
+@kernel(depends=(cpu,))
+def _row_estimates(G, na32, i, out):
+    # The float32 estimates of row i (the bound's dt with estimate_roundoff = U32;
+    # g + g is exact).
+    ni = na32[i]
+    for j in range(G.shape[1]):
+        g = G[i, j]
+        out[j] = (ni + na32[j]) - (g + g)
+
+
+@kernel(depends=(cpu,))
+def _median_intervals(G, na32, rows, a, amax, coef, k, lo, hi, buf):
+    # For each row in ``rows``: an interval for its canonical lower median, from the
+    # k-th smallest estimate with the largest column norm (both ends of the
+    # interval are non-decreasing in dt and widen with a_j).
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        _row_estimates(G, na32, i, buf)
+        m = _kth_smallest(buf, k)
+        lo[i], hi[i] = _sq_interval(np.float64(m), a[i], amax, c, c64, rho, g, abs_sq, abs_eps)
+
+
+@kernel(depends=(cpu,))
+def _entry_intervals(G, na32, i, a, coef, lo, hi):
+    # Per-entry intervals of row i (each with its own column norm).
+    c, c64, rho, g, abs_sq, abs_eps = coef
+    ni = na32[i]
+    ai = a[i]
+    for j in range(G.shape[1]):
+        gij = G[i, j]
+        dt = (ni + na32[j]) - (gij + gij)
+        lo[j], hi[j] = _sq_interval(np.float64(dt), ai, a[j], c, c64, rho, g, abs_sq, abs_eps)
+
+
+def _exact_median(F, G, na32, i, a, coef, k):
+    """The canonical lower median of row ``i`` (the ``k``-th smallest of :func:`cpu.sq_rows`' row), exactly.
+
+    Entries whose interval lies wholly below ``L`` (the ``k``-th smallest lower
+    end) are below the median; entries wholly above ``H`` (the ``k``-th
+    smallest upper end) are above it; fewer than ``k`` lie below (``L`` is the
+    ``k``-th smallest lower end) and at least ``k`` start at or below ``H``.
+    The median is then the ``(k - below)``-th smallest canonical distance of
+    the entries in between, which alone are summed in float64. Returns
+    ``(median, entries summed)``.
+    """
+    n = G.shape[1]
+    lo = np.empty(n)
+    hi = np.empty(n)
+    _entry_intervals(G, na32, i, a, coef, lo, hi)
+    L = np.partition(lo, k - 1)[k - 1]
+    H = np.partition(hi, k - 1)[k - 1]
+    below_mask = hi < L
+    below = int(np.count_nonzero(below_mask))
+    cols = np.flatnonzero(~below_mask & ~(lo > H))
+    D = np.empty((1, cols.size))
+    # The canonical kernel on the gathered rows: each entry is the same loop on the same operands.
+    cpu.sq_rows(np.ascontiguousarray(F[cols]), np.ascontiguousarray(F[i:i + 1]), D)
+    return float(np.partition(D[0], k - below - 1)[k - below - 1]), int(cols.size)
+
+
+def _sqrt_bucket_top(U):
+    """The largest ``V`` (rounded up) such that ``fl(sqrt(m)) <= fl(sqrt(U))`` implies ``m <= V``."""
+    s = np.nextafter(math.sqrt(U), np.inf)
+    return float(np.nextafter(s * s, np.inf))
+
+
+def min_median(F, take_sqrt, tile, stats=None):
+    """:func:`cs_fast.min_median` for ``sq``/``l2`` on the host: index and radius of brute force, bit for bit.
+
+    One float32 symmetric product of the centred rows when a ``n x n`` float32
+    matrix fits the ``tile`` (rows of it the caller's memory budget allows),
+    the counting pass, selections and intervals for the rows it leaves, and
+    :func:`_exact_median` for the rows that can still win, in order of their
+    lower ends. With fewer rows per tile than ``n``, or centred norms beyond
+    float32's GEMM, :func:`cs_fast.kernels.cpu.sq_min_median` (row tiles of
+    GEMM and a selection per row) gives the same answer.
+
+    ``stats``, a dict, gets ``candidates`` (rows given an interval),
+    ``refined`` (rows whose median was computed exactly) and ``summed``
+    (float64 distances computed).
+    """
+    n, d = F.shape
+    k = (n + 1) // 2
+    X, na = centred(F, shift_of(F))
+    if int(tile) < n or not na.max() < mp.MAX_NORM2:
+        index, radius, candidates = cpu.sq_min_median(F, take_sqrt, tile)
+        if stats is not None:
+            stats.update(candidates=candidates, refined=None, summed=None)
+        return index, radius
+    coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32)
+    a = mp.norm_upper(na, d)
+    amax = float(a.max())
+    na32 = na.astype(np.float32)
+    G = X @ X.T  # float32 BLAS: a symmetric product (SYRK) for one set with itself
+    del X
+    lo = np.full(n, np.inf)
+    hi = np.full(n, np.inf)
+    buf = np.empty(n, dtype=np.float32)
+    seeds = np.argsort(na, kind="stable")[: min(n, SEED_ROWS)]
+    _median_intervals(G, na32, seeds.astype(np.int64), a, amax, coef, k, lo, hi, buf)
+    U = float(hi[seeds].min())
+    # l2 decides on square roots: a row whose sq median rounds to the same root as U may still tie.
+    tau = np.empty(n, dtype=np.float32)
+    _count_thresholds(a, amax, coef, _sqrt_bucket_top(U) if take_sqrt else U, tau)
+    counts = np.empty(n, dtype=np.int64)
+    _count_below(G, na32, tau, counts)
+    rows = np.flatnonzero(counts >= k)  # includes the row that gave U: its median is <= U
+    rest = rows[~np.isin(rows, seeds)].astype(np.int64)
+    _median_intervals(G, na32, rest, a, amax, coef, k, lo, hi, buf)
+    lo, hi = lo[rows], hi[rows]
+    if take_sqrt:
+        lo, hi = np.sqrt(lo), np.sqrt(hi)  # compare where the answer lives
+    order = np.argsort(lo, kind="stable")  # ties in the lower end: smaller index first
+    order = order[: int(np.searchsorted(lo[order], hi.min(), side="right"))]
+    best, best_index, refined, summed = np.inf, -1, 0, 0
+    for r in order:
+        i = int(rows[r])
+        if lo[r] > best:
+            break  # sorted by lower end: no later row can win
+        if lo[r] == best and i > best_index:
+            continue  # its median is >= best and a tie keeps the smaller index
+        m, s = _exact_median(F, G, na32, i, a, coef, k)
+        refined += 1
+        summed += s
+        if take_sqrt:
+            m = math.sqrt(m)
+        if m < best or (m == best and i < best_index):
+            best, best_index = m, i
+    if stats is not None:
+        stats.update(candidates=int(order.size), refined=refined, summed=summed)
+    return best_index, float(best)
+
+
+# ----------------------------------------------------------------------------- cdist / pdist
+
+
+@kernel(depends=(cpu,))
+def _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1):
+    # G[i, j] <- fl32((na_i + na_j) - 2 G[i, j]) (the bound's float32 estimates); flags[i]:
+    # how many fall below the row's keep threshold (those go to cpu._sq_fix_rows).
+    # Branch-free: vectorizes. Row i of A is row i + self_offset of B where both are the
+    # same rows: that canonical distance is exactly 0 (fl(x - x) = 0), so it is set, not
+    # summed in float64 (which the bound alone would ask for: its estimate is near 0).
+    for i in range(i0, i1):
+        nai = naA[i]
+        Ti = T[i]
+        below = 0
+        for j in range(G.shape[1]):
+            v = np.float32((nai + naB[j]) - 2.0 * np.float64(G[i, j]))
+            G[i, j] = v
+            below += np.float64(v) < Ti
+        j = i + self_offset
+        if 0 <= j < G.shape[1]:
+            below -= np.float64(G[i, j]) < Ti
+            G[i, j] = 0.0
+        flags[i] = below
+
+
+@kernel(depends=(cpu,), parallel=True)
+def _finish_parallel(A, B, G, naA, naB, aA, aB, T, self_offset, flags, coef, rtol, block):
+    n = G.shape[0]
+    for b in numba.prange((n + block - 1) // block):
+        i0 = b * block
+        i1 = min(n, i0 + block)
+        _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1)
+        cpu._sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1)
+
+
+# No row of A is a row of B (see _estimates_rows).
+_NO_SELF = np.iinfo(np.int64).min // 2
+
+
+def _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, self_offset=_NO_SELF):
+    # The float32 product of centred rows, float32 estimates and cpu's keep/fix kernels
+    # (an entry whose own interval is wider than rtol is summed in float64).
+    if not (max(naA.max(initial=0.0), naB.max(initial=0.0)) < mp.MAX_NORM2):
+        return None
+    d = A.shape[1]
+    coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32)
+    G = XA @ XB.T  # float32 BLAS; XA @ XA.T (one set with itself) is a SYRK
+    aA = mp.norm_upper(naA, d)
+    aB = aA if naB is naA else mp.norm_upper(naB, d)
+    T = np.empty(len(aA))
+    cpu._accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
+    flags = np.empty(len(aA), dtype=np.int64)
+    if G.size * 8 < cpu._SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster
+        _estimates_rows(G, naA, naB, T, self_offset, flags, 0, G.shape[0])
+        cpu._sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0])
+    else:
+        _finish_parallel(A, B, G, naA, naB, aA, aB, T, self_offset, flags, coef, float(rtol), 16)
+    if take_sqrt:
+        np.sqrt(G, out=G)
+    return G
+
+
+def pairwise(A, B, take_sqrt, rtol=mp.CDIST_RTOL):
+    """float32 ``(len(A), len(B))`` ``sq``/``l2`` distances, each within relative ``rtol`` of the canonical float64 one.
+
+    Rows centred on :func:`shift_of` ``A``; ``A`` and ``B`` the same rows
+    (``cdist(X, X)``) share one centred copy and one symmetric product.
+    Returns None when the centred norms are too large for a float32 GEMM (the
+    caller then sums in float64).
+    """
+    shift = shift_of(A)
+    XA, naA = centred(A, shift)
+    if cpu._same_rows(A, B):
+        return _finish(A, B, XA, naA, XA, naA, take_sqrt, rtol, self_offset=0)
+    XB, naB = centred(B, shift)
+    return _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol)
+
+
+@kernel(depends=(cpu,))
+def _condense_rows(G, i0, j0, n, out):
+    # Rows i0.. of the full matrix (G[r, c] is the distance of rows i0 + r and j0 + c)
+    # into pdist's condensed order: row i holds j = i + 1 .. n - 1 at i n - i (i + 1) / 2.
+    for r in range(G.shape[0]):
+        i = i0 + r
+        pos = i * n - i * (i + 1) // 2
+        for j in range(i + 1, n):
+            out[pos + j - i - 1] = G[r, j - j0]
+
+
+def condensed(F, take_sqrt, max_bytes, rtol=mp.CDIST_RTOL):
+    """``pdist`` of ``sq``/``l2`` in float32, within relative ``rtol`` (as :func:`pairwise`).
+
+    Centres once; one symmetric product when the float32 ``n x n`` matrix
+    fits in ``max_bytes``, else row tiles against the rows after them (the
+    upper triangle only). Returns None when the centred norms are too large
+    for a float32 GEMM.
+    """
+    n = F.shape[0]
+    out = np.empty(n * (n - 1) // 2, dtype=np.float32)
+    X, na = centred(F, shift_of(F))
+    if 4 * n * n <= max_bytes:
+        G = _finish(F, F, X, na, X, na, take_sqrt, rtol, self_offset=0)
+        if G is None:
+            return None
+        _condense_rows(G, 0, 0, n, out)
+        return out
+    tile = max(1, int(max_bytes) // (4 * n))
+    for i0 in range(0, n - 1, tile):
+        i1 = min(n - 1, i0 + tile)
+        G = _finish(F[i0:i1], F[i0 + 1:], X[i0:i1], na[i0:i1], X[i0 + 1:], na[i0 + 1:], take_sqrt, rtol,
+                    self_offset=-1)
+        if G is None:
+            return None
+        _condense_rows(G, i0, i0 + 1, n, out)
+    return out
