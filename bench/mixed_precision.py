@@ -16,6 +16,10 @@ float64 reference (within ``mixed_precision.CDIST_RTOL``).
 Run from the repository root::
 
     PYTHONPATH=$PWD python bench/mixed_precision.py --perceptual --out bench/results/mixed-amd-epyc
+
+One thread for cs_fast and every peer by default (``--threads N``: numba,
+torch and every loaded BLAS through threadpoolctl); the JSON's machine record
+lists the pools and their thread counts.
 """
 
 import argparse
@@ -28,7 +32,7 @@ import numpy as np
 import cs_fast
 from cs_fast.bench import measure, peers
 from cs_fast.bench.workloads import default_workloads
-from cs_fast.kernels import cpu
+from cs_fast.kernels import cpu, mixed_cpu
 from cs_fast.kernels import mixed_precision as mp
 
 
@@ -74,7 +78,11 @@ def run_targets(reps, check_brute_force=True, log=print):
         load1 = measure.load_average()
         check = {}
         if op == "min_median":
-            check["candidates_refined"] = cpu.sq_min_median(X, False, 1024)[2]
+            stats = {}
+            mixed_cpu.min_median(np.ascontiguousarray(X), False, n, stats=stats)
+            check["rows_given_an_interval"] = stats["candidates"]
+            check["rows_refined"] = stats["refined"]
+            check["float64_distances_summed"] = stats["summed"]
             if check_brute_force:
                 check["brute_force_float64"] = list(_brute_force64(X, (n + 1) // 2))
                 check["identical"] = list(outs["cs_fast"]) == check["brute_force_float64"]
@@ -137,14 +145,17 @@ def main(argv=None):
     parser.add_argument("--perceptual", action="store_true", help="also time the LPIPS exact center (n = 2000)")
     parser.add_argument("--no-brute-force", action="store_true", help="skip the O(n^2 d) float64 brute-force check")
     parser.add_argument("--out", default=None, help="folder for mixed_precision.json and .txt")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="numba, torch and BLAS threads, one count for cs_fast and every peer (default 1)")
     args = parser.parse_args(argv)
+    measure.set_threads(args.threads)
     lines = []
 
     def log(line):
         print(line, flush=True)
         lines.append(line)
 
-    meta = measure.machine()
+    meta = measure.machine()  # after set_threads: the counts the rows ran with
     rows = run_targets(args.reps, not args.no_brute_force, log)
     if args.perceptual:
         rows.append(run_perceptual(args.reps, log=log))

@@ -292,22 +292,26 @@ def min_median(F, take_sqrt, tile, stats=None):
 
 @kernel(depends=(cpu,))
 def _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1):
-    # G[i, j] <- fl32((na_i + na_j) - 2 G[i, j]) (the bound's float32 estimates); flags[i]:
-    # how many fall below the row's keep threshold (those go to cpu._sq_fix_rows).
+    # G[i, j] <- (na_i + na_j) - 2 G[i, j] in float32 (the bound's float32 estimates; naA, naB
+    # the float32 norms); flags[i]: how many fall below the row's keep threshold (those go to
+    # cpu._sq_fix_rows, which keeps an estimate >= T[i] and re-tests the rest one by one).
     # Branch-free: vectorizes. Row i of A is row i + self_offset of B where both are the
     # same rows: that canonical distance is exactly 0 (fl(x - x) = 0), so it is set, not
     # summed in float64 (which the bound alone would ask for: its estimate is near 0).
+    # float32 arithmetic (16 lanes; estimate_roundoff = U32 counts the norms' rounding and both
+    # operations; g + g is exact), compared with the float32 ceiling of the row's threshold.
     for i in range(i0, i1):
         nai = naA[i]
-        Ti = T[i]
+        Ti = _ceil32(T[i])
         below = 0
         for j in range(G.shape[1]):
-            v = np.float32((nai + naB[j]) - 2.0 * np.float64(G[i, j]))
+            g = G[i, j]
+            v = (nai + naB[j]) - (g + g)
             G[i, j] = v
-            below += np.float64(v) < Ti
+            below += v < Ti
         j = i + self_offset
         if 0 <= j < G.shape[1]:
-            below -= np.float64(G[i, j]) < Ti
+            below -= G[i, j] < Ti
             G[i, j] = 0.0
         flags[i] = below
 
@@ -339,11 +343,13 @@ def _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, self_offset=_NO_SELF):
     T = np.empty(len(aA))
     cpu._accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
     flags = np.empty(len(aA), dtype=np.int64)
+    naA32 = naA.astype(np.float32)
+    naB32 = naA32 if naB is naA else naB.astype(np.float32)
     if G.size * 8 < cpu._SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster
-        _estimates_rows(G, naA, naB, T, self_offset, flags, 0, G.shape[0])
+        _estimates_rows(G, naA32, naB32, T, self_offset, flags, 0, G.shape[0])
         cpu._sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0])
     else:
-        _finish_parallel(A, B, G, naA, naB, aA, aB, T, self_offset, flags, coef, float(rtol), 16)
+        _finish_parallel(A, B, G, naA32, naB32, aA, aB, T, self_offset, flags, coef, float(rtol), 16)
     if take_sqrt:
         np.sqrt(G, out=G)
     return G
