@@ -246,29 +246,33 @@ def far_clusters(rng, n, d, dtype=np.float32):
 @pytest.mark.parametrize("take_sqrt", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_counting_path_is_brute_force(n, take_sqrt, dtype, rng):
-    """The symmetric product + counting pass + partial refinement equals brute force bit for bit."""
+    """Counting pass + partial refinement equals brute force bit for bit: one symmetric product, or row
+    tiles of the lower triangle counted both ways (1 row, 3 rows, a third of the rows per tile)."""
     X = far_clusters(rng, n, 40, dtype)
-    stats = {}
-    got = mixed_cpu.min_median(X, take_sqrt, n, stats=stats)
-    assert got == brute_force64(X, "l2" if take_sqrt else "sqfeat")
-    assert got == cpu.sq_min_median(X, take_sqrt, max(1, n // 3))[:2]  # the row-tile path agrees
-    assert 1 <= stats["refined"] <= stats["candidates"] <= n
+    want = brute_force64(X, "l2" if take_sqrt else "sqfeat")
+    for tile in sorted({n, 1, 3, max(1, n // 3)}):
+        stats = {}
+        assert mixed_cpu.min_median(X, take_sqrt, tile, stats=stats) == want, tile
+        assert 1 <= stats["refined"] <= stats["candidates"] <= n
+    assert want == cpu.sq_min_median(X, take_sqrt, max(1, n // 3))[:2]  # the previous path agrees
 
 
-def test_counting_path_refines_few_entries(rng):
+@pytest.mark.parametrize("tile", [500, 128])
+def test_counting_path_refines_few_entries(tile, rng):
     """On nearby samples one row is refined, and only the entries near its median are summed in float64."""
     X = nearby(rng, 500, 256)
     stats = {}
-    assert mixed_cpu.min_median(X, False, 500, stats=stats) == brute_force64(X, "sqfeat")
+    assert mixed_cpu.min_median(X, False, tile, stats=stats) == brute_force64(X, "sqfeat")
     assert stats["refined"] <= 3 and stats["summed"] < 500 * stats["refined"] // 2
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 40])
 def test_identical_rows_tie_to_index_zero(n):
     Y = np.tile(np.float32([1e3, -2e3, 5.0]), (n, 1))
-    stats = {}
-    assert mixed_cpu.min_median(Y, True, n, stats=stats) == (0, 0.0)
-    assert stats["refined"] == 1  # the rest tie at lower end 0 with a larger index: skipped
+    for tile in (n, 3):
+        stats = {}
+        assert mixed_cpu.min_median(Y, True, tile, stats=stats) == (0, 0.0)
+        assert stats["refined"] == 1  # the rest tie at lower end 0 with a larger index: skipped
 
 
 @pytest.mark.parametrize("data", ["clusters", "adversarial"])
@@ -289,7 +293,7 @@ def test_exact_median_is_the_canonical_row_median(data, rng):
     cpu.sq_rows(X, X, full)
     for k in sorted({1, 2, n // 2, (n + 1) // 2, n - 1, n}):
         for i in range(n):
-            m, summed = mixed_cpu._exact_median(X, G, na.astype(np.float32), i, a, coef, k)
+            m, summed = mixed_cpu._exact_median(X, G[i], na.astype(np.float32), i, a, coef, k)
             assert m == np.partition(full[i], k - 1)[k - 1], (k, i)
             assert 1 <= summed <= n
 

@@ -47,7 +47,17 @@ the rest:
   with ``hi < L`` lies below the median and every entry with ``lo > H``
   above it; only the entries in between are summed in float64 (by the
   canonical kernel, so they carry the same bits) and the median is their
-  ``(k - below)``-th smallest (:func:`_exact_median`).
+  ``(k - below)``-th smallest (:func:`_exact_median`);
+* when the ``n x n`` float32 product exceeds the memory budget, the rows go
+  in tiles, and each tile computes only its block of the lower triangle
+  (``X[i0:i1] @ X[i0:i1].T``, a SYRK, and ``X[i0:i1] @ X[:i0].T``): counted
+  for its rows, and mirrored for the columns before ``i0``, so the tiled
+  product keeps SYRK's half of the flops (the previous path multiplied full
+  rows, twice the work).
+
+Float64 output, and centred norms beyond what a float32 GEMM can hold
+(:data:`~cs_fast.kernels.mixed_precision.MAX_NORM2`), stay with the float64
+kernels of :mod:`cs_fast.kernels.cpu`.
 """
 
 import math
@@ -140,55 +150,63 @@ def _count_thresholds(a, amax, coef, U, tau):
 
 
 @kernel(depends=(cpu,))
-def _count_below(G, na32, tau, counts):
-    # counts[i] = #{j : fl32((na_i + na_j) - 2 G[i, j]) < tau[i]}: the same float32
-    # estimates as _row_estimates, counted without storing them. Branch-free: vectorizes.
-    for i in range(G.shape[0]):
+def _count_block(D, L, i0, na32, tau, counts):
+    # Rows i0 .. i0 + len(D) of the product: D against the same rows (the diagonal
+    # block), L against the rows before them (columns 0 .. i0, the block lower triangle).
+    # Row i = i0 + r gets #{j : estimate_ij < tau[i]} over both; a column j < i0 (the
+    # pair's other half, in no later block) gets estimate_ij < tau[j]. The same float32
+    # estimates as _row_estimates, counted without storing them; branch-free.
+    for r in range(D.shape[0]):
+        i = i0 + r
         ni = na32[i]
         t = tau[i]
         below = 0
-        for j in range(G.shape[1]):
-            g = G[i, j]
-            below += ((ni + na32[j]) - (g + g)) < t
-        counts[i] = below
+        for c in range(D.shape[1]):
+            g = D[r, c]
+            below += ((ni + na32[i0 + c]) - (g + g)) < t
+        for j in range(L.shape[1]):
+            g = L[r, j]
+            e = (ni + na32[j]) - (g + g)
+            below += e < t
+            counts[j] += e < tau[j]
+        counts[i] += below
 
 
 @kernel(depends=(cpu,))
-def _row_estimates(G, na32, i, out):
-    # The float32 estimates of row i (the bound's dt with estimate_roundoff = U32;
-    # g + g is exact).
-    ni = na32[i]
-    for j in range(G.shape[1]):
-        g = G[i, j]
+def _row_estimates(Grow, ni, na32, out):
+    # The float32 estimates of one row of the product (the bound's dt with
+    # estimate_roundoff = U32; g + g is exact).
+    for j in range(Grow.shape[0]):
+        g = Grow[j]
         out[j] = (ni + na32[j]) - (g + g)
 
 
 @kernel(depends=(cpu,))
-def _median_intervals(G, na32, rows, a, amax, coef, k, lo, hi, buf):
-    # For each row in ``rows``: an interval for its canonical lower median, from the
-    # k-th smallest estimate with the largest column norm (both ends of the
+def _median_intervals(G, local, rows, na32, a, amax, coef, k, lo, hi, buf):
+    # For row rows[r] (held in G[local[r]]): an interval for its canonical lower median,
+    # from the k-th smallest estimate with the largest column norm (both ends of the
     # interval are non-decreasing in dt and widen with a_j).
     c, c64, rho, g, abs_sq, abs_eps = coef
     for r in range(rows.shape[0]):
         i = rows[r]
-        _row_estimates(G, na32, i, buf)
+        _row_estimates(G[local[r]], na32[i], na32, buf)
         m = _kth_smallest(buf, k)
         lo[i], hi[i] = _sq_interval(np.float64(m), a[i], amax, c, c64, rho, g, abs_sq, abs_eps)
 
 
 @kernel(depends=(cpu,))
-def _entry_intervals(G, na32, i, a, coef, lo, hi):
-    # Per-entry intervals of row i (each with its own column norm).
+def _entry_intervals(Grow, na32, i, a, coef, lo, hi):
+    # Per-entry intervals of row i (each with its own column norm); Grow is its product row.
     c, c64, rho, g, abs_sq, abs_eps = coef
     ni = na32[i]
     ai = a[i]
-    for j in range(G.shape[1]):
-        gij = G[i, j]
+    for j in range(Grow.shape[0]):
+        gij = Grow[j]
         dt = (ni + na32[j]) - (gij + gij)
         lo[j], hi[j] = _sq_interval(np.float64(dt), ai, a[j], c, c64, rho, g, abs_sq, abs_eps)
 
 
-def _exact_median(F, G, na32, i, a, coef, k):
+def _exact_median(F, Grow, na32, i, a, coef, k):
     """The canonical lower median of row ``i`` (the ``k``-th smallest of :func:`cpu.sq_rows`' row), exactly.
 
     Entries whose interval lies wholly below ``L`` (the ``k``-th smallest lower
@@ -199,10 +217,10 @@ def _exact_median(F, G, na32, i, a, coef, k):
     the entries in between, which alone are summed in float64. Returns
     ``(median, entries summed)``.
     """
-    n = G.shape[1]
+    n = Grow.shape[0]
     lo = np.empty(n)
     hi = np.empty(n)
-    _entry_intervals(G, na32, i, a, coef, lo, hi)
+    _entry_intervals(Grow, na32, i, a, coef, lo, hi)
     L = np.partition(lo, k - 1)[k - 1]
     H = np.partition(hi, k - 1)[k - 1]
     below_mask = hi < L
@@ -223,46 +241,61 @@ def _sqrt_bucket_top(U):
 def min_median(F, take_sqrt, tile, stats=None):
     """:func:`cs_fast.min_median` for ``sq``/``l2`` on the host: index and radius of brute force, bit for bit.
 
-    One float32 symmetric product of the centred rows when a ``n x n`` float32
-    matrix fits the ``tile`` (rows of it the caller's memory budget allows),
-    the counting pass, selections and intervals for the rows it leaves, and
-    :func:`_exact_median` for the rows that can still win, in order of their
-    lower ends. With fewer rows per tile than ``n``, or centred norms beyond
-    float32's GEMM, :func:`cs_fast.kernels.cpu.sq_min_median` (row tiles of
-    GEMM and a selection per row) gives the same answer.
+    ``U`` from the exact selection of :data:`SEED_ROWS` rows, then the
+    product of the centred rows in row tiles of ``tile`` rows (the caller's
+    memory budget): one symmetric product (SYRK) when all rows fit one tile,
+    else for each tile its block of the lower triangle (half the flops of
+    full rows), each counted for its rows and, mirrored, for its columns
+    (:func:`_count_block`; the diagonal block a SYRK, the rest a GEMM). The rows the count leaves get a selection and an
+    interval, the rows whose lower end is at most the smallest upper end an
+    exact median (:func:`_exact_median`), in order of their lower ends.
+    Centred norms beyond float32's GEMM: :func:`cs_fast.kernels.cpu.sq_min_median`
+    (every row in float64).
 
-    ``stats``, a dict, gets ``candidates`` (rows given an interval),
-    ``refined`` (rows whose median was computed exactly) and ``summed``
-    (float64 distances computed).
+    ``stats``, a dict, gets ``candidates`` (rows whose lower end is at most
+    the smallest upper end), ``refined`` (rows whose median was computed
+    exactly) and ``summed`` (float64 distances computed for them).
     """
     n, d = F.shape
     k = (n + 1) // 2
     X, na = centred(F, shift_of(F))
-    if int(tile) < n or not na.max() < mp.MAX_NORM2:
+    if not na.max() < mp.MAX_NORM2:
         index, radius, candidates = cpu.sq_min_median(F, take_sqrt, tile)
         if stats is not None:
-            stats.update(candidates=candidates, refined=None, summed=None)
+            stats.update(candidates=candidates, refined=candidates, summed=candidates * n)
         return index, radius
     coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32)
     a = mp.norm_upper(na, d)
     amax = float(a.max())
     na32 = na.astype(np.float32)
-    G = X @ X.T  # float32 BLAS: a symmetric product (SYRK) for one set with itself
-    del X
+    tile = max(1, min(n, int(tile)))
     lo = np.full(n, np.inf)
     hi = np.full(n, np.inf)
     buf = np.empty(n, dtype=np.float32)
-    seeds = np.argsort(na, kind="stable")[: min(n, SEED_ROWS)]
-    _median_intervals(G, na32, seeds.astype(np.int64), a, amax, coef, k, lo, hi, buf)
+    seeds = np.argsort(na, kind="stable")[: min(n, SEED_ROWS)].astype(np.int64)
+    whole = tile == n
+    G = X @ X.T if whole else X[seeds] @ X.T  # float32 BLAS; X @ X.T is a SYRK
+    _median_intervals(G, seeds if whole else np.arange(seeds.size), seeds, na32, a, amax, coef, k, lo, hi, buf)
     U = float(hi[seeds].min())
     # l2 decides on square roots: a row whose sq median rounds to the same root as U may still tie.
     tau = np.empty(n, dtype=np.float32)
     _count_thresholds(a, amax, coef, _sqrt_bucket_top(U) if take_sqrt else U, tau)
-    counts = np.empty(n, dtype=np.int64)
-    _count_below(G, na32, tau, counts)
+    counts = np.zeros(n, dtype=np.int64)
+    if whole:
+        _count_block(G, G[:, :0], 0, na32, tau, counts)
+    else:
+        for i0 in range(0, n, tile):
+            i1 = min(n, i0 + tile)
+            T = X[i0:i1]
+            _count_block(T @ T.T, T @ X[:i0].T, i0, na32, tau, counts)  # a SYRK and a GEMM
     rows = np.flatnonzero(counts >= k)  # includes the row that gave U: its median is <= U
     rest = rows[~np.isin(rows, seeds)].astype(np.int64)
-    _median_intervals(G, na32, rest, a, amax, coef, k, lo, hi, buf)
+    if whole:
+        _median_intervals(G, rest, rest, na32, a, amax, coef, k, lo, hi, buf)
+    else:
+        for c0 in range(0, rest.size, tile):
+            chunk = rest[c0:c0 + tile]
+            _median_intervals(X[chunk] @ X.T, np.arange(chunk.size), chunk, na32, a, amax, coef, k, lo, hi, buf)
     lo, hi = lo[rows], hi[rows]
     if take_sqrt:
         lo, hi = np.sqrt(lo), np.sqrt(hi)  # compare where the answer lives
@@ -275,7 +308,8 @@ def min_median(F, take_sqrt, tile, stats=None):
             break  # sorted by lower end: no later row can win
         if lo[r] == best and i > best_index:
             continue  # its median is >= best and a tie keeps the smaller index
-        m, s = _exact_median(F, G, na32, i, a, coef, k)
+        Grow = G[i] if whole else (X[i:i + 1] @ X.T)[0]
+        m, s = _exact_median(F, Grow, na32, i, a, coef, k)
         refined += 1
         summed += s
         if take_sqrt:

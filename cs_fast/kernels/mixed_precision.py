@@ -14,7 +14,21 @@ intervals and recompute in float64 only what the intervals cannot decide:
   median upper bound cannot win; the rows left are recomputed with the
   canonical kernel and the winner taken among them. The index and radius are
   then *identical, bit for bit,* to brute force over the canonical distances
-  (the lower median of ``to_center(Z, Z[index])``).
+  (the lower median of ``to_center(Z, Z[index])``). On the host
+  (:mod:`cs_fast.kernels.mixed_cpu`) two more consequences of the same
+  intervals save work. (a) Counting: if ``U`` is the upper end of some row's
+  median interval and ``lo(tau_i; a_i, max_j a_j) > U``, every estimate
+  ``dt_ij >= tau_i`` has ``D64_ij >= lo > U`` (the lower end is
+  non-decreasing in ``dt`` and non-increasing in ``a_j``, also as computed:
+  rounding is monotone); a row with fewer than ``k`` estimates below
+  ``tau_i`` has fewer than ``k`` canonical distances ``<= U``, so its median
+  exceeds ``U`` and it cannot win (for ``l2``, ``U`` is first raised to the
+  top of its square root's rounding interval, so that ties of the roots are
+  kept). (b) Exact median from part of a row: with ``L``, ``H`` the ``k``-th
+  smallest lower and upper ends of a row's per-entry intervals, entries with
+  ``hi < L`` are below the median (fewer than ``k`` of them), entries with
+  ``lo > H`` above it, and the median is the ``(k - below)``-th smallest
+  canonical distance of the rest, the only ones summed in float64.
 * ``cdist``/``pdist`` (float32 output): an entry is kept when
   ``hi - lo <= CDIST_RTOL * lo`` (both ``dt`` and ``D64_ij`` lie in
   ``[lo, hi]``, so its relative error is at most ``CDIST_RTOL = 2**-10``
