@@ -355,3 +355,38 @@ def test_condensed_full_and_tiled(n, take_sqrt, rng):
         np.testing.assert_allclose(tiled, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
     np.testing.assert_allclose(full, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
     np.testing.assert_array_equal(cs_fast.pdist(X, "l2" if take_sqrt else "sqfeat"), full)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", ["same", "XA", "XB", "XA with empty XB"])
+@pytest.mark.parametrize("metric", ["sqfeat", "l2"])
+def test_cdist_float32_finiteness_check_rides_on_the_centring(bad, where, metric, rng):
+    """The mixed path skips the separate finiteness scan; NaN/inf still raise prepare's own error."""
+    X = nearby(rng, 12, 16)
+    Y = nearby(rng, 9, 16)
+    Xbad = X.copy()
+    Xbad[7, 3] = bad
+    m = get_metric(metric)
+    name = "XB" if where == "XB" else "XA"
+    with pytest.raises(ValueError) as expected:
+        m.prepare(Xbad, name, {}, cs_fast.metrics.HOST_OPS)
+    args = {"same": (Xbad, Xbad), "XA": (Xbad, Y), "XB": (Y, Xbad), "XA with empty XB": (Xbad, Y[:0])}[where]
+    with pytest.raises(ValueError) as got:
+        cs_fast.cdist(*args, metric)
+    assert str(got.value) == str(expected.value)
+
+
+def test_cdist_float32_nonfinite_after_weights_and_overflow(rng):
+    """A zero weight on an inf still raises; finite values whose centring overflows float32 take float64."""
+    X = nearby(rng, 6, 8)
+    X[2, 5] = np.inf
+    w = np.ones(8)
+    w[5] = 0.0  # inf * 0 = NaN in the features: still caught
+    with pytest.raises(ValueError, match="XA"):
+        cs_fast.cdist(X, X, "sqfeat", weights=w)
+    big = np.zeros((4, 3), np.float32)
+    big[0, 0], big[1, 0] = 3e38, -3e38  # F - shift overflows float32: float64 sums instead
+    with np.errstate(over="ignore"):  # the distances themselves overflow float32, as they would anyway
+        D = cs_fast.cdist(big, big, "sqfeat")
+        ref = get_metric("sqfeat").reference(big, big, {}).astype(np.float32)
+    np.testing.assert_array_equal(D, ref)

@@ -14,7 +14,7 @@ import numpy as np
 from .._checks import check_int
 from ..kernels import cpu, mixed_cpu, prune
 from ..kernels import cuda as ck
-from ..metrics import HOST_OPS, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
+from ..metrics import HOST_OPS, HostOps, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
 from .arrays import device_scope, device_view, host_view, is_numba_device_array, on_device, placement, wrap_like
 
 # The float64 row buffer of min_median gets at most this many bytes by default on
@@ -109,30 +109,57 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
     m, params = _metric(metric, params)
     same = XB is XA  # cdist(X, X): validate and featurize once (and one symmetric product for sq/l2)
     (A, B), kind, ops, gpu = _load(backend, [("XA", XA), ("XB", XB)])
+    # float32 sq/l2 on the host: the finiteness check rides on the mixed path's centring pass
+    # (see _FiniteLater); every other way out of this function runs it in full first.
+    mixed = (not gpu and m.reduction in ("sq", "l2")
+             and getattr(A, "dtype", None) == np.float32 and getattr(B, "dtype", None) == np.float32)
+    checks = _FINITE_LATER if mixed else ops
     with device_scope(kind):
         if same:
-            A = B = m.prepare(A, "XA", params, ops)
+            A = B = m.prepare(A, "XA", params, checks)
         else:
-            A, B = prepare_pair(m, A, B, params, ops=ops)
+            A, B = prepare_pair(m, A, B, params, ops=checks)
+
+        def check_finite():  # the check _FINITE_LATER left out, with prepare's own error
+            if mixed:
+                m.prepare(A, "XA", params, ops)
+                if not same:
+                    m.prepare(B, "XB", params, ops)
+
         if len(A) == 0 or len(B) == 0:
+            check_finite()
             return wrap_like(_empty((len(A), len(B)), output_dtype(A), gpu), kind)
-        FA = _featurize(m, A, params, gpu)
-        FB = FA if same else _featurize(m, B, params, gpu)
+        with np.errstate(invalid="ignore", over="ignore"):  # unchecked NaN/inf: check_finite raises below
+            FA = _featurize(m, A, params, gpu)
+            FB = FA if same else _featurize(m, B, params, gpu)
         red = reduction_for(m, FA)
         if gpu:
             D = ck.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
         else:
-            D = _host_pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
+            # float32 product and its bound (kernels/mixed_cpu.py); None: a centred norm is not
+            # finite (NaN or inf in the input: check_finite raises) or too large for float32.
+            D = mixed_cpu.pairwise(FA.data, FB.data, red == "l2") if mixed and FA.data.shape[1] else None
+            if D is None:
+                check_finite()
+                D = cpu.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
         return wrap_like(D, kind)
 
 
-def _host_pairwise(red, A, B, arg, dtype):
-    """Host distances; float32 ``sq``/``l2`` through the float32 product and its bound (kernels/mixed_cpu.py)."""
-    if red in ("sq", "l2") and np.dtype(dtype) == np.float32 and A.shape[1]:
-        D = mixed_cpu.pairwise(A, B, red == "l2")
-        if D is not None:
-            return D
-    return cpu.pairwise(red, A, B, arg, dtype)
+class _FiniteLater(HostOps):
+    """Host checks without the finiteness scan, for float32 ``sq``/``l2`` rows bound for the mixed path.
+
+    That path's centring pass reads every value into a float64 row norm: a NaN
+    or inf anywhere makes a norm NaN or inf (``inf - s`` and ``inf * 0`` are
+    not finite), the path then returns None, and the caller runs the full
+    check, which raises the usual error. One pass over the input instead of two.
+    """
+
+    @staticmethod
+    def nonfinite_rows(arr):
+        return 0, -1
+
+
+_FINITE_LATER = _FiniteLater()
 
 
 def pdist(X, metric="l2", *, backend="auto", **params):

@@ -70,7 +70,7 @@ from . import mixed_precision as mp
 from .jit import kernel
 
 #: The centring shift is the mean of at most this many rows (spread evenly over the set).
-SHIFT_ROWS = 64
+SHIFT_ROWS = 32
 #: Rows with the smallest centred norms whose exact median bound starts the counting pass.
 SEED_ROWS = 4
 
@@ -367,8 +367,9 @@ _NO_SELF = np.iinfo(np.int64).min // 2
 def _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, self_offset=_NO_SELF):
     # The float32 product of centred rows, float32 estimates and cpu's keep/fix kernels
     # (an entry whose own interval is wider than rtol is summed in float64).
-    if not (max(naA.max(initial=0.0), naB.max(initial=0.0)) < mp.MAX_NORM2):
-        return None
+    # Each max on its own: NaN propagates through ndarray.max, not through Python's max().
+    if not (naA.max(initial=0.0) < mp.MAX_NORM2 and naB.max(initial=0.0) < mp.MAX_NORM2):
+        return None  # too large for a float32 GEMM, or not finite (NaN or inf in the input)
     d = A.shape[1]
     coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32)
     G = XA @ XB.T  # float32 BLAS; XA @ XA.T (one set with itself) is a SYRK
@@ -394,8 +395,9 @@ def pairwise(A, B, take_sqrt, rtol=mp.CDIST_RTOL):
 
     Rows centred on :func:`shift_of` ``A``; ``A`` and ``B`` the same rows
     (``cdist(X, X)``) share one centred copy and one symmetric product.
-    Returns None when the centred norms are too large for a float32 GEMM (the
-    caller then sums in float64).
+    Returns None when the centred norms are too large for a float32 GEMM or
+    not finite (a NaN or inf in the input: the caller's finiteness check then
+    raises; else it sums in float64).
     """
     shift = shift_of(A)
     XA, naA = centred(A, shift)
