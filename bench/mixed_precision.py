@@ -73,6 +73,7 @@ def run_targets(reps, check_brute_force=True, log=print):
         for impl in peers.peers("sqfeat", op):
             if impl.name.startswith(("numpy GEMM", "numpy row", "torch GEMM", "full+np.partition", "cs_fast float64")):
                 fns[impl.name] = (lambda impl=impl: impl.fn(*args))
+        measure.set_threads(measure.threads())  # again: also limits the BLAS/OpenMP pools the peers loaded
         load0 = measure.load_average()
         best, outs = _time(fns, reps)
         load1 = measure.load_average()
@@ -127,6 +128,7 @@ def run_perceptual(reps, n=2000, log=print):
     w = model.weights
     Fw = np.ascontiguousarray((Z.numpy() * np.sqrt(np.asarray(w, np.float64))).astype(np.float32))
     previous = peers.previous_float64("min_median")
+    measure.set_threads(measure.threads())
     load0 = measure.load_average()
     best, outs = _time({"cs_fast": lambda: cs_fast.min_median(Z, "sqfeat", weights=w),
                         "cs_fast float64 (previous)": lambda: previous(Fw)}, reps)
@@ -155,10 +157,10 @@ def main(argv=None):
         print(line, flush=True)
         lines.append(line)
 
-    meta = measure.machine()  # after set_threads: the counts the rows ran with
     rows = run_targets(args.reps, not args.no_brute_force, log)
     if args.perceptual:
         rows.append(run_perceptual(args.reps, log=log))
+    meta = measure.machine()  # after the runs: every pool they loaded, with the counts they ran with
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "mixed_precision.json"), "w") as fh:
