@@ -244,13 +244,14 @@ def min_median(F, take_sqrt, tile, stats=None):
     ``U`` from the exact selection of :data:`SEED_ROWS` rows, then the
     product of the centred rows in row tiles of ``tile`` rows (the caller's
     memory budget): one symmetric product (SYRK) when all rows fit one tile,
-    else for each tile its block of the lower triangle (half the flops of
-    full rows), each counted for its rows and, mirrored, for its columns
-    (:func:`_count_block`; the diagonal block a SYRK, the rest a GEMM). The rows the count leaves get a selection and an
-    interval, the rows whose lower end is at most the smallest upper end an
-    exact median (:func:`_exact_median`), in order of their lower ends.
-    Centred norms beyond float32's GEMM: :func:`cs_fast.kernels.cpu.sq_min_median`
-    (every row in float64).
+    else for each tile its block of the lower triangle (the diagonal block a
+    SYRK, the rest a GEMM: half the flops of full rows; at most ``tile`` x
+    ``(n + tile)`` float32 at once), counted for its rows and, mirrored, for
+    its columns (:func:`_count_block`). The rows the count leaves get a
+    selection and an interval, the rows whose lower end is at most the
+    smallest upper end an exact median (:func:`_exact_median`), in order of
+    their lower ends. Centred norms beyond float32's GEMM:
+    :func:`cs_fast.kernels.cpu.sq_min_median` (every row in float64).
 
     ``stats``, a dict, gets ``candidates`` (rows whose lower end is at most
     the smallest upper end), ``refined`` (rows whose median was computed
