@@ -23,6 +23,12 @@ What it guarantees:
   one process and the order statistic, taken once on all of them, gives the
   same certificate.
 
+How it keeps Ray's cost per input small: a :class:`WorkerPool` loads the model once per worker and
+can serve many calls; each worker holds one input queued behind the one it certifies, so it never
+waits for the driver; the parameters go through the object store once; CPU workers get their
+thread counts and passive OpenMP threads (:func:`worker_env`); the embedded local Ray runs without
+the services a one-machine run does not need (:data:`LOCAL_SYSTEM_CONFIG`).
+
 Ray is imported only here and only when a function needs it (the
 ``distributed`` extra: ``pip install 'cs_fast[distributed]'``). Without an
 ``address`` an embedded local Ray is started and stopped; ``address="auto"``
