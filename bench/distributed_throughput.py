@@ -19,7 +19,8 @@ monitor, autoscaler monitor) are recorded for each measurement: they survive a l
 better than wall time (except for spinning threads, which is why OpenMP runs passive here, in the
 workers and in-process alike, ``--omp-wait-policy``).
 
-Checks that every way gives the same certificates, and writes ``results.json`` and ``table.txt``.
+Checks that every way gives the same certificates, and writes ``results.json``, ``table.txt`` and
+``readme_table.md`` (the table and ratios as the README shows them).
 Run it on an idle machine:
 
     python bench/distributed_throughput.py --inputs 24 --rounds 3 --out bench/results/distributed-amd-epyc
@@ -276,6 +277,22 @@ def _report(measured, out):
     lines.append(f"load average before: {before.get('load_average')}, after: {after.get('load_average')}")
     with open(os.path.join(out, "table.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    # The same figures as the README section "Certifying a dataset on a cluster" shows them.
+    md = ["| how | workers × threads | best s / input | median s / input | CPU-s / input: driver + workers + "
+          "Ray's processes | same certificates |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        s = summary[name[row]]
+        c = s["cpu_seconds_per_input_of_median_round"]
+        md.append(f"| {'in-process' if row[0] == 'in-process' else 'Ray'} | {row[1]} × {row[2]} | "
+                  f"{s['best_seconds_per_input']:.3f} | {s['median_seconds_per_input']:.3f} | {c['driver']:.3f} + "
+                  f"{c['workers']:.3f} + {c['ray']:.3f} = {sum(c.values()):.3f} | "
+                  f"{'yes, bit for bit' if s['same_as_in_process'] else 'NO'} |")
+    md += [""] + [f"- {k}: {v:+.1%}" if "overhead" in k else f"- {k}: {v:.2f}×" for k, v in ratios.items()]
+    md += [""] + [f"- target {'**met**' if ok else '**missed**'}: {t}" for t, ok in targets]
+    loads = [r["load_average_before"][0] for rs in runs.values() for r in rs]
+    md += ["", f"Load average at the rows' starts: {min(loads):.1f} to {max(loads):.1f} on {cores} cores."]
+    with open(os.path.join(out, "readme_table.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
     print("\n".join(lines))
 
 
