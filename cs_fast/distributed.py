@@ -23,6 +23,12 @@ What it guarantees:
   one process and the order statistic, taken once on all of them, gives the
   same certificate.
 
+How it keeps Ray's cost per input small: a :class:`WorkerPool` loads the model once per worker and
+can serve many calls; each worker holds one input queued behind the one it certifies, so it never
+waits for the driver; the parameters go through the object store once; CPU workers get their
+thread counts and passive OpenMP threads (:func:`worker_env`); the embedded local Ray runs without
+the services a one-machine run does not need (:data:`LOCAL_SYSTEM_CONFIG`).
+
 Ray is imported only here and only when a function needs it (the
 ``distributed`` extra: ``pip install 'cs_fast[distributed]'``). Without an
 ``address`` an embedded local Ray is started and stopped; ``address="auto"``
@@ -232,9 +238,9 @@ class _CallFactory:
 
 
 class _Worker:
-    """Holds one model and one CenterSmoothing per process (a Ray actor)."""
+    """Holds one model per process (a Ray actor); each task builds its own CenterSmoothing (cheap)."""
 
-    def __init__(self, factory, smoother_kwargs, threads):
+    def __init__(self, factory, threads):
         if threads is not None:
             import numba
             import torch
@@ -242,15 +248,19 @@ class _Worker:
             numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
             torch.set_num_threads(threads)
         self.model = factory()
-        self.kwargs = smoother_kwargs
 
-    def pid(self):
-        return os.getpid()
+    def describe(self):
+        """The process id, thread counts and threading environment this worker runs with."""
+        import numba
+        import torch
 
-    def certify(self, index, x, eps1_list, seed, certify_kwargs):
+        return {"pid": os.getpid(), "numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads(),
+                "env": {k: os.environ.get(k) for k in _THREAD_ENV + ("OMP_WAIT_POLICY",)}}
+
+    def certify(self, index, x, eps1_list, seed, smoother_kwargs, certify_kwargs):
         """Records (dicts) for one input, one per eps1; errors become error records."""
         try:
-            smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **self.kwargs)
+            smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **smoother_kwargs)
             return [("ok", smoother.certify(x, eps1, **certify_kwargs).to_dict()) for eps1 in eps1_list]
         except _ModelError as err:
             return [("error", {"error": err.text, "source": "model"})]
@@ -259,14 +269,14 @@ class _Worker:
 
     # ---------------------------------------------------------------- split certification
 
-    def center(self, x, eps1, seed, certify_kwargs):
+    def center(self, x, eps1, seed, smoother_kwargs, certify_kwargs):
         """Everything of the certificate but R (:meth:`CenterSmoothing.certify_center`)."""
-        smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **self.kwargs)
+        smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **smoother_kwargs)
         return smoother.certify_center(x, eps1, **certify_kwargs)
 
-    def distances(self, x, center, seed, m, first_batch, stop_batch):
+    def distances(self, x, center, seed, m, first_batch, stop_batch, smoother_kwargs):
         """Certification distances of batches [first_batch, stop_batch) (:meth:`CenterSmoothing.certification_distances`)."""
-        smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **self.kwargs)
+        smoother = CenterSmoothing(_ModelCall(self.model), seed=seed, **smoother_kwargs)
         return smoother.certification_distances(x, center, m, first_batch, stop_batch)
 
 
@@ -289,7 +299,7 @@ class _ModelCall:
             raise _ModelError(f"{type(err).__name__} raised in the model: {err}") from err
 
 
-# --------------------------------------------------------------------------- the run
+# --------------------------------------------------------------------------- Ray and the workers
 
 
 def _ray():
@@ -300,6 +310,44 @@ def _ray():
     return ray
 
 
+#: ``_system_config`` of the embedded local Ray. On a few cores Ray's own processes compete with the
+#: workers for CPU, so everything a one-machine run does not need is off: metrics collection and
+#: export, the event statistics, the memory monitor's 250 ms polling of /proc, and the idle worker
+#: processes Ray prestarts (the certify workers need their own threading environment, so they never
+#: reuse them, and each costs a Python start-up); the raylet reports its resources every second
+#: instead of every 100 ms (nothing is autoscaled). Measured idle: 0.28 instead of 0.59 CPU-seconds
+#: per 20 s for all of Ray's processes, and 8 instead of 10 processes
+#: (bench/distributed_throughput.py records the CPU-seconds of every Ray process during the run).
+#: Every key must be one this Ray knows: an unknown key makes the GCS exit and ``ray.init`` time out.
+LOCAL_SYSTEM_CONFIG = {
+    "enable_metrics_collection": False,
+    "event_stats": False,
+    "memory_monitor_refresh_ms": 0,
+    "enable_worker_prestart": False,
+    "prestart_worker_first_driver": False,
+    "raylet_report_resources_period_milliseconds": 1000,
+}
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def worker_env(threads):
+    """The environment variables a CPU worker with ``threads`` threads starts with.
+
+    Every thread pool (OpenMP, which numba's ``omp`` layer and torch use, OpenBLAS, MKL, numba)
+    gets ``threads`` threads, and OpenMP threads sleep when idle (``OMP_WAIT_POLICY=PASSIVE``,
+    unless the driver's environment sets another policy). OpenMP's default is to spin after each
+    parallel region; a worker's spinning threads then take the cores the other workers, Ray's
+    processes and the driver need, and on a loaded machine a spinning team waits for a descheduled
+    member: measured here under load (load average 9 to 34 on 2 cores), in-process with 2 threads,
+    7 to 12 s per input spinning against 0.6 to 1.2 s passive, for the same 0.53-0.62 CPU-seconds
+    of work.
+    """
+    env = {k: str(threads) for k in _THREAD_ENV}
+    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
 class _Cluster:
     """Ray started (and later stopped) by cs_fast, or joined at ``address``."""
 
@@ -308,8 +356,15 @@ class _Cluster:
         self.started = False
         if not self.ray.is_initialized():
             if address is None:
-                self.ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
-                              configure_logging=False)
+                # Usage stats are read from the environment at start-up: off for this embedded Ray only.
+                saved = os.environ.get("RAY_USAGE_STATS_ENABLED")
+                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                try:
+                    self.ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
+                                  configure_logging=False, _system_config=dict(LOCAL_SYSTEM_CONFIG))
+                finally:
+                    if saved is None:
+                        os.environ.pop("RAY_USAGE_STATS_ENABLED", None)
             else:
                 self.ray.init(address=address, log_to_driver=False, configure_logging=False)
             self.started = True
@@ -322,12 +377,12 @@ class _Cluster:
             self.ray.shutdown()
 
 
-def _plan_workers(resources, workers):
+def _plan_workers(resources, workers, threads=None):
     """(number of workers, CPUs per worker, GPUs per worker) for the cluster's ``resources``.
 
     One worker per GPU (``num_gpus=1`` each) where Ray sees GPUs, else one per
-    CPU; each worker gets ``cpus // workers`` CPUs as its numba and torch
-    threads, so that workers x threads <= cores.
+    CPU; each worker gets ``threads`` CPUs (default ``cpus // workers``) as its
+    numba and torch threads, so that workers x threads <= cores.
     """
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", os.cpu_count() or 1)))
@@ -336,12 +391,90 @@ def _plan_workers(resources, workers):
     if count > available:
         raise ValueError(f"workers: received {workers}; expected at most {available}, the {kind} Ray sees "
                          "(a worker holds one GPU, or at least one CPU)")
-    return count, max(1, cpus // count), (1 if gpus else 0)
+    if threads is None:
+        threads = max(1, cpus // count)
+    elif count * threads > cpus:
+        raise ValueError(f"threads: received {threads} for {count} workers; expected workers x threads <= "
+                         f"{cpus}, the CPUs Ray sees")
+    return count, threads, (1 if gpus else 0)
+
+
+class WorkerPool:
+    """Ray workers that each hold the model, reusable across :func:`certify_many` calls.
+
+    :func:`certify_many` builds a pool for one call when given a model
+    factory; build one yourself to certify several datasets or parameter
+    sets while each worker loads the model (and the compiled kernels) once::
+
+        with WorkerPool("mymodel:build", workers=2) as pool:
+            a = dict(certify_many(pool, X, metric="tv", sigma=0.25, eps1=0.5, seed=0))
+            b = dict(certify_many(pool, Y, metric="tv", sigma=0.25, eps1=0.5, seed=1))
+
+    A pool's certificates are those of a fresh run, bit for bit. A worker whose
+    process dies is replaced by a fresh one (which loads the model again).
+
+    Parameters
+    ----------
+    model_factory : str or callable
+        As :func:`certify_many`.
+    workers, threads, address
+        As :func:`certify_many`.
+    """
+
+    def __init__(self, model_factory, *, workers=None, threads=None, address=None):
+        self.factory = _factory(model_factory)
+        self.model_name = _factory_name(model_factory)
+        if workers is not None:
+            workers = check_int(workers, "workers")
+        if threads is not None:
+            threads = check_int(threads, "threads")
+        self._cluster = _Cluster(address, os.cpu_count())
+        try:
+            self.workers, self.threads, gpus = _plan_workers(self._cluster.resources(), workers, threads)
+        except BaseException:
+            self._cluster.close()
+            raise
+        self.ray = self._cluster.ray
+        options = dict(num_cpus=self.threads, num_gpus=gpus, max_restarts=0, max_task_retries=0,
+                       runtime_env={"env_vars": worker_env(self.threads)})
+        self._actor_class = self.ray.remote(_Worker).options(**options)
+        self.actors = [self._new_actor() for _ in range(self.workers)]
+
+    def _new_actor(self):
+        return self._actor_class.remote(self.factory, self.threads)
+
+    def replace(self, actor):
+        """A fresh worker in place of ``actor`` (whose process died); returns it."""
+        fresh = self._new_actor()
+        self.actors[self.actors.index(actor)] = fresh
+        return fresh
+
+    def describe(self):
+        """:meth:`_Worker.describe` of every worker: process ids, thread counts, threading environment."""
+        return self.ray.get([a.describe.remote() for a in self.actors])
+
+    def close(self):
+        """Stop the workers, and the embedded Ray if this pool started it."""
+        if self.actors is None:
+            return
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = None
+        self._cluster.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------- the run
 
 
 def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT,
                  alpha2=ALPHA_DEFAULT, delta=DELTA_DEFAULT, candidates=None, metric_params=None, batch_size=1000,
-                 seed=None, workers=None, address=None, output=None, resume=False, max_attempts=3,
+                 seed=None, workers=None, threads=None, address=None, output=None, resume=False, max_attempts=3,
                  progress=False, smoother_options=None):
     r"""Certify every input of a dataset on Ray workers; yield ``(index, Certificate)`` as they complete.
 
@@ -352,10 +485,12 @@ def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M
 
     Parameters
     ----------
-    model_factory : str or callable
+    model_factory : str, callable or WorkerPool
         ``'module:callable'`` naming a zero-argument function that builds the
         model, or such a function itself (picklable). Called once per worker.
         Wrap a plain model function ``f`` as ``ImportedCallable('mod:f')``.
+        A :class:`WorkerPool` reuses its workers (``workers``, ``threads`` and
+        ``address`` must then be None: the pool has them).
     inputs : sequence of arrays
         Indexable by ``int`` (a numpy array or torch tensor with inputs on the
         first axis, or a list of them).
@@ -368,23 +503,34 @@ def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M
         certificate through its per-input seed).
     workers : int, optional
         Number of workers: by default one per GPU Ray sees (``num_gpus=1``
-        each), or one per CPU core, each worker getting ``cores // workers``
-        numba and torch threads.
+        each), or one per CPU core.
+    threads : int, optional
+        numba, torch, OpenMP and BLAS threads per worker (default
+        ``cores // workers``; workers x threads must not exceed the cores).
     address : str, optional
         ``'auto'`` or ``'ray://host:port'`` to join a cluster; None starts an
-        embedded local Ray and stops it at the end.
+        embedded local Ray (with :data:`LOCAL_SYSTEM_CONFIG`) and stops it at the end.
     output : path, optional
         JSON-lines file the records are appended to (flushed and fsynced each).
     resume : bool
         Keep the records of ``output`` whose input digest matches and
         certify only the other inputs (changed inputs and earlier errors).
     max_attempts : int
-        Tries per input when its worker process dies.
+        Tries per input when its worker process dies while certifying it (an
+        input only queued on a worker that dies is not charged a try).
 
     Yields
     ------
     (int, Certificate or FailedInput)
         In completion order. Inputs skipped by ``resume`` are not yielded.
+
+    Notes
+    -----
+    Each worker holds up to two inputs while more inputs wait than there are
+    workers (one certifying, one queued behind it), so that it starts the next
+    input as soon as it finishes one instead of idling while the driver
+    records the result and sends another; near the end each holds one, so
+    that no input waits behind another while a worker is free.
     """
     eps1_list = [float(e) for e in (eps1 if np.ndim(eps1) else [eps1])]
     if not eps1_list:
@@ -395,6 +541,16 @@ def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M
     max_attempts = check_int(max_attempts, "max_attempts")
     if workers is not None:
         workers = check_int(workers, "workers")
+    if threads is not None:
+        threads = check_int(threads, "threads")
+    pool = model_factory if isinstance(model_factory, WorkerPool) else None
+    if pool is not None:
+        for name, value in (("workers", workers), ("threads", threads), ("address", address)):
+            if value is not None:
+                raise ValueError(f"{name}: received {value!r} with a WorkerPool; expected None "
+                                 "(the pool's workers are already placed)")
+        if pool.actors is None:
+            raise ValueError("model_factory: received a closed WorkerPool; expected an open one")
     if resume and output is None:
         raise ValueError("resume: requires output, the results file to resume")
     run_seed = np.random.SeedSequence().entropy if seed is None else check_int(seed, "seed", minimum=0)
@@ -404,7 +560,7 @@ def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M
     # Fail fast, in the driver, on parameters every worker would reject.
     CenterSmoothing(lambda b: b, seed=0, **smoother_kwargs)
     digest_params = dict(smoother_kwargs, **certify_kwargs, eps1=eps1_list, run_seed=run_seed,
-                         model=_factory_name(model_factory))
+                         model=pool.model_name if pool is not None else _factory_name(model_factory))
     digests = [input_digest(inputs[i], dict(digest_params, seed=input_seed(run_seed, i))) for i in range(count)]
 
     results = ResultsFile(output) if output is not None else None
@@ -420,63 +576,82 @@ def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M
         todo = [i for i in range(count) if i not in kept]
     if not todo:
         return
-    factory = _factory(model_factory)
-
-    cluster = _Cluster(address, os.cpu_count())
+    own_pool = pool is None
     try:
-        nworkers, threads, gpus = _plan_workers(cluster.resources(), workers)
-        nworkers = min(nworkers, len(todo))
-        yield from _run_pool(cluster.ray, factory, inputs, todo, eps1_list, run_seed, digests, smoother_kwargs,
-                             certify_kwargs, nworkers, threads, gpus, results, max_attempts, progress)
+        if own_pool:
+            pool = WorkerPool(model_factory, workers=workers, threads=threads, address=address)
+        yield from _run_pool(pool, inputs, todo, eps1_list, run_seed, digests, smoother_kwargs, certify_kwargs,
+                             results, max_attempts, progress)
     finally:
         if results is not None:
             results.close()
-        cluster.close()
+        if own_pool and pool is not None:
+            pool.close()
 
 
-def _actor_class(ray, threads, gpus):
-    options = dict(num_cpus=threads, num_gpus=gpus, max_restarts=0, max_task_retries=0)
-    env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                     "NUMBA_NUM_THREADS")}
-    return ray.remote(_Worker).options(runtime_env={"env_vars": env}, **options)
+def _run_pool(pool, inputs, todo, eps1_list, run_seed, digests, smoother_kwargs, certify_kwargs, results,
+              max_attempts, progress):
+    from collections import deque
 
-
-def _run_pool(ray, factory, inputs, todo, eps1_list, run_seed, digests, smoother_kwargs, certify_kwargs,
-              nworkers, threads, gpus, results, max_attempts, progress):
     from tqdm.auto import tqdm
 
-    Actor = _actor_class(ray, threads, gpus)
-    new_actor = lambda: Actor.remote(factory, smoother_kwargs, threads)  # noqa: E731
-    idle = [new_actor() for _ in range(nworkers)]
+    ray = pool.ray
+    # The parameters travel once, through the object store; each task passes the reference.
+    kwargs_ref = ray.put(smoother_kwargs)
+    certify_ref = ray.put(certify_kwargs)
     queue = list(reversed(todo))  # pop() takes the smallest index first
     attempts = {i: 0 for i in todo}
+    held = {actor: deque() for actor in pool.actors}  # actor -> its futures, oldest (the one running) first
     running = {}  # future -> (actor, index)
+
+    def submit(actor):
+        index = queue.pop()
+        attempts[index] += 1
+        future = actor.certify.remote(index, inputs[index], eps1_list, input_seed(run_seed, index), kwargs_ref,
+                                      certify_ref)
+        running[future] = (actor, index)
+        held[actor].append(future)
+
+    def fill():
+        for depth in (1, 2):
+            for actor in list(held):
+                while queue and len(held[actor]) < depth and (depth == 1 or len(queue) > len(held)):
+                    submit(actor)
+
     bar = tqdm(total=len(todo), desc="inputs", unit="input", disable=not progress)
     try:
         while queue or running:
-            while queue and idle:
-                index = queue.pop()
-                actor = idle.pop()
-                attempts[index] += 1
-                x = inputs[index]
-                future = actor.certify.remote(index, x, eps1_list, input_seed(run_seed, index), certify_kwargs)
-                running[future] = (actor, index)
+            fill()
             done, _ = ray.wait(list(running), num_returns=1)
             future = done[0]
             actor, index = running.pop(future)
             try:
                 outcome = ray.get(future)
             except ray.exceptions.RayActorError as err:
-                # The worker died (killed, out of memory, node lost): retry the input on a fresh worker.
-                idle.append(new_actor())
-                if attempts[index] < max_attempts:
-                    queue.append(index)
+                # The worker died (killed, out of memory, node lost): a fresh one takes its place, and
+                # its inputs go back to the queue. Only the one it was certifying (the oldest) is
+                # charged the try; those queued behind it never started.
+                lost = held.pop(actor)
+                held[pool.replace(actor)] = deque()
+                failed = None
+                for k, f in enumerate(lost):
+                    i = index if f == future else running.pop(f)[1]
+                    if k > 0:
+                        attempts[i] -= 1
+                    if k == 0 and attempts[i] >= max_attempts:
+                        failed = i
+                    else:
+                        queue.append(i)
+                queue.sort(reverse=True)
+                if failed is None:
                     continue
+                index = failed
                 outcome = [("error", {"error": f"worker died {attempts[index]} times; last: "
                                                f"{type(err).__name__}: {str(err).splitlines()[0]}",
                                       "source": "worker"})]
             else:
-                idle.append(actor)
+                held[actor].popleft()
+            fill()  # before recording: the workers go on while the driver writes and the caller runs
             for status, body in outcome:
                 record = {"input": index, "digest": digests[index], "status": status}
                 if status == "ok":
@@ -492,13 +667,17 @@ def _run_pool(ray, factory, inputs, todo, eps1_list, run_seed, digests, smoother
             bar.update(1)
     finally:
         bar.close()
-        for actor in idle + [a for a, _ in running.values()]:
-            ray.kill(actor)
+        for future in running:  # an interrupted run: drop what the workers still hold
+            try:
+                ray.cancel(future)
+            except Exception:  # noqa: BLE001 - already finished, or its worker is gone: nothing to drop
+                pass
+        # Killed workers were replaced in the pool; a dead one is not waited for.
 
 
 def certify_split(model_factory, x, *, metric, sigma, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT,
                   alpha2=ALPHA_DEFAULT, delta=DELTA_DEFAULT, candidates=None, metric_params=None, batch_size=1000,
-                  seed=None, workers=None, address=None):
+                  seed=None, workers=None, threads=None, address=None):
     r"""One certificate whose ``m`` certification samples are spread over the workers.
 
     The center is picked and checked on one worker; the ``ceil(m /
@@ -507,31 +686,38 @@ def certify_split(model_factory, x, *, metric, sigma, eps1, n=N_DEFAULT, m=M_DEF
     takes the order statistic of all ``m`` distances at once. The result is
     the certificate of ``CenterSmoothing(..., seed=seed).certify`` in one
     process, bit for bit (for a model deterministic at a fixed thread count).
+    ``model_factory`` may be a :class:`WorkerPool` (then ``workers``,
+    ``threads`` and ``address`` must be None).
     """
     if seed is None:
         seed = np.random.SeedSequence().entropy
     smoother_kwargs = dict(metric=metric, sigma=sigma, metric_params=metric_params, batch_size=batch_size,
                            candidates=candidates)
     certify_kwargs = dict(n=n, m=m, alpha1=alpha1, alpha2=alpha2, delta=delta)
-    factory = _factory(model_factory)
-    cluster = _Cluster(address, os.cpu_count())
-    ray = cluster.ray
+    own_pool = not isinstance(model_factory, WorkerPool)
+    if not own_pool:
+        for name, value in (("workers", workers), ("threads", threads), ("address", address)):
+            if value is not None:
+                raise ValueError(f"{name}: received {value!r} with a WorkerPool; expected None")
+    pool = WorkerPool(model_factory, workers=workers, threads=threads, address=address) if own_pool \
+        else model_factory
+    ray = pool.ray
     try:
-        nworkers, threads, gpus = _plan_workers(cluster.resources(), workers)
-        Actor = _actor_class(ray, threads, gpus)
-        actors = [Actor.remote(factory, smoother_kwargs, threads) for _ in range(nworkers)]
-        partial = ray.get(actors[0].center.remote(x, eps1, seed, certify_kwargs))
+        actors = pool.actors
+        partial = ray.get(actors[0].center.remote(x, eps1, seed, smoother_kwargs, certify_kwargs))
         if partial.certificate is not None:  # abstained before certification
             return partial.certificate
         nbatches = math.ceil(m / batch_size)
-        edges = np.linspace(0, nbatches, nworkers + 1).round().astype(int)
-        futures = [actors[w].distances.remote(x, partial.center_sample, seed, m, int(edges[w]), int(edges[w + 1]))
-                   for w in range(nworkers) if edges[w + 1] > edges[w]]
+        edges = np.linspace(0, nbatches, len(actors) + 1).round().astype(int)
+        futures = [actors[w].distances.remote(x, partial.center_sample, seed, m, int(edges[w]), int(edges[w + 1]),
+                                              smoother_kwargs)
+                   for w in range(len(actors)) if edges[w + 1] > edges[w]]
         dists = np.concatenate(ray.get(futures))
         smoother = CenterSmoothing(lambda b: b, seed=seed, **smoother_kwargs)
         return smoother.finish_certificate(partial, dists)
     finally:
-        cluster.close()
+        if own_pool:
+            pool.close()
 
 
 def summary_line(results, seconds):

@@ -12,7 +12,8 @@ ray = pytest.importorskip("ray", reason="the distributed extra (Ray) is part of 
 
 import cs_fast  # noqa: E402
 from cs_fast import distributed  # noqa: E402
-from cs_fast.distributed import FailedInput, ImportedCallable, certify_many, certify_split, input_seed  # noqa: E402
+from cs_fast.distributed import (FailedInput, ImportedCallable, WorkerPool, certify_many, certify_split,  # noqa: E402
+                                 input_seed)
 
 W = np.array([[1.0, 0.5, 0.0], [0.0, 1.0, -1.0], [2.0, 0.0, 1.0], [0.3, 0.3, 0.3]])
 
@@ -140,6 +141,67 @@ def test_killed_worker_input_is_retried_and_nothing_is_lost(tmp_path, inputs):
     assert sorted(json.loads(line)["input"] for line in out.read_text().splitlines()) == list(range(5))
 
 
+def test_inputs_queued_on_a_killed_worker_are_not_charged_a_try(tmp_path, inputs):
+    # Each worker holds two inputs while more wait than there are workers: with 6 inputs on 2
+    # workers, worker A certifies input 0 with input 2 queued behind it. A dies on input 0; with one
+    # try allowed, input 0 becomes an error record, while input 2 (never started) is certified.
+    x = np.concatenate([inputs, inputs[:1] + 1.0])
+    x[0, 0] = 7.0
+    out = tmp_path / "certs.jsonl"
+    got = dict(certify_many(DieOnceFactory(str(tmp_path / "died")), x, seed=1, workers=2, max_attempts=1,
+                            output=out, **PARAMS))
+    assert sorted(got) == list(range(6))
+    assert isinstance(got[0], FailedInput) and got[0].source == "worker" and got[0].attempts == 1
+    assert all(not isinstance(got[i], FailedInput) for i in range(1, 6))
+    reference = _dicts(certify_many(linear_factory, x, seed=1, workers=1, **PARAMS))
+    assert all(got[i].to_dict() == reference[i] for i in range(1, 6))
+    assert sorted(json.loads(line)["input"] for line in out.read_text().splitlines()) == list(range(6))
+
+
+def test_worker_pool_is_reused_and_gives_the_certificates_of_a_fresh_run(inputs):
+    fresh = _dicts(certify_many(linear_factory, inputs, seed=11, workers=2, **PARAMS))
+    with WorkerPool(linear_factory, workers=2) as pool:
+        pids = sorted(d["pid"] for d in pool.describe())
+        first = _dicts(certify_many(pool, inputs, seed=11, **PARAMS))
+        again = _dicts(certify_many(pool, inputs[::-1], seed=11, **PARAMS))
+        assert sorted(d["pid"] for d in pool.describe()) == pids  # the same processes: the model loaded once
+        with pytest.raises(ValueError, match="workers"):
+            list(certify_many(pool, inputs, seed=11, workers=2, **PARAMS))
+    assert first == fresh
+    assert again == _dicts(certify_many(linear_factory, inputs[::-1], seed=11, workers=1, **PARAMS))
+    with pytest.raises(ValueError, match="closed WorkerPool"):
+        list(certify_many(pool, inputs, seed=11, **PARAMS))
+
+
+def test_workers_get_their_threads_and_passive_openmp():
+    with WorkerPool(linear_factory, workers=1, threads=1) as pool:
+        (info,) = pool.describe()
+    assert info["numba_threads"] == 1 and info["torch_threads"] == 1
+    assert info["env"]["OMP_NUM_THREADS"] == "1" and info["env"]["NUMBA_NUM_THREADS"] == "1"
+    assert info["env"]["OMP_WAIT_POLICY"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    assert distributed.worker_env(2)["MKL_NUM_THREADS"] == "2"
+
+
+def test_embedded_local_ray_starts_with_the_light_configuration(tmp_path):
+    # In a fresh process (this module's Ray is already running): cs_fast starts its own Ray with
+    # LOCAL_SYSTEM_CONFIG (an unknown key would make the GCS exit and ray.init time out), certifies,
+    # and stops it again.
+    import subprocess
+
+    code = ("import numpy as np, ray\n"
+            "from cs_fast.distributed import certify_many\n"
+            "got = dict(certify_many('ident:build', np.zeros((2, 3)) + [[1, 2, 3]], metric='l2', sigma=0.1, "
+            "eps1=0.05, n=200, m=400, alpha1=0.05, alpha2=0.05, delta=0.2, batch_size=200, seed=3, workers=1))\n"
+            "assert sorted(got) == [0, 1] and not ray.is_initialized(), got\n"
+            "print('ok')\n")
+    (tmp_path / "ident.py").write_text("def build():\n    return lambda b: b\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cs_fast.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-3000:]
+
+
 def test_bad_input_and_model_error_become_error_records(tmp_path, inputs):
     x = inputs.copy()
     x[1, 2] = np.nan
@@ -226,6 +288,12 @@ def test_cli_workers_output_resume_and_summary(tmp_path, capsys):
 ])
 def test_worker_plan(resources, workers, plan):
     assert distributed._plan_workers(resources, workers) == plan
+
+
+def test_worker_plan_with_threads():
+    assert distributed._plan_workers({"CPU": 2.0}, 1, threads=1) == (1, 1, 0)  # the per-worker scaling baseline
+    with pytest.raises(ValueError, match="threads: received 2 for 2 workers"):
+        distributed._plan_workers({"CPU": 2.0}, 2, threads=2)
 
 
 @pytest.mark.parametrize("resources, workers", [({"CPU": 2.0}, 3), ({"CPU": 8.0, "GPU": 1.0}, 2)])
