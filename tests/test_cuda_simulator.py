@@ -78,8 +78,8 @@ def _ptx_signatures(nt):
             yield (red, 5), (A2(dt), A2(dt), nt.int64, A1(nt.float64))
     # the box min_median's float32 boxes and fused count-and-select
     yield ("box_fused", 0), (A2(nt.float64), A2(nt.float32))
-    yield ("box_fused", 1), (A2(nt.float64), A2(nt.float32), nt.int64, nt.int64, nt.int64, nt.uint64, nt.uint64,
-                             A1(nt.float64), A2(nt.float64), A2(nt.uint64), A1(nt.float64))
+    yield ("box_fused", 1), (A2(nt.float64), A2(nt.float32), A1(nt.int64), nt.int64, nt.int64, nt.int64, nt.uint64,
+                             nt.uint64, A1(nt.float64), A1(nt.int64), A2(nt.float64), A2(nt.uint64), A1(nt.float64))
 
 
 def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):

@@ -133,13 +133,14 @@ def _simulated():
     return bool(config.ENABLE_CUDASIM)
 
 
-def as_numba(obj, sync=True):
+def as_numba(obj):
     """Zero-copy numba device array of an object exposing ``__cuda_array_interface__``.
 
-    ``sync=False`` skips numba's host synchronization on the stream an
-    interface names: right where the caller launches on that very stream
-    (torch and CuPy inputs, see :func:`launch_settings`), so the order is kept
-    on the device instead.
+    For torch and CuPy arrays numba's host synchronization on the stream an
+    interface names is skipped: cs_fast launches on that library's current
+    stream (:func:`launch_settings`), so the order is kept on the device
+    instead (torch's interface names no stream anyway; CuPy's names its
+    current one).
     """
     from ..kernels.cuda import cuda_module
 
@@ -156,7 +157,7 @@ def as_numba(obj, sync=True):
         holder = types.SimpleNamespace(owner=obj, __array_interface__=dict(
             {k: iface.get(k) for k in keys}, version=3))
         return FakeCUDAArray(np.asarray(holder))
-    return cuda.as_cuda_array(obj, sync=sync)
+    return cuda.as_cuda_array(obj, sync=_library(obj) not in ("torch", "cupy"))
 
 
 def _from_dlpack(x):
@@ -181,14 +182,13 @@ def device_view(x, name):
         try:
             # torch's interface names no stream: ordering comes from launching on torch's
             # current stream (launch_settings), never from a host synchronization.
-            return as_numba(x.detach().resolve_conj().resolve_neg(), sync=False), ("torch", x.device)
+            return as_numba(x.detach().resolve_conj().resolve_neg()), ("torch", x.device)
         except (TypeError, ValueError, NotImplementedError) as err:  # e.g. bfloat16 has no typestr
             raise TypeError(f"{name}: received {describe(x)}; expected a dtype numba can view ({err})") from None
     if is_numba_device_array(x):
         return x, ("numba", None)
     if hasattr(x, "__cuda_array_interface__"):
-        cupy = _library(x) == "cupy"  # CuPy's interface names its current stream, the one we launch on
-        return as_numba(x, sync=not cupy), ("cupy" if cupy else "numba", None)
+        return as_numba(x), ("cupy" if _library(x) == "cupy" else "numba", None)
     if _dlpack_device_type(x) in _DLPACK_CUDA:
         return as_numba(_from_dlpack(x)), ("numba", None)
     raise TypeError(f"{name}: received {describe(x)}; expected a device array")
@@ -214,7 +214,7 @@ def _pool_allocator(make_bytes, stream):
 
     def allocate(shape, dtype):
         nbytes = int(np.prod(shape)) * dtype.itemsize
-        view = as_numba(make_bytes(nbytes), sync=False).view(dtype).reshape(shape)
+        view = as_numba(make_bytes(nbytes)).view(dtype).reshape(shape)
         return view.bind(stream) if stream != 0 else view
 
     return allocate

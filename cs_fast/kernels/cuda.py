@@ -304,7 +304,8 @@ def _build():
                 v = med[t]
                 i = t
         block_lex_min(vals, idxs, tid, v, i)
-        if tid == 0 and vals[0] < best[0]:
+        # Lexicographic (median, index): a seeded best (box min_median) may have a larger index.
+        if tid == 0 and (vals[0] < best[0] or (vals[0] == best[0] and start + idxs[0] < best_index[0])):
             best[0] = vals[0]
             best_index[0] = start + idxs[0]
 
@@ -470,6 +471,8 @@ def _reduction_kernels(reduction):
 # +-margin the float32 sign is the exact one; inside, or with NaN/inf from float32 overflow
 # (both comparisons false), the pair is decided by the float64 box_pair, as brute force does.
 BOX_MARGIN = 2.0 ** -15
+SEED_ROWS = 64  # rows whose exact medians seed the box min_median's best
+_SEED_ROWS_SEED = 20261205
 BOX_TINY = 2.0 ** -100
 
 
@@ -532,28 +535,32 @@ def _box_kernels():
     okey = _build()[0].order_key
 
     @cuda.jit
-    def box_rows(F, G, start, k, nbits, sign, full, bound, D, keys, med):
-        # One block per row i = start + r: count d(i, j) < best in float32 (float64 inside the
-        # margin); a row with fewer than k cannot win (median >= best, larger index): inf. Only
-        # the other rows get their float64 distance row and the exact radix select.
+    def box_rows(F, G, rows, start, k, nbits, sign, full, bound, bound_index, D, keys, med):
+        # One block per row i (rows[r], or start + r when rows is empty): count its distances
+        # below the best in float32 (float64 inside the margin). Below means d < best for rows
+        # after the best's index and d <= best before it (an equal median with a smaller index
+        # still wins). A row with fewer than k such distances cannot win: inf. Only the other
+        # rows get their float64 distance row and the exact radix select.
         hist = cuda.shared.array(BINS, int32)
         prefix_s = cuda.shared.array(1, uint64)
         rem_s = cuda.shared.array(1, int64)
         r = cuda.blockIdx.x
-        i = start + r
+        i = rows[r] if rows.shape[0] > 0 else start + r
         tid = cuda.threadIdx.x
         n = F.shape[0]
         b = bound[0]
         if b < math.inf:
             t32 = float32(b)
+            ties = i < bound_index[0]
             if tid == 0:
                 hist[0] = 0
             cuda.syncthreads()
             c = 0
             for j in range(tid, n, cuda.blockDim.x):
-                v = box_decide(G, i, j, t32)
+                v = box_decide(G, i, j, t32)  # its margin covers both < and <=
                 if v < 0:
-                    v = 1 if box_pair(F, i, F, j, 0) < b else 0
+                    d = box_pair(F, i, F, j, 0)
+                    v = 1 if (d < b or (ties and d == b)) else 0
                 c += v
             cuda.atomic.add(hist, 0, c)
             cuda.syncthreads()
@@ -744,6 +751,13 @@ def key_value(key, dtype):
     return float(np.array([bits], dtype=np.uint64).astype(view).view(dtype)[0])
 
 
+def _seed_rows(n, count):
+    """Sorted distinct rows seeding the box min_median's best (a fixed-seed random sample)."""
+    if count <= 0 or n < 2 * SEED_ROWS:  # small n: the first tile is as good a start
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.random.default_rng(_SEED_ROWS_SEED).choice(n, size=count, replace=False)).astype(np.int64)
+
+
 def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
     """Index and value of the smallest lower median of the rows of ``D(F, F)``.
 
@@ -758,7 +772,9 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
     Boxes fuse the counting pass into the distance kernel: a block per row
     counts its distances below the best so far in float32 with a rigorous
     margin (float64 inside it, see ``BOX_MARGIN``) and only rows that can
-    still win get their float64 distance row and the exact select; the
+    still win get their float64 distance row and the exact select; the best
+    is seeded with the exact medians of ``SEED_ROWS`` random rows (for
+    n >= 2 ``SEED_ROWS``), so pruning does not wait for the first tile. The
     result is the same floats, bit for bit.
 
     Raises
@@ -800,11 +816,24 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
         box32, box_rows = _box_kernels()
         G = empty((n, 5), np.float32)
         launch(box32, _blocks(n, 128), 128)(F, G)
+        no_rows = empty(0, np.int64)
+        # Seed the best with the exact medians of a random sample of rows, so the counting pass
+        # prunes from the first tile on, whatever the row order (the fold is lexicographic).
+        seeds = _seed_rows(n, min(rows, SEED_ROWS))
+        if len(seeds):
+            s = len(seeds)
+            launch(box_rows, s, threads)(F, G, upload(seeds), 0, k, nbits, sign, full, upload(np.array([np.inf])),
+                                         best_index, D[:s], keys[:s], med)
+            got = fetch(med[:s])
+            j = int(np.lexsort((seeds, got))[0])  # smallest median, then smallest index
+            best = upload(np.array([got[j]]))
+            best_index = upload(np.array([seeds[j]], dtype=np.int64))
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         m = stop - start
         if fused:
-            launch(box_rows, m, threads)(F, G, start, k, nbits, sign, full, best, D[:m], keys[:m], med)
+            launch(box_rows, m, threads)(F, G, no_rows, start, k, nbits, sign, full, best, best_index, D[:m],
+                                         keys[:m], med)
         else:
             _launch_pairwise(reduction, F[start:stop], F, arg, D[:m])
             launch(select_rows, m, threads)(D[:m], keys[:m], k, nbits, sign, full, best, med)
