@@ -583,6 +583,115 @@ def _box_kernels():
     return _KERNELS["box_fused"]
 
 
+# Register-blocked float32 L1 (tv's pairwise sum) for float32 cdist/pdist. A block of
+# BLK_T x BLK_T threads owns a (BLK_T * BLK_R)^2 tile of outputs, BLK_R x BLK_R per thread held in
+# registers; BLK_K features of both row tiles are staged in shared memory, feature-major, so a
+# warp reads one broadcast value of A and 16 consecutive values of B per feature (no bank
+# conflicts) and each staged value feeds BLK_R outputs instead of one. Terms |a - b| add in float32
+# and each thread's float32 partial sums are flushed into float64 every L1_FLUSH features.
+# Accuracy: a float32 term is |a - b| (1 + e), |e| <= u = 2**-24; a flushed chunk of at most
+# L1_FLUSH non-negative terms sums with relative error at most (L1_FLUSH - 1) u; the float64
+# flushes and the final rounding to float32 add about u. So every entry is within relative
+# (L1_FLUSH + 1) u (about 2.0e-6 for 32) of the exact sum of the float32 inputs: inside the 2**-10
+# the README states for float32 cdist/pdist. min_median and the pruned center keep the float64
+# tiled kernel (their exactness and pruning margins assume float64 sums).
+BLK_T = 16  # threads per side of a block (sim: 4)
+BLK_R = 4  # outputs per thread per side (sim: 2)
+BLK_K = 16  # features staged per step (sim: 4)
+L1_FLUSH = 32  # float32 features summed before a float64 flush (a multiple of BLK_K)
+
+
+def l1_blocked_bound(flush=None):
+    """Relative error bound of :func:`_l1_blocked_kernel`'s entries: ``(L1_FLUSH + 1) * 2**-24``."""
+    return ((L1_FLUSH if flush is None else flush) + 1) * 2.0 ** -24
+
+
+def _l1_blocked_kernel():
+    """The register-blocked float32 L1 kernel (built once per process and configuration)."""
+    key = ("l1_blocked", L1_FLUSH)
+    if key in _KERNELS:
+        return _KERNELS[key]
+    _build()
+    from numba import float32, float64
+
+    sim = _simulated()
+    T = 4 if sim else BLK_T
+    R = 2 if sim else BLK_R
+    K = 4 if sim else BLK_K
+    flush = max(K, (L1_FLUSH // K) * K)  # whole staged steps
+    tile = T * R
+    sshape = (K, tile + 1)
+    rshape = (R, R)
+    zero32 = np.float32(0.0)
+
+    @cuda.jit
+    def l1_blocked(A, B, out):
+        sA = cuda.shared.array(sshape, float32)
+        sB = cuda.shared.array(sshape, float32)
+        acc32 = cuda.local.array(rshape, float32)
+        acc64 = cuda.local.array(rshape, float64)
+        a = cuda.local.array(R, float32)
+        b = cuda.local.array(R, float32)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * T + tx
+        i0 = cuda.blockIdx.y * tile
+        j0 = cuda.blockIdx.x * tile
+        na = A.shape[0]
+        nb = B.shape[0]
+        d = A.shape[1]
+        for r in range(R):
+            for c in range(R):
+                acc32[r, c] = zero32
+                acc64[r, c] = 0.0
+        since = 0
+        for k0 in range(0, d, K):
+            # Stage K features of the tile's rows, feature-major; out-of-range entries are
+            # zeros on both sides (|0 - 0| adds nothing).
+            for e in range(tid, K * tile, T * T):
+                kk = e // tile
+                rr = e - kk * tile
+                k = k0 + kk
+                sA[kk, rr] = A[i0 + rr, k] if (i0 + rr < na and k < d) else zero32
+                sB[kk, rr] = B[j0 + rr, k] if (j0 + rr < nb and k < d) else zero32
+            cuda.syncthreads()
+            for kk in range(K):
+                for r in range(R):
+                    a[r] = sA[kk, ty + r * T]
+                    b[r] = sB[kk, tx + r * T]
+                for r in range(R):
+                    for c in range(R):
+                        acc32[r, c] += abs(a[r] - b[c])
+            cuda.syncthreads()
+            since += K
+            if since >= flush:
+                for r in range(R):
+                    for c in range(R):
+                        acc64[r, c] += float64(acc32[r, c])
+                        acc32[r, c] = zero32
+                since = 0
+        for r in range(R):
+            i = i0 + ty + r * T
+            for c in range(R):
+                j = j0 + tx + c * T
+                if i < na and j < nb:
+                    out[i, j] = acc64[r, c] + float64(acc32[r, c])
+
+    _KERNELS[key] = (l1_blocked, T, tile)
+    return _KERNELS[key]
+
+
+def _launch_l1_blocked(A, B, out):
+    """float32 ``l1`` distances of float32 ``A`` and ``B`` into ``out`` (see ``L1_FLUSH`` for the accuracy)."""
+    kernel, T, tile = _l1_blocked_kernel()
+    na, nb = A.shape[0], B.shape[0]
+    step = _MAX_GRID_Y * tile
+    for r0 in range(0, na if nb else 0, step):
+        r1 = min(na, r0 + step)
+        launch(kernel, (_blocks(nb, tile), _blocks(r1 - r0, tile)), (T, T))(A[r0:r1], B, out[r0:r1])
+    return out
+
+
 # --------------------------------------------------------------------------- drivers
 
 
@@ -638,7 +747,9 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
     reduction : str
         Name of a pair function of :mod:`cs_fast.kernels.pair` (``"l1"``,
         ``"box"``, ...). ``l1``, ``sq`` and ``l2`` run the shared-memory tiled
-        kernel, the others the generic one.
+        kernel (float64 sums), the others the generic one; float32 ``l1``
+        (``tv``) with float32 output runs the register-blocked float32 kernel
+        (within relative ``l1_blocked_bound()``, about 2e-6).
     A, B : device arrays, shape (na, d) and (nb, d)
         Featurized, C-contiguous, same dtype.
     arg : int
@@ -662,6 +773,8 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
             return cuda.as_cuda_array(G, sync=False)  # a numba view that keeps the CuPy array alive
     if out is None:
         out = empty((A.shape[0], B.shape[0]), out_dtype)
+    if reduction == "l1" and np.dtype(out_dtype) == np.float32 and A.dtype == np.float32 and A.shape[1]:
+        return _launch_l1_blocked(A, B, out)  # float32 output: float32 sums, float64 flushes
     return _launch_pairwise(reduction, A, B, arg, out)
 
 

@@ -429,3 +429,45 @@ def test_box_min_median_seeded_best_keeps_the_smallest_index_among_ties(monkeypa
     assert calls  # the seeds were used
     monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([3], dtype=np.int64))
     assert ck.min_median("box", F, 0, tile=5) == want  # the winner itself as the seed
+
+
+
+# --------------------------------------------------------------------------- (e) float32 l1, register-blocked
+
+
+def _l1_exact(A, B):
+    return np.abs(A.astype(np.float64)[:, None] - B.astype(np.float64)[None]).sum(2)
+
+
+def test_float32_l1_register_blocked_at_production_size_is_within_its_bound(production):
+    rng = np.random.default_rng(15)
+    A = rng.standard_normal((70, 83)).astype(np.float32)  # two 64-row tiles, a ragged feature chunk
+    B = rng.standard_normal((66, 83)).astype(np.float32)
+    got = ck.pairwise("l1", cuda.to_device(A), cuda.to_device(B), 0, np.float32).copy_to_host()
+    exact = _l1_exact(A, B)
+    assert got.dtype == np.float32
+    assert np.all(np.abs(got - exact) <= ck.l1_blocked_bound() * exact), np.max(np.abs(got - exact) / exact)
+
+
+def _small_terms():
+    # |a - b| = 1 once, then 2**-25 (half an ulp of 1 in float32) 199 times: a float32 running sum
+    # never moves off 1.0; flushed every 32 features, only the first chunk's 31 small terms are lost.
+    a = np.full((1, 200), 2.0 ** -25, dtype=np.float32)
+    a[0, 0] = 1.0
+    return a, np.zeros((1, 200), dtype=np.float32)
+
+
+def test_float32_l1_flushes_keep_small_terms():
+    a, b = _small_terms()
+    got = float(ck.pairwise("l1", cuda.to_device(a), cuda.to_device(b), 0, np.float32).copy_to_host()[0, 0])
+    exact = 1.0 + 199 * 2.0 ** -25
+    assert abs(got - exact) <= ck.l1_blocked_bound() * exact
+
+
+def test_float32_l1_without_flushes_breaks_the_bound(monkeypatch):
+    """The flush is what holds the bound: summed in float32 throughout, the small terms vanish."""
+    monkeypatch.setattr(ck, "L1_FLUSH", 10 ** 9)
+    a, b = _small_terms()
+    got = float(ck.pairwise("l1", cuda.to_device(a), cuda.to_device(b), 0, np.float32).copy_to_host()[0, 0])
+    exact = 1.0 + 199 * 2.0 ** -25
+    assert abs(got - exact) > ck.l1_blocked_bound(32) * exact
