@@ -24,11 +24,27 @@ Kernels and why they look the way they do:
   ``sq_pair`` applied to the shared tiles, adding chunk sums in float64. The
   tiles have a zero padding column (no bank conflicts; ``|0 - 0| = 0`` adds
   nothing). No GEMM path: the direct sum has no cancellation to guard.
+* float32 ``l1`` (``tv``) with float32 output (``cdist``/``pdist``): a
+  register-blocked kernel, 4 x 4 outputs a thread, float32 sums flushed into
+  float64 every ``L1_FLUSH`` features (bound: :func:`l1_blocked_bound`).
+* :func:`to_center` of the long sums: a warp per row, lanes striding the
+  features (coalesced), partial sums folded in shared memory.
 * :func:`min_median` streams row tiles sized to ``max_memory``: the tile's
   distance rows are computed into one ``rows x n`` float64 buffer, then one
   block per row selects its lower median on the device, then a one-block
   kernel folds the tile's (median, index) minimum into a device-resident best.
-  Only the final (index, radius) pair is copied back.
+  Only the final (index, radius) pair is copied back. Boxes fuse the count
+  into the distance kernel (float32 with a rigorous margin, ``BOX_MARGIN``),
+  seed the best with exact medians of random rows, and compute float64 rows
+  only for rows that can still win.
+* :func:`order_statistic` (R of a certificate, m = 10**6): the same radix
+  select over many blocks, a histogram per pass merged with global atomics;
+  the value is the inverse of the final key (no find pass).
+
+Where work goes: every launch, copy and scratch allocation reads the stream
+and allocator of :func:`launch_context`, which the bindings set per call to
+the caller's torch / CuPy stream and caching pool
+(:func:`cs_fast.bindings.arrays.launch_settings`).
 * ``sq``/``l2`` with CuPy installed (the ``cuda`` extra): a float32 cuBLAS
   GEMM on centred rows with the bound of
   :mod:`cs_fast.kernels.mixed_precision` (TF32 only when ``CUPY_TF32`` turns
@@ -42,7 +58,8 @@ Selection is an exact MSB-first radix select over the IEEE bit patterns,
 values and all bits flipped for negative ones, order as unsigned integers
 exactly as the floats do, so 8 histogram passes (4 for float32) over the row
 pin down the bit pattern of the k-th smallest value; the value is then read
-back from the row itself, so the result is bit-for-bit an element of the row
+back from the row itself (or, in :func:`order_statistic`, inverted from the
+key: the same bits), so the result is bit-for-bit an element of the row
 and equals a CPU quickselect / ``np.sort`` on the same distances. Why this
 rather than the alternatives: it needs no scratch copy of the row (the row is
 only read, never reordered), a fixed number of coalesced passes independent of
@@ -54,7 +71,8 @@ atomics.
 Like the CPU driver, a row with fewer than ``k`` distances strictly below
 ``best`` (the best median so far, kept on the device) skips the selection:
 its median is ``>= best``, and as rows are visited in index order and ties
-keep the smallest index, it cannot win.
+keep the smallest index, it cannot win. (Boxes, whose best may be seeded by a
+row of larger index, count ``<= best`` for rows before the best's index.)
 
 Rounding: the selection is exact, so ``min_median`` equals brute force on the
 device's own distances bit for bit. The distances themselves match the CPU's
