@@ -358,7 +358,8 @@ def render(report, est, ccs):
             p = r["ptx"]
             lines.append(f"| {name} | {arch} | {r['registers']} | {r['smem_bytes']} | {r['barriers']} | "
                          f"{r['stack_bytes']} | {r['spill_store_bytes']}/{r['spill_load_bytes']} | "
-                         f"{p['instructions']} | {p['f64_arith']} | {p['f32_arith']} | {p['ld_global']} | {p['ld_generic']} | "
+                         f"{p['instructions']} | {p['f64_arith']} | {p['f32_arith']} | {p['ld_global']} | "
+                         f"{p['ld_generic']} | "
                          f"{p['ld_shared']} | {p['atom']} | {entry['note']} |")
     lines += ["", "## Estimated H100 time (ESTIMATE, arithmetic shown)", "",
               "H100 SXM: " + ", ".join(f"{k} = {v:g}" for k, v in H100.items()) +

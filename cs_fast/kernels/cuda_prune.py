@@ -182,8 +182,8 @@ def min_median(reduction, F, arg, tile=None, max_memory=ck.DEFAULT_MAX_MEMORY, r
         ck._launch_pairwise(reduction, G[:c], F, arg, D[:c])
         ck.launch(select_rows, c, sel_threads)(D[:c], keys[:c], k, nbits, sign, full, no_bound, med)
         ck.launch(fold_lex, 1, fold_threads)(med, rows, count, best, best_index)
-        ck.launch(tighten, ck._blocks(n, col_threads), col_threads)(D, med, rows, count, root, float(eps), float(tiny), lb,
-                                                          state, best, best_index, skipped)
+        ck.launch(tighten, ck._blocks(n, col_threads), col_threads)(
+            D, med, rows, count, root, float(eps), float(tiny), lb, state, best, best_index, skipped)
     if stats is not None:
         evaluated = rows_full * n
         stats.update(

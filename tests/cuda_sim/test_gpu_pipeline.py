@@ -12,7 +12,6 @@ Under the simulator (or on a GPU):
   box ``min_median``'s float32 counting pass at production block sizes.
 """
 
-import math
 import sys
 import types
 
@@ -263,7 +262,8 @@ def test_certification_reads_back_once_not_per_batch(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the zero row's junk features
 @pytest.mark.parametrize("metric, bad, expect", [
-    ("l2", lambda out: out.__setitem__((2, 1), np.nan), "model output: 1 of 8 rows contain NaN or inf (first at row 2)"),
+    ("l2", lambda out: out.__setitem__((2, 1), np.nan),
+     "model output: 1 of 8 rows contain NaN or inf (first at row 2)"),
     ("angular", lambda out: out.__setitem__(3, 0.0), "Z: 1 of 8 rows are all zero (first at row 3)"),
 ])
 def test_deferred_checks_raise_what_the_immediate_checks_raise(metric, bad, expect):
