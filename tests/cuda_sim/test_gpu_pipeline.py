@@ -303,7 +303,8 @@ def test_order_statistic_across_many_blocks_at_production_size(production, dtype
     assert threads == 256 and blocks == 5  # several blocks merge their histograms
     s = np.sort(d)
     dd = cuda.to_device(d)
-    for k in (1, 2, 1234, m // 2, m - 1, m):
+    # (each k is 8 passes of 5 + 1 blocks of 256 simulated threads: three ranks, both ends and the middle)
+    for k in ((1, 1234, m) if dtype == np.float64 else (2, m // 2, m - 1)):
         assert ck.order_statistic(dd, k) == s[k - 1], k
 
 
