@@ -32,7 +32,8 @@ from ._checks import (
     describe,
     nonfinite_rows_error,
 )
-from .bindings.arrays import check_backend, device_view, host_view, is_numba_device_array, is_torch, on_device, wrap_like
+from .bindings.arrays import (check_backend, device_scope, device_view, host_view, is_numba_device_array, is_torch,
+                              on_device, wrap_like)
 from .bindings.distance import _to_center64, min_median
 from .metrics import check_metric_params, get_metric
 
@@ -298,7 +299,11 @@ def _row(Z, index):
 
 
 def _scalar(d):
-    return float(d.copy_to_host()[0] if is_numba_device_array(d) else d[0])
+    if is_numba_device_array(d):
+        from .kernels.cuda import fetch
+
+        return float(fetch(d)[0])
+    return float(d[0])
 
 
 class CenterSmoothing:
@@ -410,12 +415,15 @@ class CenterSmoothing:
             raise ValueError(f"x: received {bad} NaN or inf entries; expected a finite input")
         return x
 
-    def _batches(self, x, count, stream, desc, first=0, stop=None):
+    def _batches(self, x, count, stream, desc, first=0, stop=None, checks=None):
         """Yield model outputs for ``count`` noisy copies of ``x``, in batches.
 
         Only batches ``first <= i < stop`` reach the model; the noise of the
         batches before ``first`` is drawn and dropped, so a range of batches
         sees exactly the noise it sees in the full run (split certification).
+        ``checks`` (a :class:`cs_fast.bindings.device.DeferredChecks`): device
+        outputs are checked on the device into slot ``i - first`` and read
+        back once by the caller, instead of once per batch.
         """
         from .progress import progress
 
@@ -444,45 +452,81 @@ class CenterSmoothing:
                     if index >= first:
                         out = self.model(x[None] + self.sigma * noise)
                 if index >= first:
-                    yield self._check_output(out, b)
+                    yield self._check_output(out, b, checks, index - first)
                     bar.update(b)
                 done += b
                 index += 1
         finally:
             bar.close()
 
-    def _check_output(self, out, b):
+    def _check_output(self, out, b, checks=None, slot=0):
         # Device outputs stay on the device (unless backend='cpu', where host_view
-        # refuses them): checked there, with only the NaN/inf row count coming back.
+        # refuses them): checked there, with only the NaN/inf row count coming back
+        # (with `checks`: recorded on the device, read back once for all batches).
         device = self.backend != "cpu" and on_device(out)
         if device:
             from .bindings.device import DEVICE_OPS
 
             arr, self._output_kind = device_view(out, "model output")
-            arr = DEVICE_OPS.array(arr, "model output")
+            with self._device_scope():
+                arr = DEVICE_OPS.array(arr, "model output")
         else:
             arr, self._output_kind = host_view(out, "model output")
         if arr.ndim == 0 or arr.shape[0] != b:
+            if checks is not None:
+                checks.raise_first()  # an earlier batch's problem comes first, as it would have
             raise ValueError(
                 f"model output: received shape {tuple(arr.shape)} for a batch of {b} inputs; expected "
                 f"a batch of {b} outputs (first axis = batch)"
             )
         if not device:
             check_finite(arr, "model output")
+        elif checks is not None:
+            with self._device_scope():
+                checks.nonfinite(arr, slot, "model output")
         elif arr.dtype.kind == "f" and arr.size:
-            count, first = DEVICE_OPS.nonfinite_rows(arr)
+            with self._device_scope():
+                count, first = DEVICE_OPS.nonfinite_rows(arr)
             if count:
                 raise nonfinite_rows_error("model output", count, b, first)
         return arr
 
-    def _sample(self, x, count, stream, desc):
-        return _concatenate(list(self._batches(x, count, stream, desc)))
+    def _device_scope(self):
+        """The model's device, stream and pool for device work on its outputs (a no-op on the host)."""
+        return device_scope(getattr(self, "_output_kind", None))
 
-    def _distances(self, x, count, stream, center, desc):
+    def _batch_range(self, count, first=0, stop=None):
+        """(batches, samples) of batches ``[first, stop)`` of ``count`` samples."""
+        batches = -(-count // self.batch_size)
+        stop = batches if stop is None else min(int(stop), batches)
+        first = min(int(first), stop)
+        return stop - first, max(0, min(stop * self.batch_size, count) - first * self.batch_size)
+
+    def _sample(self, x, count, stream, desc):
+        from .bindings.device import DeferredChecks
+
+        checks = DeferredChecks(self._batch_range(count)[0])  # used only if the outputs are on a device
+        parts = list(self._batches(x, count, stream, desc, checks=checks))
+        with self._device_scope():
+            checks.raise_first()
+            return _concatenate(parts)
+
+    def _distances(self, x, count, stream, center, desc, first=0, stop=None):
         """float64 distances from ``count`` fresh outputs to ``center``, batch by batch.
 
-        A numpy array, or a numba device array when the samples are on the device.
+        A numpy array, or a numba device array when the samples are on the device
+        (then written into one preallocated array: :class:`cs_fast.bindings.device.CenterDistances`).
         """
+        if is_numba_device_array(center):
+            from .bindings.device import CenterDistances, DeferredChecks
+
+            batches, total = self._batch_range(count, first, stop)
+            checks = DeferredChecks(batches)
+            with self._device_scope():
+                sink = CenterDistances(self.metric, self.metric_params, center, total, checks)
+                for slot, batch in enumerate(self._batches(x, count, stream, desc, first, stop, checks=checks)):
+                    sink.add(batch, slot)
+                return sink.finish()
         parts = [
             _to_center64(batch, center, self.metric, self.metric_params, self.backend)[0]
             for batch in self._batches(x, count, stream, desc)
@@ -516,6 +560,10 @@ class CenterSmoothing:
     def _smooth(self, x, n, delta1, delta, streams, settings):
         """(SmoothResult, center where the samples live) of Algorithm 1."""
         Z = self._sample(x, n, streams[0], "center samples")
+        with self._device_scope():  # device work on the samples: the model's stream and pool
+            return self._smooth_on(x, Z, n, delta1, delta, streams, settings)
+
+    def _smooth_on(self, x, Z, n, delta1, delta, streams, settings):
         b = self.backend
         if self.candidates is None:
             index, _ = min_median(Z, self.metric, backend=b, tile=None, **self.metric_params)
@@ -600,7 +648,8 @@ class CenterSmoothing:
                                smoothing_error=None, **common)
             return CertificationStage(cert, None, None, common), streams
         base = self._base_output(x)
-        smoothing_error = _scalar(_to_center64(base, center, self.metric, self.metric_params, self.backend)[0])
+        with self._device_scope():
+            smoothing_error = _scalar(_to_center64(base, center, self.metric, self.metric_params, self.backend)[0])
         if q > 1.0:
             reason = (f"q = {q:.6g} > 1: m = {m} samples cannot certify mass p = {p:.6g} "
                       "(increase m, or sigma relative to eps1)")
@@ -624,6 +673,8 @@ class CenterSmoothing:
         x = self._check_input(x)
         m = check_int(m, "m")
         streams = self._streams(self._root())
+        if is_numba_device_array(center_sample):
+            return self._distances(x, m, streams[2], center_sample, "certification", first_batch, stop_batch)
         parts = [
             _to_center64(batch, center_sample, self.metric, self.metric_params, self.backend)[0]
             for batch in self._batches(x, m, streams[2], "certification", first_batch, stop_batch)
@@ -637,7 +688,8 @@ class CenterSmoothing:
         m = stage.fields["m"]
         if distances.shape[0] != m:
             raise ValueError(f"distances: received {distances.shape[0]} distances; expected all m = {m} of them")
-        R = _certified_order_statistic(distances, stage.q)
+        with self._device_scope():
+            R = _certified_order_statistic(distances, stage.q)
         eps_out = bounds.certified_radius(R, self.gamma, self.beta)
         return Certificate(abstained=False, reason=None, eps_out=eps_out, R=R, **stage.fields)
 

@@ -67,6 +67,20 @@ def _ptx_signatures(nt):
         args = (A2(dt), A2(key), nt.int64, nt.int64, nt.uint64, nt.uint64, A1(nt.float64), A1(nt.float64))
         yield ("common", 1), args
     yield ("common", 2), (A1(nt.float64), nt.int64, nt.int64, A1(nt.float64), A1(nt.int64))
+    # order_statistic's multi-block radix select
+    yield ("common", 3), (nt.int64, A1(nt.uint64), A1(nt.int64), A1(nt.int64))
+    for key in (nt.uint64, nt.uint32):
+        yield ("common", 4), (A1(key), nt.uint64, nt.uint64, nt.uint64, nt.uint64, A1(nt.uint64), A1(nt.int64))
+    yield ("common", 5), (A1(nt.int64), nt.uint64, A1(nt.uint64), A1(nt.int64))
+    # to_center with a warp per row (the long sums)
+    for red in ("l1", "sq", "l2"):
+        for dt in (nt.float64, nt.float32):
+            yield (red, 5), (A2(dt), A2(dt), nt.int64, A1(nt.float64))
+    # the box min_median's float32 boxes and fused count-and-select
+    yield ("l1_blocked", 0), (A2(nt.float32), A2(nt.float32), A2(nt.float32))
+    yield ("box_fused", 0), (A2(nt.float64), A2(nt.float32))
+    yield ("box_fused", 1), (A2(nt.float64), A2(nt.float32), A1(nt.int64), nt.int64, nt.int64, nt.int64, nt.uint64,
+                             nt.uint64, A1(nt.float64), A1(nt.int64), A2(nt.float64), A2(nt.uint64), A1(nt.float64))
 
 
 def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
@@ -82,11 +96,60 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
     monkeypatch.setattr(ck, "_KERNELS", {})  # a private build, dropped afterwards
     count = 0
     for (group, slot), args in _ptx_signatures(nt):
-        kernels = ck._build() if group == "common" else ck._reduction_kernels(group)
+        kernels = (ck._build() if group == "common" else ck._box_kernels() if group == "box_fused"
+                   else ck._l1_blocked_kernel() if group == "l1_blocked" else ck._reduction_kernels(group))
         kernel = kernels[slot]
         if kernel is None:  # no tiled kernel for this reduction
             continue
         ptx, _ = cuda.compile_ptx(kernel.py_func, args, cc=(8, 0))
         assert ".entry" in ptx
         count += 1
-    assert count == 67  # 38 pairwise + 13 to_center + 13 paired + 2 select + 1 fold
+    # 38 pairwise + 13 to_center + 13 paired + 2 select + 1 fold, and issue 15's 4 multi-block
+    # select + 6 warp-per-row to_center + the register-blocked float32 l1 + 2 box kernels
+    assert count == 80
+
+
+def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):
+    """The device ledger of the certification pipeline's deferred checks, for a real GPU (sm_80)."""
+    cuda, nt = ptx_target
+    import cs_fast.kernels.cuda_featurize as kf
+
+    monkeypatch.setattr(kf, "_KERNELS", {})
+    kernels = kf._build()
+    A = lambda dt, nd=1: nt.Array(dt, nd, "C")  # noqa: E731
+    for name, args in [("zero_ints", (A(nt.int32),)), ("ledger_init", (A(nt.int64, 2),)),
+                       ("count_into", (A(nt.int32), nt.int64, A(nt.int64, 2), nt.int64, nt.int64))]:
+        ptx, _ = cuda.compile_ptx(kernels[name].py_func, args, cc=(8, 0))
+        assert ".entry" in ptx, name
+
+
+def test_gpu_model_quick_mode_compiles_and_estimates(ptx_target, tmp_path):
+    """bench/gpu_model.py --quick: three kernels through ptxas for sm_90 and the H100 estimate, in CI.
+
+    Guards the committed model (bench/results/gpu-model): no spills, registers
+    within full-occupancy budgets, and every workload's figure shown with its
+    arithmetic and marked as an estimate. Skips without libNVVM or ptxas.
+    """
+    import shutil
+
+    if not (os.environ.get("PTXAS") or shutil.which("ptxas") or os.path.exists("/usr/local/bin/ptxas")):
+        pytest.skip("ptxas is not installed")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    proc = _run(["bench/gpu_model.py", "--quick", "--out", str(tmp_path)], env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    import json
+
+    doc = json.loads((tmp_path / "model.json").read_text())
+    assert doc["estimate"] is True and doc["quick"] is True
+    assert len(doc["kernels"]) == 3
+    for name, entry in doc["kernels"].items():
+        r = entry["sm_90"]
+        assert r["spill_store_bytes"] == 0 and r["spill_load_bytes"] == 0, name
+        # the register-blocked l1 holds 4 x 4 float32 and float64 sums a thread (118 on sm_90 when committed)
+        assert r["registers"] <= (128 if "blocked" in name else 64), (name, r["registers"])
+    names = [w["name"] for w in doc["workloads"]]
+    assert any("boxes min_median" in n for n in names) and any("order_statistic" in n for n in names)
+    assert all(w["arithmetic"] for w in doc["workloads"])
+    text = (tmp_path / "model.md").read_text()
+    assert "ESTIMATE" in text and "ptxas -v" in text

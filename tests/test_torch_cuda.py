@@ -70,3 +70,39 @@ def test_center_smoothing_with_a_cuda_model_keeps_the_center_on_the_gpu():
     # Different generators (CUDA vs CPU) draw different noise: the same box, similar radii.
     assert torch.equal(cert.center.cpu(), host.center)
     assert cert.eps_out == pytest.approx(host.eps_out, abs=0.15)
+
+
+def test_kernels_run_on_the_callers_current_stream():
+    """A model writing on a side stream: cs_fast's kernels queue behind it on that stream, so they read
+    finished outputs without any host synchronization (issue 15, item 4)."""
+    from cs_fast.bindings.arrays import launch_settings
+
+    rng = np.random.default_rng(3)
+    X = torch.from_numpy(rng.standard_normal((4000, 256)).astype(np.float32)).cuda()
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        stream, allocate = launch_settings(("torch", X.device))
+        assert int(stream) == side.cuda_stream
+        # The output is produced on the side stream and used at once, unsynchronized.
+        Y = (X * 2.0).contiguous()
+        d = cs_fast.to_center(Y, Y[7], "l1")
+        D = cs_fast.cdist(Y[:50], Y[:60], "l1")
+    torch.cuda.synchronize()
+    host = (X.cpu().numpy() * 2.0)
+    np.testing.assert_allclose(d.cpu().numpy(), np.abs(host - host[7]).sum(1), rtol=1e-4)
+    np.testing.assert_allclose(D.cpu().numpy(), np.abs(host[:50, None] - host[None, :60]).sum(2), rtol=1e-4)
+
+
+def test_certification_on_the_gpu_reads_back_once_per_call():
+    """The device certification distances: one preallocated array, equal to the per-batch to_center path."""
+    x = blob_image().cuda()
+    sm = cs_fast.CenterSmoothing(blob_detector, "jaccard", 0.3, seed=0, batch_size=500)
+    out = blob_detector(x.unsqueeze(0))
+    from cs_fast.bindings.arrays import device_view
+    from cs_fast.bindings.device import take_row
+
+    center = take_row(device_view(out, "c")[0], 0)
+    d = sm.certification_distances(x, center, 3000)
+    assert d.shape == (3000,)
+    again = sm.certification_distances(x, center, 3000, first_batch=2, stop_batch=4)
+    np.testing.assert_array_equal(again.copy_to_host(), d.copy_to_host()[1000:2000])

@@ -134,7 +134,14 @@ def _simulated():
 
 
 def as_numba(obj):
-    """Zero-copy numba device array of an object exposing ``__cuda_array_interface__``."""
+    """Zero-copy numba device array of an object exposing ``__cuda_array_interface__``.
+
+    For torch and CuPy arrays numba's host synchronization on the stream an
+    interface names is skipped: cs_fast launches on that library's current
+    stream (:func:`launch_settings`), so the order is kept on the device
+    instead (torch's interface names no stream anyway; CuPy's names its
+    current one).
+    """
     from ..kernels.cuda import cuda_module
 
     cuda = cuda_module()
@@ -150,7 +157,7 @@ def as_numba(obj):
         holder = types.SimpleNamespace(owner=obj, __array_interface__=dict(
             {k: iface.get(k) for k in keys}, version=3))
         return FakeCUDAArray(np.asarray(holder))
-    return cuda.as_cuda_array(obj)
+    return cuda.as_cuda_array(obj, sync=_library(obj) not in ("torch", "cupy"))
 
 
 def _from_dlpack(x):
@@ -173,6 +180,8 @@ def device_view(x, name):
     """
     if is_torch(x):
         try:
+            # torch's interface names no stream: ordering comes from launching on torch's
+            # current stream (launch_settings), never from a host synchronization.
             return as_numba(x.detach().resolve_conj().resolve_neg()), ("torch", x.device)
         except (TypeError, ValueError, NotImplementedError) as err:  # e.g. bfloat16 has no typestr
             raise TypeError(f"{name}: received {describe(x)}; expected a dtype numba can view ({err})") from None
@@ -185,13 +194,81 @@ def device_view(x, name):
     raise TypeError(f"{name}: received {describe(x)}; expected a device array")
 
 
-def device_scope(kind):
-    """Make the caller's GPU current while computing (a torch tensor may live on any GPU)."""
-    if isinstance(kind, tuple) and kind[0] == "torch" and kind[1].index is not None and not _simulated():
-        from numba import cuda
+def _external_stream(ptr):
+    """numba's view of a CUDA stream handle (0: the legacy default stream, as torch and CuPy mean it)."""
+    from ..kernels.cuda import cuda_module
 
-        return cuda.gpus[kind[1].index]
-    return contextlib.nullcontext()
+    cuda = cuda_module()
+    if int(ptr) == 0:
+        return cuda.legacy_default_stream() if not _simulated() else 0
+    return cuda.external_stream(int(ptr))
+
+
+def _pool_allocator(make_bytes, stream):
+    """``allocate(shape, dtype)`` over a library's caching pool: a byte buffer viewed by numba.
+
+    The buffer is the library's tensor (freed into its pool when the numba view
+    dies), so scratch arrays never go through numba's deallocation queue, whose
+    flushes synchronize the device.
+    """
+
+    def allocate(shape, dtype):
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        view = as_numba(make_bytes(nbytes)).view(dtype).reshape(shape)
+        return view.bind(stream) if stream != 0 else view
+
+    return allocate
+
+
+def launch_settings(kind):
+    """``(stream, allocate)`` for device work on data of ``kind`` (see :func:`device_view`).
+
+    The one place that decides where cs_fast's device work runs:
+
+    * torch: the caller's current torch stream on the tensor's device
+      (``torch.cuda.current_stream(device).cuda_stream``) and torch's caching
+      allocator. torch's ``__cuda_array_interface__`` carries no stream, and a
+      model may run on a non-default stream: a kernel on numba's default
+      stream could read an output the model has not finished writing;
+    * CuPy: CuPy's current stream and CuPy's memory pool;
+    * anything else: numba's default stream and numba's allocator.
+
+    Every launch, copy and scratch allocation of :mod:`cs_fast.kernels.cuda`
+    and its siblings then goes there (:func:`device_scope`).
+    """
+    if isinstance(kind, tuple) and kind[0] == "torch":
+        import torch
+
+        device = kind[1]
+        stream = _external_stream(torch.cuda.current_stream(device).cuda_stream)
+        return stream, _pool_allocator(lambda nbytes: torch.empty(nbytes, dtype=torch.uint8, device=device), stream)
+    if isinstance(kind, tuple) and kind[0] == "cupy":
+        import cupy
+
+        stream = _external_stream(cupy.cuda.get_current_stream().ptr)
+        return stream, _pool_allocator(lambda nbytes: cupy.empty(nbytes, dtype=cupy.uint8), stream)
+    return 0, None
+
+
+@contextlib.contextmanager
+def device_scope(kind):
+    """Compute for a caller's data of ``kind``: its GPU current, its stream and pool for every launch.
+
+    A torch tensor may live on any GPU; :func:`launch_settings` picks the
+    stream and the allocator. Host kinds (``'numpy'``, ``'torch'``) change nothing.
+    """
+    if not isinstance(kind, tuple):
+        yield
+        return
+    from ..kernels.cuda import launch_context
+
+    with contextlib.ExitStack() as stack:
+        if kind[0] == "torch" and kind[1].index is not None and not _simulated():
+            from numba import cuda
+
+            stack.enter_context(cuda.gpus[kind[1].index])
+        stack.enter_context(launch_context(*launch_settings(kind)))
+        yield
 
 
 def _to_torch(result, device):
@@ -220,7 +297,9 @@ def wrap_like(result, kind):
             return _to_cupy(result)
         return result
     if is_numba_device_array(result):
-        result = result.copy_to_host()
+        from ..kernels.cuda import fetch
+
+        result = fetch(result)
     if kind == "torch":
         import torch
 

@@ -24,11 +24,27 @@ Kernels and why they look the way they do:
   ``sq_pair`` applied to the shared tiles, adding chunk sums in float64. The
   tiles have a zero padding column (no bank conflicts; ``|0 - 0| = 0`` adds
   nothing). No GEMM path: the direct sum has no cancellation to guard.
+* float32 ``l1`` (``tv``) with float32 output (``cdist``/``pdist``): a
+  register-blocked kernel, 4 x 4 outputs a thread, float32 sums flushed into
+  float64 every ``L1_FLUSH`` features (bound: :func:`l1_blocked_bound`).
+* :func:`to_center` of the long sums: a warp per row, lanes striding the
+  features (coalesced), partial sums folded in shared memory.
 * :func:`min_median` streams row tiles sized to ``max_memory``: the tile's
   distance rows are computed into one ``rows x n`` float64 buffer, then one
   block per row selects its lower median on the device, then a one-block
   kernel folds the tile's (median, index) minimum into a device-resident best.
-  Only the final (index, radius) pair is copied back.
+  Only the final (index, radius) pair is copied back. Boxes fuse the count
+  into the distance kernel (float32 with a rigorous margin, ``BOX_MARGIN``),
+  seed the best with exact medians of random rows, and compute float64 rows
+  only for rows that can still win.
+* :func:`order_statistic` (R of a certificate, m = 10**6): the same radix
+  select over many blocks, a histogram per pass merged with global atomics;
+  the value is the inverse of the final key (no find pass).
+
+Where work goes: every launch, copy and scratch allocation reads the stream
+and allocator of :func:`launch_context`, which the bindings set per call to
+the caller's torch / CuPy stream and caching pool
+(:func:`cs_fast.bindings.arrays.launch_settings`).
 * ``sq``/``l2`` with CuPy installed (the ``cuda`` extra): a float32 cuBLAS
   GEMM on centred rows with the bound of
   :mod:`cs_fast.kernels.mixed_precision` (TF32 only when ``CUPY_TF32`` turns
@@ -42,7 +58,8 @@ Selection is an exact MSB-first radix select over the IEEE bit patterns,
 values and all bits flipped for negative ones, order as unsigned integers
 exactly as the floats do, so 8 histogram passes (4 for float32) over the row
 pin down the bit pattern of the k-th smallest value; the value is then read
-back from the row itself, so the result is bit-for-bit an element of the row
+back from the row itself (or, in :func:`order_statistic`, inverted from the
+key: the same bits), so the result is bit-for-bit an element of the row
 and equals a CPU quickselect / ``np.sort`` on the same distances. Why this
 rather than the alternatives: it needs no scratch copy of the row (the row is
 only read, never reordered), a fixed number of coalesced passes independent of
@@ -54,7 +71,8 @@ atomics.
 Like the CPU driver, a row with fewer than ``k`` distances strictly below
 ``best`` (the best median so far, kept on the device) skips the selection:
 its median is ``>= best``, and as rows are visited in index order and ties
-keep the smallest index, it cannot win.
+keep the smallest index, it cannot win. (Boxes, whose best may be seeded by a
+row of larger index, count ``<= best`` for rows before the best's index.)
 
 Rounding: the selection is exact, so ``min_median`` equals brute force on the
 device's own distances bit for bit. The distances themselves match the CPU's
@@ -69,6 +87,8 @@ small test inputs still cross tile boundaries; every kernel is generic in
 both sizes.
 """
 
+import contextlib
+import contextvars
 import math
 import os
 
@@ -80,6 +100,11 @@ from .retarget import retarget
 
 TILE = 16  # 2-D blocks are TILE x TILE threads; the tiled kernels stage TILE features a step
 SIM_TILE = 4  # under the simulator (a Python thread per CUDA thread) small blocks keep tests fast
+LANES = 32  # to_center of the long reductions: a warp of lanes per row
+SIM_LANES = 4
+ROWS_PER_BLOCK = 8  # rows (warps) per to_center block: 256 threads on a GPU
+SELECT_BLOCKS = 528  # order_statistic's most histogram blocks: 4 per SM of an H100 (132 SMs)
+SELECT_PER_THREAD = 8  # values per thread and pass before another block is worth launching
 RADIX = 8  # bits per radix-select pass: a 256-bin shared histogram
 BINS = 1 << RADIX
 REDUCE_THREADS = 256  # threads of the one-block argmin kernel (a power of two)
@@ -94,6 +119,64 @@ _DIGIT = np.uint64(BINS - 1)
 
 
 cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires
+
+# Where device work goes: the stream every launch and copy is queued on, and the allocator
+# of every scratch array. The bindings decide both per call (bindings.arrays.launch_settings:
+# the caller's current torch / CuPy stream and that library's caching pool) and set them for
+# the call with launch_context(); kernels stay policy-free and only read them. Default:
+# numba's own allocator on stream 0 (the legacy default stream).
+_LAUNCH = contextvars.ContextVar("cs_fast_cuda_launch", default=(0, None))
+
+
+@contextlib.contextmanager
+def launch_context(stream=0, allocate=None):
+    """Queue every launch, copy and allocation of this module on ``stream`` inside the block.
+
+    ``allocate(shape, dtype)`` returns an empty device array (a pool's); None
+    is numba's ``device_array``. Nested contexts restore the outer one on exit.
+    """
+    token = _LAUNCH.set((stream, allocate))
+    try:
+        yield
+    finally:
+        _LAUNCH.reset(token)
+
+
+def current_stream():
+    """The stream launches go to (0: numba's default stream)."""
+    return _LAUNCH.get()[0]
+
+
+def launch(kernel, grid, block):
+    """``kernel[grid, block]`` configured for the current stream."""
+    return kernel[grid, block, _LAUNCH.get()[0]]
+
+
+def empty(shape, dtype):
+    """An uninitialised device array from the current allocator, bound to the current stream."""
+    stream, allocate = _LAUNCH.get()
+    shape = tuple(int(s) for s in shape) if isinstance(shape, tuple) else (int(shape),)
+    if allocate is not None and int(np.prod(shape)) > 0:
+        return allocate(shape, np.dtype(dtype))
+    return cuda_module().device_array(shape, dtype=np.dtype(dtype), stream=stream)
+
+
+def upload(host):
+    """A device copy of a host array, queued on the current stream (pageable source: staged at once)."""
+    host = np.ascontiguousarray(host)
+    out = empty(host.shape, host.dtype)
+    if host.size:
+        out.copy_to_device(host, stream=current_stream())
+    return out
+
+
+def fetch(arr):
+    """The host copy of a device array, after everything queued before it on the current stream."""
+    stream = current_stream()
+    host = arr.copy_to_host(stream=stream)
+    if stream != 0:
+        stream.synchronize()
+    return host
 
 
 def cuda_module():
@@ -223,6 +306,8 @@ def _build():
             s //= 2
 
     dev.block_lex_min = block_lex_min  # also the pruned center's fold (kernels/cuda_prune.py)
+    dev.block_select_key = block_select_key  # also the box min_median's fused select
+    dev.order_key = order_key
 
     @cuda.jit
     def fold_best(med, rows, start, best, best_index):
@@ -237,11 +322,62 @@ def _build():
                 v = med[t]
                 i = t
         block_lex_min(vals, idxs, tid, v, i)
-        if tid == 0 and vals[0] < best[0]:
+        # Lexicographic (median, index): a seeded best (box min_median) may have a larger index.
+        if tid == 0 and (vals[0] < best[0] or (vals[0] == best[0] and start + idxs[0] < best_index[0])):
             best[0] = vals[0]
             best_index[0] = start + idxs[0]
 
-    _KERNELS["common"] = (dev, select_rows, fold_best)
+    @cuda.jit
+    def select_init(k, prefix, rem, hist):
+        # One block: the state of a multi-block select of the k-th smallest.
+        for b in range(cuda.threadIdx.x, BINS, cuda.blockDim.x):
+            hist[b] = 0
+        if cuda.threadIdx.x == 0:
+            prefix[0] = _U0
+            rem[0] = k
+
+    @cuda.jit
+    def select_histogram(keys, sign, full, shift, decided, prefix, hist):
+        # Many blocks, grid-stride: this pass's digit histogram of the keys whose decided
+        # high bits equal the prefix; a shared histogram per block, merged with global atomics.
+        local = cuda.shared.array(BINS, int32)
+        tid = cuda.threadIdx.x
+        for b in range(tid, BINS, cuda.blockDim.x):
+            local[b] = 0
+        cuda.syncthreads()
+        want = prefix[0]
+        step = cuda.gridDim.x * cuda.blockDim.x
+        for t in range(cuda.blockIdx.x * cuda.blockDim.x + tid, keys.shape[0], step):
+            key = order_key(np.uint64(keys[t]), sign, full)
+            if (key & decided) == want:
+                cuda.atomic.add(local, (key >> shift) & _DIGIT, 1)
+        cuda.syncthreads()
+        for b in range(tid, BINS, cuda.blockDim.x):
+            c = local[b]
+            if c != 0:
+                cuda.atomic.add(hist, b, c)
+
+    @cuda.jit
+    def select_digit(hist, shift, prefix, rem):
+        # One block: fix this pass's digit (the bin holding the rem-th key) and clear the histogram.
+        counts = cuda.shared.array(BINS, int64)
+        tid = cuda.threadIdx.x
+        for b in range(tid, BINS, cuda.blockDim.x):
+            counts[b] = hist[b]
+        cuda.syncthreads()
+        if tid == 0:
+            r = rem[0]
+            below = 0
+            digit = 0
+            while below + counts[digit] < r:
+                below += counts[digit]
+                digit += 1
+            prefix[0] = prefix[0] | (np.uint64(digit) << shift)
+            rem[0] = r - below
+        for b in range(tid, BINS, cuda.blockDim.x):
+            hist[b] = 0
+
+    _KERNELS["common"] = (dev, select_rows, fold_best, select_init, select_histogram, select_digit)
     return _KERNELS["common"]
 
 
@@ -249,7 +385,7 @@ def _reduction_kernels(reduction):
     """(generic, tiled or None, to_center, paired kernels, tile size) of one reduction (built once)."""
     if reduction in _KERNELS:
         return _KERNELS[reduction]
-    dev, _, _ = _build()
+    dev = _build()[0]
     from numba import float64
 
     pair_fn = getattr(dev, reduction + "_pair")
@@ -268,6 +404,36 @@ def _reduction_kernels(reduction):
         i = cuda.grid(1)
         if i < F.shape[0]:
             out[i] = pair_fn(F, i, C, 0, arg)
+
+    lanes_kernel = None
+    if reduction in _TILED:
+        lane_fn = dev.l1_pair if reduction == "l1" else dev.sq_pair
+        lane_sqrt = reduction == "l2"
+        W = SIM_LANES if _simulated() else LANES
+        R = ROWS_PER_BLOCK
+        lane_shape = (R, W)
+
+        @cuda.jit
+        def lanes_kernel(F, C, arg, out):
+            # A warp per row: lane l sums features l, l + W, ... (adjacent lanes read adjacent
+            # features: coalesced), then a shared-memory tree fold adds the W partial sums.
+            part = cuda.shared.array(lane_shape, float64)
+            lane = cuda.threadIdx.x
+            rr = cuda.threadIdx.y
+            i = cuda.blockIdx.x * R + rr
+            acc = 0.0
+            if i < F.shape[0]:
+                acc = lane_fn(F[:, lane::W], i, C[:, lane::W], 0, arg)
+            part[rr, lane] = acc
+            cuda.syncthreads()
+            s = W // 2
+            while s > 0:
+                if lane < s:
+                    part[rr, lane] += part[rr, lane + s]
+                cuda.syncthreads()
+                s //= 2
+            if lane == 0 and i < F.shape[0]:
+                out[i] = math.sqrt(part[rr, 0]) if lane_sqrt else part[rr, 0]
 
     @cuda.jit
     def paired(A, B, arg, out):
@@ -307,8 +473,241 @@ def _reduction_kernels(reduction):
             if i0 + ty < na and j0 + tx < nb:
                 out[i0 + ty, j0 + tx] = math.sqrt(acc) if take_sqrt else acc
 
-    _KERNELS[reduction] = (generic, tiled, column, paired, T)
+    _KERNELS[reduction] = (generic, tiled, column, paired, T, lanes_kernel)
     return _KERNELS[reduction]
+
+
+# Counting pass of the box min_median in float32. The test d < t (t the best median so far)
+# is g = (U - I) - t U < 0 (U > 0), computed from float32 boxes shifted by a common origin.
+# With u = 2**-24 and S the largest |coordinate| of the two shifted boxes, each shifted
+# coordinate is within (u + 2**-53) S of exact, so every float32 length is within about
+# 4.01 u S of exact, a product of two lengths (each <= 2 S) within 20.1 u S**2, U within
+# 80.3 u S**2, U - I within 112.4 u S**2, t U within 104.3 u S**2 (t <= 1, rounded to float32)
+# and g within 241 u S**2 of the exact g. BOX_MARGIN = 2**-15 = 512 u leaves more than 2x of
+# slack (the float64 distance the exact pass compares is itself within a few 2**-53 of exact);
+# BOX_TINY covers underflow (every term subnormal: the margin then admits the pair). Outside
+# +-margin the float32 sign is the exact one; inside, or with NaN/inf from float32 overflow
+# (both comparisons false), the pair is decided by the float64 box_pair, as brute force does.
+BOX_MARGIN = 2.0 ** -15
+SEED_ROWS = 64  # rows whose exact medians seed the box min_median's best
+_SEED_ROWS_SEED = 20261205
+BOX_TINY = 2.0 ** -100
+
+
+def _box_kernels():
+    """(box32 features, fused count-and-select) of the box min_median (built once)."""
+    if "box_fused" in _KERNELS:
+        return _KERNELS["box_fused"]
+    dev = _build()[0]
+    from numba import float32, int32, int64, uint64
+
+    box_pair = dev.box_pair
+    margin = np.float32(BOX_MARGIN)
+    tiny = np.float32(BOX_TINY)
+    zero32 = np.float32(0.0)
+
+    @cuda.jit(device=True)
+    def box_decide(G, i, j, t32):
+        # 1: d(i, j) < t for sure, 0: not, -1: inside the margin (decide in float64).
+        ax1 = G[i, 0]
+        ay1 = G[i, 1]
+        ax2 = G[i, 2]
+        ay2 = G[i, 3]
+        bx1 = G[j, 0]
+        by1 = G[j, 1]
+        bx2 = G[j, 2]
+        by2 = G[j, 3]
+        iw = max(min(ax2, bx2) - max(ax1, bx1), zero32)
+        ih = max(min(ay2, by2) - max(ay1, by1), zero32)
+        inter = iw * ih
+        union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+        g = (union - inter) - t32 * union
+        S = max(G[i, 4], G[j, 4])
+        e = S * S * margin + tiny
+        if g < -e:
+            return 1
+        if g > e:
+            return 0
+        return -1
+
+    dev.box_decide = box_decide
+
+    @cuda.jit
+    def box32(F, G):
+        # G[i] = float32 of F[i] shifted by F[0]'s corner (a common origin), and max |coordinate|.
+        i = cuda.grid(1)
+        if i < F.shape[0]:
+            ox = F[0, 0]
+            oy = F[0, 1]
+            x1 = float32(F[i, 0] - ox)
+            y1 = float32(F[i, 1] - oy)
+            x2 = float32(F[i, 2] - ox)
+            y2 = float32(F[i, 3] - oy)
+            G[i, 0] = x1
+            G[i, 1] = y1
+            G[i, 2] = x2
+            G[i, 3] = y2
+            G[i, 4] = max(max(abs(x1), abs(y1)), max(abs(x2), abs(y2)))
+
+    select_key = _build()[0].block_select_key
+    okey = _build()[0].order_key
+
+    @cuda.jit
+    def box_rows(F, G, rows, start, k, nbits, sign, full, bound, bound_index, D, keys, med):
+        # One block per row i (rows[r], or start + r when rows is empty): count its distances
+        # below the best in float32 (float64 inside the margin). Below means d < best for rows
+        # after the best's index and d <= best before it (an equal median with a smaller index
+        # still wins). A row with fewer than k such distances cannot win: inf. Only the other
+        # rows get their float64 distance row and the exact radix select.
+        hist = cuda.shared.array(BINS, int32)
+        prefix_s = cuda.shared.array(1, uint64)
+        rem_s = cuda.shared.array(1, int64)
+        r = cuda.blockIdx.x
+        i = rows[r] if rows.shape[0] > 0 else start + r
+        tid = cuda.threadIdx.x
+        n = F.shape[0]
+        b = bound[0]
+        if b < math.inf:
+            t32 = float32(b)
+            ties = i < bound_index[0]
+            if tid == 0:
+                hist[0] = 0
+            cuda.syncthreads()
+            c = 0
+            for j in range(tid, n, cuda.blockDim.x):
+                v = box_decide(G, i, j, t32)  # its margin covers both < and <=
+                if v < 0:
+                    d = box_pair(F, i, F, j, 0)
+                    v = 1 if (d < b or (ties and d == b)) else 0
+                c += v
+            cuda.atomic.add(hist, 0, c)
+            cuda.syncthreads()
+            total = hist[0]
+            cuda.syncthreads()
+            if total < k:
+                if tid == 0:
+                    med[r] = math.inf
+                return
+        row = D[r]
+        for j in range(tid, n, cuda.blockDim.x):
+            row[j] = box_pair(F, i, F, j, 0)
+        cuda.syncthreads()
+        want = select_key(keys[r], k, nbits, sign, full, hist, prefix_s, rem_s)
+        for t in range(tid, n, cuda.blockDim.x):
+            if okey(np.uint64(keys[r, t]), sign, full) == want:
+                med[r] = row[t]
+
+    _KERNELS["box_fused"] = (box32, box_rows)
+    return _KERNELS["box_fused"]
+
+
+# Register-blocked float32 L1 (tv's pairwise sum) for float32 cdist/pdist. A block of
+# BLK_T x BLK_T threads owns a (BLK_T * BLK_R)^2 tile of outputs, BLK_R x BLK_R per thread held in
+# registers; BLK_K features of both row tiles are staged in shared memory, feature-major, so a
+# warp reads one broadcast value of A and 16 consecutive values of B per feature (no bank
+# conflicts) and each staged value feeds BLK_R outputs instead of one. Terms |a - b| add in float32
+# and each thread's float32 partial sums are flushed into float64 every L1_FLUSH features.
+# Accuracy: a float32 term is |a - b| (1 + e), |e| <= u = 2**-24; a flushed chunk of at most
+# L1_FLUSH non-negative terms sums with relative error at most (L1_FLUSH - 1) u; the float64
+# flushes and the final rounding to float32 add about u. So every entry is within relative
+# (L1_FLUSH + 1) u (about 2.0e-6 for 32) of the exact sum of the float32 inputs: inside the 2**-10
+# the README states for float32 cdist/pdist. min_median and the pruned center keep the float64
+# tiled kernel (their exactness and pruning margins assume float64 sums).
+BLK_T = 16  # threads per side of a block (sim: 4)
+BLK_R = 4  # outputs per thread per side (sim: 2)
+BLK_K = 16  # features staged per step (sim: 4)
+L1_FLUSH = 32  # float32 features summed before a float64 flush (a multiple of BLK_K)
+
+
+def l1_blocked_bound(flush=None):
+    """Relative error bound of :func:`_l1_blocked_kernel`'s entries: ``(L1_FLUSH + 1) * 2**-24``."""
+    return ((L1_FLUSH if flush is None else flush) + 1) * 2.0 ** -24
+
+
+def _l1_blocked_kernel():
+    """The register-blocked float32 L1 kernel (built once per process and configuration)."""
+    key = ("l1_blocked", L1_FLUSH)
+    if key in _KERNELS:
+        return _KERNELS[key]
+    _build()
+    from numba import float32, float64
+
+    sim = _simulated()
+    T = 4 if sim else BLK_T
+    R = 2 if sim else BLK_R
+    K = 4 if sim else BLK_K
+    flush = max(K, (L1_FLUSH // K) * K)  # whole staged steps
+    tile = T * R
+    sshape = (K, tile + 1)
+    rshape = (R, R)
+    zero32 = np.float32(0.0)
+
+    @cuda.jit
+    def l1_blocked(A, B, out):
+        sA = cuda.shared.array(sshape, float32)
+        sB = cuda.shared.array(sshape, float32)
+        acc32 = cuda.local.array(rshape, float32)
+        acc64 = cuda.local.array(rshape, float64)
+        a = cuda.local.array(R, float32)
+        b = cuda.local.array(R, float32)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * T + tx
+        i0 = cuda.blockIdx.y * tile
+        j0 = cuda.blockIdx.x * tile
+        na = A.shape[0]
+        nb = B.shape[0]
+        d = A.shape[1]
+        for r in range(R):
+            for c in range(R):
+                acc32[r, c] = zero32
+                acc64[r, c] = 0.0
+        since = 0
+        for k0 in range(0, d, K):
+            # Stage K features of the tile's rows, feature-major; out-of-range entries are
+            # zeros on both sides (|0 - 0| adds nothing).
+            for e in range(tid, K * tile, T * T):
+                kk = e // tile
+                rr = e - kk * tile
+                k = k0 + kk
+                sA[kk, rr] = A[i0 + rr, k] if (i0 + rr < na and k < d) else zero32
+                sB[kk, rr] = B[j0 + rr, k] if (j0 + rr < nb and k < d) else zero32
+            cuda.syncthreads()
+            for kk in range(K):
+                for r in range(R):
+                    a[r] = sA[kk, ty + r * T]
+                    b[r] = sB[kk, tx + r * T]
+                for r in range(R):
+                    for c in range(R):
+                        acc32[r, c] += abs(a[r] - b[c])
+            cuda.syncthreads()
+            since += K
+            if since >= flush:
+                for r in range(R):
+                    for c in range(R):
+                        acc64[r, c] += float64(acc32[r, c])
+                        acc32[r, c] = zero32
+                since = 0
+        for r in range(R):
+            i = i0 + ty + r * T
+            for c in range(R):
+                j = j0 + tx + c * T
+                if i < na and j < nb:
+                    out[i, j] = acc64[r, c] + float64(acc32[r, c])
+
+    _KERNELS[key] = (l1_blocked, T, tile)
+    return _KERNELS[key]
+
+
+def _launch_l1_blocked(A, B, out):
+    """float32 ``l1`` distances of float32 ``A`` and ``B`` into ``out`` (see ``L1_FLUSH`` for the accuracy)."""
+    kernel, T, tile = _l1_blocked_kernel()
+    na, nb = A.shape[0], B.shape[0]
+    step = _MAX_GRID_Y * tile
+    for r0 in range(0, na if nb else 0, step):
+        r1 = min(na, r0 + step)
+        launch(kernel, (_blocks(nb, tile), _blocks(r1 - r0, tile)), (T, T))(A[r0:r1], B, out[r0:r1])
+    return out
 
 
 # --------------------------------------------------------------------------- drivers
@@ -346,7 +745,7 @@ def _key_params(dtype):
 
 def _launch_pairwise(reduction, A, B, arg, out, tiled=None):
     """Fill the device array ``out`` with the (na, nb) distances of ``A`` and ``B``."""
-    generic, tiled_kernel, _, _, T = _reduction_kernels(reduction)
+    generic, tiled_kernel, _, _, T, _ = _reduction_kernels(reduction)
     kernel = (tiled_kernel if tiled_kernel is not None else generic) if tiled is None else (
         tiled_kernel if tiled else generic
     )
@@ -354,7 +753,7 @@ def _launch_pairwise(reduction, A, B, arg, out, tiled=None):
     step = _MAX_GRID_Y * T  # rows of A one launch can cover (grid y is limited)
     for r0 in range(0, na if nb else 0, step):
         r1 = min(na, r0 + step)
-        kernel[(_blocks(nb, T), _blocks(r1 - r0, T)), (T, T)](A[r0:r1], B, int(arg), out[r0:r1])
+        launch(kernel, (_blocks(nb, T), _blocks(r1 - r0, T)), (T, T))(A[r0:r1], B, int(arg), out[r0:r1])
     return out
 
 
@@ -366,7 +765,9 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
     reduction : str
         Name of a pair function of :mod:`cs_fast.kernels.pair` (``"l1"``,
         ``"box"``, ...). ``l1``, ``sq`` and ``l2`` run the shared-memory tiled
-        kernel, the others the generic one.
+        kernel (float64 sums), the others the generic one; float32 ``l1``
+        (``tv``) with float32 output runs the register-blocked float32 kernel
+        (within relative ``l1_blocked_bound()``, about 2e-6).
     A, B : device arrays, shape (na, d) and (nb, d)
         Featurized, C-contiguous, same dtype.
     arg : int
@@ -384,30 +785,55 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
     _reduction_kernels(reduction)
     cp = _cupy() if reduction in ("sq", "l2") and out is None and np.dtype(out_dtype) == np.float32 else None
     if cp is not None and A.shape[1]:
-        G = sq_pairwise_gemm(A, B, reduction == "l2", out_dtype, cp)
+        with _cupy_stream(cp):
+            G = sq_pairwise_gemm(A, B, reduction == "l2", out_dtype, cp)
         if G is not None:
-            return cuda.as_cuda_array(G)  # a numba view that keeps the CuPy array alive
+            return cuda.as_cuda_array(G, sync=False)  # a numba view that keeps the CuPy array alive
     if out is None:
-        out = cuda.device_array((A.shape[0], B.shape[0]), dtype=out_dtype)
+        out = empty((A.shape[0], B.shape[0]), out_dtype)
+    if reduction == "l1" and np.dtype(out_dtype) == np.float32 and A.dtype == np.float32 and A.shape[1]:
+        return _launch_l1_blocked(A, B, out)  # float32 output: float32 sums, float64 flushes
     return _launch_pairwise(reduction, A, B, arg, out)
 
 
-def _rowwise(kernel, A, B, arg):
-    out = cuda.device_array(A.shape[0], dtype=np.float64)
+def _rowwise(kernel, A, B, arg, out):
+    if out is None:
+        out = empty(A.shape[0], np.float64)
     if A.shape[0]:
         threads = 128
-        kernel[_blocks(A.shape[0], threads), threads](A, B, int(arg), out)
+        launch(kernel, _blocks(A.shape[0], threads), threads)(A, B, int(arg), out)
     return out
 
 
-def to_center(reduction, F, C, arg):
-    """float64 device array of the distances from every row of ``F`` to the row ``C`` (shape (1, d))."""
-    return _rowwise(_reduction_kernels(reduction)[2], F, C, arg)
+def to_center(reduction, F, C, arg, out=None):
+    """float64 device distances from every row of ``F`` to the row ``C`` (shape (1, d)).
+
+    ``out``: a float64 device vector of length ``len(F)`` to write into (e.g. a
+    slice of a preallocated array); a new one by default. The long sums
+    (``l1``/``tv``, ``sq``, ``l2``) run a warp per row (lane ``l`` adds
+    features ``l, l + 32, ...``: coalesced reads), the others a thread per row.
+    """
+    _, _, column, _, _, lanes = _reduction_kernels(reduction)
+    if lanes is None:
+        return _rowwise(column, F, C, arg, out)
+    if out is None:
+        out = empty(F.shape[0], np.float64)
+    n = F.shape[0]
+    if n:
+        W = SIM_LANES if _simulated() else LANES
+        launch(lanes, _blocks(n, ROWS_PER_BLOCK), (W, ROWS_PER_BLOCK))(F, C, int(arg), out)
+    return out
 
 
 def paired(reduction, A, B, arg):
     """float64 device array of the distances ``d(A[i], B[i])`` of matching rows."""
-    return _rowwise(_reduction_kernels(reduction)[3], A, B, arg)
+    return _rowwise(_reduction_kernels(reduction)[3], A, B, arg, None)
+
+
+def _select_grid(m):
+    """(blocks, threads) of order_statistic's histogram passes over ``m`` values."""
+    threads = 4 if _simulated() else 256
+    return max(1, min(SELECT_BLOCKS, _blocks(m, threads * SELECT_PER_THREAD))), threads
 
 
 def order_statistic(distances, k):
@@ -415,21 +841,52 @@ def order_statistic(distances, k):
 
     Exact: the returned value is an element of ``distances`` (an order
     statistic, never an interpolated quantile), selected on the device; only
-    the scalar comes back. ``k`` must be in ``1 .. len(distances)``. One block
-    does the selection: 8 (float32: 4) coalesced passes over the array.
+    the scalar comes back. ``k`` must be in ``1 .. len(distances)``.
+
+    Multi-block MSB-first radix select: 8 passes (float32: 4) of 8 bits; each
+    pass is a grid-stride histogram over many blocks (a shared histogram per
+    block, merged with global atomics) and a one-block kernel that fixes the
+    digit. No pass reads a value back: the k-th smallest's order key is known
+    bit for bit after the last pass and the value is its inverse (no find
+    pass). Only the final key (8 bytes) comes back to the host.
     """
-    _, select_rows, _ = _build()
+    common = _build()
+    select_init, select_histogram, select_digit = common[3], common[4], common[5]
     m = distances.shape[0]
     if distances.ndim != 1:
         raise ValueError(f"distances: received shape {distances.shape}; expected a 1-D array")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= m:
         raise ValueError(f"k: received {k!r}; expected an integer in 1..{m} (the array's length)")
-    nbits, sign, full, view = _key_params(np.dtype(distances.dtype))
-    row = distances.reshape(1, m)
-    bound = cuda.to_device(np.array([np.inf]))
-    out = cuda.device_array(1, dtype=np.float64)
-    select_rows[1, _select_threads(m, 1024)](row, row.view(view), int(k), nbits, sign, full, bound, out)
-    return float(out.copy_to_host()[0])
+    dtype = np.dtype(distances.dtype)
+    nbits, sign, full, view = _key_params(dtype)
+    keys = distances.view(view)
+    prefix = empty(1, np.uint64)
+    rem = empty(1, np.int64)
+    hist = empty(BINS, np.int64)
+    blocks, threads = _select_grid(m)
+    launch(select_init, 1, BINS)(int(k), prefix, rem, hist)
+    decided = _U0
+    for p in range(nbits // RADIX):
+        shift = np.uint64(nbits - RADIX * (p + 1))
+        launch(select_histogram, blocks, threads)(keys, sign, full, shift, decided, prefix, hist)
+        launch(select_digit, 1, BINS)(hist, shift, prefix, rem)
+        decided = decided | (_DIGIT << shift)
+    return key_value(fetch(prefix)[0], dtype)
+
+
+def key_value(key, dtype):
+    """The float of ``dtype`` whose order key (see the module docstring) is ``key``."""
+    nbits, sign, full, view = _key_params(np.dtype(dtype))
+    key = np.uint64(key)
+    bits = key ^ sign if key & sign else ~key & full  # the inverse of order_key
+    return float(np.array([bits], dtype=np.uint64).astype(view).view(dtype)[0])
+
+
+def _seed_rows(n, count):
+    """Sorted distinct rows seeding the box min_median's best (a fixed-seed random sample)."""
+    if count <= 0 or n < 2 * SEED_ROWS:  # small n: the first tile is as good a start
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.random.default_rng(_SEED_ROWS_SEED).choice(n, size=count, replace=False)).astype(np.int64)
 
 
 def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
@@ -443,12 +900,20 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
     Ties keep the smallest index. Returns ``(index, radius)``; ``(-1, inf)``
     for ``n = 0`` as the CPU driver does.
 
+    Boxes fuse the counting pass into the distance kernel: a block per row
+    counts its distances below the best so far in float32 with a rigorous
+    margin (float64 inside it, see ``BOX_MARGIN``) and only rows that can
+    still win get their float64 distance row and the exact select; the best
+    is seeded with the exact medians of ``SEED_ROWS`` random rows (for
+    n >= 2 ``SEED_ROWS``), so pruning does not wait for the first tile. The
+    result is the same floats, bit for bit.
+
     Raises
     ------
     ValueError
         If ``max_memory`` cannot hold one row of n float64 distances.
     """
-    _, select_rows, fold_best = _build()
+    _, select_rows, fold_best = _build()[:3]
     n = F.shape[0]
     if n == 0:
         return -1, math.inf
@@ -456,7 +921,8 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
     if cp is not None:
         # float32 cuBLAS estimates (4 bytes) and their float64 form (8) per entry of a tile
         rows = max(1, min(n, int(max_memory) // (12 * n), int(tile) if tile else n))
-        got = sq_min_median_gemm(F, reduction == "l2", rows, cp)
+        with _cupy_stream(cp):
+            got = sq_min_median_gemm(F, reduction == "l2", rows, cp)
         if got is not None:
             return got[0], got[1]
     row_bytes = 8 * (n + 1)  # one distance row and its median
@@ -469,20 +935,41 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
     rows = min(n, fit, int(tile) if tile else n)
     k = (n + 1) // 2
     nbits, sign, full, view = _key_params(np.dtype(np.float64))
-    D = cuda.device_array((rows, n), dtype=np.float64)
+    D = empty((rows, n), np.float64)
     keys = D.view(view)
-    med = cuda.device_array(rows, dtype=np.float64)
-    best = cuda.to_device(np.array([np.inf]))
-    best_index = cuda.to_device(np.array([-1], dtype=np.int64))
+    med = empty(rows, np.float64)
+    best = upload(np.array([np.inf]))
+    best_index = upload(np.array([-1], dtype=np.int64))
     threads = _select_threads(n, 256)
     fold_threads = 4 if _simulated() else min(REDUCE_THREADS, 1 << max(5, (rows - 1).bit_length()))
+    fused = reduction == "box"
+    if fused:
+        box32, box_rows = _box_kernels()
+        G = empty((n, 5), np.float32)
+        launch(box32, _blocks(n, 128), 128)(F, G)
+        no_rows = empty(0, np.int64)
+        # Seed the best with the exact medians of a random sample of rows, so the counting pass
+        # prunes from the first tile on, whatever the row order (the fold is lexicographic).
+        seeds = _seed_rows(n, min(rows, SEED_ROWS))
+        if len(seeds):
+            s = len(seeds)
+            launch(box_rows, s, threads)(F, G, upload(seeds), 0, k, nbits, sign, full, upload(np.array([np.inf])),
+                                         best_index, D[:s], keys[:s], med)
+            got = fetch(med[:s])
+            j = int(np.lexsort((seeds, got))[0])  # smallest median, then smallest index
+            best = upload(np.array([got[j]]))
+            best_index = upload(np.array([seeds[j]], dtype=np.int64))
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         m = stop - start
-        _launch_pairwise(reduction, F[start:stop], F, arg, D[:m])
-        select_rows[m, threads](D[:m], keys[:m], k, nbits, sign, full, best, med)
-        fold_best[1, fold_threads](med, m, start, best, best_index)
-    return int(best_index.copy_to_host()[0]), float(best.copy_to_host()[0])
+        if fused:
+            launch(box_rows, m, threads)(F, G, no_rows, start, k, nbits, sign, full, best, best_index, D[:m],
+                                         keys[:m], med)
+        else:
+            _launch_pairwise(reduction, F[start:stop], F, arg, D[:m])
+            launch(select_rows, m, threads)(D[:m], keys[:m], k, nbits, sign, full, best, med)
+        launch(fold_best, 1, fold_threads)(med, m, start, best, best_index)
+    return int(fetch(best_index)[0]), float(fetch(best)[0])
 
 
 # --------------------------------------------------------------------------- sq / l2 with cuBLAS
@@ -506,6 +993,14 @@ def _cupy():
     return cupy
 
 
+def _cupy_stream(cp):
+    """CuPy work on the current launch stream (a CuPy ExternalStream), or CuPy's own current stream."""
+    stream = current_stream()
+    if stream == 0:
+        return contextlib.nullcontext()
+    return cp.cuda.ExternalStream(int(stream))
+
+
 def gemm_input_roundoff():
     """Input rounding of CuPy's float32 GEMM: TF32's 2**-11 when ``CUPY_TF32`` enables it, else 0.
 
@@ -518,7 +1013,7 @@ def gemm_input_roundoff():
 def _mixed_kernels():
     if "mixed" in _KERNELS:
         return _KERNELS["mixed"]
-    dev, _, _ = _build()
+    dev = _build()[0]
     interval = cuda.jit(device=True)(mp.sq_interval)
     sq_pair = dev.sq_pair
 
@@ -556,7 +1051,7 @@ def _centred32(xp, F, shift, chunk=4096):
 
 
 def _host(x):
-    return x.get() if hasattr(x, "get") else (x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x))
+    return x.get() if hasattr(x, "get") else (fetch(x) if hasattr(x, "copy_to_host") else np.asarray(x))
 
 
 def sq_pairwise_gemm(A, B, take_sqrt, out_dtype, xp, rtol=mp.CDIST_RTOL):
@@ -580,7 +1075,7 @@ def sq_pairwise_gemm(A, B, take_sqrt, out_dtype, xp, rtol=mp.CDIST_RTOL):
     out = G if np.dtype(out_dtype) == np.float32 else xp.empty(G.shape, dtype=out_dtype)
     T = SIM_TILE if _simulated() else TILE
     if G.size:
-        finish[(_blocks(G.shape[1], T), _blocks(G.shape[0], T)), (T, T)](
+        launch(finish, (_blocks(G.shape[1], T), _blocks(G.shape[0], T)), (T, T))(
             A, B, G, naA, naB, mp.norm_upper(naA, d), mp.norm_upper(naB, d), *coef, float(rtol), bool(take_sqrt), out)
     return out
 
@@ -616,7 +1111,7 @@ def sq_min_median_gemm(F, take_sqrt, tile, xp):
         i1 = min(n, i0 + tile)
         dt = (na[i0:i1, None] + na[None, :]) - 2.0 * (X[i0:i1] @ X.T).astype(xp.float64)
         m = xp.ascontiguousarray(xp.partition(dt, k - 1, axis=1)[:, k - 1])
-        median_intervals[_blocks(i1 - i0, 128), 128](m, a, i0, amax, *coef, lo, hi)
+        launch(median_intervals, _blocks(i1 - i0, 128), 128)(m, a, i0, amax, *coef, lo, hi)
     lo, hi = _host(lo), _host(hi)
     if take_sqrt:
         lo, hi = np.sqrt(lo), np.sqrt(hi)

@@ -124,6 +124,31 @@ def _build():
             cuda.atomic.min(out, 1, i)
 
     @cuda.jit
+    def zero_ints(a):
+        i = cuda.grid(1)
+        if i < a.shape[0]:
+            a[i] = 0
+
+    @cuda.jit
+    def ledger_init(ledger):
+        # Every slot: [rows with NaN/inf, first such row, all-zero rows, first such row];
+        # "first" starts at a sentinel larger than any row (atomic.min lowers it).
+        s = cuda.grid(1)
+        if s < ledger.shape[0]:
+            ledger[s, 0] = 0
+            ledger[s, 1] = 1 << 62
+            ledger[s, 2] = 0
+            ledger[s, 3] = 1 << 62
+
+    @cuda.jit
+    def count_into(flags, want, ledger, slot, column):
+        # ledger[slot, column] += rows with flags == want; ledger[slot, column + 1] = min such row.
+        i = cuda.grid(1)
+        if i < flags.shape[0] and flags[i] == want:
+            cuda.atomic.add(ledger, (slot, column), 1)
+            cuda.atomic.min(ledger, (slot, column + 1), i)
+
+    @cuda.jit
     def count_within(d, bound, out):
         i = cuda.grid(1)
         if i < d.shape[0] and d[i] <= bound:
@@ -141,7 +166,7 @@ def _build():
 
     _KERNELS.update(boxes=boxes, masks=masks, tv=tv, scale=scale, unit_rows=unit_rows,
                     flag_rows=flag_rows, count_rows=count_rows, count_within=count_within,
-                    condense=condense)
+                    condense=condense, zero_ints=zero_ints, ledger_init=ledger_init, count_into=count_into)
     return _KERNELS
 
 
@@ -152,7 +177,7 @@ def _blocks(count, per_block):
 def _launch1(name, count, *args):
     if count:
         threads = _SIM_THREADS if ck._simulated() else _THREADS
-        _build()[name][_blocks(count, threads), threads](*args)
+        ck.launch(_build()[name], _blocks(count, threads), threads)(*args)
 
 
 def _launch2(name, rows, cols, *args):
@@ -160,7 +185,7 @@ def _launch2(name, rows, cols, *args):
     if rows and cols:
         t = _SIM_TILE2 if ck._simulated() else _TILE2
         # Rows beyond the grid's y limit are covered by the kernels' row-stride loops.
-        _build()[name][(_blocks(cols, t), min(_blocks(rows, t), _MAX_GRID_Y)), (t, t)](*args)
+        ck.launch(_build()[name], (_blocks(cols, t), min(_blocks(rows, t), _MAX_GRID_Y)), (t, t))(*args)
 
 
 # --------------------------------------------------------------------------- featurize
@@ -169,7 +194,7 @@ def _launch2(name, rows, cols, *args):
 def boxes(X):
     """float64 (n, 4) copy of boxes with every empty box set to [0, 0, 0, 0]."""
     _build()
-    out = cuda.device_array((X.shape[0], 4), dtype=np.float64)
+    out = ck.empty((X.shape[0], 4), np.float64)
     _launch1("boxes", X.shape[0], X, out)
     return out
 
@@ -177,7 +202,7 @@ def boxes(X):
 def masks(M):
     """uint64 (n, ceil(L / 64)) bit-packed rows of the boolean (n, L) array ``M``."""
     _build()
-    out = cuda.device_array((M.shape[0], (M.shape[1] + 63) // 64), dtype=np.uint64)
+    out = ck.empty((M.shape[0], (M.shape[1] + 63) // 64), np.uint64)
     _launch2("masks", out.shape[0], out.shape[1], M, out)
     return out
 
@@ -187,7 +212,7 @@ def tv(X, grouped):
     _build()
     n, C, H, W = X.shape
     P = (H - 1) * W + H * (W - 1)
-    out = cuda.device_array((n, C * P), dtype=X.dtype)
+    out = ck.empty((n, C * P), X.dtype)
     _launch2("tv", n, C * P, X, bool(grouped), out)
     return out
 
@@ -195,7 +220,7 @@ def tv(X, grouped):
 def scale(X, s):
     """``X[i, k] * s[k]`` (float64 product) in the dtype of ``X``; ``s`` is a float64 device vector."""
     _build()
-    out = cuda.device_array(X.shape, dtype=X.dtype)
+    out = ck.empty(X.shape, X.dtype)
     _launch2("scale", X.shape[0], X.shape[1], X, s, out)
     return out
 
@@ -203,7 +228,7 @@ def scale(X, s):
 def unit_rows(X):
     """Rows of ``X`` divided by their l2 norm (float64 arithmetic), in the dtype of ``X``."""
     _build()
-    out = cuda.device_array(X.shape, dtype=X.dtype)
+    out = ck.empty(X.shape, X.dtype)
     _launch1("unit_rows", X.shape[0], X, out)
     return out
 
@@ -211,25 +236,63 @@ def unit_rows(X):
 # --------------------------------------------------------------------------- helpers
 
 
+def _flag(X, nonzero):
+    """Device int32 flags: 1 for the rows of ``X`` with a NaN/inf (``nonzero``: a non-zero) entry."""
+    n = X.shape[0]
+    flags = ck.empty(n, np.int32)
+    _launch1("zero_ints", n, flags)
+    _launch2("flag_rows", n, X.shape[1], X, bool(nonzero), flags)
+    return flags
+
+
 def flagged_rows(X, nonzero):
     """(count, first) of the rows of the 2-D ``X`` with a NaN/inf entry (``nonzero``: rows
     with no non-zero entry, i.e. all zero); ``first`` is -1 when the count is 0."""
     _build()
     n = X.shape[0]
-    flags = cuda.to_device(np.zeros(n, dtype=np.int32))
-    _launch2("flag_rows", n, X.shape[1], X, bool(nonzero), flags)
-    out = cuda.to_device(np.array([0, n], dtype=np.int64))
+    flags = _flag(X, nonzero)
+    out = ck.upload(np.array([0, n], dtype=np.int64))
     _launch1("count_rows", n, flags, 0 if nonzero else 1, out)
-    count, first = (int(v) for v in out.copy_to_host())
+    count, first = (int(v) for v in ck.fetch(out))
     return count, (first if count else -1)
+
+
+def new_ledger(slots):
+    """A device (slots, 4) int64 ledger of deferred row checks (see :func:`flag_into`), all clear."""
+    _build()
+    ledger = ck.empty((max(1, slots), 4), np.int64)
+    _launch1("ledger_init", ledger.shape[0], ledger)
+    return ledger
+
+
+def flag_into(X, nonzero, ledger, slot):
+    """Record in ``ledger[slot]`` the rows of the 2-D ``X`` that :func:`flagged_rows` would count.
+
+    Columns 0, 1: count and first row with NaN/inf; 2, 3 (``nonzero``): all-zero
+    rows. Nothing comes back to the host: :func:`read_ledger` reads every slot
+    at once.
+    """
+    _build()
+    n = X.shape[0]
+    if n and X.shape[1]:
+        flags = _flag(X, nonzero)
+        _launch1("count_into", n, flags, 0 if nonzero else 1, ledger, int(slot), 2 if nonzero else 0)
+
+
+def read_ledger(ledger):
+    """Host (slots, 4) int64 copy of a ledger, "first" set to -1 where the count is 0 (one readback)."""
+    host = ck.fetch(ledger).copy()
+    host[host[:, 0] == 0, 1] = -1
+    host[host[:, 2] == 0, 3] = -1
+    return host
 
 
 def count_within(d, bound):
     """Number of entries of the 1-D device array ``d`` that are ``<= bound``."""
     _build()
-    out = cuda.to_device(np.zeros(1, dtype=np.int64))
+    out = ck.upload(np.zeros(1, dtype=np.int64))
     _launch1("count_within", d.shape[0], d, float(bound), out)
-    return int(out.copy_to_host()[0])
+    return int(ck.fetch(out)[0])
 
 
 def condense(block, i0, n, out):

@@ -137,7 +137,7 @@ def min_median(reduction, F, arg, tile=None, max_memory=ck.DEFAULT_MAX_MEMORY, r
     Device memory: the ``tile x n`` distance buffer (sized to
     ``max_memory``), the gathered rows, and O(n) for the bounds and states.
     """
-    _, select_rows, _ = ck._build()
+    select_rows = ck._build()[1]
     next_rows, gather, fold_lex, tighten = _build()
     n, d = F.shape
     if n == 0:
@@ -153,41 +153,41 @@ def min_median(reduction, F, arg, tile=None, max_memory=ck.DEFAULT_MAX_MEMORY, r
     eps, tiny = rounding_margin(reduction, F.dtype) if margin is None else margin
     k = (n + 1) // 2
     nbits, sign, full, view = ck._key_params(np.dtype(np.float64))
-    D = cuda.device_array((m, n), dtype=np.float64)
+    D = ck.empty((m, n), np.float64)
     keys = D.view(view)
-    G = cuda.device_array((m, d), dtype=F.dtype)
-    med = cuda.device_array(m, dtype=np.float64)
-    rows = cuda.device_array(m, dtype=np.int64)
-    count = cuda.device_array(1, dtype=np.int64)
-    pos = cuda.to_device(np.zeros(1, np.int64))
-    order = cuda.to_device(np.random.default_rng(_SEED).permutation(n).astype(np.int64))
-    state = cuda.to_device(np.zeros(n, np.uint8))
-    lb = cuda.to_device(np.zeros(n))
-    best = cuda.to_device(np.array([np.inf]))
-    best_index = cuda.to_device(np.array([n], dtype=np.int64))
-    skipped = cuda.to_device(np.zeros(1, np.int64))
-    no_bound = cuda.to_device(np.array([np.inf]))  # exact medians for every row: the bounds need them
+    G = ck.empty((m, d), F.dtype)
+    med = ck.empty(m, np.float64)
+    rows = ck.empty(m, np.int64)
+    count = ck.empty(1, np.int64)
+    pos = ck.upload(np.zeros(1, np.int64))
+    order = ck.upload(np.random.default_rng(_SEED).permutation(n).astype(np.int64))
+    state = ck.upload(np.zeros(n, np.uint8))
+    lb = ck.upload(np.zeros(n))
+    best = ck.upload(np.array([np.inf]))
+    best_index = ck.upload(np.array([n], dtype=np.int64))
+    skipped = ck.upload(np.zeros(1, np.int64))
+    no_bound = ck.upload(np.array([np.inf]))  # exact medians for every row: the bounds need them
     sel_threads = ck._select_threads(n, 256)
     fold_threads = 4 if ck._simulated() else ck.REDUCE_THREADS
     col_threads = 32 if ck._simulated() else 256
     gt = 4 if ck._simulated() else 16
     rows_full = 0
     while True:
-        next_rows[1, 1](order, pos, state, m, rows, count)
-        c = int(count.copy_to_host()[0])
+        ck.launch(next_rows, 1, 1)(order, pos, state, m, rows, count)
+        c = int(ck.fetch(count)[0])
         if c == 0:
             break
         rows_full += c
-        gather[(ck._blocks(m, gt), ck._blocks(d, gt)), (gt, gt)](F, rows, count, G)
+        ck.launch(gather, (ck._blocks(m, gt), ck._blocks(d, gt)), (gt, gt))(F, rows, count, G)
         ck._launch_pairwise(reduction, G[:c], F, arg, D[:c])
-        select_rows[c, sel_threads](D[:c], keys[:c], k, nbits, sign, full, no_bound, med)
-        fold_lex[1, fold_threads](med, rows, count, best, best_index)
-        tighten[ck._blocks(n, col_threads), col_threads](D, med, rows, count, root, float(eps), float(tiny), lb,
-                                                          state, best, best_index, skipped)
+        ck.launch(select_rows, c, sel_threads)(D[:c], keys[:c], k, nbits, sign, full, no_bound, med)
+        ck.launch(fold_lex, 1, fold_threads)(med, rows, count, best, best_index)
+        ck.launch(tighten, ck._blocks(n, col_threads), col_threads)(
+            D, med, rows, count, root, float(eps), float(tiny), lb, state, best, best_index, skipped)
     if stats is not None:
         evaluated = rows_full * n
         stats.update(
             evaluated=int(evaluated), pairs=n * n, fraction=evaluated / float(n * n), rows_full=int(rows_full),
-            rows_counted=0, rows_skipped=int(skipped.copy_to_host()[0]),
+            rows_counted=0, rows_skipped=int(ck.fetch(skipped)[0]),
         )
-    return int(best_index.copy_to_host()[0]), float(best.copy_to_host()[0])
+    return int(ck.fetch(best_index)[0]), float(ck.fetch(best)[0])
