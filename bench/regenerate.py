@@ -68,6 +68,8 @@ SETS = {
                                  "--out", f"{R}/perceptual-digits-amd-epyc/candidates30"]),
     "distributed": ("certificates per second in-process vs Ray 1 and 2 workers",
                     ["bench/distributed_throughput.py", "--inputs", "24", "--out", f"{R}/distributed-amd-epyc"]),
+    "gpu-model": ("the H100 performance model of the device kernels (ptxas -v for sm_90 and sm_75; an estimate, no GPU needed)",
+                  ["bench/gpu_model.py", "--out", f"{R}/gpu-model"]),
     "mutation": ("mutation testing of bounds.py, smoothing.py, kernels/select.py (not a benchmark; tens of minutes)",
                  ["bench/mutation.py", "--out", f"{R}/mutation"]),
 }

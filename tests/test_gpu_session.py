@@ -21,7 +21,7 @@ def test_dry_run_prints_the_plan_and_checks_imports(tmp_path):
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text
-    for needle in ("install the cuda extra", "pip install -e .[cuda]", "tests/cuda_sim", "bench/gpu_bench.py",
+    for needle in ("install the cuda extra", "pip install -e .[cuda]", "tests/cuda_sim", "bench/gpu_bench.py", "bench/gpu_model.py",
                    "boxes_min_median: n = 1000, 10000, 100000", "end_to_end: n = (10000, 1000000)",
                    "import: cs_fast", "dry run: imports ok"):
         assert needle in text, (needle, text)
