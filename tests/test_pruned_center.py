@@ -367,3 +367,72 @@ def test_bounds_hold_where_the_median_floor_is_used(rng):
     assert np.all(trace["lower_bounds"] <= meds)
     assert np.count_nonzero(trace["state"] == prune.SKIPPED) > 0
     assert (index, radius) == cpu.min_median(red, F.data, F.arg, 16)
+
+
+# --------------------------------------------------------------------------- float32 boxes
+
+
+def _box_pairs(rng, n, scale):
+    """Boxes of many sizes and offsets, exact in float32, with near-duplicates and disjoint and empty ones."""
+    # Coordinates of magnitude >= 2**-20 (the float32 path's range), widths down to 1e-3 of them.
+    xy = rng.choice([-1.0, 1.0], (n, 2)) * rng.uniform(0.5, 1.0, (n, 2)) * scale * rng.choice([1.0, 1e3], (n, 1))
+    wh = rng.uniform(0.0, 1.0, (n, 2)) * scale * rng.choice([1e-3, 0.1, 1.0, 10.0], (n, 1))
+    X = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+    X[: n // 10] = X[n // 10: 2 * (n // 10)] + np.float32(scale * 1e-6)  # near-duplicates
+    X[-5:] = 0.0  # canonical empty boxes
+    return X
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1.0, 640.0, 1e6])
+def test_float32_box_test_never_says_no_to_a_pair_below(scale, rng):
+    """The float32 count test admits every pair whose float64 distance is below t; e is within TINY.
+
+    t sits one float64 ulp above the pair's float64 distance, the hardest case for the
+    margin: with _BOX32_PAD = 0 or of the wrong sign this test fails (checked by mutation).
+    Random pairs rarely reach the worst-case rounding, so a margin of 4 u still passes
+    here; the derivation in prune.py needs 43 u and the code uses 128 u, which the
+    static check below holds it to.
+    """
+    u = 2.0**-24
+    assert prune._BOX32_PAD >= 43 * u and prune._BOX32_TINY >= 18 * u
+    F, red = _features(_box_pairs(rng, 3000, scale), "jaccard")
+    C = prune.box32_columns(F.data)
+    assert C is not None
+    I = rng.integers(0, len(F.data), 200_000)
+    J = np.where(rng.random(I.size) < 0.3, np.roll(I, 1), rng.integers(0, len(F.data), I.size))
+    d = np.array([cpu.K.box_pair(F.data, i, F.data, j, 0) for i, j in zip(I[:20000], J[:20000])])
+    D = cpu.pairwise(red, F.data, F.data, F.arg, np.float64)[I, J]
+    a, b = F.data[I], F.data[J]
+    disjoint = ~((np.minimum(a[:, 2], b[:, 2]) > np.maximum(a[:, 0], b[:, 0]))
+                 & (np.minimum(a[:, 3], b[:, 3]) > np.maximum(a[:, 1], b[:, 1])))
+    assert disjoint.any() and (~disjoint).any()
+    assert np.array_equal(D[:20000], d)
+    for t in (np.nextafter(D, np.inf), D, np.nextafter(D, -np.inf)):
+        e = np.empty(I.size, np.float32)
+        below = np.empty(I.size, np.bool_)
+        prune.box32_pairs(C, I, J, t, e, below)
+        assert np.all(below[D < t])  # never a false "not below": a row that could win is never settled
+        assert np.all(np.abs(e.astype(np.float64) - D) <= 18 * 2.0**-24)  # the derivation's bound (TINY is 7x)
+        # Disjoint pairs (and pairs of empty boxes) are decided exactly, so saturated inputs still settle.
+        assert np.array_equal(below[disjoint], (D < t)[disjoint]) and np.array_equal(e[disjoint], D[disjoint])
+
+
+def test_float32_boxes_need_exact_coordinates_in_range(rng):
+    X = jittered_boxes(rng, 50)
+    assert prune.box32_columns(X) is None  # float64 coordinates that float32 would round
+    assert prune.box32_columns(X.astype(np.float32).astype(np.float64)) is not None
+    tiny = X.astype(np.float32).astype(np.float64) * 1e-9
+    assert prune.box32_columns(tiny.astype(np.float32).astype(np.float64)) is None  # below 2**-20
+    for Y in (X, tiny, X * 1e12):
+        brute, pruned, _ = both(Y, "jaccard", tile=4)
+        assert_same(brute, pruned)
+
+
+@pytest.mark.parametrize("float32", [False, True])
+def test_box_paths_agree_at_scale(float32, monkeypatch, rng):
+    """Both box paths (float32 and float64) give brute force's answer through every phase at n = 6000."""
+    monkeypatch.setattr(prune, "FLOAT32_BOXES", float32)
+    X = jittered_boxes(rng, 6000).astype(np.float32)
+    brute, pruned, stats = both(X, "jaccard")
+    assert_same(brute, pruned)
+    assert stats["rows_counted"] > 0 and stats["rows_skipped"] > 0

@@ -374,6 +374,220 @@ def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, s
             med[r] = np.inf
 
 
+# --------------------------------------------------------------------------- float32 boxes
+#
+# Boxes are counted and bounded in float32 (eight SIMD lanes instead of four, half the
+# memory traffic); only rows that may win get the float64 row brute force computes.
+# Rigour: with u = 2**-24, coordinates exact in float32 and every non-zero one of
+# magnitude in [2**-20, 2**40] (so every width, height, area, product and sum below is a
+# normal float32: no underflow, no overflow), and A, B, I, U = A + B - I the two areas,
+# the overlap and the union of two overlapping boxes (all > 0, I <= U, U >= (A + B) / 2):
+#   A, B, I each carry three roundings: |A_hat - A| <= 3.1 u A (same for B, I);
+#   U_hat = fl(fl(A_hat + B_hat) - I_hat): |U_hat - U| <= 12.1 u U;
+#   L_hat = fl(U_hat - I_hat): |L_hat - (U - I)| <= 16.3 u U;
+#   e = fl(1 - fl(I_hat / U_hat)): |e - d| <= 18 u, d = 1 - I / U the exact distance;
+# and brute force's float64 value is within 2e-15 of d. Hence
+#   * the count test L_hat < fl(loose * U_hat) with loose >= t + PAD (PAD = 2**-17 = 128 u)
+#     holds for every pair whose float64 distance is < t (it needs PAD >= 43 u): the
+#     count of pairs "below t" can only be too large, never too small, so a row it
+#     settles truly cannot win, and a row it admits is decided by the float64 row;
+#   * e is within TINY = 2**-17 of the float64 distance (7x the 18 u it needs): the
+#     bounds of _tighten and the pivot window take (eps, TINY) as their margin.
+# Disjoint pairs are decided exactly (their distance is exactly 1, or 0 for two empty
+# boxes, in float64 and here; the sign of a float difference is exact).
+_BOX32_PAD = 2.0 ** -17
+_BOX32_TINY = 2.0 ** -17
+_BOX32_RANGE = (2.0 ** -20, 2.0 ** 40)
+_Z32 = np.float32(0.0)
+_ONE32 = np.float32(1.0)
+# Tuning/A-B switch (module level): False keeps boxes on the float64 kernels.
+FLOAT32_BOXES = True
+
+
+def box32_columns(F):
+    """float32 ``(5, n)``: x1, y1, x2, y2 and the float32 area of each box, or None.
+
+    None when some coordinate is not exactly a float32, or a non-zero one lies
+    outside ``_BOX32_RANGE`` in magnitude: the float32 error bounds (see above)
+    would not hold, and the float64 kernels are used instead.
+    """
+    F32 = F.astype(np.float32)
+    if not np.array_equal(F32.astype(np.float64), F):
+        return None
+    mag = np.abs(F32)
+    nz = mag[mag > 0]
+    if nz.size and not (nz.min() >= _BOX32_RANGE[0] and nz.max() <= _BOX32_RANGE[1]):
+        return None
+    C = np.empty((5, F.shape[0]), np.float32)
+    C[:4] = F32.T
+    C[4] = (C[2] - C[0]) * (C[3] - C[1])  # float32 products: three roundings, as the bound assumes
+    return C
+
+
+@kernel(nogil=True, inline="always")
+def _loose32(t):
+    """float32 ``>= t + _BOX32_PAD`` (rounding to nearest moves ``x (1 + 2**-20)`` by less than ``2**-24 x``)."""
+    return np.float32((t + _BOX32_PAD) * (1.0 + 2.0 ** -20))
+
+
+@kernel(nogil=True, inline="always")
+def _box32_below(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, zero_below):
+    """May the float64 distance of boxes a, b be below ``t``? (``loose = _loose32(t)``; never a false no)."""
+    iw = max(min(ax2, bx2) - max(ax1, bx1), _Z32)
+    ih = max(min(ay2, by2) - max(ay1, by1), _Z32)
+    inter = iw * ih
+    union = (aa + ba) - inter
+    overlap = (iw > _Z32) & (ih > _Z32)
+    return (overlap & ((union - inter) < loose * union)) | (
+        (~overlap) & (((union > _Z32) & one_below) | ((union <= _Z32) & zero_below)))
+
+
+@kernel(nogil=True, inline="always")
+def _box32_value(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba):
+    """float32 Jaccard distance, within ``_BOX32_TINY`` of the float64 one (exact for disjoint pairs)."""
+    iw = max(min(ax2, bx2) - max(ax1, bx1), _Z32)
+    ih = max(min(ay2, by2) - max(ay1, by1), _Z32)
+    inter = iw * ih
+    union = (aa + ba) - inter
+    overlap = (iw > _Z32) & (ih > _Z32)
+    e = _ONE32 - inter / (union if overlap else _ONE32)  # no 0/0 for two empty boxes
+    disjoint = _ONE32 if union > _Z32 else _Z32
+    return e if overlap else disjoint
+
+
+@kernel(nogil=True, **_KERNEL)
+def _floor32(row, k, scratch):
+    """:func:`_median_floor` for a float32 row (the proposal is compared in float32: it is a row element)."""
+    n = row.shape[0]
+    s = min(_FLOOR_SAMPLE, n // 8)
+    if s >= 512:
+        sample = np.empty(s, np.float32)
+        for t in range(s):
+            sample[t] = row[(t * n) // s]
+        a = int((k - 1) * s / n - math.sqrt(s * 0.25))
+        if a >= 0:
+            lo = cpu._kth_smallest(sample, a + 1)
+            c = 0
+            for t in range(n):
+                c += row[t] < lo
+            if c < k:
+                return np.float64(lo)
+    return np.float64(_select(row, k, scratch))
+
+
+@kernel(parallel=True, **_KERNEL)
+def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med, bound):
+    """Full float32 rows of ``rows`` for the bounds, and the exact median of each row that may win.
+
+    Row ``r`` gets its float32 distances in ``out32[r]`` and counts those that may lie
+    below its threshold (see :func:`_finish_rows`). A row that reaches ``k`` gets brute
+    force's float64 row (:func:`cs_fast.kernels.cpu.box_row`) in ``buf[r]`` and its exact
+    median in ``med`` and ``bound``; the others ``med = inf`` and in ``bound`` a value
+    ``<=`` the k-th smallest float32 distance (:func:`_floor32`).
+    """
+    n = C.shape[1]
+    x1 = C[0]
+    y1 = C[1]
+    x2 = C[2]
+    y2 = C[3]
+    ar = C[4]
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        loose = _loose32(t)
+        one_below = 1.0 < t
+        zero_below = 0.0 < t
+        ax1 = x1[i]
+        ay1 = y1[i]
+        ax2 = x2[i]
+        ay2 = y2[i]
+        aa = ar[i]
+        row = out32[r]
+        below = 0
+        half = np.float32(0.5)
+        for j in range(n):
+            e = _box32_value(ax1, ay1, ax2, ay2, aa, x1[j], y1[j], x2[j], y2[j], ar[j])
+            overlap = (min(ax2, x2[j]) > max(ax1, x1[j])) & (min(ay2, y2[j]) > max(ay1, y1[j]))
+            row[j] = e
+            # Disjoint pairs are exactly 1 (or 0): tested exactly; overlapping ones loosely.
+            below += (overlap & (e < loose)) | ((~overlap) & (((e > half) & one_below) | ((e < half) & zero_below)))
+        if below >= k:
+            cpu.box_row(FT, i, buf[r])
+            med[r] = _select(buf[r], k, scratch[r])
+            bound[r] = med[r]
+        else:
+            med[r] = np.inf
+            bound[r] = _floor32(row, k, scratch[r])
+
+
+@kernel(**_KERNEL)
+def box32_pairs(C, I, J, t, e, below):
+    """The float32 value and count test of pairs ``(I[p], J[p])`` at thresholds ``t[p]`` (for tests)."""
+    for p in range(I.shape[0]):
+        i = I[p]
+        j = J[p]
+        e[p] = _box32_value(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], C[0, j], C[1, j], C[2, j], C[3, j], C[4, j])
+        below[p] = _box32_below(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], C[0, j], C[1, j], C[2, j], C[3, j],
+                                C[4, j], _loose32(t[p]), 1.0 < t[p], 0.0 < t[p])
+
+
+@kernel(nogil=True, **_KERNEL)
+def _box32_row(C, i, out):
+    """float32 distances of box ``i`` to every box (the pivot row)."""
+    for j in range(C.shape[1]):
+        out[j] = _box32_value(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], C[0, j], C[1, j], C[2, j], C[3, j], C[4, j])
+
+
+@kernel(parallel=True, **_KERNEL)
+def _box32_count(Cs, ds, dpiv, C, FT, rows, k, best, best_index, reach, buf, scratch, med, evals):
+    """:func:`_box_count_pivot` in float32: ``Cs`` the float32 columns sorted by ``ds``."""
+    n = C.shape[1]
+    x1 = Cs[0]
+    y1 = Cs[1]
+    x2 = Cs[2]
+    y2 = Cs[3]
+    ar = Cs[4]
+    need = n - k + 1
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        loose = _loose32(t)
+        one_below = 1.0 < t
+        zero_below = 0.0 < t
+        a = dpiv[i]
+        lo = np.searchsorted(ds, a - t - reach, side="left")
+        hi = np.searchsorted(ds, a + t + reach, side="right")
+        nonbelow = n - (hi - lo)
+        ax1 = C[0, i]
+        ay1 = C[1, i]
+        ax2 = C[2, i]
+        ay2 = C[3, i]
+        aa = C[4, i]
+        done = 0
+        j1 = hi
+        while j1 > lo and nonbelow < need:
+            j0 = max(lo, j1 - 1024)
+            bx1 = x1[j0:j1]
+            by1 = y1[j0:j1]
+            bx2 = x2[j0:j1]
+            by2 = y2[j0:j1]
+            ba = ar[j0:j1]
+            c = 0
+            for j in range(j1 - j0):
+                c += _box32_below(ax1, ay1, ax2, ay2, aa, bx1[j], by1[j], bx2[j], by2[j], ba[j], loose, one_below,
+                                  zero_below)
+            nonbelow += (j1 - j0) - c
+            done += j1 - j0
+            j1 = j0
+        evals[r] = done
+        if nonbelow < need:
+            cpu.box_row(FT, i, buf[r])
+            evals[r] += n
+            med[r] = _select(buf[r], k, scratch[r])
+        else:
+            med[r] = np.inf
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -389,8 +603,11 @@ class _Rows:
         self.F = F
         self.arg = arg
         self.n = F.shape[0]
+        self.C = None  # float32 box columns (box32_columns), when the float32 bounds hold
         if reduction == "box":
             self.FT = np.ascontiguousarray(F.T)
+            if FLOAT32_BOXES:
+                self.C = box32_columns(F)
         self.tiled = reduction in ("l1", "sq", "l2")
         self.cheap = reduction in _CHEAP or (not self.tiled and F.shape[1] < _SHORT_ROW)
         self.generic = None if self.tiled else _generic(reduction)
@@ -413,13 +630,27 @@ class _Rows:
             self.generic[0](self.F, rows, self.arg, D)
         return D
 
-    def set_pivot(self, p, drow, eps, tiny):
-        """Sort the columns by their distance ``drow`` to row ``p`` (boxes: the pivot-window count)."""
+    def bound_rows(self, rows, k, best, best_index, buf, buf32, scratch, med, bound):
+        """Float32 boxes: full float32 rows for the bounds (returned), exact medians of rows that may win."""
+        m = rows.shape[0]
+        _box32_bound_rows(self.C, self.FT, rows, k, best, best_index, buf32, buf, scratch, med[:m], bound[:m])
+        return buf32[:m]
+
+    def set_pivot(self, p, eps, tiny, buf):
+        """Sort the columns by their distance to row ``p`` (boxes: the pivot-window count); return the distances evaluated."""
         if self.reduction != "box":
-            return
+            return 0
+        if self.C is not None:
+            drow = np.empty(self.n, np.float32)
+            _box32_row(self.C, p, drow)
+            drow = drow.astype(np.float64)
+        else:
+            drow = self.full(np.array([p], np.int64), buf)[0].copy()
         order = np.argsort(drow, kind="stable")
-        self.pivot = (np.ascontiguousarray(self.FT[:, order]), drow[order].copy(), drow.copy(), float(drow.max()))
+        cols = self.C if self.C is not None else self.FT
+        self.pivot = (np.ascontiguousarray(cols[:, order]), drow[order].copy(), drow.copy(), float(drow.max()))
         self.eps, self.tiny = eps, tiny
+        return self.n
 
     def count(self, rows, k, best, best_index, buf, scratch, med, evals):
         """Counting pass with early exit (cheap reductions only)."""
@@ -428,7 +659,12 @@ class _Rows:
             # |d(i,c) - |d(p,c) - d(p,i)|| rounding: each distance within eps d + tiny.
             reach = 4.0 * self.eps * (2.0 * dmax + best) + 4.0 * self.tiny
             cpu_best = best if np.isfinite(best) else np.inf
-            _box_count_pivot(self.FT, FTs, ds, dpiv, rows, k, cpu_best, best_index, reach, buf, scratch, med, evals)
+            if self.C is not None:
+                _box32_count(FTs, ds, dpiv, self.C, self.FT, rows, k, cpu_best, best_index, reach, buf, scratch, med,
+                             evals)
+            else:
+                _box_count_pivot(self.FT, FTs, ds, dpiv, rows, k, cpu_best, best_index, reach, buf, scratch, med,
+                                 evals)
         elif self.reduction == "box":
             cpu.box_fused_tile(self.F, self.FT, rows, k, best, best_index, buf, med, evals)
         else:
@@ -482,13 +718,16 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     """
     n = F.shape[0]
     k = (n + 1) // 2
-    eps, tiny = rounding_margin(reduction, F.dtype) if margin is None else margin
     src = _Rows(reduction, F, arg)
+    eps, tiny = rounding_margin(reduction, F.dtype) if margin is None else margin
+    if src.C is not None and margin is None:
+        tiny = max(tiny, _BOX32_TINY)  # float32 box distances (see box32_columns)
     threads = max(1, numba.get_num_threads())
     tile = max(1, min(int(tile), n))
     # Bounds are applied between tiles: small tiles while bounding prune sooner.
     bound_tile = max(threads, min(tile, _BOUND_TILE))
     buf = np.empty((tile, n))
+    buf32 = np.empty((bound_tile, n), np.float32) if src.C is not None else None
     scratch = np.empty((tile, min(n, n // 4 + 4096)))
     med = np.empty(tile)
     floor = np.empty(tile)  # lower bounds of the full rows' medians, for _tighten
@@ -521,7 +760,11 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         tr = rows[:m]
         size = min(tile, 2 * size)
         full = bounding or not src.cheap
-        if full:
+        if full and src.C is not None:
+            D = src.bound_rows(tr, k, best, best_index, buf, buf32, scratch, med, floor)
+            evaluated += m * n + int(np.count_nonzero(np.isfinite(med[:m]))) * n
+            rows_full += m
+        elif full:
             D = src.full(tr, buf)
             _finish_rows(D, tr, k, best, best_index, True, scratch, med[:m], floor[:m])
             evaluated += m * n
@@ -550,9 +793,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
             if SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
                 bounding = False  # the bounds stopped paying for their rows: count instead
                 if PIVOT and src.reduction == "box" and best_index < n:
-                    piv = np.array([best_index], np.int64)
-                    src.set_pivot(best_index, src.full(piv, buf)[0].copy(), eps, tiny)
-                    evaluated += n
+                    evaluated += src.set_pivot(best_index, eps, tiny, buf)
     if trace is not None:
         lb[cols] = lbc
         trace.update(lower_bounds=lb, state=state)
