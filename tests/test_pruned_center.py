@@ -436,3 +436,21 @@ def test_box_paths_agree_at_scale(float32, monkeypatch, rng):
     brute, pruned, stats = both(X, "jaccard")
     assert_same(brute, pruned)
     assert stats["rows_counted"] > 0 and stats["rows_skipped"] > 0
+
+
+@pytest.mark.parametrize("pivots", [0, 1, 32])
+@pytest.mark.parametrize("ratio", [2.0, 1e9])
+def test_bucketed_pivots_count_exactly(pivots, ratio, monkeypatch, rng):
+    """The float32 count against the nearest of several bucketed pivots gives brute force's answer.
+
+    ratio 1e9 switches to the count after the first rows, so nearly every row goes through it.
+    (Checked by mutation: a window narrower by 0.02 than the triangle inequality allows fails here.)
+    """
+    monkeypatch.setattr(prune, "PIVOTS", pivots)
+    monkeypatch.setattr(prune, "RATIO", ratio)
+    for X in (jittered_boxes(rng, 4000), jittered_boxes(rng, 3001, sigma=1.0), TIES["duplicates"](rng),
+              TIES["mostly_empty"](rng), scattered_boxes(rng, 2000)):
+        X = X.astype(np.float32)
+        brute, pruned, stats = both(X, "jaccard", tile=64)
+        assert_same(brute, pruned)
+        assert stats["rows_full"] + stats["rows_counted"] + stats["rows_skipped"] == len(X)

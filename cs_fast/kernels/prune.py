@@ -400,8 +400,13 @@ _BOX32_TINY = 2.0 ** -17
 _BOX32_RANGE = (2.0 ** -20, 2.0 ** 40)
 _Z32 = np.float32(0.0)
 _ONE32 = np.float32(1.0)
-# Tuning/A-B switch (module level): False keeps boxes on the float64 kernels.
+# Tuning/A-B switches (module level): False keeps boxes on the float64 kernels; PIVOTS
+# random core rows (plus the best row) become the float32 count's pivots (0: the best row
+# alone, sorted, as _box_count_pivot), within _PIVOT_BYTES (24 bytes per pivot and box).
 FLOAT32_BOXES = True
+PIVOTS = 32
+_PIVOT_BYTES = 128 * 2**20
+_PIVOT_BUCKETS = 2048
 
 
 def box32_columns(F):
@@ -588,6 +593,109 @@ def _box32_count(Cs, ds, dpiv, C, FT, rows, k, best, best_index, reach, buf, scr
             med[r] = np.inf
 
 
+@kernel(parallel=True, **_KERNEL)
+def _pivot_buckets(C, dp, nb, Cs, start):
+    """Counting sort of the columns by their float32 distance to each pivot: ``nb`` buckets of width ``1 / nb``.
+
+    Bucket ``b < nb`` holds exactly the columns with ``b / nb <= dp[p, c] < (b + 1) / nb``
+    (``nb`` a power of two: ``dp * nb`` is exact, its truncation too), bucket ``nb`` the
+    distance 1. ``Cs[p]`` receives the float32 columns in bucket order, ``start[p, b]``
+    the first position of bucket ``b`` (``start[p, nb + 1] = n``). Linear time: the
+    counting pass only needs a window's edges to ``1 / nb``, not a full sort.
+    """
+    P = dp.shape[0]
+    n = dp.shape[1]
+    for p in prange(P):
+        cnt = np.zeros(nb + 2, np.int64)
+        for j in range(n):
+            b = min(max(int(dp[p, j] * nb), 0), nb)
+            cnt[b + 1] += 1
+        for b in range(nb + 1):
+            cnt[b + 1] += cnt[b]
+        for b in range(nb + 2):
+            start[p, b] = cnt[b]
+        for j in range(n):
+            b = min(max(int(dp[p, j] * nb), 0), nb)
+            q = cnt[b]
+            cnt[b] = q + 1
+            for c in range(5):
+                Cs[p, c, q] = C[c, j]
+
+
+@kernel(parallel=True, **_KERNEL)
+def _box32_count_pivots(Cs, start, dp, nb, C, FT, rows, k, best, best_index, reach, buf, scratch, med, evals):
+    """The float32 box counting pass against the nearest of several bucketed pivots.
+
+    Row i takes the pivot p nearest to it (``a = dp[p, i]``). A column c can be below
+    the row's threshold t only if ``|dp[p, c] - a| < t + reach`` (triangle inequality,
+    ``reach`` covering the float32 rounding of both distances): whole buckets outside
+    that window count as not below unevaluated. Inside it, columns with ``dp[p, c]``
+    below ``t - a`` are (up to rounding) below, so the walk covers only the shell
+    ``[t - a, a + t + reach)``, from its far end: a row near its pivot (a small) settles
+    after few distances. A row the shell does not settle gets brute force's float64
+    row and exact median, so a misjudged shell edge costs time, never exactness.
+    """
+    n = C.shape[1]
+    P = dp.shape[0]
+    need = n - k + 1
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        loose = _loose32(t)
+        one_below = 1.0 < t
+        zero_below = 0.0 < t
+        p = 0
+        a32 = dp[0, i]
+        for q in range(1, P):
+            if dp[q, i] < a32:
+                a32 = dp[q, i]
+                p = q
+        a = np.float64(a32)
+        top = (a + t + reach) * nb
+        bot = (a - t - reach) * nb
+        bhi = nb + 1 if not top < nb else int(math.floor(top)) + 1  # buckets >= bhi: all > a + t + reach
+        blo = 0 if not bot > 0.0 else min(int(math.floor(bot)), bhi)  # buckets < blo: all < a - t - reach
+        hi = start[p, bhi]
+        lo = start[p, blo]
+        nonbelow = n - (hi - lo)
+        sb = (t - a) * nb
+        bstop = blo if not sb > blo else min(int(math.floor(sb)), bhi)
+        stop = start[p, bstop]
+        ax1 = C[0, i]
+        ay1 = C[1, i]
+        ax2 = C[2, i]
+        ay2 = C[3, i]
+        aa = C[4, i]
+        x1 = Cs[p, 0]
+        y1 = Cs[p, 1]
+        x2 = Cs[p, 2]
+        y2 = Cs[p, 3]
+        ar = Cs[p, 4]
+        done = 0
+        j1 = hi
+        while j1 > stop and nonbelow < need:
+            j0 = max(stop, j1 - 1024)
+            bx1 = x1[j0:j1]
+            by1 = y1[j0:j1]
+            bx2 = x2[j0:j1]
+            by2 = y2[j0:j1]
+            ba = ar[j0:j1]
+            c = 0
+            for j in range(j1 - j0):
+                c += _box32_below(ax1, ay1, ax2, ay2, aa, bx1[j], by1[j], bx2[j], by2[j], ba[j], loose, one_below,
+                                  zero_below)
+            nonbelow += (j1 - j0) - c
+            done += j1 - j0
+            j1 = j0
+        evals[r] = done
+        if nonbelow < need:
+            cpu.box_row(FT, i, buf[r])
+            evals[r] += n
+            med[r] = _select(buf[r], k, scratch[r])
+        else:
+            med[r] = np.inf
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -652,9 +760,29 @@ class _Rows:
         self.eps, self.tiny = eps, tiny
         return self.n
 
+    def set_pivots(self, D, best_index, eps, tiny):
+        """Float32 boxes: the rows of ``D`` (float32, full) and the best row become bucketed pivots."""
+        m = D.shape[0]
+        dp = np.empty((m + 1, self.n), np.float32)
+        dp[:m] = D
+        _box32_row(self.C, best_index, dp[m])
+        Cs = np.empty((m + 1, 5, self.n), np.float32)
+        start = np.empty((m + 1, _PIVOT_BUCKETS + 2), np.int64)
+        _pivot_buckets(self.C, dp, _PIVOT_BUCKETS, Cs, start)
+        self.pivots = (Cs, start, dp)
+        self.eps, self.tiny = eps, tiny
+        return self.n
+
     def count(self, rows, k, best, best_index, buf, scratch, med, evals):
         """Counting pass with early exit (cheap reductions only)."""
-        if self.reduction == "box" and getattr(self, "pivot", None) is not None:
+        if getattr(self, "pivots", None) is not None:
+            Cs, start, dp = self.pivots
+            # |dp[p, c] - dp[p, i]| <= d(i, c) + 2 * (float32 error <= tiny / 7); 4 tiny covers it and float64 rounding.
+            reach = 4.0 * self.eps * (2.0 + best) + 4.0 * self.tiny
+            cpu_best = best if np.isfinite(best) else np.inf
+            _box32_count_pivots(Cs, start, dp, _PIVOT_BUCKETS, self.C, self.FT, rows, k, cpu_best, best_index, reach,
+                                buf, scratch, med, evals)
+        elif self.reduction == "box" and getattr(self, "pivot", None) is not None:
             FTs, ds, dpiv, dmax = self.pivot
             # |d(i,c) - |d(p,c) - d(p,i)|| rounding: each distance within eps d + tiny.
             reach = 4.0 * self.eps * (2.0 * dmax + best) + 4.0 * self.tiny
@@ -743,6 +871,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     pos = 0
     open_now = open_at_sort = n
     bounding = True  # full rows, exact medians, bounds tightened; else the counting pass
+    npiv = 0  # > 0: the next full tile's rows become the counting pass's pivots
     size = min(tile, threads)
     evaluated = rows_full = rows_counted = 0
     while open_now > 0:
@@ -754,7 +883,8 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
             order = idx[np.argsort(lb[idx], kind="stable")]
             pos = 0
             open_at_sort = open_now
-        m, pos = _next_rows(order, pos, state, min(size, bound_tile) if bounding else size, rows)
+        want = npiv if npiv else (min(size, bound_tile) if bounding else size)
+        m, pos = _next_rows(order, pos, state, want, rows)
         if m == 0:
             continue
         tr = rows[:m]
@@ -790,10 +920,19 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
                 lb[cols] = lbc
                 cols = np.flatnonzero(state == OPEN)
                 lbc = lb[cols]
-            if SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
-                bounding = False  # the bounds stopped paying for their rows: count instead
-                if PIVOT and src.reduction == "box" and best_index < n:
-                    evaluated += src.set_pivot(best_index, eps, tiny, buf)
+            if npiv:
+                # This tile's rows (random open rows: the core) and the best row become the pivots.
+                evaluated += src.set_pivots(D, best_index, eps, tiny)
+                npiv = 0
+                bounding = False
+            elif SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
+                if PIVOT and src.reduction == "box" and best_index < n and src.C is not None and PIVOTS > 0:
+                    # One more full tile, of as many rows as the pivots' memory allows.
+                    npiv = int(max(1, min(PIVOTS, tile, bound_tile, _PIVOT_BYTES // (24 * n))))
+                else:
+                    bounding = False  # the bounds stopped paying for their rows: count instead
+                    if PIVOT and src.reduction == "box" and best_index < n:
+                        evaluated += src.set_pivot(best_index, eps, tiny, buf)
     if trace is not None:
         lb[cols] = lbc
         trace.update(lower_bounds=lb, state=state)
