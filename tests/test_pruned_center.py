@@ -454,3 +454,17 @@ def test_bucketed_pivots_count_exactly(pivots, ratio, monkeypatch, rng):
         brute, pruned, stats = both(X, "jaccard", tile=64)
         assert_same(brute, pruned)
         assert stats["rows_full"] + stats["rows_counted"] + stats["rows_skipped"] == len(X)
+
+
+@pytest.mark.parametrize("n", [4096, 5001, 40_000])
+def test_float32_floor_never_exceeds_the_median(n, rng):
+    """_floor32 (the float32 rows' bound, with its ladder of proposals): an element <= the k-th smallest."""
+    rows, k = _floor_rows(rng, n)
+    scratch = np.empty(n)
+    for name, row in rows.items():
+        row = row.astype(np.float32)
+        exact = np.partition(row, k - 1)[k - 1]
+        floor = prune._floor32(row, k, scratch)
+        assert floor <= exact and np.any(row == np.float32(floor)), name
+        if name in ("uniform", "ties", "sorted", "reversed"):
+            assert floor >= np.quantile(row, 0.45), name

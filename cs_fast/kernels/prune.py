@@ -447,9 +447,14 @@ def _box32_below(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_belo
         (~overlap) & (((union > _Z32) & one_below) | ((union <= _Z32) & zero_below)))
 
 
-@kernel(nogil=True, inline="always")
+@kernel(error_model="numpy", nogil=True, inline="always")
 def _box32_value(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba):
-    """float32 Jaccard distance, within ``_BOX32_TINY`` of the float64 one (exact for disjoint pairs)."""
+    """float32 Jaccard distance, within ``_BOX32_TINY`` of the float64 one (exact for disjoint pairs).
+
+    Its callers compile with ``error_model='numpy'``: numba's default guards every float
+    division with a zero test, a branch that stops the loop vectorizing (7x slower,
+    measured); the division here never sees a zero anyway (two empty boxes divide by 1).
+    """
     iw = max(min(ax2, bx2) - max(ax1, bx1), _Z32)
     ih = max(min(ay2, by2) - max(ay1, by1), _Z32)
     inter = iw * ih
@@ -462,16 +467,28 @@ def _box32_value(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba):
 
 @kernel(nogil=True, **_KERNEL)
 def _floor32(row, k, scratch):
-    """:func:`_median_floor` for a float32 row (the proposal is compared in float32: it is a row element)."""
+    """:func:`_median_floor` for a float32 row, with a ladder of proposals before the exact selection.
+
+    The proposal lies 1, then 2.5, then 6 standard deviations of the sample rank below
+    the k-th (the first misses about a fifth of the rows, the second under 1 %); each
+    miss costs one count pass, far less than the exact selection it replaces (with the
+    1-sigma proposal alone, the selections of the 20 % of jittered-box rows it missed
+    were most of the full rows' cost). Starting at 1.5 sigma gave looser floors and
+    more full rows (6.76 % of n^2 evaluated instead of 6.47 %, slower). Compared in
+    float32: the proposal is an element of the row.
+    """
     n = row.shape[0]
     s = min(_FLOOR_SAMPLE, n // 8)
     if s >= 512:
         sample = np.empty(s, np.float32)
         for t in range(s):
             sample[t] = row[(t * n) // s]
-        a = int((k - 1) * s / n - math.sqrt(s * 0.25))
-        if a >= 0:
-            lo = cpu._kth_smallest(sample, a + 1)
+        sd = math.sqrt(s * 0.25)
+        for mult in (1.0, 2.5, 6.0):
+            a = int((k - 1) * s / n - mult * sd)
+            if a < 0:
+                break
+            lo = cpu._kth_smallest(sample, a + 1)  # reorders the sample; later ranks are still exact
             c = 0
             for t in range(n):
                 c += row[t] < lo
@@ -480,7 +497,7 @@ def _floor32(row, k, scratch):
     return np.float64(_select(row, k, scratch))
 
 
-@kernel(parallel=True, **_KERNEL)
+@kernel(error_model="numpy", parallel=True, **_KERNEL)
 def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med, bound):
     """Full float32 rows of ``rows`` for the bounds, and the exact median of each row that may win.
 
@@ -522,10 +539,12 @@ def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med
             bound[r] = med[r]
         else:
             med[r] = np.inf
+            # After the pass over the row: a proposal computed first, counted on the way,
+            # was slower (its strided sample misses the caches in five arrays).
             bound[r] = _floor32(row, k, scratch[r])
 
 
-@kernel(**_KERNEL)
+@kernel(error_model="numpy", **_KERNEL)
 def box32_pairs(C, I, J, t, e, below):
     """The float32 value and count test of pairs ``(I[p], J[p])`` at thresholds ``t[p]`` (for tests)."""
     for p in range(I.shape[0]):
@@ -536,7 +555,7 @@ def box32_pairs(C, I, J, t, e, below):
                                 C[4, j], _loose32(t[p]), 1.0 < t[p], 0.0 < t[p])
 
 
-@kernel(nogil=True, **_KERNEL)
+@kernel(error_model="numpy", nogil=True, **_KERNEL)
 def _box32_row(C, i, out):
     """float32 distances of box ``i`` to every box (the pivot row)."""
     for j in range(C.shape[1]):
