@@ -142,11 +142,12 @@ def test_first_of_tied_rows_wins_in_any_visiting_order():
     assert cs_fast.min_median(X[::-1].copy(), "l1", tile=1) == (2, 1.0)
 
 
-def test_pruning_skips_most_rows_of_jittered_boxes(rng):
-    X = jittered_boxes(rng, 3000)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])  # float64 boxes: the float64 kernels
+def test_pruning_skips_most_rows_of_jittered_boxes(dtype, rng):
+    X = jittered_boxes(rng, 10_000).astype(dtype)
     brute, pruned, stats = both(X, "jaccard")
     assert_same(brute, pruned)
-    assert stats["rows_skipped"] > 0.3 * 3000
+    assert stats["rows_skipped"] > 0.3 * 10_000
     assert stats["fraction"] < 0.6
     assert stats["rows_counted"] > 0  # the core went through the pivot-window counting pass
 
@@ -286,7 +287,7 @@ def test_center_smoothing_uses_the_pruned_search(monkeypatch):
         return np.concatenate([x, x + 5.0], axis=1)
 
     # min_median's default (method='auto') takes the pruned search for l1 at any n (for boxes only
-    # from 30 000 samples on, where it is measured to pay).
+    # from 10 000 samples on, where it is measured to pay).
     sm = cs_fast.CenterSmoothing(box_model, "l1", sigma=0.25, seed=1)
     sm.smooth(np.array([1.0, 2.0]), n=300)
     assert calls == ["l1"]
@@ -306,7 +307,7 @@ def test_sq_rows_round_alike_whatever_the_tiles(metric):
 def test_auto_method_picks_by_reduction_and_size_and_answers_alike(rng):
     from cs_fast.bindings.distance import _auto_method
 
-    assert _auto_method("box", 10_000) == "brute" and _auto_method("box", 100_000) == "pruned"
+    assert _auto_method("box", 5_000) == "brute" and _auto_method("box", 10_000) == "pruned"
     assert _auto_method("sq", 10**6) == "brute" and _auto_method("l2", 10) == "brute"
     assert _auto_method("l1", 10) == "pruned" and _auto_method("mask", 10) == "pruned"
     X = jittered_boxes(rng, 500)

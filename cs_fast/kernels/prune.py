@@ -79,7 +79,7 @@ _MIN_BOUND_ROWS = 32  # rows computed in full before the bounds may be given up 
 SORT = False
 SWITCH = True
 PIVOT = True
-RATIO = 2.0
+RATIO = 4.0
 _CHUNK = 4096  # bound entries per task of _tighten (32 KiB: stays in L1)
 # Strided sample of _median_floor: its proposal lies about sqrt(s) / (2 s) in rank below the
 # median (4096: 0.8 %); a larger sample costs more to select in (measured: 2048 and 8192 were slower).
@@ -404,7 +404,7 @@ _ONE32 = np.float32(1.0)
 # random core rows (plus the best row) become the float32 count's pivots (0: the best row
 # alone, sorted, as _box_count_pivot), within _PIVOT_BYTES (24 bytes per pivot and box).
 FLOAT32_BOXES = True
-PIVOTS = 32
+PIVOTS = 16
 _PIVOT_BYTES = 128 * 2**20
 _PIVOT_BUCKETS = 2048
 
