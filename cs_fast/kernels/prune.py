@@ -37,6 +37,18 @@ pass with its early exit instead (a row stops once too few of its distances
 can be below the best); for boxes that pass also skips the columns that the
 triangle inequality through the best row places outside the row's reach.
 Inputs that do not prune then cost about what brute force does.
+
+Boxes in float32. When every coordinate is exactly a float32 in a safe range
+(:func:`box32_columns`), boxes are bounded and counted in float32 (eight SIMD
+lanes, half the memory traffic): full rows for the bounds are float32 rows with
+a derived error bound (``_BOX32_TINY``), and the count test is widened by
+``_BOX32_PAD`` so that it can only over-count the pairs below a threshold (the
+derivation is written above :func:`box32_columns`); only a row that may win
+gets brute force's float64 row and exact median. The counting pass uses up to
+``PIVOTS`` pivots (random core rows and the best row, their columns bucketed by
+distance in linear time, :func:`_pivot_buckets`): each row takes its nearest
+pivot and evaluates only the shell of columns the triangle inequality leaves
+undecided (:func:`_box32_count_pivots`). Index and radius stay brute force's.
 """
 
 import math
