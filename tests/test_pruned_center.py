@@ -439,9 +439,10 @@ def test_box_paths_agree_at_scale(float32, monkeypatch, rng):
     assert stats["rows_counted"] > 0 and stats["rows_skipped"] > 0
 
 
+@pytest.mark.parametrize("group", [1, 3])
 @pytest.mark.parametrize("pivots", [0, 1, 32])
 @pytest.mark.parametrize("ratio", [2.0, 1e9])
-def test_bucketed_pivots_count_exactly(pivots, ratio, monkeypatch, rng):
+def test_bucketed_pivots_count_exactly(pivots, ratio, group, monkeypatch, rng):
     """The float32 count against the nearest of several bucketed pivots gives brute force's answer.
 
     ratio 1e9 switches to the count after the first rows, so nearly every row goes through it.
@@ -449,6 +450,7 @@ def test_bucketed_pivots_count_exactly(pivots, ratio, monkeypatch, rng):
     """
     monkeypatch.setattr(prune, "PIVOTS", pivots)
     monkeypatch.setattr(prune, "RATIO", ratio)
+    monkeypatch.setattr(prune, "GROUP", group)  # rows of one pivot counted a column block at a time
     for X in (jittered_boxes(rng, 4000), jittered_boxes(rng, 3001, sigma=1.0), TIES["duplicates"](rng),
               TIES["mostly_empty"](rng), scattered_boxes(rng, 2000)):
         X = X.astype(np.float32)
