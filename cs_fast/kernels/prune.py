@@ -420,7 +420,9 @@ PIVOTS = 16
 _PIVOT_BYTES = 128 * 2**20
 _PIVOT_BUCKETS = 2048
 # Rows of one pivot counted together, a column block at a time (_box32_count_groups); 1: one by one.
+# COUNT_TILE: rows per grouped count call.
 GROUP = 8
+COUNT_TILE = 1024
 
 
 def box32_columns(F):
@@ -747,7 +749,7 @@ def _nearest_pivot(dp, rows, pidx, pa):
 
 @kernel(parallel=True, **_KERNEL)
 def _box32_count_groups(Cs, start, nb, C, FT, rows, perm, pidx, pa, groups, k, best, best_index, reach,
-                        hi, stop, nonb, buf, scratch, med, evals):
+                        hi, stop, nonb, scratch_len, med, evals):
     """:func:`_box32_count_pivots` for groups of rows that share a pivot, walking column blocks together.
 
     ``perm`` orders the tile's rows by (pivot, distance to it); ``groups`` cuts that order
@@ -826,10 +828,13 @@ def _box32_count_groups(Cs, start, nb, C, FT, rows, perm, pidx, pa, groups, k, b
         for q in range(q0, q1):
             r = perm[q]
             if nonb[q] < need:
+                # Rare (a row that may win, or a misjudged shell): its own buffers, so that the
+                # tiles of counted rows need not hold a float64 row each.
                 i = rows[r]
-                cpu.box_row(FT, i, buf[r])
+                full = np.empty(n)
+                cpu.box_row(FT, i, full)
                 evals[r] += n
-                med[r] = _select(buf[r], k, scratch[r])
+                med[r] = _select(full, k, np.empty(scratch_len))
             else:
                 med[r] = np.inf
 
@@ -937,7 +942,8 @@ class _Rows:
                 groups = np.array(bounds, np.int64)
                 work = np.empty((3, m), np.int64)
                 _box32_count_groups(Cs, start, _PIVOT_BUCKETS, self.C, self.FT, rows, perm, pidx, pa, groups, k,
-                                    cpu_best, best_index, reach, work[0], work[1], work[2], buf, scratch, med, evals)
+                                    cpu_best, best_index, reach, work[0], work[1], work[2], scratch.shape[1], med,
+                                    evals)
             else:
                 _box32_count_pivots(Cs, start, dp, _PIVOT_BUCKETS, self.C, self.FT, rows, k, cpu_best, best_index,
                                     reach, buf, scratch, med, evals)
@@ -1016,10 +1022,13 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     buf = np.empty((tile, n))
     buf32 = np.empty((bound_tile, n), np.float32) if src.C is not None else None
     scratch = np.empty((tile, min(n, n // 4 + 4096)))
-    med = np.empty(tile)
+    # The grouped pivot count holds no row buffer per row: its tiles may be larger than the
+    # memory budget's (at 10^6 boxes 26 rows, about 5 per pivot: too few to share a column block).
+    ctile = max(tile, min(n, COUNT_TILE)) if GROUP > 1 else tile
+    med = np.empty(ctile)
     floor = np.empty(tile)  # lower bounds of the full rows' medians, for _tighten
-    evals = np.zeros(tile, np.int64)
-    rows = np.empty(tile, np.int64)
+    evals = np.zeros(ctile, np.int64)
+    rows = np.empty(ctile, np.int64)
     lb = np.zeros(n)
     cols = np.arange(n)  # the rows _tighten updates (open at the last compaction); lbc their bounds
     lbc = np.zeros(n)
@@ -1042,7 +1051,8 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
             order = idx[np.argsort(lb[idx], kind="stable")]
             pos = 0
             open_at_sort = open_now
-        want = npiv if npiv else (min(size, bound_tile) if bounding else size)
+        grouped = not bounding and getattr(src, "pivots", None) is not None and GROUP > 1
+        want = npiv if npiv else (min(size, bound_tile) if bounding else (ctile if grouped else size))
         m, pos = _next_rows(order, pos, state, want, rows)
         if m == 0:
             continue
