@@ -16,6 +16,7 @@ autoencoder's outputs under Gaussian input noise (sigma 0.25) in ``tv``.
 
 import time
 
+import numba
 import numpy as np
 
 from . import measure, peers
@@ -78,7 +79,7 @@ def run_center(quick=False, large=False, seed=0, log=None, probe_memory=True):
     Each row: ``workload``, ``metric``, ``n``, ``impl``, ``time_s`` (best of
     the repeats), ``speedup_vs_brute``, ``fraction_evaluated`` (pruned only),
     ``same_as_brute`` (index and radius equal), ``peak_rss_delta_bytes`` (one
-    separate probe run, pruned and brute) and ``load_average``.
+    separate probe run, pruned and brute), ``load_average`` and ``threads`` (numba's).
     """
     import cs_fast
 
@@ -105,7 +106,7 @@ def run_center(quick=False, large=False, seed=0, log=None, probe_memory=True):
                     with measure.PeakRSS() as probe:
                         cs_fast.min_median(Z, metric, method=method)
                     mem[method] = probe.delta
-            base = dict(workload=key, metric=metric, n=n, load_average=load)
+            base = dict(workload=key, metric=metric, n=n, load_average=load, threads=numba.get_num_threads())
             if with_brute:
                 rows.append(dict(base, impl="cs_fast brute", time_s=tb, speedup_vs_brute=1.0, fraction_evaluated=None,
                                  same_as_brute=True, peak_rss_delta_bytes=mem.get("brute")))

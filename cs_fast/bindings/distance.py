@@ -261,12 +261,13 @@ def _to_center64(Z, center, metric, params, backend="auto"):
 
 METHODS = ("auto", "pruned", "brute")
 
-# Where the pruned search pays on the host, measured on an idle machine (cs-fast bench --center,
-# bench/results/prune/): boxes 0.75x of brute force at n = 10^4 and 2.1x at 10^5 (their counting
-# pass is already cheap), tv on the digits model 1.23x at 10^4; sq/l2 rows are one float32 GEMM
+# Where the pruned search pays on the host (cs-fast bench --center, bench/results/prune/; boxes
+# re-measured with the float32 count, one thread, same process: 0.37x of brute force at n = 3000,
+# 1.26x at 10^4, 4.3x at 10^5 -- their brute-force counting pass is already cheap at small n),
+# tv on the digits model 1.23x at 10^4; sq/l2 rows are one float32 GEMM
 # for all rows (kernels/mixed_precision.py), which the row-by-row float64 sums of the pruned search
 # lose to by 6-13x.
-_PRUNED_FROM = {"box": 30_000, "sq": None, "l2": None}
+_PRUNED_FROM = {"box": 10_000, "sq": None, "l2": None}
 
 
 def _auto_method(red, n):
@@ -301,7 +302,7 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
     (:mod:`cs_fast.kernels.prune`). ``method='brute'`` visits every row (the
     reference). ``method='auto'`` (the default) takes the pruned search
     where it is measured to pay on the host (every metric but ``jaccard``
-    below 30 000 boxes, whose counting pass is already cheap, and
+    below 10 000 boxes, whose counting pass is already cheap, and
     ``sqfeat``/``l2``, whose rows come from one float32 GEMM with a float64
     refinement); both give the same answer.
 

@@ -37,6 +37,18 @@ pass with its early exit instead (a row stops once too few of its distances
 can be below the best); for boxes that pass also skips the columns that the
 triangle inequality through the best row places outside the row's reach.
 Inputs that do not prune then cost about what brute force does.
+
+Boxes in float32. When every coordinate is exactly a float32 in a safe range
+(:func:`box32_columns`), boxes are bounded and counted in float32 (eight SIMD
+lanes, half the memory traffic): full rows for the bounds are float32 rows with
+a derived error bound (``_BOX32_TINY``), and the count test is widened by
+``_BOX32_PAD`` so that it can only over-count the pairs below a threshold (the
+derivation is written above :func:`box32_columns`); only a row that may win
+gets brute force's float64 row and exact median. The counting pass uses up to
+``PIVOTS`` pivots (random core rows and the best row, their columns bucketed by
+distance in linear time, :func:`_pivot_buckets`): each row takes its nearest
+pivot and evaluates only the shell of columns the triangle inequality leaves
+undecided (:func:`_box32_count_pivots`). Index and radius stay brute force's.
 """
 
 import math
@@ -79,7 +91,7 @@ _MIN_BOUND_ROWS = 32  # rows computed in full before the bounds may be given up 
 SORT = False
 SWITCH = True
 PIVOT = True
-RATIO = 2.0
+RATIO = 4.0
 _CHUNK = 4096  # bound entries per task of _tighten (32 KiB: stays in L1)
 # Strided sample of _median_floor: its proposal lies about sqrt(s) / (2 s) in rank below the
 # median (4096: 0.8 %); a larger sample costs more to select in (measured: 2048 and 8192 were slower).
@@ -374,6 +386,459 @@ def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, s
             med[r] = np.inf
 
 
+# --------------------------------------------------------------------------- float32 boxes
+#
+# Boxes are counted and bounded in float32 (eight SIMD lanes instead of four, half the
+# memory traffic); only rows that may win get the float64 row brute force computes.
+# Rigour: with u = 2**-24, coordinates exact in float32 and every non-zero one of
+# magnitude in [2**-20, 2**40] (so every width, height, area, product and sum below is a
+# normal float32: no underflow, no overflow), and A, B, I, U = A + B - I the two areas,
+# the overlap and the union of two overlapping boxes (all > 0, I <= U, U >= (A + B) / 2):
+#   A, B, I each carry three roundings: |A_hat - A| <= 3.1 u A (same for B, I);
+#   U_hat = fl(fl(A_hat + B_hat) - I_hat): |U_hat - U| <= 12.1 u U;
+#   L_hat = fl(U_hat - I_hat): |L_hat - (U - I)| <= 16.3 u U;
+#   e = fl(1 - fl(I_hat / U_hat)): |e - d| <= 18 u, d = 1 - I / U the exact distance;
+# and brute force's float64 value is within 2e-15 of d. Hence
+#   * the count test L_hat < fl(loose * U_hat) with loose >= t + PAD (PAD = 2**-17 = 128 u)
+#     holds for every pair whose float64 distance is < t (it needs PAD >= 43 u): the
+#     count of pairs "below t" can only be too large, never too small, so a row it
+#     settles truly cannot win, and a row it admits is decided by the float64 row;
+#   * e is within TINY = 2**-17 of the float64 distance (7x the 18 u it needs): the
+#     bounds of _tighten and the pivot window take (eps, TINY) as their margin.
+# Disjoint pairs are decided exactly (their distance is exactly 1, or 0 for two empty
+# boxes, in float64 and here; the sign of a float difference is exact).
+_BOX32_PAD = 2.0 ** -17
+_BOX32_TINY = 2.0 ** -17
+_BOX32_RANGE = (2.0 ** -20, 2.0 ** 40)
+_Z32 = np.float32(0.0)
+_ONE32 = np.float32(1.0)
+# Tuning/A-B switches (module level): False keeps boxes on the float64 kernels; PIVOTS
+# random core rows (plus the best row) become the float32 count's pivots (0: the best row
+# alone, sorted, as _box_count_pivot), within _PIVOT_BYTES (24 bytes per pivot and box).
+FLOAT32_BOXES = True
+PIVOTS = 16
+_PIVOT_BYTES = 128 * 2**20
+_PIVOT_BUCKETS = 2048
+# Rows of one pivot counted together, a column block at a time (_box32_count_groups); 1: one by one.
+# COUNT_TILE: rows per grouped count call.
+GROUP = 8
+COUNT_TILE = 1024
+
+
+def box32_columns(F):
+    """float32 ``(5, n)``: x1, y1, x2, y2 and the float32 area of each box, or None.
+
+    None when some coordinate is not exactly a float32, or a non-zero one lies
+    outside ``_BOX32_RANGE`` in magnitude: the float32 error bounds (see above)
+    would not hold, and the float64 kernels are used instead.
+    """
+    F32 = F.astype(np.float32)
+    if not np.array_equal(F32.astype(np.float64), F):
+        return None
+    mag = np.abs(F32)
+    nz = mag[mag > 0]
+    if nz.size and not (nz.min() >= _BOX32_RANGE[0] and nz.max() <= _BOX32_RANGE[1]):
+        return None
+    C = np.empty((5, F.shape[0]), np.float32)
+    C[:4] = F32.T
+    C[4] = (C[2] - C[0]) * (C[3] - C[1])  # float32 products: three roundings, as the bound assumes
+    return C
+
+
+@kernel(nogil=True, inline="always")
+def _loose32(t):
+    """float32 ``>= t + _BOX32_PAD`` (rounding to nearest moves ``x (1 + 2**-20)`` by less than ``2**-24 x``)."""
+    return np.float32((t + _BOX32_PAD) * (1.0 + 2.0 ** -20))
+
+
+@kernel(nogil=True, inline="always")
+def _box32_below(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, zero_below):
+    """May the float64 distance of boxes a, b be below ``t``? (``loose = _loose32(t)``; never a false no)."""
+    iw = max(min(ax2, bx2) - max(ax1, bx1), _Z32)
+    ih = max(min(ay2, by2) - max(ay1, by1), _Z32)
+    inter = iw * ih
+    union = (aa + ba) - inter
+    overlap = (iw > _Z32) & (ih > _Z32)
+    return (overlap & ((union - inter) < loose * union)) | (
+        (~overlap) & (((union > _Z32) & one_below) | ((union <= _Z32) & zero_below)))
+
+
+@kernel(error_model="numpy", nogil=True, inline="always")
+def _box32_value(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba):
+    """float32 Jaccard distance, within ``_BOX32_TINY`` of the float64 one (exact for disjoint pairs).
+
+    Its callers compile with ``error_model='numpy'``: numba's default guards every float
+    division with a zero test, a branch that stops the loop vectorizing (7x slower,
+    measured); the division here never sees a zero anyway (two empty boxes divide by 1).
+    """
+    iw = max(min(ax2, bx2) - max(ax1, bx1), _Z32)
+    ih = max(min(ay2, by2) - max(ay1, by1), _Z32)
+    inter = iw * ih
+    union = (aa + ba) - inter
+    overlap = (iw > _Z32) & (ih > _Z32)
+    e = _ONE32 - inter / (union if overlap else _ONE32)  # no 0/0 for two empty boxes
+    disjoint = _ONE32 if union > _Z32 else _Z32
+    return e if overlap else disjoint
+
+
+@kernel(nogil=True, **_KERNEL)
+def _floor32(row, k, scratch):
+    """:func:`_median_floor` for a float32 row, with a ladder of proposals before the exact selection.
+
+    The proposal lies 1, then 2.5, then 6 standard deviations of the sample rank below
+    the k-th (the first misses about a fifth of the rows, the second under 1 %); each
+    miss costs one count pass, far less than the exact selection it replaces (with the
+    1-sigma proposal alone, the selections of the 20 % of jittered-box rows it missed
+    were most of the full rows' cost). Starting at 1.5 sigma gave looser floors and
+    more full rows (6.76 % of n^2 evaluated instead of 6.47 %, slower). Compared in
+    float32: the proposal is an element of the row.
+    """
+    n = row.shape[0]
+    s = min(_FLOOR_SAMPLE, n // 8)
+    if s >= 512:
+        sample = np.empty(s, np.float32)
+        for t in range(s):
+            sample[t] = row[(t * n) // s]
+        sd = math.sqrt(s * 0.25)
+        for mult in (1.0, 2.5, 6.0):
+            a = int((k - 1) * s / n - mult * sd)
+            if a < 0:
+                break
+            lo = cpu._kth_smallest(sample, a + 1)  # reorders the sample; later ranks are still exact
+            c = 0
+            for t in range(n):
+                c += row[t] < lo
+            if c < k:
+                return np.float64(lo)
+    return np.float64(_select(row, k, scratch))
+
+
+@kernel(error_model="numpy", parallel=True, **_KERNEL)
+def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med, bound):
+    """Full float32 rows of ``rows`` for the bounds, and the exact median of each row that may win.
+
+    Row ``r`` gets its float32 distances in ``out32[r]`` and counts those that may lie
+    below its threshold (see :func:`_finish_rows`). A row that reaches ``k`` gets brute
+    force's float64 row (:func:`cs_fast.kernels.cpu.box_row`) in ``buf[r]`` and its exact
+    median in ``med`` and ``bound``; the others ``med = inf`` and in ``bound`` a value
+    ``<=`` the k-th smallest float32 distance (:func:`_floor32`).
+    """
+    n = C.shape[1]
+    x1 = C[0]
+    y1 = C[1]
+    x2 = C[2]
+    y2 = C[3]
+    ar = C[4]
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        loose = _loose32(t)
+        one_below = 1.0 < t
+        zero_below = 0.0 < t
+        ax1 = x1[i]
+        ay1 = y1[i]
+        ax2 = x2[i]
+        ay2 = y2[i]
+        aa = ar[i]
+        row = out32[r]
+        below = 0
+        half = np.float32(0.5)
+        for j in range(n):
+            e = _box32_value(ax1, ay1, ax2, ay2, aa, x1[j], y1[j], x2[j], y2[j], ar[j])
+            overlap = (min(ax2, x2[j]) > max(ax1, x1[j])) & (min(ay2, y2[j]) > max(ay1, y1[j]))
+            row[j] = e
+            # Disjoint pairs are exactly 1 (or 0): tested exactly; overlapping ones loosely.
+            below += (overlap & (e < loose)) | ((~overlap) & (((e > half) & one_below) | ((e < half) & zero_below)))
+        if below >= k:
+            cpu.box_row(FT, i, buf[r])
+            med[r] = _select(buf[r], k, scratch[r])
+            bound[r] = med[r]
+        else:
+            med[r] = np.inf
+            # After the pass over the row: a proposal computed first, counted on the way,
+            # was slower (its strided sample misses the caches in five arrays).
+            bound[r] = _floor32(row, k, scratch[r])
+
+
+@kernel(error_model="numpy", **_KERNEL)
+def box32_pairs(C, I, J, t, e, below):
+    """The float32 value and count test of pairs ``(I[p], J[p])`` at thresholds ``t[p]`` (for tests)."""
+    for p in range(I.shape[0]):
+        i = I[p]
+        j = J[p]
+        e[p] = _box32_value(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], C[0, j], C[1, j], C[2, j], C[3, j], C[4, j])
+        below[p] = _box32_below(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], C[0, j], C[1, j], C[2, j], C[3, j],
+                                C[4, j], _loose32(t[p]), 1.0 < t[p], 0.0 < t[p])
+
+
+@kernel(error_model="numpy", nogil=True, **_KERNEL)
+def _box32_row(C, i, out):
+    """float32 distances of box ``i`` to every box (the pivot row)."""
+    for j in range(C.shape[1]):
+        out[j] = _box32_value(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], C[0, j], C[1, j], C[2, j], C[3, j], C[4, j])
+
+
+@kernel(parallel=True, **_KERNEL)
+def _box32_count(Cs, ds, dpiv, C, FT, rows, k, best, best_index, reach, buf, scratch, med, evals):
+    """:func:`_box_count_pivot` in float32: ``Cs`` the float32 columns sorted by ``ds``."""
+    n = C.shape[1]
+    x1 = Cs[0]
+    y1 = Cs[1]
+    x2 = Cs[2]
+    y2 = Cs[3]
+    ar = Cs[4]
+    need = n - k + 1
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        loose = _loose32(t)
+        one_below = 1.0 < t
+        zero_below = 0.0 < t
+        a = dpiv[i]
+        lo = np.searchsorted(ds, a - t - reach, side="left")
+        hi = np.searchsorted(ds, a + t + reach, side="right")
+        nonbelow = n - (hi - lo)
+        ax1 = C[0, i]
+        ay1 = C[1, i]
+        ax2 = C[2, i]
+        ay2 = C[3, i]
+        aa = C[4, i]
+        done = 0
+        j1 = hi
+        while j1 > lo and nonbelow < need:
+            j0 = max(lo, j1 - 1024)
+            bx1 = x1[j0:j1]
+            by1 = y1[j0:j1]
+            bx2 = x2[j0:j1]
+            by2 = y2[j0:j1]
+            ba = ar[j0:j1]
+            c = 0
+            for j in range(j1 - j0):
+                c += _box32_below(ax1, ay1, ax2, ay2, aa, bx1[j], by1[j], bx2[j], by2[j], ba[j], loose, one_below,
+                                  zero_below)
+            nonbelow += (j1 - j0) - c
+            done += j1 - j0
+            j1 = j0
+        evals[r] = done
+        if nonbelow < need:
+            cpu.box_row(FT, i, buf[r])
+            evals[r] += n
+            med[r] = _select(buf[r], k, scratch[r])
+        else:
+            med[r] = np.inf
+
+
+@kernel(parallel=True, **_KERNEL)
+def _pivot_buckets(C, dp, nb, Cs, start):
+    """Counting sort of the columns by their float32 distance to each pivot: ``nb`` buckets of width ``1 / nb``.
+
+    Bucket ``b < nb`` holds exactly the columns with ``b / nb <= dp[p, c] < (b + 1) / nb``
+    (``nb`` a power of two: ``dp * nb`` is exact, its truncation too), bucket ``nb`` the
+    distance 1. ``Cs[p]`` receives the float32 columns in bucket order, ``start[p, b]``
+    the first position of bucket ``b`` (``start[p, nb + 1] = n``). Linear time: the
+    counting pass only needs a window's edges to ``1 / nb``, not a full sort.
+    """
+    P = dp.shape[0]
+    n = dp.shape[1]
+    for p in prange(P):
+        cnt = np.zeros(nb + 2, np.int64)
+        for j in range(n):
+            b = min(max(int(dp[p, j] * nb), 0), nb)
+            cnt[b + 1] += 1
+        for b in range(nb + 1):
+            cnt[b + 1] += cnt[b]
+        for b in range(nb + 2):
+            start[p, b] = cnt[b]
+        for j in range(n):
+            b = min(max(int(dp[p, j] * nb), 0), nb)
+            q = cnt[b]
+            cnt[b] = q + 1
+            for c in range(5):
+                Cs[p, c, q] = C[c, j]
+
+
+@kernel(parallel=True, **_KERNEL)
+def _box32_count_pivots(Cs, start, dp, nb, C, FT, rows, k, best, best_index, reach, buf, scratch, med, evals):
+    """The float32 box counting pass against the nearest of several bucketed pivots.
+
+    Row i takes the pivot p nearest to it (``a = dp[p, i]``). A column c can be below
+    the row's threshold t only if ``|dp[p, c] - a| < t + reach`` (triangle inequality,
+    ``reach`` covering the float32 rounding of both distances): whole buckets outside
+    that window count as not below unevaluated. Inside it, columns with ``dp[p, c]``
+    below ``t - a`` are (up to rounding) below, so the walk covers only the shell
+    ``[t - a, a + t + reach)``, from its far end: a row near its pivot (a small) settles
+    after few distances. A row the shell does not settle gets brute force's float64
+    row and exact median, so a misjudged shell edge costs time, never exactness.
+    """
+    n = C.shape[1]
+    P = dp.shape[0]
+    need = n - k + 1
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        loose = _loose32(t)
+        one_below = 1.0 < t
+        zero_below = 0.0 < t
+        p = 0
+        a32 = dp[0, i]
+        for q in range(1, P):
+            if dp[q, i] < a32:
+                a32 = dp[q, i]
+                p = q
+        a = np.float64(a32)
+        top = (a + t + reach) * nb
+        bot = (a - t - reach) * nb
+        bhi = nb + 1 if not top < nb else int(math.floor(top)) + 1  # buckets >= bhi: all > a + t + reach
+        blo = 0 if not bot > 0.0 else min(int(math.floor(bot)), bhi)  # buckets < blo: all < a - t - reach
+        hi = start[p, bhi]
+        lo = start[p, blo]
+        nonbelow = n - (hi - lo)
+        sb = (t - a) * nb
+        bstop = blo if not sb > blo else min(int(math.floor(sb)), bhi)
+        stop = start[p, bstop]
+        ax1 = C[0, i]
+        ay1 = C[1, i]
+        ax2 = C[2, i]
+        ay2 = C[3, i]
+        aa = C[4, i]
+        x1 = Cs[p, 0]
+        y1 = Cs[p, 1]
+        x2 = Cs[p, 2]
+        y2 = Cs[p, 3]
+        ar = Cs[p, 4]
+        done = 0
+        j1 = hi
+        while j1 > stop and nonbelow < need:
+            j0 = max(stop, j1 - 1024)
+            bx1 = x1[j0:j1]
+            by1 = y1[j0:j1]
+            bx2 = x2[j0:j1]
+            by2 = y2[j0:j1]
+            ba = ar[j0:j1]
+            c = 0
+            for j in range(j1 - j0):
+                c += _box32_below(ax1, ay1, ax2, ay2, aa, bx1[j], by1[j], bx2[j], by2[j], ba[j], loose, one_below,
+                                  zero_below)
+            nonbelow += (j1 - j0) - c
+            done += j1 - j0
+            j1 = j0
+        evals[r] = done
+        if nonbelow < need:
+            cpu.box_row(FT, i, buf[r])
+            evals[r] += n
+            med[r] = _select(buf[r], k, scratch[r])
+        else:
+            med[r] = np.inf
+
+
+@kernel(**_KERNEL)
+def _nearest_pivot(dp, rows, pidx, pa):
+    """For each row, the pivot nearest to it (``pidx``) and that float32 distance (``pa``)."""
+    P = dp.shape[0]
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        p = 0
+        a = dp[0, i]
+        for q in range(1, P):
+            if dp[q, i] < a:
+                a = dp[q, i]
+                p = q
+        pidx[r] = p
+        pa[r] = a
+
+
+@kernel(parallel=True, **_KERNEL)
+def _box32_count_groups(Cs, start, nb, C, FT, rows, perm, pidx, pa, groups, k, best, best_index, reach,
+                        hi, stop, nonb, scratch_len, med, evals):
+    """:func:`_box32_count_pivots` for groups of rows that share a pivot, walking column blocks together.
+
+    ``perm`` orders the tile's rows by (pivot, distance to it); ``groups`` cuts that order
+    into groups of one pivot. A group walks its pivot's bucketed columns from the top in
+    blocks of 1024, and every row of the group whose shell meets the block counts it
+    while the block is in cache (at 10^6 boxes one pivot's columns are 24 MB: a row on
+    its own streams its shell from memory). Each row's window, shell, count and exit are
+    those of :func:`_box32_count_pivots`; only the order of the work changes.
+    """
+    n = C.shape[1]
+    need = n - k + 1
+    for g in prange(groups.shape[0] - 1):
+        q0 = groups[g]
+        q1 = groups[g + 1]
+        p = pidx[perm[q0]]
+        top = 0
+        low = n
+        for q in range(q0, q1):
+            r = perm[q]
+            i = rows[r]
+            t = best if i > best_index else np.nextafter(best, np.inf)
+            a = np.float64(pa[r])
+            up = (a + t + reach) * nb
+            dn = (a - t - reach) * nb
+            bhi = nb + 1 if not up < nb else int(math.floor(up)) + 1
+            blo = 0 if not dn > 0.0 else min(int(math.floor(dn)), bhi)
+            sb = (t - a) * nb
+            bstop = blo if not sb > blo else min(int(math.floor(sb)), bhi)
+            hi[q] = start[p, bhi]
+            stop[q] = start[p, bstop]
+            nonb[q] = n - (start[p, bhi] - start[p, blo])
+            evals[r] = 0
+            top = max(top, hi[q])
+            low = min(low, stop[q])
+        x1 = Cs[p, 0]
+        y1 = Cs[p, 1]
+        x2 = Cs[p, 2]
+        y2 = Cs[p, 3]
+        ar = Cs[p, 4]
+        j1 = top
+        active = True
+        while j1 > low and active:
+            j0 = max(low, j1 - 1024)
+            active = False
+            for q in range(q0, q1):
+                if nonb[q] >= need:
+                    continue
+                a0 = max(j0, stop[q])
+                a1 = min(j1, hi[q])
+                if a1 > a0:
+                    r = perm[q]
+                    i = rows[r]
+                    t = best if i > best_index else np.nextafter(best, np.inf)
+                    loose = _loose32(t)
+                    one_below = 1.0 < t
+                    zero_below = 0.0 < t
+                    ax1 = C[0, i]
+                    ay1 = C[1, i]
+                    ax2 = C[2, i]
+                    ay2 = C[3, i]
+                    aa = C[4, i]
+                    bx1 = x1[a0:a1]
+                    by1 = y1[a0:a1]
+                    bx2 = x2[a0:a1]
+                    by2 = y2[a0:a1]
+                    ba = ar[a0:a1]
+                    c = 0
+                    for j in range(a1 - a0):
+                        c += _box32_below(ax1, ay1, ax2, ay2, aa, bx1[j], by1[j], bx2[j], by2[j], ba[j], loose,
+                                          one_below, zero_below)
+                    nonb[q] += (a1 - a0) - c
+                    evals[r] += a1 - a0
+                if nonb[q] < need and stop[q] < j0:
+                    active = True
+            j1 = j0
+        for q in range(q0, q1):
+            r = perm[q]
+            if nonb[q] < need:
+                # Rare (a row that may win, or a misjudged shell): its own buffers, so that the
+                # tiles of counted rows need not hold a float64 row each.
+                i = rows[r]
+                full = np.empty(n)
+                cpu.box_row(FT, i, full)
+                evals[r] += n
+                med[r] = _select(full, k, np.empty(scratch_len))
+            else:
+                med[r] = np.inf
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -389,8 +854,11 @@ class _Rows:
         self.F = F
         self.arg = arg
         self.n = F.shape[0]
+        self.C = None  # float32 box columns (box32_columns), when the float32 bounds hold
         if reduction == "box":
             self.FT = np.ascontiguousarray(F.T)
+            if FLOAT32_BOXES:
+                self.C = box32_columns(F)
         self.tiled = reduction in ("l1", "sq", "l2")
         self.cheap = reduction in _CHEAP or (not self.tiled and F.shape[1] < _SHORT_ROW)
         self.generic = None if self.tiled else _generic(reduction)
@@ -413,22 +881,83 @@ class _Rows:
             self.generic[0](self.F, rows, self.arg, D)
         return D
 
-    def set_pivot(self, p, drow, eps, tiny):
-        """Sort the columns by their distance ``drow`` to row ``p`` (boxes: the pivot-window count)."""
+    def bound_rows(self, rows, k, best, best_index, buf, buf32, scratch, med, bound):
+        """Float32 boxes: full float32 rows for the bounds (returned), exact medians of rows that may win."""
+        m = rows.shape[0]
+        _box32_bound_rows(self.C, self.FT, rows, k, best, best_index, buf32, buf, scratch, med[:m], bound[:m])
+        return buf32[:m]
+
+    def set_pivot(self, p, eps, tiny, buf):
+        """Sort the columns by their distance to row ``p`` (boxes: the one-pivot window count).
+
+        Returns the number of distances evaluated.
+        """
         if self.reduction != "box":
-            return
+            return 0
+        if self.C is not None:
+            drow = np.empty(self.n, np.float32)
+            _box32_row(self.C, p, drow)
+            drow = drow.astype(np.float64)
+        else:
+            drow = self.full(np.array([p], np.int64), buf)[0].copy()
         order = np.argsort(drow, kind="stable")
-        self.pivot = (np.ascontiguousarray(self.FT[:, order]), drow[order].copy(), drow.copy(), float(drow.max()))
+        cols = self.C if self.C is not None else self.FT
+        self.pivot = (np.ascontiguousarray(cols[:, order]), drow[order].copy(), drow.copy(), float(drow.max()))
         self.eps, self.tiny = eps, tiny
+        return self.n
+
+    def set_pivots(self, D, best_index, eps, tiny):
+        """Float32 boxes: the rows of ``D`` (float32, full) and the best row become bucketed pivots."""
+        m = D.shape[0]
+        dp = np.empty((m + 1, self.n), np.float32)
+        dp[:m] = D
+        _box32_row(self.C, best_index, dp[m])
+        Cs = np.empty((m + 1, 5, self.n), np.float32)
+        start = np.empty((m + 1, _PIVOT_BUCKETS + 2), np.int64)
+        _pivot_buckets(self.C, dp, _PIVOT_BUCKETS, Cs, start)
+        self.pivots = (Cs, start, dp)
+        self.eps, self.tiny = eps, tiny
+        return self.n
 
     def count(self, rows, k, best, best_index, buf, scratch, med, evals):
         """Counting pass with early exit (cheap reductions only)."""
-        if self.reduction == "box" and getattr(self, "pivot", None) is not None:
+        if getattr(self, "pivots", None) is not None:
+            Cs, start, dp = self.pivots
+            # |dp[p, c] - dp[p, i]| <= d(i, c) + 2 * (float32 error <= tiny / 7); 4 tiny covers it and float64 rounding.
+            reach = 4.0 * self.eps * (2.0 + best) + 4.0 * self.tiny
+            cpu_best = best if np.isfinite(best) else np.inf
+            if GROUP > 1:
+                m = rows.shape[0]
+                pidx = np.empty(m, np.int64)
+                pa = np.empty(m, np.float32)
+                _nearest_pivot(dp, rows, pidx, pa)
+                perm = np.lexsort((pa, pidx))
+                ps = pidx[perm]
+                # Groups: runs of one pivot, at most GROUP rows each.
+                cut = np.flatnonzero(np.diff(ps)) + 1
+                bounds = [0]
+                for a, b in zip(np.concatenate(([0], cut)), np.concatenate((cut, [m]))):
+                    bounds.extend(range(int(a) + GROUP, int(b), GROUP))
+                    bounds.append(int(b))
+                groups = np.array(bounds, np.int64)
+                work = np.empty((3, m), np.int64)
+                _box32_count_groups(Cs, start, _PIVOT_BUCKETS, self.C, self.FT, rows, perm, pidx, pa, groups, k,
+                                    cpu_best, best_index, reach, work[0], work[1], work[2], scratch.shape[1], med,
+                                    evals)
+            else:
+                _box32_count_pivots(Cs, start, dp, _PIVOT_BUCKETS, self.C, self.FT, rows, k, cpu_best, best_index,
+                                    reach, buf, scratch, med, evals)
+        elif self.reduction == "box" and getattr(self, "pivot", None) is not None:
             FTs, ds, dpiv, dmax = self.pivot
             # |d(i,c) - |d(p,c) - d(p,i)|| rounding: each distance within eps d + tiny.
             reach = 4.0 * self.eps * (2.0 * dmax + best) + 4.0 * self.tiny
             cpu_best = best if np.isfinite(best) else np.inf
-            _box_count_pivot(self.FT, FTs, ds, dpiv, rows, k, cpu_best, best_index, reach, buf, scratch, med, evals)
+            if self.C is not None:
+                _box32_count(FTs, ds, dpiv, self.C, self.FT, rows, k, cpu_best, best_index, reach, buf, scratch, med,
+                             evals)
+            else:
+                _box_count_pivot(self.FT, FTs, ds, dpiv, rows, k, cpu_best, best_index, reach, buf, scratch, med,
+                                 evals)
         elif self.reduction == "box":
             cpu.box_fused_tile(self.F, self.FT, rows, k, best, best_index, buf, med, evals)
         else:
@@ -482,18 +1011,24 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     """
     n = F.shape[0]
     k = (n + 1) // 2
-    eps, tiny = rounding_margin(reduction, F.dtype) if margin is None else margin
     src = _Rows(reduction, F, arg)
+    eps, tiny = rounding_margin(reduction, F.dtype) if margin is None else margin
+    if src.C is not None and margin is None:
+        tiny = max(tiny, _BOX32_TINY)  # float32 box distances (see box32_columns)
     threads = max(1, numba.get_num_threads())
     tile = max(1, min(int(tile), n))
     # Bounds are applied between tiles: small tiles while bounding prune sooner.
     bound_tile = max(threads, min(tile, _BOUND_TILE))
     buf = np.empty((tile, n))
+    buf32 = np.empty((bound_tile, n), np.float32) if src.C is not None else None
     scratch = np.empty((tile, min(n, n // 4 + 4096)))
-    med = np.empty(tile)
+    # The grouped pivot count holds no row buffer per row: its tiles may be larger than the
+    # memory budget's (at 10^6 boxes 26 rows, about 5 per pivot: too few to share a column block).
+    ctile = max(tile, min(n, COUNT_TILE)) if GROUP > 1 else tile
+    med = np.empty(ctile)
     floor = np.empty(tile)  # lower bounds of the full rows' medians, for _tighten
-    evals = np.zeros(tile, np.int64)
-    rows = np.empty(tile, np.int64)
+    evals = np.zeros(ctile, np.int64)
+    rows = np.empty(ctile, np.int64)
     lb = np.zeros(n)
     cols = np.arange(n)  # the rows _tighten updates (open at the last compaction); lbc their bounds
     lbc = np.zeros(n)
@@ -504,6 +1039,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     pos = 0
     open_now = open_at_sort = n
     bounding = True  # full rows, exact medians, bounds tightened; else the counting pass
+    npiv = 0  # > 0: the next full tile's rows become the counting pass's pivots
     size = min(tile, threads)
     evaluated = rows_full = rows_counted = 0
     while open_now > 0:
@@ -515,13 +1051,19 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
             order = idx[np.argsort(lb[idx], kind="stable")]
             pos = 0
             open_at_sort = open_now
-        m, pos = _next_rows(order, pos, state, min(size, bound_tile) if bounding else size, rows)
+        grouped = not bounding and getattr(src, "pivots", None) is not None and GROUP > 1
+        want = npiv if npiv else (min(size, bound_tile) if bounding else (ctile if grouped else size))
+        m, pos = _next_rows(order, pos, state, want, rows)
         if m == 0:
             continue
         tr = rows[:m]
         size = min(tile, 2 * size)
         full = bounding or not src.cheap
-        if full:
+        if full and src.C is not None:
+            D = src.bound_rows(tr, k, best, best_index, buf, buf32, scratch, med, floor)
+            evaluated += m * n + int(np.count_nonzero(np.isfinite(med[:m]))) * n
+            rows_full += m
+        elif full:
             D = src.full(tr, buf)
             _finish_rows(D, tr, k, best, best_index, True, scratch, med[:m], floor[:m])
             evaluated += m * n
@@ -547,12 +1089,19 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
                 lb[cols] = lbc
                 cols = np.flatnonzero(state == OPEN)
                 lbc = lb[cols]
-            if SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
-                bounding = False  # the bounds stopped paying for their rows: count instead
-                if PIVOT and src.reduction == "box" and best_index < n:
-                    piv = np.array([best_index], np.int64)
-                    src.set_pivot(best_index, src.full(piv, buf)[0].copy(), eps, tiny)
-                    evaluated += n
+            if npiv:
+                # This tile's rows (random open rows: the core) and the best row become the pivots.
+                evaluated += src.set_pivots(D, best_index, eps, tiny)
+                npiv = 0
+                bounding = False
+            elif SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
+                if PIVOT and src.reduction == "box" and best_index < n and src.C is not None and PIVOTS > 0:
+                    # One more full tile, of as many rows as the pivots' memory allows.
+                    npiv = int(max(1, min(PIVOTS, tile, bound_tile, _PIVOT_BYTES // (24 * n))))
+                else:
+                    bounding = False  # the bounds stopped paying for their rows: count instead
+                    if PIVOT and src.reduction == "box" and best_index < n:
+                        evaluated += src.set_pivot(best_index, eps, tiny, buf)
     if trace is not None:
         lb[cols] = lbc
         trace.update(lower_bounds=lb, state=state)
