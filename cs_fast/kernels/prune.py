@@ -578,15 +578,47 @@ def _box32_row(C, i, out):
         out[j] = _box32_value(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], C[0, j], C[1, j], C[2, j], C[3, j], C[4, j])
 
 
+@kernel(nogil=True, **_KERNEL)
+def _walk32(C, i, cols, stop, hi, nonbelow, need, loose, one_below, zero_below):
+    """Count row ``i``'s float32 boxes ``cols[:, stop:hi]`` not below its threshold, from ``hi`` down, 1024 at a time.
+
+    Stops as soon as ``nonbelow`` (the columns already known not below) reaches
+    ``need``: the row then cannot win. Returns the new ``nonbelow`` and how many
+    distances were evaluated. The one walk of both single-pivot and bucketed counting.
+    """
+    x1 = cols[0]
+    y1 = cols[1]
+    x2 = cols[2]
+    y2 = cols[3]
+    ar = cols[4]
+    ax1 = C[0, i]
+    ay1 = C[1, i]
+    ax2 = C[2, i]
+    ay2 = C[3, i]
+    aa = C[4, i]
+    done = 0
+    j1 = hi
+    while j1 > stop and nonbelow < need:
+        j0 = max(stop, j1 - 1024)
+        bx1 = x1[j0:j1]
+        by1 = y1[j0:j1]
+        bx2 = x2[j0:j1]
+        by2 = y2[j0:j1]
+        ba = ar[j0:j1]
+        c = 0
+        for j in range(j1 - j0):
+            c += _box32_below(ax1, ay1, ax2, ay2, aa, bx1[j], by1[j], bx2[j], by2[j], ba[j], loose, one_below,
+                              zero_below)
+        nonbelow += (j1 - j0) - c
+        done += j1 - j0
+        j1 = j0
+    return nonbelow, done
+
+
 @kernel(parallel=True, **_KERNEL)
 def _box32_count(Cs, ds, dpiv, C, FT, rows, k, best, best_index, reach, buf, scratch, med, evals):
     """:func:`_box_count_pivot` in float32: ``Cs`` the float32 columns sorted by ``ds``."""
     n = C.shape[1]
-    x1 = Cs[0]
-    y1 = Cs[1]
-    x2 = Cs[2]
-    y2 = Cs[3]
-    ar = Cs[4]
     need = n - k + 1
     for r in prange(rows.shape[0]):
         i = rows[r]
@@ -598,29 +630,8 @@ def _box32_count(Cs, ds, dpiv, C, FT, rows, k, best, best_index, reach, buf, scr
         lo = np.searchsorted(ds, a - t - reach, side="left")
         hi = np.searchsorted(ds, a + t + reach, side="right")
         nonbelow = n - (hi - lo)
-        ax1 = C[0, i]
-        ay1 = C[1, i]
-        ax2 = C[2, i]
-        ay2 = C[3, i]
-        aa = C[4, i]
-        done = 0
-        j1 = hi
-        while j1 > lo and nonbelow < need:
-            j0 = max(lo, j1 - 1024)
-            bx1 = x1[j0:j1]
-            by1 = y1[j0:j1]
-            bx2 = x2[j0:j1]
-            by2 = y2[j0:j1]
-            ba = ar[j0:j1]
-            c = 0
-            for j in range(j1 - j0):
-                c += _box32_below(ax1, ay1, ax2, ay2, aa, bx1[j], by1[j], bx2[j], by2[j], ba[j], loose, one_below,
-                                  zero_below)
-            nonbelow += (j1 - j0) - c
-            done += j1 - j0
-            j1 = j0
-        evals[r] = done
-        if nonbelow < need:
+        nonbelow, evals[r] = _walk32(C, i, Cs, lo, hi, nonbelow, need, loose, one_below, zero_below)
+        if nonbelow < need:  # the row may win: brute force's float64 row and exact median
             cpu.box_row(FT, i, buf[r])
             evals[r] += n
             med[r] = _select(buf[r], k, scratch[r])
@@ -696,34 +707,8 @@ def _box32_count_pivots(Cs, start, dp, nb, C, FT, rows, k, best, best_index, rea
         sb = (t - a) * nb
         bstop = blo if not sb > blo else min(int(math.floor(sb)), bhi)
         stop = start[p, bstop]
-        ax1 = C[0, i]
-        ay1 = C[1, i]
-        ax2 = C[2, i]
-        ay2 = C[3, i]
-        aa = C[4, i]
-        x1 = Cs[p, 0]
-        y1 = Cs[p, 1]
-        x2 = Cs[p, 2]
-        y2 = Cs[p, 3]
-        ar = Cs[p, 4]
-        done = 0
-        j1 = hi
-        while j1 > stop and nonbelow < need:
-            j0 = max(stop, j1 - 1024)
-            bx1 = x1[j0:j1]
-            by1 = y1[j0:j1]
-            bx2 = x2[j0:j1]
-            by2 = y2[j0:j1]
-            ba = ar[j0:j1]
-            c = 0
-            for j in range(j1 - j0):
-                c += _box32_below(ax1, ay1, ax2, ay2, aa, bx1[j], by1[j], bx2[j], by2[j], ba[j], loose, one_below,
-                                  zero_below)
-            nonbelow += (j1 - j0) - c
-            done += j1 - j0
-            j1 = j0
-        evals[r] = done
-        if nonbelow < need:
+        nonbelow, evals[r] = _walk32(C, i, Cs[p], stop, hi, nonbelow, need, loose, one_below, zero_below)
+        if nonbelow < need:  # the row may win: brute force's float64 row and exact median
             cpu.box_row(FT, i, buf[r])
             evals[r] += n
             med[r] = _select(buf[r], k, scratch[r])
