@@ -471,3 +471,80 @@ def test_float32_floor_never_exceeds_the_median(n, rng):
         assert floor <= exact and np.any(row == np.float32(floor)), name
         if name in ("uniform", "ties", "sorted", "reversed"):
             assert floor >= np.quantile(row, 0.45), name
+
+
+def _bound_both(C, F, rows, k, best, best_index, cols):
+    """Whole float32 rows (_box32_bound_rows) and open-row ones (_box32_bound_open) of the same rows."""
+    m, n = len(rows), C.shape[1]
+    out = {}
+    for name in ("whole", "open"):
+        out32 = np.full((m, n), np.nan, np.float32)
+        buf = np.empty((m, n))
+        scratch = np.empty((m, n // 4 + 4096))
+        med = np.empty(m)
+        bound = np.empty(m)
+        if name == "whole":
+            prune._box32_bound_rows(C, np.ascontiguousarray(F.T), rows, k, best, best_index, out32, buf, scratch,
+                                    med, bound)
+        else:
+            prune._box32_bound_open(C, np.ascontiguousarray(F.T), rows, k, best, best_index,
+                                    np.ascontiguousarray(C[:, cols]), out32, buf, scratch, med, bound)
+        out[name] = (out32, med, bound)
+    return out
+
+
+@pytest.mark.parametrize("layout", ["jittered", "unrepresentative sample", "duplicates"])
+def test_open_row_bounds_are_floors_and_the_open_distances(layout, rng):
+    """_box32_bound_open: the float32 distances to the open rows in order, a floor <= brute force's median.
+
+    "unrepresentative sample": the boxes at the strided sample's positions are far from
+    every row, so every proposal lies above the median and the exact fallback runs.
+    (Checked by mutation: taking the first proposal without its count fails here.)
+    """
+    n = 8192
+    X = jittered_boxes(rng, n).astype(np.float32).astype(np.float64)
+    if layout == "unrepresentative sample":
+        X[::8] = X[::8] + 500.0  # positions (q n) // s with s = n // 8: all disjoint from the rest
+    elif layout == "duplicates":
+        X = np.repeat(X[:64], n // 64, axis=0)
+    X = X.astype(np.float32).astype(np.float64)
+    C = prune.box32_columns(X)
+    assert C is not None
+    k = (n + 1) // 2
+    rows = np.array([1, 2, 3, 4097, 8191], np.int64)
+    D = cpu.pairwise("box", X, X, 0, np.float64)[rows]
+    exact = np.partition(D, k - 1, axis=1)[:, k - 1]
+    checked = 0
+    for best, best_index in ((np.inf, n), (float(exact.min()), int(rows[np.argmin(exact)])), (0.1, 0)):
+        for cols in (np.arange(n), np.sort(rng.choice(n, 3000, replace=False)), np.zeros(0, np.int64)):
+            got = _bound_both(C, X, rows, k, best, best_index, cols)
+            whole, opened = got["whole"], got["open"]
+            assert np.array_equal(opened[0][:, :len(cols)], whole[0][:, cols])
+            assert np.array_equal(opened[1], whole[1])  # same rows may win, with the same exact median
+            # A floor of brute force's median within the float32 rows' error (what _tighten needs);
+            # a checked proposal is a floor of the float64 median itself.
+            assert np.all(opened[2] <= exact + prune._BOX32_TINY)
+            if layout != "unrepresentative sample":
+                assert np.all(opened[2] <= exact)
+            assert np.all(opened[2] >= exact - 0.15)  # and one worth having
+            shut = np.isinf(opened[1])  # rows that cannot win lend a floor; the others their exact median
+            assert np.array_equal(opened[2][~shut], exact[~shut])
+            if layout == "unrepresentative sample":
+                # every proposal fails: the floor is the exact float32 median
+                f32 = np.partition(whole[0], k - 1, axis=1)[:, k - 1].astype(np.float64)
+                assert np.array_equal(opened[2][shut], f32[shut])
+                checked += int(shut.sum())
+    if layout == "unrepresentative sample":
+        assert checked > 0
+
+
+@pytest.mark.parametrize("open_rows", [False, True])
+def test_open_row_bounds_keep_brute_force_answer(open_rows, monkeypatch, rng):
+    """The pruned center with open-row bounds gives brute force's answer through every phase."""
+    monkeypatch.setattr(prune, "OPEN_ROWS", open_rows)
+    for X in (jittered_boxes(rng, 9000), jittered_boxes(rng, 5001, sigma=1.0), TIES["duplicates"](rng),
+              TIES["mostly_empty"](rng), scattered_boxes(rng, 6000)):
+        X = X.astype(np.float32)
+        brute, pruned, stats = both(X, "jaccard", tile=64)
+        assert_same(brute, pruned)
+        assert stats["rows_full"] + stats["rows_counted"] + stats["rows_skipped"] == len(X)

@@ -208,11 +208,12 @@ def _finish_rows(D, rows, k, best, best_index, want_bound, scratch, med, bound):
 
 
 @kernel(parallel=True, **_KERNEL)
-def _tighten(D, med, root, eps, tiny, cols, lbc, state, best, best_index, chunk):
+def _tighten(D, med, root, eps, tiny, cols, lbc, state, best, best_index, chunk, compact=False):
     """Raise the bounds ``lbc`` of rows ``cols`` with the rows of ``D``; mark rows that can no longer win.
 
     ``cols`` lists the rows still open when the caller last compacted them
     (``lbc[t]`` is row ``cols[t]``'s bound), so the pass shrinks with the open set.
+    With ``compact`` (boxes, never ``root``) ``D[r, t]`` is the distance to ``cols[t]``.
 
     For computed distances with ``|d_hat - d| <= eps d + tiny`` and ``M`` the
     computed median of row j, or any value below it (``med`` holds such lower
@@ -247,7 +248,10 @@ def _tighten(D, med, root, eps, tiny, cols, lbc, state, best, best_index, chunk)
             if b == np.inf:
                 continue
             row = D[r]
-            if root:
+            if compact:  # D[r, t] is already the distance to cols[t] (_box32_bound_open)
+                for t in range(j0, j1):
+                    lbc[t] = max(lbc[t], b - row[t] * grow)
+            elif root:
                 for t in range(j0, j1):
                     lbc[t] = max(lbc[t], b - math.sqrt(row[cols[t]]) * grow)
             else:
@@ -416,8 +420,11 @@ _ONE32 = np.float32(1.0)
 # random core rows (plus the best row) become the float32 count's pivots (0: the best row
 # alone, sorted, as _box_count_pivot), within _PIVOT_BYTES (24 bytes per pivot and box).
 FLOAT32_BOXES = True
+# OPEN_ROWS: float32 bound rows hold only the distances to the open rows, their floor from a
+# division-free count (_box32_bound_open); False: whole rows (_box32_bound_rows), as before.
+OPEN_ROWS = True
 PIVOTS = 16
-_PIVOT_BYTES = 128 * 2**20
+_PIVOT_BYTES = 384 * 2**20  # 16 pivots at 10^6 boxes (10.9 s vs 13.0 s with 128 MiB, 2 threads; +260 MiB)
 _PIVOT_BUCKETS = 2048
 # Rows of one pivot counted together, a column block at a time (_box32_count_groups); 1: one by one.
 # COUNT_TILE: rows per grouped count call.
@@ -452,15 +459,27 @@ def _loose32(t):
 
 
 @kernel(nogil=True, inline="always")
-def _box32_below(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, zero_below):
-    """May the float64 distance of boxes a, b be below ``t``? (``loose = _loose32(t)``; never a false no)."""
+def _box32_terms(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba):
+    """``(overlap, union - inter, union)`` of boxes a, b in float32: what every count test reads."""
     iw = max(min(ax2, bx2) - max(ax1, bx1), _Z32)
     ih = max(min(ay2, by2) - max(ay1, by1), _Z32)
     inter = iw * ih
     union = (aa + ba) - inter
-    overlap = (iw > _Z32) & (ih > _Z32)
-    return (overlap & ((union - inter) < loose * union)) | (
+    return (iw > _Z32) & (ih > _Z32), union - inter, union
+
+
+@kernel(nogil=True, inline="always")
+def _terms_below(overlap, gap, union, loose, one_below, zero_below):
+    """The count test on :func:`_box32_terms`: may the float64 distance be below ``t``? (never a false no)."""
+    return (overlap & (gap < loose * union)) | (
         (~overlap) & (((union > _Z32) & one_below) | ((union <= _Z32) & zero_below)))
+
+
+@kernel(nogil=True, inline="always")
+def _box32_below(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, zero_below):
+    """May the float64 distance of boxes a, b be below ``t``? (``loose = _loose32(t)``; never a false no)."""
+    overlap, gap, union = _box32_terms(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba)
+    return _terms_below(overlap, gap, union, loose, one_below, zero_below)
 
 
 @kernel(error_model="numpy", nogil=True, inline="always")
@@ -558,6 +577,101 @@ def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med
             # After the pass over the row: a proposal computed first, counted on the way,
             # was slower (its strided sample misses the caches in five arrays).
             bound[r] = _floor32(row, k, scratch[r])
+
+
+@kernel(error_model="numpy", nogil=True, inline="always")
+def _box32_count_row(C, i, t):
+    """How many boxes may lie below ``t`` from box ``i`` (:func:`_box32_below`, division-free: 0.34 ns a pair)."""
+    loose = _loose32(t)
+    one_below = 1.0 < t
+    zero_below = 0.0 < t
+    ax1 = C[0, i]
+    ay1 = C[1, i]
+    ax2 = C[2, i]
+    ay2 = C[3, i]
+    aa = C[4, i]
+    x1 = C[0]
+    y1 = C[1]
+    x2 = C[2]
+    y2 = C[3]
+    ar = C[4]
+    c = 0
+    for j in range(C.shape[1]):
+        c += _box32_below(ax1, ay1, ax2, ay2, aa, x1[j], y1[j], x2[j], y2[j], ar[j], loose, one_below, zero_below)
+    return c
+
+
+@kernel(error_model="numpy", parallel=True, **_KERNEL)
+def _box32_bound_open(C, FT, rows, k, best, best_index, Copen, out32, buf, scratch, med, bound):
+    """:func:`_box32_bound_rows` that writes only the distances to the open rows, ``Copen``.
+
+    ``Copen`` holds the float32 columns of the rows still open, contiguous (the
+    caller's ``C[:, cols]``). The bounds need a full row's median only from below,
+    and its distances only to the open rows (a third of them on average at 10^6
+    jittered boxes), so the distances are computed only for those, and the bounds
+    pass reads them in order instead of gathering them from whole rows. The floor: proposals
+    from a strided sample of the row's float32 distances (1, 2.5 and 6 standard
+    deviations of the sample rank below the k-th, as :func:`_floor32`), each checked
+    by one division-free count pass (:func:`_box32_count_row`); the first ``lo`` with
+    fewer than ``k`` pairs that may be below it is the floor. The count never misses a
+    pair whose float64 distance is below ``lo``, so at least ``n - k + 1`` of brute
+    force's distances are ``>= lo``: what :func:`_tighten` needs of ``bound``, and,
+    when ``lo >= t`` (the row's threshold), proof that the row cannot win, with no
+    count at ``t``. If every proposal fails, the exact median of the float32 row.
+    Then ``out32[r, q]`` receives the float32 distance to open column ``q``. A row that
+    may win gets brute force's float64 row and exact median, as before.
+    """
+    n = C.shape[1]
+    nc = Copen.shape[1]
+    o1 = Copen[0]
+    p1 = Copen[1]
+    o2 = Copen[2]
+    p2 = Copen[3]
+    oa = Copen[4]
+    x1 = C[0]
+    y1 = C[1]
+    x2 = C[2]
+    y2 = C[3]
+    ar = C[4]
+    s = min(_FLOOR_SAMPLE, n // 8)
+    sd = math.sqrt(s * 0.25)
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        t = best if i > best_index else np.nextafter(best, np.inf)
+        ax1 = x1[i]
+        ay1 = y1[i]
+        ax2 = x2[i]
+        ay2 = y2[i]
+        aa = ar[i]
+        row = out32[r]
+        floor = -np.inf
+        proven = False  # floor >= t proves the row cannot win (a float64 guarantee)
+        if s >= 512:
+            sample = np.empty(s, np.float32)
+            for q in range(s):
+                j = (q * n) // s
+                sample[q] = _box32_value(ax1, ay1, ax2, ay2, aa, x1[j], y1[j], x2[j], y2[j], ar[j])
+            for mult in (1.0, 2.5, 6.0):
+                a = int((k - 1) * s / n - mult * sd)
+                if a < 0:
+                    break
+                lo = np.float64(cpu._kth_smallest(sample, a + 1))  # reorders the sample; later ranks still exact
+                if _box32_count_row(C, i, lo) < k:
+                    floor = lo
+                    proven = lo >= t
+                    break
+        if floor == -np.inf:
+            _box32_row(C, i, row)
+            floor = np.float64(_select(row, k, scratch[r]))  # exact for the float32 distances
+        if not proven and _box32_count_row(C, i, t) >= k:
+            cpu.box_row(FT, i, buf[r])
+            med[r] = _select(buf[r], k, scratch[r])
+            bound[r] = med[r]
+        else:
+            med[r] = np.inf
+            bound[r] = floor
+        for q in range(nc):
+            row[q] = _box32_value(ax1, ay1, ax2, ay2, aa, o1[q], p1[q], o2[q], p2[q], oa[q])
 
 
 @kernel(error_model="numpy", **_KERNEL)
@@ -840,6 +954,7 @@ class _Rows:
         self.arg = arg
         self.n = F.shape[0]
         self.C = None  # float32 box columns (box32_columns), when the float32 bounds hold
+        self._open = None  # (cols, C[:, cols]) of the last compaction (bound_rows)
         if reduction == "box":
             self.FT = np.ascontiguousarray(F.T)
             if FLOAT32_BOXES:
@@ -866,11 +981,21 @@ class _Rows:
             self.generic[0](self.F, rows, self.arg, D)
         return D
 
-    def bound_rows(self, rows, k, best, best_index, buf, buf32, scratch, med, bound):
-        """Float32 boxes: full float32 rows for the bounds (returned), exact medians of rows that may win."""
+    def bound_rows(self, rows, k, best, best_index, buf, buf32, scratch, med, bound, cols=None):
+        """Float32 boxes: float32 rows for the bounds (returned), exact medians of rows that may win.
+
+        With ``cols`` the rows hold only the distances to ``cols`` (see :func:`_box32_bound_open`);
+        without, all ``n`` (the pivots need them).
+        """
         m = rows.shape[0]
-        _box32_bound_rows(self.C, self.FT, rows, k, best, best_index, buf32, buf, scratch, med[:m], bound[:m])
-        return buf32[:m]
+        if cols is None or not OPEN_ROWS:
+            _box32_bound_rows(self.C, self.FT, rows, k, best, best_index, buf32, buf, scratch, med[:m], bound[:m])
+            return buf32[:m]
+        if self._open is None or self._open[0] is not cols:  # the caller compacted: copy the open columns
+            self._open = (cols, self.C if cols.shape[0] == self.n else np.ascontiguousarray(self.C[:, cols]))
+        _box32_bound_open(self.C, self.FT, rows, k, best, best_index, self._open[1], buf32, buf, scratch, med[:m],
+                          bound[:m])
+        return buf32[:m, :cols.shape[0]]
 
     def set_pivot(self, p, eps, tiny, buf):
         """Sort the columns by their distance to row ``p`` (boxes: the one-pivot window count).
@@ -1044,8 +1169,10 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         tr = rows[:m]
         size = min(tile, 2 * size)
         full = bounding or not src.cheap
+        compact = False
         if full and src.C is not None:
-            D = src.bound_rows(tr, k, best, best_index, buf, buf32, scratch, med, floor)
+            compact = OPEN_ROWS and not npiv  # the pivots' tile needs whole rows
+            D = src.bound_rows(tr, k, best, best_index, buf, buf32, scratch, med, floor, cols if compact else None)
             evaluated += m * n + int(np.count_nonzero(np.isfinite(med[:m]))) * n
             rows_full += m
         elif full:
@@ -1067,7 +1194,8 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
             if v < best or (v == best and i < best_index):
                 best, best_index = float(v), i
         if full:
-            skipped = int(_tighten(D, floor[:m], root, eps, tiny, cols, lbc, state, best, best_index, _CHUNK))
+            skipped = int(_tighten(D, floor[:m], root, eps, tiny, cols, lbc, state, best, best_index, _CHUNK,
+                                   compact))
             open_now -= skipped
             if 2 * open_now < cols.shape[0]:
                 # Compact: closed rows' bounds are final; the pass then only reads open rows.
