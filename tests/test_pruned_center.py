@@ -488,7 +488,8 @@ def _bound_both(C, F, rows, k, best, best_index, cols):
                                     med, bound)
         else:
             prune._box32_bound_open(C, np.ascontiguousarray(F.T), rows, k, best, best_index,
-                                    np.ascontiguousarray(C[:, cols]), out32, buf, scratch, med, bound)
+                                    np.ascontiguousarray(C[:, cols]), out32, buf, scratch, med, bound,
+                                    bool(np.all(C[4] > 0)))
         out[name] = (out32, med, bound)
     return out
 
@@ -548,3 +549,38 @@ def test_open_row_bounds_keep_brute_force_answer(open_rows, monkeypatch, rng):
         brute, pruned, stats = both(X, "jaccard", tile=64)
         assert_same(brute, pruned)
         assert stats["rows_full"] + stats["rows_counted"] + stats["rows_skipped"] == len(X)
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1.0, 640.0, 1e6])
+def test_bare_count_test_is_the_full_one_without_empty_boxes(scale, rng):
+    """_count32's `simple` test gives the same answer per pair as the full test whenever it is used.
+
+    (Checked by mutation: taking the bare test with empty boxes fails the parity test below. At
+    t >= 1 the bare test would count every disjoint pair as below: safe, since over-counting only
+    sends rows to the exact pass, but the saturated-boxes pathology again, so it is not used there.)
+    """
+    X = _box_pairs(rng, 2000, scale)[:-5]  # no canonical empty boxes
+    X = X[(X[:, 2] > X[:, 0]) & (X[:, 3] > X[:, 1])]
+    C = prune.box32_columns(X.astype(np.float64))
+    assert C is not None and np.all(C[4] > 0)
+    cols = [C[c] for c in range(5)]
+    for t in (0.0, 1e-6, 0.3, 0.9, 1.0 - 2.0 * prune._BOX32_PAD):  # the last t whose loose is < 1
+        loose = prune._loose32(t)
+        assert loose < 1.0
+        for i in rng.choice(len(X), 40, replace=False):
+            a = [C[c, i] for c in range(5)]
+            for j0 in range(0, len(X), 97):  # short slices: counts per handful of pairs
+                sl = [v[j0:j0 + 97] for v in cols]
+                full = prune._count32(*a, *sl, loose, 1.0 < t, 0.0 < t, False)
+                bare = prune._count32(*a, *sl, loose, 1.0 < t, 0.0 < t, True)
+                assert bare == full
+
+
+@pytest.mark.parametrize("simple", [False, True])
+def test_bare_count_test_keeps_brute_force_answer(simple, monkeypatch, rng):
+    """Jittered boxes take the bare test, empty and disjoint ones the full one: brute force's answer either way."""
+    monkeypatch.setattr(prune, "SIMPLE_TEST", simple)
+    for X in (jittered_boxes(rng, 7000), TIES["mostly_empty"](rng), TIES["duplicates"](rng), scattered_boxes(rng, 5000)):
+        X = X.astype(np.float32)
+        brute, pruned, stats = both(X, "jaccard", tile=64)
+        assert_same(brute, pruned)
