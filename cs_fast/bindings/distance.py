@@ -70,7 +70,7 @@ def _astype(d, dtype):
 def _empty(shape, dtype, gpu):
     """A result with a zero-length axis, as scipy returns it; no kernel runs (a CUDA grid cannot be empty)."""
     if gpu:
-        return ck.cuda_module().device_array(shape, dtype=dtype)
+        return ck.empty(shape, dtype)  # the caller's stream and pool (device_scope)
     return np.empty(shape, dtype=dtype)
 
 
@@ -183,7 +183,7 @@ def pdist(X, metric="l2", *, backend="auto", **params):
         if gpu:
             from ..kernels import cuda_featurize as kf
 
-            out = ck.cuda_module().device_array(n * (n - 1) // 2, dtype=dtype)
+            out = ck.empty(n * (n - 1) // 2, dtype)  # from the caller's pool, on its stream
             for i0 in range(0, max(n - 1, 0), tile):
                 i1 = min(n - 1, i0 + tile)
                 kf.condense(ck.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, dtype), i0, n, out)

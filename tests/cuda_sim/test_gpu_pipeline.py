@@ -180,6 +180,28 @@ def test_every_launch_on_cupy_data_runs_on_cupys_current_stream(monkeypatch, rec
 
 
 @sim_only
+def test_pdist_output_comes_from_the_callers_pool(monkeypatch, recorded):
+    """pdist's condensed result and cdist's empty one are allocated from CuPy's pool, on its stream."""
+    launches, allocations = recorded
+    stream = FakeStream(0xC0DE)
+    pool = []
+    fake = types.ModuleType("cupy")
+    fake.uint8 = np.uint8
+    fake.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0xC0DE))
+    fake.empty = lambda nbytes, dtype=None: pool.append(nbytes) or FakeCupyArray(np.empty(nbytes, np.uint8))
+    fake.asarray = lambda result: result
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(cuda, "external_stream", lambda ptr: stream if ptr == 0xC0DE else pytest.fail(ptr))
+    X = np.random.default_rng(2).standard_normal((9, 4))
+    got = cs_fast.pdist(FakeCupyArray(X), "l1")
+    np.testing.assert_allclose(got.copy_to_host(), cs_fast.pdist(X, "l1"), rtol=1e-12, atol=1e-13)
+    assert 9 * 8 // 2 * 8 in pool  # the condensed float64 output itself
+    assert set(allocations) <= {stream}
+    assert cs_fast.cdist(FakeCupyArray(X[:0]), FakeCupyArray(X), "l1").shape == (0, 9)
+    assert set(allocations) <= {stream}
+
+
+@sim_only
 def test_numba_and_interface_data_keep_numbas_default_stream(recorded):
     launches, _ = recorded
     X = np.arange(12.0).reshape(4, 3)
