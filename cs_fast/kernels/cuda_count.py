@@ -1,0 +1,159 @@
+"""Fused counting pass of the device ``min_median`` for every reduction but boxes.
+
+Guarantee: :func:`count_rows` decides, for every row ``i`` of a tile, whether
+row ``i`` can still beat the best median so far, on exactly the float64
+distances that ``cuda.pairwise`` computes (the same pair function, the same
+summation order), without writing them anywhere; :func:`write_rows` then
+computes the distance rows of the survivors only, bit for bit the rows
+``cuda.pairwise`` would write. So a pruned ``min_median`` is the same
+``(index, radius)`` as brute force over the device's own distance matrix.
+
+The decision is exact, counted in float64 (no float32 proxy: for these
+reductions no margin has been derived and tested, so none is used). With
+``best`` the best median so far and ``b`` its row index, row ``i`` can win
+only if its lower median (the k-th smallest, ``k = ceil(n / 2)``) is below
+``best``, or equal to it with ``i < b`` (ties keep the smallest index; ``b``
+may exceed ``i`` because the best is seeded with random rows). That is
+``#{j : d(i, j) < best} >= k`` for ``i > b`` and ``#{j : d(i, j) <= best} >=
+k`` for ``i < b``; row ``b`` itself (``#{d < best} < k``) is already the best.
+
+Layout: a ``T x T`` block owns ``T`` rows (``threadIdx.y``) and sweeps all
+``n`` columns ``T`` at a time (``threadIdx.x``), as the pairwise kernels do.
+The long sums (``l1``/``tv``, ``sq``, ``l2``) stage ``T`` features of the
+block's rows and of the current ``T`` columns in shared memory and add
+chunk sums with the tiled kernel's ``chunk_fn`` (bit-identical sums: same
+function, same order, same zero padding); the other reductions call the pair
+function on global rows, as the generic kernel does (the ``T`` rows of a
+block share each column row through L1). Survivors are compacted on the
+device (a global atomic hands out slots), so nothing comes back to the host
+and ``D`` is written only for rows that can still win.
+"""
+
+import math
+
+import numpy as np
+
+from . import cuda as ck
+
+cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires (see cuda.py)
+
+
+def _kernels(reduction):
+    """(count_rows, write_rows, T) of one reduction (built once per process)."""
+    global cuda
+    key = ("count", reduction)
+    if key in ck._KERNELS:
+        return ck._KERNELS[key]
+    cuda = ck.cuda_module()
+    dev = ck._build()[0]
+    T = ck._reduction_kernels(reduction)[4]  # the pairwise kernels' tile: the same chunks
+    from numba import float64, int32
+
+    shape = (T, T + 1)
+    tiled = reduction in ck._TILED
+    pair_fn = getattr(dev, reduction + "_pair")
+    chunk_fn = dev.l1_pair if reduction == "l1" else dev.sq_pair
+    take_sqrt = reduction == "l2"
+
+    if tiled:
+
+        @cuda.jit(device=True)
+        def dist(F, i, i_ok, j0, arg, sA, sB):
+            # d(i, j0 + tx) exactly as the tiled pairwise kernel sums it: T-feature chunks
+            # staged as float64 with out-of-range entries zero on both sides, each chunk
+            # reduced by chunk_fn (padding column included), chunk sums added in float64.
+            tx = cuda.threadIdx.x
+            ty = cuda.threadIdx.y
+            n = F.shape[0]
+            d = F.shape[1]
+            acc = 0.0
+            for k0 in range(0, d, T):
+                kk = k0 + tx
+                sA[ty, tx] = float64(F[i, kk]) if (i_ok and kk < d) else 0.0
+                sB[ty, tx] = float64(F[j0 + ty, kk]) if (j0 + ty < n and kk < d) else 0.0
+                cuda.syncthreads()
+                acc += chunk_fn(sA, ty, sB, tx, arg)
+                cuda.syncthreads()
+            return math.sqrt(acc) if take_sqrt else acc
+
+    else:
+
+        @cuda.jit(device=True)
+        def dist(F, i, i_ok, j0, arg, sA, sB):
+            # d(i, j0 + tx) with the pair function on global rows, as the generic kernel.
+            j = j0 + cuda.threadIdx.x
+            if i_ok and j < F.shape[0]:
+                return pair_fn(F, i, F, j, arg)
+            return 0.0
+
+    @cuda.jit
+    def count_rows(F, start, m, arg, k, bound, bound_index, surv, nsurv, med):
+        # Rows start + r, r < m, T a block: med[r] = inf, and the rows that can still win
+        # (see the module docstring) appended to surv (nsurv[0] counts them).
+        sA = cuda.shared.array(shape, float64)
+        sB = cuda.shared.array(shape, float64)
+        cnt = cuda.shared.array(T, int32)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        r = cuda.blockIdx.x * T + ty
+        i_ok = r < m
+        i = start + r if i_ok else start  # a valid row for the (discarded) work of idle threads
+        n = F.shape[0]
+        b = bound[0]
+        ties = i < bound_index[0]
+        if tx == 0:
+            sA[ty, T] = 0.0  # the padding column stays zero: it adds |0 - 0| = 0
+            sB[ty, T] = 0.0
+            cnt[ty] = 0
+        cuda.syncthreads()
+        c = 0
+        for j0 in range(0, n, T):
+            v = dist(F, i, i_ok, j0, arg, sA, sB)
+            if i_ok and j0 + tx < n and (v < b or (ties and v == b)):
+                c += 1
+        cuda.atomic.add(cnt, ty, c)
+        cuda.syncthreads()
+        if tx == 0 and i_ok:
+            med[r] = math.inf  # a survivor's median is written by the select that follows
+            if cnt[ty] >= k:
+                surv[cuda.atomic.add(nsurv, 0, 1)] = i
+
+    @cuda.jit
+    def write_rows(F, surv, nsurv, arg, D):
+        # D[s] = the distance row of row surv[s], s < nsurv[0], T rows a block (blocks past
+        # the survivors return at once: the grid is sized for a whole tile).
+        sA = cuda.shared.array(shape, float64)
+        sB = cuda.shared.array(shape, float64)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        ns = nsurv[0]
+        if cuda.blockIdx.x * T >= ns:
+            return  # uniform over the block: before any barrier
+        s = cuda.blockIdx.x * T + ty
+        s_ok = s < ns
+        i = surv[s] if s_ok else surv[0]
+        n = F.shape[0]
+        if tx == 0:
+            sA[ty, T] = 0.0
+            sB[ty, T] = 0.0
+        cuda.syncthreads()
+        for j0 in range(0, n, T):
+            v = dist(F, i, s_ok, j0, arg, sA, sB)
+            if s_ok and j0 + tx < n:
+                D[s, j0 + tx] = v  # adjacent threads, adjacent columns: coalesced stores
+
+    ck._KERNELS[key] = (count_rows, write_rows, T)
+    return ck._KERNELS[key]
+
+
+def count_rows(reduction, F, start, m, arg, k, bound, bound_index, surv, nsurv, med):
+    """Launch the fused count of rows ``start .. start + m`` (see :func:`_kernels`)."""
+    kernel, _, T = _kernels(reduction)
+    ck.launch(kernel, ck._blocks(m, T), (T, T))(F, start, m, int(arg), k, bound, bound_index, surv, nsurv, med)
+
+
+def write_rows(reduction, F, surv, nsurv, most, arg, D):
+    """Launch the survivors' distance rows into ``D[:nsurv[0]]``; ``most`` bounds ``nsurv[0]``."""
+    _, kernel, T = _kernels(reduction)
+    if most > 0:
+        ck.launch(kernel, ck._blocks(most, T), (T, T))(F, surv, nsurv, int(arg), D)

@@ -1,0 +1,227 @@
+"""The fused counting pass of the device min_median and the shared-memory radix select.
+
+``min_median`` (fused, the default) must return the same ``(index, radius)``
+bit for bit as the unfused path (every distance row written, every row
+selected) and as brute force on the device's own distance matrix, for every
+reduction and dtype, whatever the seeds, the tiles and the ties. The select's
+shared-memory candidates must be exactly the global candidates (none dropped,
+none duplicated). Sizes are small (a Python thread per CUDA thread) but cross
+tile boundaries; ``SEED_ROWS`` is lowered so that small n are seeded too.
+"""
+
+import numpy as np
+import pytest
+
+cuda = pytest.importorskip("numba.cuda")
+
+from conftest import make_samples  # noqa: E402  (tests/conftest.py)
+
+from cs_fast.kernels import cpu  # noqa: E402
+from cs_fast.kernels import cuda as ck  # noqa: E402
+from cs_fast.metrics import check_metric_params, get_metric, prepare_pair, reduction_for  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in scalar multiply:RuntimeWarning")
+
+# One case per device reduction (box, mask, l1, grouped_l2, sq, l2, angular).
+REDUCTIONS = [
+    ("jaccard", {}, None),
+    ("jaccard_mask", {}, (70,)),
+    ("tv", {}, (2, 3, 4)),
+    ("tv", {"channel_norm": 2}, (2, 3, 4)),
+    ("sqfeat", {}, (9,)),
+    ("l2", {}, (6,)),
+    ("angular", {}, (6,)),
+]
+
+
+def _ids(case):
+    metric, params, shape = case
+    return metric + ("-l2" if params else "")
+
+
+def _features(metric, X, params=None):
+    m = get_metric(metric)
+    params = check_metric_params(m, params or {})
+    A, _ = prepare_pair(m, X, X, params)
+    F = m.featurize(A, params)
+    return reduction_for(m, F), F
+
+
+def _brute(D):
+    k = (len(D) + 1) // 2
+    med = np.sort(D, axis=1)[:, k - 1]
+    i = int(np.argmin(med))  # first index among ties
+    return i, float(med[i])
+
+
+def _device_brute(red, dF, arg):
+    return _brute(ck.pairwise(red, dF, dF, arg, np.float64).copy_to_host())
+
+
+@pytest.fixture
+def few_seeds(monkeypatch):
+    """Seed the best from 3 random rows from n = 6 on (production: 64 rows from n = 128)."""
+    monkeypatch.setattr(ck, "SEED_ROWS", 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", REDUCTIONS, ids=_ids)
+def test_fused_is_unfused_and_brute_force_bit_for_bit(case, dtype, few_seeds):
+    metric, params, shape = case
+    if metric == "jaccard_mask" and dtype == np.float32:
+        pytest.skip("masks have one dtype")
+    rng = np.random.default_rng(31)
+    X = make_samples(metric, rng, 13, dtype, shape)
+    X[9] = X[2]  # a duplicate row: equal medians, the smaller index wins
+    red, F = _features(metric, X, params)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    stats = {}
+    got = ck.min_median(red, dF, F.arg, tile=5, stats=stats)  # 3 tiles
+    assert got == want
+    assert ck.min_median(red, dF, F.arg, tile=5, fused=False) == want
+    assert stats["seeds"] == 3
+    if red != "box":
+        assert stats["survivors"] < 13  # D written only for rows that could still win
+    # the same center as the CPU driver, the radius to its last few ulps (float32 rows: the CPU's
+    # float32 kernels round their sums to float32)
+    host = cpu.min_median(red, F.data, F.arg, 13)
+    rel = 1e-12 if dtype == np.float64 or red in ("box", "mask") else 2e-6
+    assert got[0] == host[0] and got[1] == pytest.approx(host[1], rel=rel, abs=1e-13)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 8])
+@pytest.mark.parametrize("metric", ["tv", "angular"])
+def test_small_n_odd_and_even_with_one_row_tiles(metric, n):
+    rng = np.random.default_rng(32 + n)
+    X = make_samples(metric, rng, n, np.float64, (2, 3) if metric == "tv" else (4,))
+    red, F = _features(metric, X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert ck.min_median(red, dF, F.arg) == want
+    row_bytes = 8 * (n + 1)
+    assert ck.min_median(red, dF, F.arg, max_memory=row_bytes) == want  # n tiles of one row
+
+
+def test_many_tiles_from_a_small_max_memory(few_seeds):
+    rng = np.random.default_rng(33)
+    X = rng.standard_normal((11, 5))
+    red, F = _features("l1", X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert ck.min_median(red, dF, F.arg, max_memory=2 * 8 * 12) == want  # 6 tiles of 2 rows
+
+
+@pytest.mark.parametrize("metric, shape", [("tv", (2, 3)), ("jaccard_mask", (9,)), ("angular", (4,))])
+def test_seeded_best_with_a_larger_index_than_the_winner(monkeypatch, metric, shape):
+    """Rows are copies of three rows: the winning copy with the smallest index must win, though the
+    best is seeded with its last copy (so earlier copies must be counted with <= the best)."""
+    rng = np.random.default_rng(34)
+    base = make_samples(metric, rng, 3, np.float64, shape)
+    if metric == "jaccard_mask":
+        base[0] = rng.random(shape) < 0.5  # make_samples empties row 0
+    group = np.array([1, 2, 0, 1, 0, 2, 0, 1, 0, 0, 2, 0])
+    X = base[group]
+    red, F = _features(metric, X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    winners = np.flatnonzero(group == group[want[0]])
+    assert want[0] == winners[0] and len(winners) > 1  # a tie, broken by the index
+    calls = []
+    monkeypatch.setattr(ck, "_seed_rows",
+                        lambda n, count: calls.append(count) or np.array([winners[-1]], dtype=np.int64))
+    assert ck.min_median(red, dF, F.arg) == want
+    assert ck.min_median(red, dF, F.arg, tile=4) == want
+    assert ck.min_median(red, dF, F.arg, tile=1) == want
+    assert calls
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([winners[0]], dtype=np.int64))
+    assert ck.min_median(red, dF, F.arg, tile=4) == want  # the winner itself as the seed
+
+
+@pytest.mark.parametrize("fill", [False, True])
+def test_saturated_masks_and_all_equal_rows(monkeypatch, fill):
+    """Every distance 0 (all-full or all-empty masks, equal rows): every median ties, row 0 wins."""
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([n - 1], dtype=np.int64))
+    masks = np.full((7, 3, 30), fill)
+    red, F = _features("jaccard_mask", masks)
+    assert ck.min_median(red, cuda.to_device(F.data), F.arg, tile=3) == (0, 0.0)
+    X = np.tile(np.arange(6.0), (8, 1))
+    red, F = _features("tv", X)
+    assert ck.min_median(red, cuda.to_device(F.data), F.arg, tile=3) == (0, 0.0)
+
+
+def test_seeds_and_pruning_do_not_depend_on_row_order(few_seeds):
+    rng = np.random.default_rng(35)
+    X = rng.standard_normal((14, 4))
+    order = np.argsort(-np.abs(X).sum(1))  # the center last: an unseeded pass would prune little
+    X = X[order]
+    red, F = _features("l2", X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    stats = {}
+    assert ck.min_median(red, dF, F.arg, tile=4, stats=stats) == want
+    assert stats["survivors"] <= 10
+
+
+# --------------------------------------------------------------------------- shared-memory select
+
+
+@pytest.fixture
+def small_buffer(monkeypatch):
+    """Rebuild the kernels with an 8-key shared buffer, so short test rows take the shared path."""
+    monkeypatch.setattr(ck, "SHARED_KEYS", 8)
+    monkeypatch.setattr(ck, "_KERNELS", {})
+
+
+def _select_all(rows):
+    """Every order statistic of every row through select_slots: (values, global passes)."""
+    select_slots = ck._build()[6]
+    R = np.ascontiguousarray(rows, dtype=np.float64)
+    r, n = R.shape
+    dK = cuda.to_device(R.view(np.uint64))
+    slots = cuda.to_device(np.arange(r, dtype=np.int64))
+    count = cuda.to_device(np.array([r], dtype=np.int64))
+    nbits, sign, full, _ = ck._key_params(np.dtype(np.float64))
+    values = np.empty((r, n))
+    reads = np.empty((r, n), dtype=np.int32)
+    for k in range(1, n + 1):
+        med = cuda.to_device(np.full(r, np.nan))
+        passes = cuda.to_device(np.zeros(r, dtype=np.int32))
+        select_slots[r, 4](dK, slots, count, 0, k, nbits, sign, full, med.view(np.uint64), passes)
+        values[:, k - 1] = med.copy_to_host()
+        reads[:, k - 1] = passes.copy_to_host()
+    return values, reads
+
+
+def test_shared_candidates_are_exactly_the_global_ones(small_buffer):
+    """Every rank of rows whose candidates fit 8 keys after 0, 2 or 3 passes, or never do.
+
+    Dropping or duplicating a candidate moves some rank onto the wrong value."""
+    rng = np.random.default_rng(36)
+    crowded = 1.0 + rng.integers(0, 1024, 24) / 1024.0  # [1, 2) on a 2**-10 grid: pass 2 splits them
+    crowded[:9] = 1.5  # 9 equal keys: their candidates never drop to 8 (all 8 passes global)
+    crowded[9:13] = crowded[20]  # more duplicates beside distinct values
+    rows = np.stack([crowded, rng.permutation(crowded), -crowded + 0.25])  # negative keys too
+    values, reads = _select_all(rows)
+    np.testing.assert_array_equal(values, np.sort(rows, axis=1))
+    assert reads.max() == 8  # the 9-fold tie: never compacted
+    assert reads.min() <= 3  # ranks whose candidates fit after at most 3 passes: shared from then on
+    short = rng.standard_normal((2, 7))
+    short[1, 3:] = short[1, 0]
+    values, reads = _select_all(short)
+    np.testing.assert_array_equal(values, np.sort(short, axis=1))
+    assert (reads == 1).all()  # 7 keys fit at once: one global pass, then shared memory
+
+
+def test_min_median_with_a_small_shared_buffer(small_buffer, few_seeds):
+    rng = np.random.default_rng(37)
+    X = np.round(rng.standard_normal((17, 3)), 1)  # short sums: many equal distances
+    for metric in ("l1", "jaccard"):
+        if metric == "jaccard":
+            X = np.abs(X)
+            X = np.concatenate([X[:, :2], X[:, :2] + X[:, 1:3] + 0.5], axis=1)
+        red, F = _features(metric, X)
+        dF = cuda.to_device(F.data)
+        want = _device_brute(red, dF, F.arg)
+        assert ck.min_median(red, dF, F.arg, tile=6) == want
+        assert ck.min_median(red, dF, F.arg, tile=6, fused=False) == want
