@@ -35,6 +35,11 @@ import numpy as np
 
 from . import cuda as ck
 
+# Every COUNT_CHECK_TILES column tiles a count block checks whether each of its rows is decided
+# (count >= k, or count + columns left < k) and stops early if all are: a pruned row stops after
+# at most n - k + 1 + its count columns, about half the row. Each check costs three barriers.
+COUNT_CHECK_TILES = 4
+
 cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires (see cuda.py)
 
 
@@ -86,6 +91,8 @@ def _kernels(reduction):
                 return pair_fn(F, i, F, j, arg)
             return 0.0
 
+    check = max(1, int(COUNT_CHECK_TILES))
+
     @cuda.jit
     def count_rows(F, start, m, arg, k, bound, bound_index, surv, nsurv, med):
         # Rows start + r, r < m, T a block: med[r] = inf, and the rows that can still win
@@ -93,6 +100,7 @@ def _kernels(reduction):
         sA = cuda.shared.array(shape, float64)
         sB = cuda.shared.array(shape, float64)
         cnt = cuda.shared.array(T, int32)
+        done = cuda.shared.array(1, int32)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         r = cuda.blockIdx.x * T + ty
@@ -107,10 +115,31 @@ def _kernels(reduction):
             cnt[ty] = 0
         cuda.syncthreads()
         c = 0
+        step = 0
         for j0 in range(0, n, T):
             v = dist(F, i, i_ok, j0, arg, sA, sB)
             if i_ok and j0 + tx < n and (v < b or (ties and v == b)):
                 c += 1
+            step += 1
+            if step == check and j0 + T < n:
+                # Early exit, exact: a row is decided once its count reaches k (it survives) or
+                # can no longer reach k with the n - j0 - T columns left (it cannot win).
+                step = 0
+                cuda.atomic.add(cnt, ty, c)
+                c = 0
+                cuda.syncthreads()
+                if tx == 0 and ty == 0:
+                    left = n - j0 - T
+                    undecided = 0
+                    for q in range(T):
+                        if cuda.blockIdx.x * T + q < m and cnt[q] < k and cnt[q] + left >= k:
+                            undecided += 1
+                    done[0] = 1 if undecided == 0 else 0
+                cuda.syncthreads()
+                stop = done[0] == 1
+                cuda.syncthreads()  # done[0] is read by all before the next check writes it
+                if stop:
+                    break
         cuda.atomic.add(cnt, ty, c)
         cuda.syncthreads()
         if tx == 0 and i_ok:

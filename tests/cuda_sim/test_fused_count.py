@@ -60,8 +60,13 @@ def _device_brute(red, dF, arg):
 
 @pytest.fixture
 def few_seeds(monkeypatch):
-    """Seed the best from 3 random rows from n = 6 on (production: 64 rows from n = 128)."""
+    """Seed the best from 3 random rows from n = 6 on (production: 64 rows from n = 128), and check
+    for the count's early exit after every column tile (production: every 4)."""
+    from cs_fast.kernels import cuda_count
+
     monkeypatch.setattr(ck, "SEED_ROWS", 3)
+    monkeypatch.setattr(cuda_count, "COUNT_CHECK_TILES", 1)
+    monkeypatch.setattr(ck, "_KERNELS", {})
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -225,3 +230,31 @@ def test_min_median_with_a_small_shared_buffer(small_buffer, few_seeds):
         want = _device_brute(red, dF, F.arg)
         assert ck.min_median(red, dF, F.arg, tile=6) == want
         assert ck.min_median(red, dF, F.arg, tile=6, fused=False) == want
+
+
+# --------------------------------------------------------------------------- production block sizes
+
+
+@pytest.fixture
+def production(monkeypatch):
+    """The GPU's block sizes: 16 x 16 count blocks, 32..256-thread selects, the 2048-key buffer."""
+    monkeypatch.setattr(ck, "_simulated", lambda: False)
+    monkeypatch.setattr(ck, "_KERNELS", {})
+
+
+@pytest.mark.parametrize("metric, shape, dtype", [("tv", (3, 7), np.float32), ("angular", (5,), np.float64)])
+def test_fused_count_at_production_blocks(production, few_seeds, metric, shape, dtype):
+    """16 x 16 count blocks (two row blocks, three column tiles, an early-exit check after each; tv's 32
+    features: two 16-feature chunks)."""
+    from cs_fast.kernels import cuda_count
+
+    rng = np.random.default_rng(38)
+    X = make_samples(metric, rng, 40, dtype, shape)
+    X[33] = X[5]
+    red, F = _features(metric, X)
+    assert cuda_count._kernels(red)[2] == 16
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    stats = {}
+    assert ck.min_median(red, dF, F.arg, tile=24, stats=stats) == want
+    assert stats["seeds"] == 3 and stats["survivors"] < 40
