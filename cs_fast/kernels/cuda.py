@@ -29,14 +29,22 @@ Kernels and why they look the way they do:
   float64 every ``L1_FLUSH`` features (bound: :func:`l1_blocked_bound`).
 * :func:`to_center` of the long sums: a warp per row, lanes striding the
   features (coalesced), partial sums folded in shared memory.
-* :func:`min_median` streams row tiles sized to ``max_memory``: the tile's
-  distance rows are computed into one ``rows x n`` float64 buffer, then one
-  block per row selects its lower median on the device, then a one-block
-  kernel folds the tile's (median, index) minimum into a device-resident best.
-  Only the final (index, radius) pair is copied back. Boxes fuse the count
-  into the distance kernel (float32 with a rigorous margin, ``BOX_MARGIN``),
-  seed the best with exact medians of random rows, and compute float64 rows
-  only for rows that can still win.
+* :func:`min_median` streams row tiles sized to ``max_memory`` and never
+  writes a distance row that cannot win. The best is first seeded with the
+  exact medians of ``SEED_ROWS`` random rows (so pruning does not depend on
+  row order). Then, per tile, a counting pass computes each row's distances
+  and counts those below the best (``<=`` for rows before the best's index:
+  ties keep the smallest index) without storing them: boxes in float32 with
+  a rigorous margin (``BOX_MARGIN``, float64 inside it), every other
+  reduction in float64 with the pairwise kernels' own arithmetic
+  (:mod:`cs_fast.kernels.cuda_count`: ``T x T`` blocks, ``T`` rows a block,
+  an exact early exit once every row is decided). Rows that can still win
+  are compacted on the device; only they get their float64 distance row
+  written and a block radix select; a one-block kernel folds the tile's
+  (median, index) minimum into a device-resident best. Only the seeds'
+  medians and the final (index, radius) are copied back.
+  ``fused=False`` keeps the old path (every row written and selected), the
+  reference the tests compare with bit for bit.
 * :func:`order_statistic` (R of a certificate, m = 10**6): the same radix
   select over many blocks, a histogram per pass merged with global atomics;
   the value is the inverse of the final key (no find pass).
@@ -57,29 +65,40 @@ Selection is an exact MSB-first radix select over the IEEE bit patterns,
 8 bits per pass. A float's bits, with the sign bit flipped for non-negative
 values and all bits flipped for negative ones, order as unsigned integers
 exactly as the floats do, so 8 histogram passes (4 for float32) over the row
-pin down the bit pattern of the k-th smallest value; the value is then read
-back from the row itself (or, in :func:`order_statistic`, inverted from the
-key: the same bits), so the result is bit-for-bit an element of the row
-and equals a CPU quickselect / ``np.sort`` on the same distances. Why this
-rather than the alternatives: it needs no scratch copy of the row (the row is
-only read, never reordered), a fixed number of coalesced passes independent of
-the data (quickselect on a GPU diverges and needs a buffer; a sort is
-O(n log n) and needs one too), and 8 passes instead of the 64 of a bit-by-bit
-bisection. A 256-bin histogram lives in shared memory, filled with shared
-atomics.
+pin down the bit pattern of the k-th smallest value; the value is the
+inverse of that key (the same bits: no find pass), so the result is bit for
+bit an element of the row and equals a CPU quickselect / ``np.sort`` on the
+same distances. Once the candidates (keys matching the digits decided so
+far) fit ``SHARED_KEYS`` (2048) keys, the next pass copies them into shared
+memory and the remaining passes read only those: a row of at most 2048
+distances is read from global memory once, a longer one until its
+candidates fit (typically 2 or 3 passes). Why this rather than the
+alternatives: it needs no scratch copy of the row in global memory (the row
+is only read, never reordered), a fixed number of passes independent of the
+data (quickselect on a GPU diverges and needs a buffer; a sort is
+O(n log n) and needs one too), and 8 passes instead of the 64 of a
+bit-by-bit bisection. A 256-bin histogram lives in shared memory, filled
+with shared atomics. (``select_rows``, the unfused path's select and the
+pruned center's, still reads its value back with a find pass.)
 
 Like the CPU driver, a row with fewer than ``k`` distances strictly below
 ``best`` (the best median so far, kept on the device) skips the selection:
-its median is ``>= best``, and as rows are visited in index order and ties
-keep the smallest index, it cannot win. (Boxes, whose best may be seeded by a
-row of larger index, count ``<= best`` for rows before the best's index.)
+its median is ``>= best`` and it cannot win. As the seeded best may come
+from a row of larger index, rows before the best's index count ``<= best``
+(an equal median with a smaller index still wins).
 
-Rounding: the selection is exact, so ``min_median`` equals brute force on the
-device's own distances bit for bit. The distances themselves match the CPU's
-to the last few ulps, not bit for bit: the tiled sums add 16-feature chunk
-sums (the CPU kernels use their own blocking and a GEMM), and NVVM contracts
-``a * b + c`` into FMA even without fastmath (numba-cuda has no switch for
-``-fma=0``). ``d(x, x) = 0`` still holds for every reduction.
+Rounding: the selection and the counts are exact, so ``min_median`` equals
+brute force on the device's own distances bit for bit. The fused count
+calls the very device functions of ``pairwise`` in the same order (should
+the float64 tiled kernel change its summation order,
+:mod:`cs_fast.kernels.cuda_count` must follow; ``tests/cuda_sim/
+test_fused_count.py`` fails until it does). The distances themselves match
+the CPU's to the last few ulps, not bit for bit: the tiled sums add
+16-feature chunk sums (the CPU kernels use their own blocking and a GEMM),
+and NVVM contracts ``a * b + c`` into FMA even without fastmath
+(numba-cuda has no switch for ``-fma=0``; the same code contracts the same
+way in the count and in ``pairwise``). ``d(x, x) = 0`` still holds for
+every reduction.
 
 Under the simulator (``NUMBA_ENABLE_CUDASIM=1``), where every CUDA thread is
 a Python thread, tiles are ``SIM_TILE`` wide and select blocks 4 threads, so

@@ -31,13 +31,12 @@ and ``D`` is written only for rows that can still win.
 
 import math
 
-import numpy as np
-
 from . import cuda as ck
 
 # Every COUNT_CHECK_TILES column tiles a count block checks whether each of its rows is decided
-# (count >= k, or count + columns left < k) and stops early if all are: a pruned row stops after
-# at most n - k + 1 + its count columns, about half the row. Each check costs three barriers.
+# (count >= k, or count + columns left < k) and stops early if all are: a row that cannot win is
+# decided after n - k + 1 + its count columns, about half the row when its count is small. Each
+# check costs three barriers.
 COUNT_CHECK_TILES = 4
 
 cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires (see cuda.py)
