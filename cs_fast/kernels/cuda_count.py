@@ -24,19 +24,24 @@ block's rows and of the current ``T`` columns in shared memory and add
 chunk sums with the tiled kernel's ``chunk_fn`` (bit-identical sums: same
 function, same order, same zero padding); the other reductions call the pair
 function on global rows, as the generic kernel does (the ``T`` rows of a
-block share each column row through L1). Survivors are compacted on the
-device (a global atomic hands out slots), so nothing comes back to the host
-and ``D`` is written only for rows that can still win.
+block share each column row through L1). Counting stops early where the
+outcome is known, exactly: a row whose count reached ``k`` survives, one
+whose count plus the columns left is below ``k`` cannot win; a decided
+row's threads stop reducing and the block stops once all its rows are
+decided (:data:`COUNT_CHECK_TILES`). Survivors are compacted on the device
+(a global atomic hands out slots), so nothing comes back to the host and
+``D`` is written only for rows that can still win.
 """
 
 import math
 
 from . import cuda as ck
 
-# Every COUNT_CHECK_TILES column tiles a count block checks whether each of its rows is decided
-# (count >= k, or count + columns left < k) and stops early if all are: a row that cannot win is
-# decided after n - k + 1 + its count columns, about half the row when its count is small. Each
-# check costs three barriers.
+# Every COUNT_CHECK_TILES column tiles a count block checks which of its rows are decided (count
+# >= k, or count + columns left < k): a decided row's threads stop reducing (its warp skips the
+# arithmetic) and the block stops once all rows are. A row that cannot win is decided after
+# n - k + 1 + its count columns, about half the row when its count is small. Each check costs
+# three barriers.
 COUNT_CHECK_TILES = 4
 
 cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires (see cuda.py)
@@ -62,10 +67,12 @@ def _kernels(reduction):
     if tiled:
 
         @cuda.jit(device=True)
-        def dist(F, i, i_ok, j0, arg, sA, sB):
+        def dist(F, i, i_ok, active, j0, arg, sA, sB):
             # d(i, j0 + tx) exactly as the tiled pairwise kernel sums it: T-feature chunks
             # staged as float64 with out-of-range entries zero on both sides, each chunk
             # reduced by chunk_fn (padding column included), chunk sums added in float64.
+            # Every thread stages (the column rows are shared by the block's rows); only
+            # active rows reduce (a decided row's warp skips the arithmetic).
             tx = cuda.threadIdx.x
             ty = cuda.threadIdx.y
             n = F.shape[0]
@@ -76,17 +83,18 @@ def _kernels(reduction):
                 sA[ty, tx] = float64(F[i, kk]) if (i_ok and kk < d) else 0.0
                 sB[ty, tx] = float64(F[j0 + ty, kk]) if (j0 + ty < n and kk < d) else 0.0
                 cuda.syncthreads()
-                acc += chunk_fn(sA, ty, sB, tx, arg)
+                if active:
+                    acc += chunk_fn(sA, ty, sB, tx, arg)
                 cuda.syncthreads()
             return math.sqrt(acc) if take_sqrt else acc
 
     else:
 
         @cuda.jit(device=True)
-        def dist(F, i, i_ok, j0, arg, sA, sB):
+        def dist(F, i, i_ok, active, j0, arg, sA, sB):
             # d(i, j0 + tx) with the pair function on global rows, as the generic kernel.
             j = j0 + cuda.threadIdx.x
-            if i_ok and j < F.shape[0]:
+            if active and i_ok and j < F.shape[0]:
                 return pair_fn(F, i, F, j, arg)
             return 0.0
 
@@ -99,6 +107,7 @@ def _kernels(reduction):
         sA = cuda.shared.array(shape, float64)
         sB = cuda.shared.array(shape, float64)
         cnt = cuda.shared.array(T, int32)
+        live = cuda.shared.array(T, int32)  # 1 while the row's decision is open
         done = cuda.shared.array(1, int32)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
@@ -112,31 +121,38 @@ def _kernels(reduction):
             sA[ty, T] = 0.0  # the padding column stays zero: it adds |0 - 0| = 0
             sB[ty, T] = 0.0
             cnt[ty] = 0
+            live[ty] = 1 if i_ok else 0
         cuda.syncthreads()
+        active = live[ty] == 1
         c = 0
         step = 0
         for j0 in range(0, n, T):
-            v = dist(F, i, i_ok, j0, arg, sA, sB)
-            if i_ok and j0 + tx < n and (v < b or (ties and v == b)):
+            v = dist(F, i, i_ok, active, j0, arg, sA, sB)
+            if active and j0 + tx < n and (v < b or (ties and v == b)):
                 c += 1
             step += 1
             if step == check and j0 + T < n:
                 # Early exit, exact: a row is decided once its count reaches k (it survives) or
-                # can no longer reach k with the n - j0 - T columns left (it cannot win).
+                # can no longer reach k with the n - j0 - T columns left (it cannot win). A
+                # decided row stops reducing; the block stops once all its rows are decided.
                 step = 0
                 cuda.atomic.add(cnt, ty, c)
                 c = 0
                 cuda.syncthreads()
                 if tx == 0 and ty == 0:
                     left = n - j0 - T
-                    undecided = 0
+                    open_rows = 0
                     for q in range(T):
-                        if cuda.blockIdx.x * T + q < m and cnt[q] < k and cnt[q] + left >= k:
-                            undecided += 1
-                    done[0] = 1 if undecided == 0 else 0
+                        if live[q] == 1:
+                            if cnt[q] >= k or cnt[q] + left < k:
+                                live[q] = 0
+                            else:
+                                open_rows += 1
+                    done[0] = 1 if open_rows == 0 else 0
                 cuda.syncthreads()
                 stop = done[0] == 1
-                cuda.syncthreads()  # done[0] is read by all before the next check writes it
+                active = live[ty] == 1
+                cuda.syncthreads()  # done and live are read by all before the next check writes them
                 if stop:
                     break
         cuda.atomic.add(cnt, ty, c)
@@ -166,7 +182,7 @@ def _kernels(reduction):
             sB[ty, T] = 0.0
         cuda.syncthreads()
         for j0 in range(0, n, T):
-            v = dist(F, i, s_ok, j0, arg, sA, sB)
+            v = dist(F, i, s_ok, True, j0, arg, sA, sB)
             if s_ok and j0 + tx < n:
                 D[s, j0 + tx] = v  # adjacent threads, adjacent columns: coalesced stores
 

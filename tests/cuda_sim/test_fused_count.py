@@ -155,6 +155,19 @@ def test_saturated_masks_and_all_equal_rows(monkeypatch, fill):
     assert ck.min_median(red, cuda.to_device(F.data), F.arg, tile=3) == (0, 0.0)
 
 
+def test_early_exit_keeps_a_winner_that_needs_every_column_left(monkeypatch, few_seeds):
+    """The winner (row 6) has none of its k = 5 smallest distances in the first column tile (4 columns
+    under the simulator) and all of them in the 5 columns left: at the first check its count plus the
+    columns left is exactly k, so it must stay open (an off-by-one there prunes it)."""
+    X = np.array([[100.0], [101.0], [102.0], [103.0], [0.0], [0.1], [0.2], [0.3], [0.4]])
+    red, F = _features("l1", X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert want[0] == 6
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([5], dtype=np.int64))  # median 0.3
+    assert ck.min_median(red, dF, F.arg) == want
+
+
 def test_seeds_and_pruning_do_not_depend_on_row_order(few_seeds):
     rng = np.random.default_rng(35)
     X = rng.standard_normal((14, 4))
