@@ -247,7 +247,48 @@ def _ms(seconds):
     return f"{seconds * 1e3:.3g} ms"
 
 
-def estimates():
+def count_sweep(n, seeds=64, T=16, seed=0):
+    """The fused count's decisions, replayed on the CPU: survivors and the fraction of columns reduced.
+
+    Data: a random 28 x 28 image plus Gaussian noise (sigma 0.25), float32, tv
+    (a stand-in for a model's outputs under noise). The distances come from
+    cs_fast's CPU kernels; the best from ``seeds`` random rows as in
+    ``cuda.min_median``; a row is decided at the first check (every
+    ``COUNT_CHECK_TILES`` x ``T`` columns) where its count reached k or can no
+    longer reach it; a warp (2 rows) reduces until both its rows are decided,
+    a block (``T`` rows) sweeps until all are.
+    """
+    import numpy as np
+
+    import cs_fast
+    from cs_fast.kernels import cuda as ck
+    from cs_fast.kernels import cuda_count as kc
+
+    check = kc.COUNT_CHECK_TILES
+    rng = np.random.default_rng(seed)
+    X = (rng.random((28, 28)) + 0.25 * rng.standard_normal((n, 28, 28))).astype(np.float32)
+    D = np.asarray(cs_fast.cdist(X, X, "tv"), dtype=np.float64)
+    k = (n + 1) // 2
+    med = np.sort(D, axis=1)[:, k - 1]
+    s = np.sort(np.random.default_rng(ck._SEED_ROWS_SEED).choice(n, size=seeds, replace=False))
+    j = np.lexsort((s, med[s]))[0]
+    best, best_index = med[s][j], s[j]
+    below = np.where((np.arange(n) < best_index)[:, None], D <= best, D < best)
+    cum = np.cumsum(below, axis=1)
+    done = np.arange(1, n + 1)
+    decided = (cum >= k) | (cum + (n - done) < k)
+    first = decided.argmax(axis=1) + 1
+    step = T * check
+    stop = np.minimum(n, -(-first // step) * step)
+    pad = -n % T
+    stop = np.concatenate([stop, np.zeros(pad, dtype=stop.dtype)])
+    return {"n": n, "data": "28 x 28 image + N(0, 0.25^2) noise, tv, float32", "check_tiles": check,
+            "survivors": int((cum[:, -1] >= k).sum()),
+            "warp_fraction": float(stop.reshape(-1, 2).max(1).sum() * 2 / (n * n)),
+            "block_fraction": float(stop.reshape(-1, T).max(1).sum() * T / (n * n))}
+
+
+def estimates(sweep=None):
     """Estimated H100 time per target workload: (name, figure, lines of arithmetic)."""
     out = []
     clk = H100["clock_hz"]
@@ -275,14 +316,15 @@ def estimates():
     best = max(count_issue, count_l2)
     seeds = 64  # cs_fast.kernels.cuda.SEED_ROWS: exact medians that seed the best before the first tile
     totals = []
-    for frac in (0.01, 0.1):
-        rows = seeds + frac * n
+    expect = (n + 1) / (seeds + 1) - 1
+    for label, rows in (("expected", seeds + expect), ("ten times that (a margin for ties)", seeds + 10 * expect)):
         surv = rows * n * (8 + GLOBAL_PASSES * 8) / H100["hbm_bytes_per_s"]
         totals.append(best + surv)
-        lines.append(f"survivors (rows still able to win when counted; not measured yet, so two guesses): "
-                     f"{seeds} seed rows + {frac:.0%} of n = {rows:.0f} rows x n x (8 B written + {GLOBAL_PASSES} "
-                     f"global radix passes x 8 B read; the other passes read the candidates from shared memory, "
-                     f"no find pass) / HBM = {_ms(surv)}; total about {_ms(best + surv)}")
+        lines.append(f"survivors, {label}: at most (n + 1) / ({seeds} + 1) - 1 = {expect:.0f} rows in expectation "
+                     f"below the seeds' best (distinct medians; later tiles only lower the best) + {seeds} seeds "
+                     f"-> {rows:.0f} rows x n x (8 B written + {GLOBAL_PASSES} global radix passes x 8 B read; the "
+                     f"other passes read the candidates from shared memory, no find pass) / HBM = {_ms(surv)}; "
+                     f"total about {_ms(best + surv)}")
     out.append(("boxes min_median n = 1e5 (target < 0.2 s)", f"{_ms(totals[0])} to {_ms(totals[1])}", lines))
 
     # 2. tv pairwise n = 1e4 on 28 x 28 images (d = 2 * 27 * 28 = 1512)
@@ -317,34 +359,37 @@ def estimates():
     sel_instr = 12  # thread-instructions a key and pass (load, key transform, compare, shared atomic)
     old_bytes = pairs * (8 + 9 * 8)  # D written once; one tile, best = inf: every row 8 passes + a find pass
     old = t + old_bytes / H100["hbm_bytes_per_s"] + pairs * 9 * sel_instr / ISSUE
+    sim = sweep if sweep is not None else count_sweep(1000)
+    expect = (n + 1) / (seeds + 1) - 1  # rows below the smallest of `seeds` random medians, in expectation
+    warp_frac, block_frac = sim["warp_fraction"], sim["block_fraction"]
+    count = warp_frac * t  # the count's arithmetic: what the warps of open rows reduce
+    recompute = (seeds + expect) / n * t  # seeds and survivors: the same arithmetic again, written out
+    traffic = (seeds + expect) * n * (8 + GLOBAL_PASSES * 8) / H100["hbm_bytes_per_s"]
+    new = count + recompute + traffic
     lines = [
         f"n = {n}, d = {d}: one tile holds all rows ({rows_tile} fit 1 GiB), so the unfused path computes "
         f"every pair with the float64 tiled kernel ({_ms(t)}, above), writes D (8 B a pair) and, its best being "
         f"inf for the whole tile, selects every row: 8 radix passes and a find pass, 9 x 8 B read a pair: "
         f"{pairs:.3g} x {8 + 9 * 8} B / HBM = {_ms(old_bytes / H100['hbm_bytes_per_s'])} + {pairs:.3g} x 9 x "
         f"{sel_instr} / {ISSUE:.3g} = {_ms(pairs * 9 * sel_instr / ISSUE)}; about {_ms(old)}",
-        f"fused: {seeds} seed rows computed, written and selected first (best seeded: pruning from the first "
-        f"column on); the count pass has the tiled kernel's arithmetic ({_ms(t)} for every column) and writes "
-        f"nothing; its early exit stops a block once all 16 rows are decided (a row that cannot win is "
-        f"decided after n - k + 1 + its count columns, about half; how many blocks exit early is not "
-        f"measured: 0.55 is a guess): between ~{_ms(0.55 * t)} and {_ms(t)}",
+        f"fused: {seeds} seed rows' exact medians seed the best. Survivors of the count (one tile): a row "
+        f"survives only if its median is below the smallest of {seeds} random rows' medians (or ties it with "
+        f"a smaller index): (n + 1) / ({seeds} + 1) - 1 = {expect:.0f} rows in expectation for distinct medians, "
+        f"whatever their distribution (ties add rows)",
+        f"the count's early exit, simulated on the CPU with the kernel's rule (16-row blocks, 2 rows a warp, "
+        f"a check every {sim['check_tiles']} x 16 columns) on {sim['data']}, n = {sim['n']}: the warps of open "
+        f"rows reduce {warp_frac:.0%} of the columns, blocks sweep {block_frac:.0%}; {sim['survivors']} "
+        f"survivors (expected {(sim['n'] + 1) / (seeds + 1) - 1:.0f})",
+        f"count: {warp_frac:.2f} x {_ms(t)} = {_ms(count)} (arithmetic-bound like the tiled kernel; nothing "
+        f"written); seeds and survivors recomputed: ({seeds} + {expect:.0f}) / {n} x {_ms(t)} = "
+        f"{_ms(recompute)}; their D rows and {GLOBAL_PASSES} global radix passes: "
+        f"{seeds + expect:.0f} x {n} x {8 + GLOBAL_PASSES * 8} B / HBM = {_ms(traffic)}; total {_ms(new)}",
+        f"D traffic: unfused {old_bytes / 1e9:.3g} GB, fused {(seeds + expect) * n * 32 / 1e9:.3g} GB. tv is "
+        f"compute-bound at d = {d}: the saving is mostly the early exit; the float64 sums stay the cost "
+        f"(the register-blocked float32 kernel with a margin would be the next step)",
     ]
-    tv_totals = []
-    for frac in (0.01, 0.1):
-        surv_rows = seeds + frac * n
-        recompute = surv_rows / n * t  # survivors' rows: the same arithmetic again, a row at a time
-        traffic = surv_rows * n * (8 + GLOBAL_PASSES * 8) / H100["hbm_bytes_per_s"]
-        lo, hi = 0.55 * t + recompute + traffic, t + recompute + traffic
-        tv_totals.append((lo, hi))
-        lines.append(f"survivors (a guess, {frac:.0%} of n + {seeds} seeds = {surv_rows:.0f} rows): recomputed "
-                     f"{surv_rows:.0f} / {n} x {_ms(t)} = {_ms(recompute)}, D written only for them and "
-                     f"{GLOBAL_PASSES} global passes: {surv_rows:.0f} x {n} x {8 + GLOBAL_PASSES * 8} B / HBM = "
-                     f"{_ms(traffic)}; total {_ms(lo)} to {_ms(hi)}")
-    lines.append(f"D traffic: unfused {old_bytes / 1e9:.3g} GB; fused {(seeds + 0.01 * n) * n * 32 / 1e9:.3g} to "
-                 f"{(seeds + 0.1 * n) * n * 32 / 1e9:.3g} GB. tv is compute-bound (d = {d}): fusing saves the "
-                 f"traffic and the early exit up to ~45 % of the count; the float64 sums stay the cost")
     out.append(("tv min_median n = 1e4, 28 x 28 (fused count vs unfused)",
-                f"{_ms(tv_totals[0][0])} to {_ms(tv_totals[1][1])} (unfused {_ms(old)})", lines))
+                f"{_ms(new)} (unfused {_ms(old)})", lines))
 
     # 3. sqfeat d = 4096 pairwise n = 1e4, direct float64 kernel vs cuBLAS SGEMM
     n, d = 10_000, 4096
@@ -443,12 +488,13 @@ def main(argv=None):
     ccs = [(9, 0)] if args.quick else [(9, 0), (7, 5)]
     names = list(QUICK) if args.quick else list(_kernels())
     report = compile_report(names, ccs)
-    est = estimates()
+    sweep = count_sweep(1000 if args.quick else 4000)
+    est = estimates(sweep)
     text = render(report, est, ccs)
     print(text)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        doc = {"estimate": True, "h100": H100, "kernels": report,
+        doc = {"estimate": True, "h100": H100, "kernels": report, "count_sweep": sweep,
                "workloads": [{"name": n, "figure": f, "arithmetic": a} for n, f, a in est],
                "quick": args.quick, "seconds": round(time.perf_counter() - t0, 1)}
         with open(os.path.join(args.out, "model.json"), "w") as f:
