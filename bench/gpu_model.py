@@ -49,6 +49,8 @@ H100 = dict(
     launch_s=4e-6,  # kernel launch-to-launch on one stream, back to back (typical, estimate)
     sync_s=20e-6,  # a host synchronization plus a small pageable copy (typical, estimate)
 )
+# RTX 2080 Ti (TU102; public specifications, boost clock): float64 at 1/32 of float32.
+TU102 = dict(sms=68, clock_hz=1.545e9, fp32_lanes_per_sm=64, fp64_lanes_per_sm=2)
 FP32_PEAK = H100["sms"] * H100["fp32_lanes_per_sm"] * 2 * H100["clock_hz"]  # FMA = 2 flops
 FP64_INSTR = H100["sms"] * H100["fp64_lanes_per_sm"] * H100["clock_hz"]  # fp64 thread-instructions / s
 ISSUE = H100["sms"] * H100["issue_per_sm"] * H100["clock_hz"]  # thread-instructions / s
@@ -110,6 +112,10 @@ def _kernels():
         "count_rows_l1_f32 (fused tv / l1 count)": (kc._kernels("l1")[0], count(f32),
                                                     "per pair and feature: as tiled_l1 (2 LDS.64, 3 f64 ops); "
                                                     "per pair a compare instead of an 8 B store"),
+        "count_rows32_l1_f32 (fused tv count, float32 + margin)": (kc._kernels("l1")[3], count(f32),
+                                                                   "per pair and feature: 2 LDS.32, 2 f32 ops; a "
+                                                                   "float64 add a 16-feature chunk; exact float64 "
+                                                                   "pair only within the margin"),
         "write_rows_l1_f32 (tv / l1 survivors' rows)": (kc._kernels("l1")[1], write(f32),
                                                         "as tiled_l1, survivors only: 8 B stored a pair"),
         "count_rows_sq_f32 (fused sqfeat count, no CuPy)": (kc._kernels("sq")[0], count(f32),
@@ -151,7 +157,7 @@ GLOBAL_PASSES = 3  # radix passes that read a survivor's row from global memory 
 # output measures it on a GPU)
 
 QUICK = ("l1_blocked_f32 (float32 tv / l1 cdist)", "box_rows (fused count + select)", "select_histogram (multi-block)",
-         "count_rows_l1_f32 (fused tv / l1 count)", "select_slots (radix, survivors only; shared keys)")
+         "count_rows32_l1_f32 (fused tv count, float32 + margin)", "select_slots (radix, survivors only; shared keys)")
 
 
 def _real_target():
@@ -360,6 +366,9 @@ def estimates(sweep=None):
     old_bytes = pairs * (8 + 9 * 8)  # D written once; one tile, best = inf: every row 8 passes + a find pass
     old = t + old_bytes / H100["hbm_bytes_per_s"] + pairs * 9 * sel_instr / ISSUE
     sim = sweep if sweep is not None else count_sweep(1000)
+    tu_f64 = TU102["sms"] * TU102["fp64_lanes_per_sm"] * TU102["clock_hz"]
+    tu_f32 = TU102["sms"] * TU102["fp32_lanes_per_sm"] * TU102["clock_hz"]
+    tu_smem = TU102["sms"] * TU102["clock_hz"]  # one shared-memory wavefront an SM and clock
     expect = (n + 1) / (seeds + 1) - 1  # rows below the smallest of `seeds` random medians, in expectation
     warp_frac, block_frac = sim["warp_fraction"], sim["block_fraction"]
     count = warp_frac * t  # the count's arithmetic: what the warps of open rows reduce
@@ -385,8 +394,18 @@ def estimates(sweep=None):
         f"{_ms(recompute)}; their D rows and {GLOBAL_PASSES} global radix passes: "
         f"{seeds + expect:.0f} x {n} x {8 + GLOBAL_PASSES * 8} B / HBM = {_ms(traffic)}; total {_ms(new)}",
         f"D traffic: unfused {old_bytes / 1e9:.3g} GB, fused {(seeds + expect) * n * 32 / 1e9:.3g} GB. tv is "
-        f"compute-bound at d = {d}: the saving is mostly the early exit; the float64 sums stay the cost "
-        f"(the register-blocked float32 kernel with a margin would be the next step)",
+        f"compute-bound at d = {d}: the saving is mostly the early exit",
+        f"float32 count (count_rows32, float32 tv rows, the default): per warp and feature still one shared "
+        f"wavefront for the row values and one for the 16 column values, so on an H100 it stays at the "
+        f"shared-memory bound ({_ms(t)} for all columns) with 2 f32 instead of 3 f64 operations: no gain there (register blocking "
+        f"would be the next step). Its gain is on GPUs with slow float64, e.g. the paper's RTX 2080 Ti "
+        f"({TU102['sms']} SMs, {TU102['clock_hz'] / 1e9:.3g} GHz, {TU102['fp64_lanes_per_sm']} f64 and "
+        f"{TU102['fp32_lanes_per_sm']} f32 lanes an SM): float64 count {work * 3:.3g} f64 ops / "
+        f"{tu_f64:.3g} per s = {_ms(work * 3 / tu_f64)}; float32 count max(f32 {work * 2:.3g} / {tu_f32:.3g} = "
+        f"{_ms(work * 2 / tu_f32)}, shared {work:.3g} / 32 x 2 / {tu_smem:.3g} = {_ms(work / 16 / tu_smem)}) = "
+        f"{_ms(max(work * 2 / tu_f32, work / 16 / tu_smem))}, about "
+        f"{work * 3 / tu_f64 / max(work * 2 / tu_f32, work / 16 / tu_smem):.0f}x less (both times the early "
+        f"exit's {warp_frac:.2f})",
     ]
     out.append(("tv min_median n = 1e4, 28 x 28 (fused count vs unfused)",
                 f"{_ms(new)} (unfused {_ms(old)})", lines))

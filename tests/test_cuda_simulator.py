@@ -91,6 +91,9 @@ def _ptx_signatures(nt):
             yield ("count", red, 0), (A2(dt), nt.int64, nt.int64, nt.int64, nt.int64, A1(nt.float64), A1(nt.int64),
                                       A1(nt.int64), A1(nt.int64), A1(nt.float64))
             yield ("count", red, 1), (A2(dt), A1(nt.int64), A1(nt.int64), nt.int64, A2(nt.float64))
+    # the float32 count of l1 (tv) with its margin
+    yield ("count", "l1", 3), (A2(nt.float32), nt.int64, nt.int64, nt.int64, nt.int64, A1(nt.float64), A1(nt.int64),
+                               A1(nt.int64), A1(nt.int64), A1(nt.float64))
 
 
 def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
@@ -121,7 +124,8 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
     # 38 pairwise + 13 to_center + 13 paired + 2 select + 1 fold, and issue 15's 4 multi-block
     # select + 6 warp-per-row to_center + the register-blocked float32 l1 + 2 box kernels, and the
     # survivors' select + the fused count and survivors' rows of 5 reductions x 2 dtypes (mask: 1)
-    assert count == 80 + 1 + 2 * 11
+    # + the float32 l1 count
+    assert count == 80 + 1 + 2 * 11 + 1
 
 
 def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):

@@ -271,3 +271,62 @@ def test_fused_count_at_production_blocks(production, few_seeds, metric, shape, 
     stats = {}
     assert ck.min_median(red, dF, F.arg, tile=24, stats=stats) == want
     assert stats["seeds"] == 3 and stats["survivors"] < 40
+
+
+# --------------------------------------------------------------------------- float32 l1 count
+
+
+def _count32_decisions(F, D):
+    """For every row i and the bounds b = its smallest non-self distance and the next float up:
+    (decided by the float32 count: the row has >= 2 distances < b, exact: the same from D)."""
+    from cs_fast.kernels import cuda_count
+
+    kernel = cuda_count._kernels("l1")[3]
+    T = cuda_count._kernels("l1")[2]
+    dF = cuda.to_device(F)
+    got, want = [], []
+    for i in range(len(F)):
+        lowest = np.min(np.delete(D[i], i))
+        for b in (lowest, np.nextafter(lowest, np.inf)):
+            nsurv = cuda.to_device(np.zeros(1, dtype=np.int64))
+            kernel[1, (T, T)](dF, i, 1, 0, 2, cuda.to_device(np.array([b])), cuda.to_device(np.array([-1])),
+                              cuda.to_device(np.zeros(1, dtype=np.int64)), nsurv, cuda.to_device(np.zeros(1)))
+            got.append(nsurv.copy_to_host()[0] == 1)
+            want.append(int((D[i] < b).sum()) >= 2)
+    return np.array(got), np.array(want)
+
+
+def test_float32_l1_count_decides_as_float64_at_the_boundary(monkeypatch):
+    """Bounds exactly at a distance and one float above it: the float32 count with its margin decides
+    every row as the float64 distances do; with no margin some decisions are wrong (the float32 sums
+    round differently), so the margin is what makes it exact."""
+    from cs_fast.kernels import cuda_count
+
+    rng = np.random.default_rng(39)
+    F = rng.standard_normal((12, 30)).astype(np.float32)
+    D = ck.pairwise("l1", cuda.to_device(F), cuda.to_device(F), 0, np.float64).copy_to_host()
+    got, want = _count32_decisions(F, D)
+    np.testing.assert_array_equal(got, want)
+    monkeypatch.setattr(cuda_count, "L1_COUNT_MARGIN", 0.0)
+    monkeypatch.setattr(cuda_count, "L1_COUNT_TINY", 0.0)
+    monkeypatch.setattr(ck, "_KERNELS", {})
+    got, want = _count32_decisions(F, D)
+    assert (got != want).sum() > 0
+
+
+@pytest.mark.parametrize("float32_count", [True, False])
+def test_tv_float32_rows_with_and_without_the_float32_count(monkeypatch, few_seeds, float32_count):
+    from cs_fast.kernels import cuda_count
+
+    monkeypatch.setattr(cuda_count, "L1_FLOAT32_COUNT", float32_count)
+    rng = np.random.default_rng(40)
+    X = rng.standard_normal((15, 3, 4)).astype(np.float32)
+    X[11] = X[4]
+    X[7] = X[4]
+    red, F = _features("tv", X)
+    assert F.data.dtype == np.float32 and red == "l1"
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert ck.min_median(red, dF, F.arg, tile=6) == want
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([11], dtype=np.int64))  # a tied copy
+    assert ck.min_median(red, dF, F.arg, tile=6) == want
