@@ -36,7 +36,8 @@ Kernels and why they look the way they do:
   and counts those below the best (``<=`` for rows before the best's index:
   ties keep the smallest index) without storing them: boxes in float32 with
   a rigorous margin (``BOX_MARGIN``, float64 inside it), every other
-  reduction in float64 with the pairwise kernels' own arithmetic
+  reduction with the pairwise kernels' own float64 arithmetic, ``l1``
+  (``tv``) on float32 rows in float32 with a rigorous margin
   (:mod:`cs_fast.kernels.cuda_count`: ``T x T`` blocks, ``T`` rows a block,
   an exact early exit once every row is decided). Rows that can still win
   are compacted on the device; only they get their float64 distance row
@@ -986,7 +987,8 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY, fuse
     ``SEED_ROWS`` random rows (for n >= 2 ``SEED_ROWS``), so pruning does not
     depend on row order. Then a counting pass computes each row's distances
     and counts those below the best without storing them (boxes: float32
-    with a rigorous margin, float64 inside it, ``BOX_MARGIN``; every other
+    with a rigorous margin, float64 inside it, ``BOX_MARGIN``; ``l1`` on
+    float32 rows likewise, ``cuda_count.L1_COUNT_MARGIN``; every other
     reduction: float64 with the pairwise kernels' own arithmetic,
     :mod:`cs_fast.kernels.cuda_count`); only rows that can still win get
     their float64 distance row written and the exact radix select. The result

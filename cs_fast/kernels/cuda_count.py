@@ -8,8 +8,10 @@ computes the distance rows of the survivors only, bit for bit the rows
 ``cuda.pairwise`` would write. So a pruned ``min_median`` is the same
 ``(index, radius)`` as brute force over the device's own distance matrix.
 
-The decision is exact, counted in float64 (no float32 proxy: for these
-reductions no margin has been derived and tested, so none is used). With
+The decision is exact. It is counted in float64, except ``l1`` (``tv``) on
+float32 rows, which is counted in float32 with a rigorous relative margin
+(:data:`L1_COUNT_MARGIN`; inside it the float64 distance decides). The other
+reductions have no derived and tested margin, so no float32 proxy. With
 ``best`` the best median so far and ``b`` its row index, row ``i`` can win
 only if its lower median (the k-th smallest, ``k = ceil(n / 2)``) is below
 ``best``, or equal to it with ``i < b`` (ties keep the smallest index; ``b``
