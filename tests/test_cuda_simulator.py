@@ -80,7 +80,20 @@ def _ptx_signatures(nt):
     yield ("l1_blocked", 0), (A2(nt.float32), A2(nt.float32), A2(nt.float32))
     yield ("box_fused", 0), (A2(nt.float64), A2(nt.float32))
     yield ("box_fused", 1), (A2(nt.float64), A2(nt.float32), A1(nt.int64), nt.int64, nt.int64, nt.int64, nt.uint64,
-                             nt.uint64, A1(nt.float64), A1(nt.int64), A2(nt.float64), A2(nt.uint64), A1(nt.float64))
+                             nt.uint64, A1(nt.float64), A1(nt.int64), A2(nt.float64), A2(nt.uint64), A1(nt.uint64))
+    # min_median's survivors-only select (shared-memory keys, no find pass) and the fused count
+    yield ("common", 6), (A2(nt.uint64), A1(nt.int64), A1(nt.int64), nt.int64, nt.int64, nt.int64, nt.uint64,
+                          nt.uint64, A1(nt.uint64), A1(nt.int32))
+    for red, dts in dtypes.items():
+        if red == "box":
+            continue
+        for dt in dts:
+            yield ("count", red, 0), (A2(dt), nt.int64, nt.int64, nt.int64, nt.int64, A1(nt.float64), A1(nt.int64),
+                                      A1(nt.int64), A1(nt.int64), A1(nt.float64))
+            yield ("count", red, 1), (A2(dt), A1(nt.int64), A1(nt.int64), nt.int64, A2(nt.float64))
+    # the float32 count of l1 (tv) with its margin
+    yield ("count", "l1", 3), (A2(nt.float32), nt.int64, nt.int64, nt.int64, nt.int64, A1(nt.float64), A1(nt.int64),
+                               A1(nt.int64), A1(nt.int64), A1(nt.float64))
 
 
 def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
@@ -95,9 +108,13 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
 
     monkeypatch.setattr(ck, "_KERNELS", {})  # a private build, dropped afterwards
     count = 0
-    for (group, slot), args in _ptx_signatures(nt):
+    from cs_fast.kernels import cuda_count
+
+    for (group, *rest), args in _ptx_signatures(nt):
+        slot = rest[-1]
         kernels = (ck._build() if group == "common" else ck._box_kernels() if group == "box_fused"
-                   else ck._l1_blocked_kernel() if group == "l1_blocked" else ck._reduction_kernels(group))
+                   else ck._l1_blocked_kernel() if group == "l1_blocked"
+                   else cuda_count._kernels(rest[0]) if group == "count" else ck._reduction_kernels(group))
         kernel = kernels[slot]
         if kernel is None:  # no tiled kernel for this reduction
             continue
@@ -105,8 +122,10 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
         assert ".entry" in ptx
         count += 1
     # 38 pairwise + 13 to_center + 13 paired + 2 select + 1 fold, and issue 15's 4 multi-block
-    # select + 6 warp-per-row to_center + the register-blocked float32 l1 + 2 box kernels
-    assert count == 80
+    # select + 6 warp-per-row to_center + the register-blocked float32 l1 + 2 box kernels, and the
+    # survivors' select + the fused count and survivors' rows of 5 reductions x 2 dtypes (mask: 1)
+    # + the float32 l1 count
+    assert count == 80 + 1 + 2 * 11 + 1
 
 
 def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):
@@ -124,7 +143,7 @@ def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):
 
 
 def test_gpu_model_quick_mode_compiles_and_estimates(ptx_target, tmp_path):
-    """bench/gpu_model.py --quick: three kernels through ptxas for sm_90 and the H100 estimate, in CI.
+    """bench/gpu_model.py --quick: five kernels through ptxas for sm_90 and the H100 estimate, in CI.
 
     Guards the committed model (bench/results/gpu-model): no spills, registers
     within full-occupancy budgets, and every workload's figure shown with its
@@ -142,7 +161,7 @@ def test_gpu_model_quick_mode_compiles_and_estimates(ptx_target, tmp_path):
 
     doc = json.loads((tmp_path / "model.json").read_text())
     assert doc["estimate"] is True and doc["quick"] is True
-    assert len(doc["kernels"]) == 3
+    assert len(doc["kernels"]) == 5
     for name, entry in doc["kernels"].items():
         r = entry["sm_90"]
         assert r["spill_store_bytes"] == 0 and r["spill_load_bytes"] == 0, name

@@ -29,14 +29,23 @@ Kernels and why they look the way they do:
   float64 every ``L1_FLUSH`` features (bound: :func:`l1_blocked_bound`).
 * :func:`to_center` of the long sums: a warp per row, lanes striding the
   features (coalesced), partial sums folded in shared memory.
-* :func:`min_median` streams row tiles sized to ``max_memory``: the tile's
-  distance rows are computed into one ``rows x n`` float64 buffer, then one
-  block per row selects its lower median on the device, then a one-block
-  kernel folds the tile's (median, index) minimum into a device-resident best.
-  Only the final (index, radius) pair is copied back. Boxes fuse the count
-  into the distance kernel (float32 with a rigorous margin, ``BOX_MARGIN``),
-  seed the best with exact medians of random rows, and compute float64 rows
-  only for rows that can still win.
+* :func:`min_median` streams row tiles sized to ``max_memory`` and never
+  writes a distance row that cannot win. The best is first seeded with the
+  exact medians of ``SEED_ROWS`` random rows (so pruning does not depend on
+  row order). Then, per tile, a counting pass computes each row's distances
+  and counts those below the best (``<=`` for rows before the best's index:
+  ties keep the smallest index) without storing them: boxes in float32 with
+  a rigorous margin (``BOX_MARGIN``, float64 inside it), every other
+  reduction with the pairwise kernels' own float64 arithmetic, ``l1``
+  (``tv``) on float32 rows in float32 with a rigorous margin
+  (:mod:`cs_fast.kernels.cuda_count`: ``T x T`` blocks, ``T`` rows a block,
+  an exact early exit once every row is decided). Rows that can still win
+  are compacted on the device; only they get their float64 distance row
+  written and a block radix select; a one-block kernel folds the tile's
+  (median, index) minimum into a device-resident best. Only the seeds'
+  medians and the final (index, radius) are copied back.
+  ``fused=False`` keeps the old path (every row written and selected), the
+  reference the tests compare with bit for bit.
 * :func:`order_statistic` (R of a certificate, m = 10**6): the same radix
   select over many blocks, a histogram per pass merged with global atomics;
   the value is the inverse of the final key (no find pass).
@@ -57,29 +66,40 @@ Selection is an exact MSB-first radix select over the IEEE bit patterns,
 8 bits per pass. A float's bits, with the sign bit flipped for non-negative
 values and all bits flipped for negative ones, order as unsigned integers
 exactly as the floats do, so 8 histogram passes (4 for float32) over the row
-pin down the bit pattern of the k-th smallest value; the value is then read
-back from the row itself (or, in :func:`order_statistic`, inverted from the
-key: the same bits), so the result is bit-for-bit an element of the row
-and equals a CPU quickselect / ``np.sort`` on the same distances. Why this
-rather than the alternatives: it needs no scratch copy of the row (the row is
-only read, never reordered), a fixed number of coalesced passes independent of
-the data (quickselect on a GPU diverges and needs a buffer; a sort is
-O(n log n) and needs one too), and 8 passes instead of the 64 of a bit-by-bit
-bisection. A 256-bin histogram lives in shared memory, filled with shared
-atomics.
+pin down the bit pattern of the k-th smallest value; the value is the
+inverse of that key (the same bits: no find pass), so the result is bit for
+bit an element of the row and equals a CPU quickselect / ``np.sort`` on the
+same distances. Once the candidates (keys matching the digits decided so
+far) fit ``SHARED_KEYS`` (2048) keys, the next pass copies them into shared
+memory and the remaining passes read only those: a row of at most 2048
+distances is read from global memory once, a longer one until its
+candidates fit (typically 2 or 3 passes). Why this rather than the
+alternatives: it needs no scratch copy of the row in global memory (the row
+is only read, never reordered), a fixed number of passes independent of the
+data (quickselect on a GPU diverges and needs a buffer; a sort is
+O(n log n) and needs one too), and 8 passes instead of the 64 of a
+bit-by-bit bisection. A 256-bin histogram lives in shared memory, filled
+with shared atomics. (``select_rows``, the unfused path's select and the
+pruned center's, still reads its value back with a find pass.)
 
 Like the CPU driver, a row with fewer than ``k`` distances strictly below
 ``best`` (the best median so far, kept on the device) skips the selection:
-its median is ``>= best``, and as rows are visited in index order and ties
-keep the smallest index, it cannot win. (Boxes, whose best may be seeded by a
-row of larger index, count ``<= best`` for rows before the best's index.)
+its median is ``>= best`` and it cannot win. As the seeded best may come
+from a row of larger index, rows before the best's index count ``<= best``
+(an equal median with a smaller index still wins).
 
-Rounding: the selection is exact, so ``min_median`` equals brute force on the
-device's own distances bit for bit. The distances themselves match the CPU's
-to the last few ulps, not bit for bit: the tiled sums add 16-feature chunk
-sums (the CPU kernels use their own blocking and a GEMM), and NVVM contracts
-``a * b + c`` into FMA even without fastmath (numba-cuda has no switch for
-``-fma=0``). ``d(x, x) = 0`` still holds for every reduction.
+Rounding: the selection and the counts are exact, so ``min_median`` equals
+brute force on the device's own distances bit for bit. The fused count
+calls the very device functions of ``pairwise`` in the same order (should
+the float64 tiled kernel change its summation order,
+:mod:`cs_fast.kernels.cuda_count` must follow; ``tests/cuda_sim/
+test_fused_count.py`` fails until it does). The distances themselves match
+the CPU's to the last few ulps, not bit for bit: the tiled sums add
+16-feature chunk sums (the CPU kernels use their own blocking and a GEMM),
+and NVVM contracts ``a * b + c`` into FMA even without fastmath
+(numba-cuda has no switch for ``-fma=0``; the same code contracts the same
+way in the count and in ``pairwise``). ``d(x, x) = 0`` still holds for
+every reduction.
 
 Under the simulator (``NUMBA_ENABLE_CUDASIM=1``), where every CUDA thread is
 a Python thread, tiles are ``SIM_TILE`` wide and select blocks 4 threads, so
@@ -108,6 +128,10 @@ SELECT_PER_THREAD = 8  # values per thread and pass before another block is wort
 RADIX = 8  # bits per radix-select pass: a 256-bin shared histogram
 BINS = 1 << RADIX
 REDUCE_THREADS = 256  # threads of the one-block argmin kernel (a power of two)
+# Keys of a row's radix select held in shared memory once its candidates fit (8 bytes each:
+# 16 KiB a block; 8 blocks of 256 threads an SM still fit an H100's 228 KiB). Rows up to this
+# long are read from global memory once; longer ones until the candidates drop below it.
+SHARED_KEYS = 2048
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes of device scratch min_median may hold at once
 _MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y
 
@@ -115,6 +139,7 @@ _TILED = ("l1", "sq", "l2")
 _KERNELS = {}
 
 _U0 = np.uint64(0)
+_INF_BITS = np.uint64(0x7FF0000000000000)  # float64 +inf
 _DIGIT = np.uint64(BINS - 1)
 
 
@@ -210,6 +235,7 @@ def _build():
 
     dev = retarget([pair, select], cuda.jit(device=True))
     device = cuda.jit(device=True)
+    shared_keys = SHARED_KEYS  # a compile-time constant (tests rebuild with a small one)
 
     @device
     def order_key(x, sign, full):
@@ -236,22 +262,51 @@ def _build():
         return total
 
     @device
-    def block_select_key(keys, k, nbits, sign, full, hist, prefix_s, rem_s):
-        # Whole block: order key of the k-th smallest (1-based) of keys, 8 bits a pass.
+    def key_bits(key, sign, full):
+        # The float bits whose order key is key (the inverse of order_key): no find pass needed.
+        if (key & sign) != _U0:
+            return key ^ sign
+        return (~key) & full
+
+    @device
+    def block_select_key(keys, k, nbits, sign, full, hist, prefix_s, state, buf):
+        # Whole block: (order key of the k-th smallest (1-based) of keys, passes that read keys).
+        # 8 bits a pass, MSB first. Once the candidates (keys whose decided high bits equal the
+        # prefix) fit the shared buffer buf, the next pass that reads the global row also copies
+        # them there (a shared atomic hands out slots) and later passes read only buf. Which
+        # candidates are copied is exact (the decided prefix), so every pass sees the same multiset
+        # of candidates as it would in global memory; only their order in buf varies.
+        # state: shared int64[3] = (rank left, candidates, keys copied into buf).
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
+        passes = nbits // RADIX
         prefix = _U0
         decided = _U0  # mask of the high bits fixed so far
         rem = k
-        for p in range(nbits // RADIX):
+        cand = keys.shape[0]
+        nbuf = -1  # -1: the candidates are still read from keys
+        reads = 0
+        if tid == 0:
+            state[2] = 0  # set once: at most one pass fills buf (before the first barrier below)
+        for p in range(passes):
             shift = np.uint64(nbits - RADIX * (p + 1))
+            fill = nbuf < 0 and cand <= buf.shape[0] and p < passes - 1
             for b in range(tid, BINS, nt):
                 hist[b] = 0
             cuda.syncthreads()
-            for t in range(tid, keys.shape[0], nt):
-                key = order_key(np.uint64(keys[t]), sign, full)
-                if (key & decided) == prefix:
-                    cuda.atomic.add(hist, (key >> shift) & _DIGIT, 1)
+            if nbuf >= 0:
+                for t in range(tid, nbuf, nt):
+                    key = buf[t]
+                    if (key & decided) == prefix:
+                        cuda.atomic.add(hist, (key >> shift) & _DIGIT, 1)
+            else:
+                reads += 1
+                for t in range(tid, keys.shape[0], nt):
+                    key = order_key(np.uint64(keys[t]), sign, full)
+                    if (key & decided) == prefix:
+                        cuda.atomic.add(hist, (key >> shift) & _DIGIT, 1)
+                        if fill:
+                            buf[cuda.atomic.add(state, 2, 1)] = key
             cuda.syncthreads()
             if tid == 0:
                 below = 0
@@ -260,12 +315,16 @@ def _build():
                     below += hist[digit]
                     digit += 1
                 prefix_s[0] = prefix | (np.uint64(digit) << shift)
-                rem_s[0] = rem - below
+                state[0] = rem - below
+                state[1] = hist[digit]
             cuda.syncthreads()
             prefix = prefix_s[0]
-            rem = rem_s[0]
+            rem = state[0]
+            cand = state[1]
+            if fill:
+                nbuf = state[2]  # == the candidates before this pass, all copied
             decided = decided | (_DIGIT << shift)
-        return prefix
+        return prefix, reads
 
     @cuda.jit
     def select_rows(D, keys, k, nbits, sign, full, bound, med):
@@ -273,7 +332,8 @@ def _build():
         # entries are < bound[0] (the row cannot beat the best median so far).
         hist = cuda.shared.array(BINS, int32)
         prefix_s = cuda.shared.array(1, uint64)
-        rem_s = cuda.shared.array(1, int64)
+        state = cuda.shared.array(3, int64)
+        buf = cuda.shared.array(shared_keys, uint64)
         r = cuda.blockIdx.x
         row = D[r]
         b = bound[0]
@@ -282,10 +342,27 @@ def _build():
                 if cuda.threadIdx.x == 0:
                     med[r] = math.inf
                 return
-        want = block_select_key(keys[r], k, nbits, sign, full, hist, prefix_s, rem_s)
+        want, _ = block_select_key(keys[r], k, nbits, sign, full, hist, prefix_s, state, buf)
         for t in range(cuda.threadIdx.x, row.shape[0], cuda.blockDim.x):
             if order_key(np.uint64(keys[r, t]), sign, full) == want:
                 med[r] = row[t]  # every writer writes the same value
+
+    @cuda.jit
+    def select_slots(keys, slots, nslots, start, k, nbits, sign, full, med_bits, reads):
+        # One block per slot s < nslots[0] (the rest return at once): the k-th smallest of the
+        # row keys[s], written as float bits (the inverse of its order key, no find pass) to
+        # med_bits[slots[s] - start]; reads[s] = the passes that read the row from global memory.
+        hist = cuda.shared.array(BINS, int32)
+        prefix_s = cuda.shared.array(1, uint64)
+        state = cuda.shared.array(3, int64)
+        buf = cuda.shared.array(shared_keys, uint64)
+        s = cuda.blockIdx.x
+        if s >= nslots[0]:
+            return
+        want, passes = block_select_key(keys[s], k, nbits, sign, full, hist, prefix_s, state, buf)
+        if cuda.threadIdx.x == 0:
+            med_bits[slots[s] - start] = key_bits(want, sign, full)
+            reads[s] = passes
 
     @device
     def block_lex_min(vals, idxs, tid, v, i):
@@ -308,6 +385,7 @@ def _build():
     dev.block_lex_min = block_lex_min  # also the pruned center's fold (kernels/cuda_prune.py)
     dev.block_select_key = block_select_key  # also the box min_median's fused select
     dev.order_key = order_key
+    dev.key_bits = key_bits
 
     @cuda.jit
     def fold_best(med, rows, start, best, best_index):
@@ -377,7 +455,7 @@ def _build():
         for b in range(tid, BINS, cuda.blockDim.x):
             hist[b] = 0
 
-    _KERNELS["common"] = (dev, select_rows, fold_best, select_init, select_histogram, select_digit)
+    _KERNELS["common"] = (dev, select_rows, fold_best, select_init, select_histogram, select_digit, select_slots)
     return _KERNELS["common"]
 
 
@@ -550,18 +628,21 @@ def _box_kernels():
             G[i, 4] = max(max(abs(x1), abs(y1)), max(abs(x2), abs(y2)))
 
     select_key = _build()[0].block_select_key
-    okey = _build()[0].order_key
+    key_bits = _build()[0].key_bits
+    shared_keys = SHARED_KEYS
 
     @cuda.jit
-    def box_rows(F, G, rows, start, k, nbits, sign, full, bound, bound_index, D, keys, med):
+    def box_rows(F, G, rows, start, k, nbits, sign, full, bound, bound_index, D, keys, med_bits):
         # One block per row i (rows[r], or start + r when rows is empty): count its distances
         # below the best in float32 (float64 inside the margin). Below means d < best for rows
         # after the best's index and d <= best before it (an equal median with a smaller index
         # still wins). A row with fewer than k such distances cannot win: inf. Only the other
-        # rows get their float64 distance row and the exact radix select.
+        # rows get their float64 distance row and the exact radix select, whose median is
+        # written as float64 bits to med_bits[r] (the inverse of its order key: no find pass).
         hist = cuda.shared.array(BINS, int32)
         prefix_s = cuda.shared.array(1, uint64)
-        rem_s = cuda.shared.array(1, int64)
+        state = cuda.shared.array(3, int64)
+        buf = cuda.shared.array(shared_keys, uint64)
         r = cuda.blockIdx.x
         i = rows[r] if rows.shape[0] > 0 else start + r
         tid = cuda.threadIdx.x
@@ -586,16 +667,15 @@ def _box_kernels():
             cuda.syncthreads()
             if total < k:
                 if tid == 0:
-                    med[r] = math.inf
+                    med_bits[r] = _INF_BITS
                 return
         row = D[r]
         for j in range(tid, n, cuda.blockDim.x):
             row[j] = box_pair(F, i, F, j, 0)
         cuda.syncthreads()
-        want = select_key(keys[r], k, nbits, sign, full, hist, prefix_s, rem_s)
-        for t in range(tid, n, cuda.blockDim.x):
-            if okey(np.uint64(keys[r, t]), sign, full) == want:
-                med[r] = row[t]
+        want, _ = select_key(keys[r], k, nbits, sign, full, hist, prefix_s, state, buf)
+        if tid == 0:
+            med_bits[r] = key_bits(want, sign, full)
 
     _KERNELS["box_fused"] = (box32, box_rows)
     return _KERNELS["box_fused"]
@@ -883,13 +963,16 @@ def key_value(key, dtype):
 
 
 def _seed_rows(n, count):
-    """Sorted distinct rows seeding the box min_median's best (a fixed-seed random sample)."""
-    if count <= 0 or n < 2 * SEED_ROWS:  # small n: the first tile is as good a start
+    """Sorted distinct rows whose exact medians seed min_median's best (a fixed-seed random sample).
+
+    Empty for small n (below 2 ``SEED_ROWS``): the first tile is then as good a start.
+    """
+    if count <= 0 or n < 2 * SEED_ROWS:
         return np.zeros(0, dtype=np.int64)
     return np.sort(np.random.default_rng(_SEED_ROWS_SEED).choice(n, size=count, replace=False)).astype(np.int64)
 
 
-def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
+def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY, fused=True, stats=None):
     """Index and value of the smallest lower median of the rows of ``D(F, F)``.
 
     The lower median of row i is the ``ceil(n / 2)``-th smallest of its n
@@ -900,20 +983,27 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
     Ties keep the smallest index. Returns ``(index, radius)``; ``(-1, inf)``
     for ``n = 0`` as the CPU driver does.
 
-    Boxes fuse the counting pass into the distance kernel: a block per row
-    counts its distances below the best so far in float32 with a rigorous
-    margin (float64 inside it, see ``BOX_MARGIN``) and only rows that can
-    still win get their float64 distance row and the exact select; the best
-    is seeded with the exact medians of ``SEED_ROWS`` random rows (for
-    n >= 2 ``SEED_ROWS``), so pruning does not wait for the first tile. The
-    result is the same floats, bit for bit.
+    Fused (the default): the best is first seeded with the exact medians of
+    ``SEED_ROWS`` random rows (for n >= 2 ``SEED_ROWS``), so pruning does not
+    depend on row order. Then a counting pass computes each row's distances
+    and counts those below the best without storing them (boxes: float32
+    with a rigorous margin, float64 inside it, ``BOX_MARGIN``; ``l1`` on
+    float32 rows likewise, ``cuda_count.L1_COUNT_MARGIN``; every other
+    reduction: float64 with the pairwise kernels' own arithmetic,
+    :mod:`cs_fast.kernels.cuda_count`); only rows that can still win get
+    their float64 distance row written and the exact radix select. The result
+    is the same floats as ``fused=False`` (every row written and selected),
+    bit for bit. ``stats``: a dict that receives ``seeds`` and ``survivors``
+    (rows whose distance row was written after seeding; one host read at the
+    end).
 
     Raises
     ------
     ValueError
         If ``max_memory`` cannot hold one row of n float64 distances.
     """
-    _, select_rows, fold_best = _build()[:3]
+    common = _build()
+    select_rows, fold_best, select_slots = common[1], common[2], common[6]
     n = F.shape[0]
     if n == 0:
         return -1, math.inf
@@ -938,37 +1028,58 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY):
     D = empty((rows, n), np.float64)
     keys = D.view(view)
     med = empty(rows, np.float64)
+    med_bits = med.view(view)  # selects write a median's bits: the inverse of its order key
     best = upload(np.array([np.inf]))
     best_index = upload(np.array([-1], dtype=np.int64))
     threads = _select_threads(n, 256)
     fold_threads = 4 if _simulated() else min(REDUCE_THREADS, 1 << max(5, (rows - 1).bit_length()))
-    fused = reduction == "box"
-    if fused:
+    tiles = range(0, n, rows)
+    seeds = _seed_rows(n, min(rows, SEED_ROWS)) if fused else np.zeros(0, dtype=np.int64)
+    s = len(seeds)
+    if reduction == "box" and fused:
         box32, box_rows = _box_kernels()
         G = empty((n, 5), np.float32)
         launch(box32, _blocks(n, 128), 128)(F, G)
         no_rows = empty(0, np.int64)
-        # Seed the best with the exact medians of a random sample of rows, so the counting pass
-        # prunes from the first tile on, whatever the row order (the fold is lexicographic).
-        seeds = _seed_rows(n, min(rows, SEED_ROWS))
-        if len(seeds):
-            s = len(seeds)
+        if s:  # unbounded: every seed row is written and selected
             launch(box_rows, s, threads)(F, G, upload(seeds), 0, k, nbits, sign, full, upload(np.array([np.inf])),
-                                         best_index, D[:s], keys[:s], med)
-            got = fetch(med[:s])
-            j = int(np.lexsort((seeds, got))[0])  # smallest median, then smallest index
-            best = upload(np.array([got[j]]))
-            best_index = upload(np.array([seeds[j]], dtype=np.int64))
-    for start in range(0, n, rows):
+                                         best_index, D[:s], keys[:s], med_bits)
+    elif fused:
+        from . import cuda_count
+
+        surv = empty(rows, np.int64)
+        nsurv = upload(np.zeros(len(tiles) + 1, dtype=np.int64))  # one counter a tile (none reset)
+        reads = empty(rows, np.int32)
+        if s:
+            ns = upload(np.array([s], dtype=np.int64))
+            cuda_count.write_rows(reduction, F, upload(seeds), ns, s, arg, D)
+            launch(select_slots, s, threads)(keys, upload(np.arange(s, dtype=np.int64)), ns, 0, k, nbits, sign,
+                                             full, med_bits, reads)
+    if s:
+        # The seeds' exact medians: the smallest, then the smallest index among ties, is the best.
+        got = fetch(med[:s])
+        j = int(np.lexsort((seeds, got))[0])
+        best = upload(np.array([got[j]]))
+        best_index = upload(np.array([seeds[j]], dtype=np.int64))
+    for t, start in enumerate(tiles):
         stop = min(n, start + rows)
         m = stop - start
-        if fused:
+        if reduction == "box" and fused:
             launch(box_rows, m, threads)(F, G, no_rows, start, k, nbits, sign, full, best, best_index, D[:m],
-                                         keys[:m], med)
+                                         keys[:m], med_bits)
+        elif fused:
+            count = nsurv[t:t + 1]
+            cuda_count.count_rows(reduction, F, start, m, arg, k, best, best_index, surv, count, med)
+            cuda_count.write_rows(reduction, F, surv, count, m, arg, D)
+            launch(select_slots, m, threads)(keys, surv, count, start, k, nbits, sign, full, med_bits, reads)
         else:
             _launch_pairwise(reduction, F[start:stop], F, arg, D[:m])
             launch(select_rows, m, threads)(D[:m], keys[:m], k, nbits, sign, full, best, med)
         launch(fold_best, 1, fold_threads)(med, m, start, best, best_index)
+    if stats is not None:
+        stats["seeds"] = s
+        if reduction != "box" and fused:
+            stats["survivors"] = int(fetch(nsurv)[:len(tiles)].sum())
     return int(fetch(best_index)[0]), float(fetch(best)[0])
 
 

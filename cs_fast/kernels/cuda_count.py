@@ -1,0 +1,293 @@
+"""Fused counting pass of the device ``min_median`` for every reduction but boxes.
+
+Guarantee: :func:`count_rows` decides, for every row ``i`` of a tile, whether
+row ``i`` can still beat the best median so far, on exactly the float64
+distances that ``cuda.pairwise`` computes (the same pair function, the same
+summation order), without writing them anywhere; :func:`write_rows` then
+computes the distance rows of the survivors only, bit for bit the rows
+``cuda.pairwise`` would write. So a pruned ``min_median`` is the same
+``(index, radius)`` as brute force over the device's own distance matrix.
+
+The decision is exact. It is counted in float64, except ``l1`` (``tv``) on
+float32 rows, which is counted in float32 with a rigorous relative margin
+(:data:`L1_COUNT_MARGIN`; inside it the float64 distance decides). The other
+reductions have no derived and tested margin, so no float32 proxy. With
+``best`` the best median so far and ``b`` its row index, row ``i`` can win
+only if its lower median (the k-th smallest, ``k = ceil(n / 2)``) is below
+``best``, or equal to it with ``i < b`` (ties keep the smallest index; ``b``
+may exceed ``i`` because the best is seeded with random rows). That is
+``#{j : d(i, j) < best} >= k`` for ``i > b`` and ``#{j : d(i, j) <= best} >=
+k`` for ``i < b``; row ``b`` itself (``#{d < best} < k``) is already the best.
+
+Layout: a ``T x T`` block owns ``T`` rows (``threadIdx.y``) and sweeps all
+``n`` columns ``T`` at a time (``threadIdx.x``), as the pairwise kernels do.
+The long sums (``l1``/``tv``, ``sq``, ``l2``) stage ``T`` features of the
+block's rows and of the current ``T`` columns in shared memory and add
+chunk sums with the tiled kernel's ``chunk_fn`` (bit-identical sums: same
+function, same order, same zero padding); the other reductions call the pair
+function on global rows, as the generic kernel does (the ``T`` rows of a
+block share each column row through L1). Counting stops early where the
+outcome is known, exactly: a row whose count reached ``k`` survives, one
+whose count plus the columns left is below ``k`` cannot win; a decided
+row's threads stop reducing and the block stops once all its rows are
+decided (:data:`COUNT_CHECK_TILES`). Survivors are compacted on the device
+(a global atomic hands out slots), so nothing comes back to the host and
+``D`` is written only for rows that can still win.
+"""
+
+import math
+
+import numpy as np
+
+from . import cuda as ck
+
+# Every COUNT_CHECK_TILES column tiles a count block checks which of its rows are decided (count
+# >= k, or count + columns left < k): a decided row's threads stop reducing (its warp skips the
+# arithmetic) and the block stops once all rows are. A row that cannot win is decided after
+# n - k + 1 + its count columns, about half the row when its count is small. Each check costs
+# three barriers.
+COUNT_CHECK_TILES = 4
+
+# float32 count of l1 (tv) on float32 rows. Each term |a - b| is rounded once in float32
+# (relative u = 2**-24; |.| exact) and a chunk of T <= 16 non-negative terms summed in float32, so
+# a chunk is within relative gamma_T = T u / (1 - T u) of its exact sum; chunks add in float64
+# (relative (d / T) 2**-53 < 2**-27 u for d < 2**30). All terms being non-negative, the estimate v
+# is within relative r = (T + 1) u (1.0e-6 for T = 16) of the exact sum S, and the float64
+# distance d64 the exact pass compares (float64 terms and sums) is within r64 = (d + 2) 2**-53 S
+# (under 2.4e-7 S for d < 2**30). So v < b (1 - m) implies d64 < b, and v > b (1 + m) implies
+# d64 > b, whenever r + r64 + (a few 2**-53 for the products) <= m: L1_COUNT_MARGIN = 2**-17
+# (7.6e-6) leaves about 6x. L1_COUNT_TINY covers subnormal float32 terms (absolute error at most
+# d 2**-149 << 2**-100). Inside the margin, or for a non-finite v, the pair is decided by the
+# float64 distance itself, computed as the tiled kernel computes it.
+L1_COUNT_MARGIN = 2.0 ** -17
+L1_COUNT_TINY = 2.0 ** -100
+L1_FLOAT32_COUNT = True  # False: count l1 in float64 too (the A/B and the tests)
+
+cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires (see cuda.py)
+
+
+def _kernels(reduction):
+    """(count_rows, write_rows, T) of one reduction (built once per process)."""
+    global cuda
+    key = ("count", reduction)
+    if key in ck._KERNELS:
+        return ck._KERNELS[key]
+    cuda = ck.cuda_module()
+    dev = ck._build()[0]
+    T = ck._reduction_kernels(reduction)[4]  # the pairwise kernels' tile: the same chunks
+    from numba import float32, float64, int32
+
+    shape = (T, T + 1)
+    tiled = reduction in ck._TILED
+    pair_fn = getattr(dev, reduction + "_pair")
+    chunk_fn = dev.l1_pair if reduction == "l1" else dev.sq_pair
+    take_sqrt = reduction == "l2"
+
+    if tiled:
+
+        @cuda.jit(device=True)
+        def dist(F, i, i_ok, active, j0, arg, sA, sB):
+            # d(i, j0 + tx) exactly as the tiled pairwise kernel sums it: T-feature chunks
+            # staged as float64 with out-of-range entries zero on both sides, each chunk
+            # reduced by chunk_fn (padding column included), chunk sums added in float64.
+            # Every thread stages (the column rows are shared by the block's rows); only
+            # active rows reduce (a decided row's warp skips the arithmetic).
+            tx = cuda.threadIdx.x
+            ty = cuda.threadIdx.y
+            n = F.shape[0]
+            d = F.shape[1]
+            acc = 0.0
+            for k0 in range(0, d, T):
+                kk = k0 + tx
+                sA[ty, tx] = float64(F[i, kk]) if (i_ok and kk < d) else 0.0
+                sB[ty, tx] = float64(F[j0 + ty, kk]) if (j0 + ty < n and kk < d) else 0.0
+                cuda.syncthreads()
+                if active:
+                    acc += chunk_fn(sA, ty, sB, tx, arg)
+                cuda.syncthreads()
+            return math.sqrt(acc) if take_sqrt else acc
+
+    else:
+
+        @cuda.jit(device=True)
+        def dist(F, i, i_ok, active, j0, arg, sA, sB):
+            # d(i, j0 + tx) with the pair function on global rows, as the generic kernel.
+            j = j0 + cuda.threadIdx.x
+            if active and i_ok and j < F.shape[0]:
+                return pair_fn(F, i, F, j, arg)
+            return 0.0
+
+    check = max(1, int(COUNT_CHECK_TILES))
+
+    def make_count(dist, below, sdt):
+        # The count kernel over a distance (dist: the tile's arithmetic, sdt: its staging
+        # dtype) and a decision below(v, ...) = "d(i, j) < best, or == best with ties".
+        @cuda.jit
+        def count_rows(F, start, m, arg, k, bound, bound_index, surv, nsurv, med):
+            # Rows start + r, r < m, T a block: med[r] = inf, and the rows that can still win
+            # (see the module docstring) appended to surv (nsurv[0] counts them).
+            sA = cuda.shared.array(shape, sdt)
+            sB = cuda.shared.array(shape, sdt)
+            cnt = cuda.shared.array(T, int32)
+            live = cuda.shared.array(T, int32)  # 1 while the row's decision is open
+            done = cuda.shared.array(1, int32)
+            tx = cuda.threadIdx.x
+            ty = cuda.threadIdx.y
+            r = cuda.blockIdx.x * T + ty
+            i_ok = r < m
+            i = start + r if i_ok else start  # a valid row for the (discarded) work of idle threads
+            n = F.shape[0]
+            b = bound[0]
+            ties = i < bound_index[0]
+            if tx == 0:
+                sA[ty, T] = 0.0  # the padding column stays zero: it adds |0 - 0| = 0
+                sB[ty, T] = 0.0
+                cnt[ty] = 0
+                live[ty] = 1 if i_ok else 0
+            cuda.syncthreads()
+            active = live[ty] == 1
+            c = 0
+            step = 0
+            for j0 in range(0, n, T):
+                v = dist(F, i, i_ok, active, j0, arg, sA, sB)
+                if active and j0 + tx < n and below(v, F, i, j0 + tx, b, ties, arg):
+                    c += 1
+                step += 1
+                if step == check and j0 + T < n:
+                    # Early exit, exact: a row is decided once its count reaches k (it survives) or
+                    # can no longer reach k with the n - j0 - T columns left (it cannot win). A
+                    # decided row stops reducing; the block stops once all its rows are decided.
+                    step = 0
+                    cuda.atomic.add(cnt, ty, c)
+                    c = 0
+                    cuda.syncthreads()
+                    if tx == 0 and ty == 0:
+                        left = n - j0 - T
+                        open_rows = 0
+                        for q in range(T):
+                            if live[q] == 1:
+                                if cnt[q] >= k or cnt[q] + left < k:
+                                    live[q] = 0
+                                else:
+                                    open_rows += 1
+                        done[0] = 1 if open_rows == 0 else 0
+                    cuda.syncthreads()
+                    stop = done[0] == 1
+                    active = live[ty] == 1
+                    cuda.syncthreads()  # done and live are read by all before the next check writes them
+                    if stop:
+                        break
+            cuda.atomic.add(cnt, ty, c)
+            cuda.syncthreads()
+            if tx == 0 and i_ok:
+                med[r] = math.inf  # a survivor's median is written by the select that follows
+                if cnt[ty] >= k:
+                    surv[cuda.atomic.add(nsurv, 0, 1)] = i
+        return count_rows
+
+    @cuda.jit(device=True)
+    def below64(v, F, i, j, b, ties, arg):
+        return v < b or (ties and v == b)  # v is the float64 distance itself
+
+    count_rows = make_count(dist, below64, float64)
+
+    count_rows32 = None
+    if reduction == "l1" and T <= 16:  # the margin's derivation assumes chunks of at most 16
+        zero32 = float32(0.0)
+        lo_f = 1.0 - L1_COUNT_MARGIN
+        hi_f = 1.0 + L1_COUNT_MARGIN
+        tiny = L1_COUNT_TINY
+
+        @cuda.jit(device=True)
+        def dist32(F, i, i_ok, active, j0, arg, sA, sB):
+            # float32 inputs: |a - b| and each T-feature chunk sum in float32 (staged as
+            # float32: half the shared-memory traffic of the float64 tiles), chunk sums added
+            # in float64. Within relative L1_COUNT_MARGIN of the float64 distance (see there).
+            tx = cuda.threadIdx.x
+            ty = cuda.threadIdx.y
+            n = F.shape[0]
+            d = F.shape[1]
+            acc = 0.0
+            for k0 in range(0, d, T):
+                kk = k0 + tx
+                sA[ty, tx] = F[i, kk] if (i_ok and kk < d) else zero32
+                sB[ty, tx] = F[j0 + ty, kk] if (j0 + ty < n and kk < d) else zero32
+                cuda.syncthreads()
+                if active:
+                    c = zero32
+                    for q in range(T):
+                        c += abs(sA[ty, q] - sB[tx, q])
+                    acc += float64(c)
+                cuda.syncthreads()
+            return acc
+
+        @cuda.jit(device=True)
+        def exact64(F, i, j):
+            # The float64 distance bit for bit as the tiled kernel sums it: chunk_fn over the
+            # same T-feature chunks (the tiled kernel's zero padding adds +0.0, a no-op).
+            d = F.shape[1]
+            acc = 0.0
+            for k0 in range(0, d, T):
+                acc += chunk_fn(F[:, k0:k0 + T], i, F[:, k0:k0 + T], j, 0)
+            return acc
+
+        @cuda.jit(device=True)
+        def below32(v, F, i, j, b, ties, arg):
+            # Outside the margin the float32 estimate v decides; inside it, or where v is not
+            # finite (float32 overflow), the exact float64 distance does (rare: a pair within
+            # about 1e-5 of the best).
+            if v < b * lo_f - tiny:
+                return True
+            if v > b * hi_f + tiny and v < math.inf:
+                return False
+            e = exact64(F, i, j)
+            return e < b or (ties and e == b)
+
+        count_rows32 = make_count(dist32, below32, float32)
+
+    @cuda.jit
+    def write_rows(F, surv, nsurv, arg, D):
+        # D[s] = the distance row of row surv[s], s < nsurv[0], T rows a block (blocks past
+        # the survivors return at once: the grid is sized for a whole tile).
+        sA = cuda.shared.array(shape, float64)
+        sB = cuda.shared.array(shape, float64)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        ns = nsurv[0]
+        if cuda.blockIdx.x * T >= ns:
+            return  # uniform over the block: before any barrier
+        s = cuda.blockIdx.x * T + ty
+        s_ok = s < ns
+        i = surv[s] if s_ok else surv[0]
+        n = F.shape[0]
+        if tx == 0:
+            sA[ty, T] = 0.0
+            sB[ty, T] = 0.0
+        cuda.syncthreads()
+        for j0 in range(0, n, T):
+            v = dist(F, i, s_ok, True, j0, arg, sA, sB)
+            if s_ok and j0 + tx < n:
+                D[s, j0 + tx] = v  # adjacent threads, adjacent columns: coalesced stores
+
+    ck._KERNELS[key] = (count_rows, write_rows, T, count_rows32)
+    return ck._KERNELS[key]
+
+
+def count_rows(reduction, F, start, m, arg, k, bound, bound_index, surv, nsurv, med):
+    """Launch the fused count of rows ``start .. start + m`` (see :func:`_kernels`).
+
+    ``l1`` (``tv``) on float32 rows counts in float32 with the margin of
+    :data:`L1_COUNT_MARGIN` where ``L1_FLOAT32_COUNT`` is on and the rows are
+    short enough for it (fewer than 2**30 features); otherwise in float64.
+    """
+    kernel, _, T, kernel32 = _kernels(reduction)
+    if kernel32 is not None and L1_FLOAT32_COUNT and F.dtype == np.float32 and F.shape[1] < 1 << 30:
+        kernel = kernel32
+    ck.launch(kernel, ck._blocks(m, T), (T, T))(F, start, m, int(arg), k, bound, bound_index, surv, nsurv, med)
+
+
+def write_rows(reduction, F, surv, nsurv, most, arg, D):
+    """Launch the survivors' distance rows into ``D[:nsurv[0]]``; ``most`` bounds ``nsurv[0]``."""
+    _, kernel, T, _ = _kernels(reduction)
+    if most > 0:
+        ck.launch(kernel, ck._blocks(most, T), (T, T))(F, surv, nsurv, int(arg), D)

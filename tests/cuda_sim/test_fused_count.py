@@ -1,0 +1,331 @@
+"""The fused counting pass of the device min_median and the shared-memory radix select.
+
+``min_median`` (fused, the default) must return the same ``(index, radius)``
+bit for bit as the unfused path (every distance row written, every row
+selected) and as brute force on the device's own distance matrix, for every
+reduction and dtype, whatever the seeds, the tiles and the ties. The select's
+shared-memory candidates must be exactly the global candidates (none dropped,
+none duplicated). Sizes are small (a Python thread per CUDA thread) but cross
+tile boundaries; ``SEED_ROWS`` is lowered so that small n are seeded too.
+"""
+
+import numpy as np
+import pytest
+
+cuda = pytest.importorskip("numba.cuda")
+
+from conftest import make_samples  # noqa: E402  (tests/conftest.py)
+
+from cs_fast.kernels import cpu  # noqa: E402
+from cs_fast.kernels import cuda as ck  # noqa: E402
+from cs_fast.metrics import check_metric_params, get_metric, prepare_pair, reduction_for  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in scalar multiply:RuntimeWarning")
+
+# One case per device reduction (box, mask, l1, grouped_l2, sq, l2, angular).
+REDUCTIONS = [
+    ("jaccard", {}, None),
+    ("jaccard_mask", {}, (70,)),
+    ("tv", {}, (2, 3, 4)),
+    ("tv", {"channel_norm": 2}, (2, 3, 4)),
+    ("sqfeat", {}, (9,)),
+    ("l2", {}, (6,)),
+    ("angular", {}, (6,)),
+]
+
+
+def _ids(case):
+    metric, params, shape = case
+    return metric + ("-l2" if params else "")
+
+
+def _features(metric, X, params=None):
+    m = get_metric(metric)
+    params = check_metric_params(m, params or {})
+    A, _ = prepare_pair(m, X, X, params)
+    F = m.featurize(A, params)
+    return reduction_for(m, F), F
+
+
+def _brute(D):
+    k = (len(D) + 1) // 2
+    med = np.sort(D, axis=1)[:, k - 1]
+    i = int(np.argmin(med))  # first index among ties
+    return i, float(med[i])
+
+
+def _device_brute(red, dF, arg):
+    return _brute(ck.pairwise(red, dF, dF, arg, np.float64).copy_to_host())
+
+
+@pytest.fixture
+def few_seeds(monkeypatch):
+    """Seed the best from 3 random rows from n = 6 on (production: 64 rows from n = 128), and check
+    for the count's early exit after every column tile (production: every 4)."""
+    from cs_fast.kernels import cuda_count
+
+    monkeypatch.setattr(ck, "SEED_ROWS", 3)
+    monkeypatch.setattr(cuda_count, "COUNT_CHECK_TILES", 1)
+    monkeypatch.setattr(ck, "_KERNELS", {})
+
+
+@pytest.mark.parametrize("case, dtype", [(c, dt) for c in REDUCTIONS for dt in (np.float64, np.float32)
+                                          if not (c[0] == "jaccard_mask" and dt == np.float32)],  # masks: one dtype
+                         ids=lambda v: _ids(v) if isinstance(v, tuple) else np.dtype(v).name)
+def test_fused_is_unfused_and_brute_force_bit_for_bit(case, dtype, few_seeds):
+    metric, params, shape = case
+    rng = np.random.default_rng(31)
+    X = make_samples(metric, rng, 13, dtype, shape)
+    X[9] = X[2]  # a duplicate row: equal medians, the smaller index wins
+    red, F = _features(metric, X, params)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    stats = {}
+    got = ck.min_median(red, dF, F.arg, tile=5, stats=stats)  # 3 tiles
+    assert got == want
+    assert ck.min_median(red, dF, F.arg, tile=5, fused=False) == want
+    assert stats["seeds"] == 3
+    if red != "box":
+        assert stats["survivors"] < 13  # D written only for rows that could still win
+    # the same center as the CPU driver, the radius to its last few ulps (float32 rows: the CPU's
+    # float32 kernels round their sums to float32)
+    host = cpu.min_median(red, F.data, F.arg, 13)
+    rel = 1e-12 if dtype == np.float64 or red in ("box", "mask") else 2e-6
+    assert got[0] == host[0] and got[1] == pytest.approx(host[1], rel=rel, abs=1e-13)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 8])
+@pytest.mark.parametrize("metric", ["tv", "angular"])
+def test_small_n_odd_and_even_with_one_row_tiles(metric, n):
+    rng = np.random.default_rng(32 + n)
+    X = make_samples(metric, rng, n, np.float64, (2, 3) if metric == "tv" else (4,))
+    red, F = _features(metric, X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert ck.min_median(red, dF, F.arg) == want
+    row_bytes = 8 * (n + 1)
+    assert ck.min_median(red, dF, F.arg, max_memory=row_bytes) == want  # n tiles of one row
+
+
+def test_many_tiles_from_a_small_max_memory(few_seeds):
+    rng = np.random.default_rng(33)
+    X = rng.standard_normal((11, 5))
+    red, F = _features("l1", X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert ck.min_median(red, dF, F.arg, max_memory=2 * 8 * 12) == want  # 6 tiles of 2 rows
+
+
+@pytest.mark.parametrize("metric, shape", [("tv", (2, 3)), ("jaccard_mask", (9,)), ("angular", (4,))])
+def test_seeded_best_with_a_larger_index_than_the_winner(monkeypatch, metric, shape):
+    """Rows are copies of three rows: the winning copy with the smallest index must win, though the
+    best is seeded with its last copy (so earlier copies must be counted with <= the best)."""
+    rng = np.random.default_rng(34)
+    base = make_samples(metric, rng, 3, np.float64, shape)
+    if metric == "jaccard_mask":
+        base[0] = rng.random(shape) < 0.5  # make_samples empties row 0
+    group = np.array([1, 2, 0, 1, 0, 2, 0, 1, 0, 0, 2, 0])
+    X = base[group]
+    red, F = _features(metric, X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    winners = np.flatnonzero(group == group[want[0]])
+    assert want[0] == winners[0] and len(winners) > 1  # a tie, broken by the index
+    calls = []
+    monkeypatch.setattr(ck, "_seed_rows",
+                        lambda n, count: calls.append(count) or np.array([winners[-1]], dtype=np.int64))
+    assert ck.min_median(red, dF, F.arg) == want
+    assert ck.min_median(red, dF, F.arg, tile=4) == want
+    assert ck.min_median(red, dF, F.arg, tile=1) == want
+    assert calls
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([winners[0]], dtype=np.int64))
+    assert ck.min_median(red, dF, F.arg, tile=4) == want  # the winner itself as the seed
+
+
+@pytest.mark.parametrize("fill", [False, True])
+def test_saturated_masks_and_all_equal_rows(monkeypatch, fill):
+    """Every distance 0 (all-full or all-empty masks, equal rows): every median ties, row 0 wins."""
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([n - 1], dtype=np.int64))
+    masks = np.full((7, 3, 30), fill)
+    red, F = _features("jaccard_mask", masks)
+    assert ck.min_median(red, cuda.to_device(F.data), F.arg, tile=3) == (0, 0.0)
+    X = np.tile(np.arange(6.0), (8, 1))
+    red, F = _features("tv", X)
+    assert ck.min_median(red, cuda.to_device(F.data), F.arg, tile=3) == (0, 0.0)
+
+
+def test_early_exit_keeps_a_winner_that_needs_every_column_left(monkeypatch, few_seeds):
+    """The winner (row 6) has none of its k = 5 smallest distances in the first column tile (4 columns
+    under the simulator) and all of them in the 5 columns left: at the first check its count plus the
+    columns left is exactly k, so it must stay open (an off-by-one there prunes it)."""
+    X = np.array([[100.0], [101.0], [102.0], [103.0], [0.0], [0.1], [0.2], [0.3], [0.4]])
+    red, F = _features("l1", X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert want[0] == 6
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([5], dtype=np.int64))  # median 0.3
+    assert ck.min_median(red, dF, F.arg) == want
+
+
+def test_seeds_and_pruning_do_not_depend_on_row_order(few_seeds):
+    rng = np.random.default_rng(35)
+    X = rng.standard_normal((14, 4))
+    order = np.argsort(-np.abs(X).sum(1))  # the center last: an unseeded pass would prune little
+    X = X[order]
+    red, F = _features("l2", X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    stats = {}
+    assert ck.min_median(red, dF, F.arg, tile=4, stats=stats) == want
+    assert stats["survivors"] <= 10
+
+
+# --------------------------------------------------------------------------- shared-memory select
+
+
+@pytest.fixture
+def small_buffer(monkeypatch):
+    """Rebuild the kernels with an 8-key shared buffer, so short test rows take the shared path."""
+    monkeypatch.setattr(ck, "SHARED_KEYS", 8)
+    monkeypatch.setattr(ck, "_KERNELS", {})
+
+
+def _select_all(rows):
+    """Every order statistic of every row through select_slots: (values, global passes)."""
+    select_slots = ck._build()[6]
+    R = np.ascontiguousarray(rows, dtype=np.float64)
+    r, n = R.shape
+    dK = cuda.to_device(R.view(np.uint64))
+    slots = cuda.to_device(np.arange(r, dtype=np.int64))
+    count = cuda.to_device(np.array([r], dtype=np.int64))
+    nbits, sign, full, _ = ck._key_params(np.dtype(np.float64))
+    values = np.empty((r, n))
+    reads = np.empty((r, n), dtype=np.int32)
+    for k in range(1, n + 1):
+        med = cuda.to_device(np.full(r, np.nan))
+        passes = cuda.to_device(np.zeros(r, dtype=np.int32))
+        select_slots[r, 4](dK, slots, count, 0, k, nbits, sign, full, med.view(np.uint64), passes)
+        values[:, k - 1] = med.copy_to_host()
+        reads[:, k - 1] = passes.copy_to_host()
+    return values, reads
+
+
+def test_shared_candidates_are_exactly_the_global_ones(small_buffer):
+    """Every rank of rows whose candidates fit 8 keys after 0, 2 or 3 passes, or never do.
+
+    Dropping or duplicating a candidate moves some rank onto the wrong value."""
+    rng = np.random.default_rng(36)
+    crowded = 1.0 + rng.integers(0, 1024, 24) / 1024.0  # [1, 2) on a 2**-10 grid: pass 2 splits them
+    crowded[:9] = 1.5  # 9 equal keys: their candidates never drop to 8 (all 8 passes global)
+    crowded[9:13] = crowded[20]  # more duplicates beside distinct values
+    rows = np.stack([crowded, rng.permutation(crowded), -crowded + 0.25])  # negative keys too
+    values, reads = _select_all(rows)
+    np.testing.assert_array_equal(values, np.sort(rows, axis=1))
+    assert reads.max() == 8  # the 9-fold tie: never compacted
+    assert reads.min() <= 3  # ranks whose candidates fit after at most 3 passes: shared from then on
+    short = rng.standard_normal((2, 7))
+    short[1, 3:] = short[1, 0]
+    values, reads = _select_all(short)
+    np.testing.assert_array_equal(values, np.sort(short, axis=1))
+    assert (reads == 1).all()  # 7 keys fit at once: one global pass, then shared memory
+
+
+def test_min_median_with_a_small_shared_buffer(small_buffer, few_seeds):
+    rng = np.random.default_rng(37)
+    X = np.round(rng.standard_normal((17, 3)), 1)  # short sums: many equal distances
+    for metric in ("l1", "jaccard"):
+        if metric == "jaccard":
+            X = np.abs(X)
+            X = np.concatenate([X[:, :2], X[:, :2] + X[:, 1:3] + 0.5], axis=1)
+        red, F = _features(metric, X)
+        dF = cuda.to_device(F.data)
+        want = _device_brute(red, dF, F.arg)
+        assert ck.min_median(red, dF, F.arg, tile=6) == want
+        assert ck.min_median(red, dF, F.arg, tile=6, fused=False) == want
+
+
+# --------------------------------------------------------------------------- production block sizes
+
+
+@pytest.fixture
+def production(monkeypatch):
+    """The GPU's block sizes: 16 x 16 count blocks, 32..256-thread selects, the 2048-key buffer."""
+    monkeypatch.setattr(ck, "_simulated", lambda: False)
+    monkeypatch.setattr(ck, "_KERNELS", {})
+
+
+@pytest.mark.parametrize("metric, shape, dtype", [("tv", (3, 7), np.float32), ("angular", (5,), np.float64)])
+def test_fused_count_at_production_blocks(production, few_seeds, metric, shape, dtype):
+    """16 x 16 count blocks (two row blocks, three column tiles, an early-exit check after each; tv's 32
+    features: two 16-feature chunks)."""
+    from cs_fast.kernels import cuda_count
+
+    rng = np.random.default_rng(38)
+    X = make_samples(metric, rng, 40, dtype, shape)
+    X[33] = X[5]
+    red, F = _features(metric, X)
+    assert cuda_count._kernels(red)[2] == 16
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    stats = {}
+    assert ck.min_median(red, dF, F.arg, tile=24, stats=stats) == want
+    assert stats["seeds"] == 3 and stats["survivors"] < 40
+
+
+# --------------------------------------------------------------------------- float32 l1 count
+
+
+def _count32_decisions(F, D):
+    """For every row i and the bounds b = its smallest non-self distance and the next float up:
+    (decided by the float32 count: the row has >= 2 distances < b, exact: the same from D)."""
+    from cs_fast.kernels import cuda_count
+
+    kernel = cuda_count._kernels("l1")[3]
+    T = cuda_count._kernels("l1")[2]
+    dF = cuda.to_device(F)
+    got, want = [], []
+    for i in range(len(F)):
+        lowest = np.min(np.delete(D[i], i))
+        for b in (lowest, np.nextafter(lowest, np.inf)):
+            nsurv = cuda.to_device(np.zeros(1, dtype=np.int64))
+            kernel[1, (T, T)](dF, i, 1, 0, 2, cuda.to_device(np.array([b])), cuda.to_device(np.array([-1])),
+                              cuda.to_device(np.zeros(1, dtype=np.int64)), nsurv, cuda.to_device(np.zeros(1)))
+            got.append(nsurv.copy_to_host()[0] == 1)
+            want.append(int((D[i] < b).sum()) >= 2)
+    return np.array(got), np.array(want)
+
+
+def test_float32_l1_count_decides_as_float64_at_the_boundary(monkeypatch):
+    """Bounds exactly at a distance and one float above it: the float32 count with its margin decides
+    every row as the float64 distances do; with no margin some decisions are wrong (the float32 sums
+    round differently), so the margin is what makes it exact."""
+    from cs_fast.kernels import cuda_count
+
+    rng = np.random.default_rng(39)
+    F = rng.standard_normal((12, 30)).astype(np.float32)
+    D = ck.pairwise("l1", cuda.to_device(F), cuda.to_device(F), 0, np.float64).copy_to_host()
+    got, want = _count32_decisions(F, D)
+    np.testing.assert_array_equal(got, want)
+    monkeypatch.setattr(cuda_count, "L1_COUNT_MARGIN", 0.0)
+    monkeypatch.setattr(cuda_count, "L1_COUNT_TINY", 0.0)
+    monkeypatch.setattr(ck, "_KERNELS", {})
+    got, want = _count32_decisions(F, D)
+    assert (got != want).sum() > 0
+
+
+@pytest.mark.parametrize("float32_count", [True, False])
+def test_tv_float32_rows_with_and_without_the_float32_count(monkeypatch, few_seeds, float32_count):
+    from cs_fast.kernels import cuda_count
+
+    monkeypatch.setattr(cuda_count, "L1_FLOAT32_COUNT", float32_count)
+    rng = np.random.default_rng(40)
+    X = rng.standard_normal((15, 3, 4)).astype(np.float32)
+    X[11] = X[4]
+    X[7] = X[4]
+    red, F = _features("tv", X)
+    assert F.data.dtype == np.float32 and red == "l1"
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert ck.min_median(red, dF, F.arg, tile=6) == want
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([11], dtype=np.int64))  # a tied copy
+    assert ck.min_median(red, dF, F.arg, tile=6) == want
