@@ -21,10 +21,14 @@ in registers; output ``(r, c)`` of thread ``(ty, tx)`` is the pair
 tile's ``T R`` rows of each side are staged in shared memory, feature-major
 (``sA[k, row]``): a thread loads ``R`` values of each side per feature and
 each feeds ``R`` outputs (2 R shared loads per ``R**2`` terms instead of 2 per
-term). Bank conflicts: reading, a warp (two ``ty``, sixteen ``tx``) takes two
-broadcast values of ``sA`` and sixteen consecutive values of ``sB``;
-staging, consecutive threads take consecutive features of one row (coalesced
-global reads), so they write a column of the staged tile, and the row stride
+term; the feature loop is unrolled ``UNROLL`` = 4 deep and indexes with
+unsigned integers, so the compiled inner loop is the loads and the
+arithmetic: 230 PTX instructions for 64 pair-features, 6 of them loop
+control, ``bench/gpu_model.py`` reads it off). Bank conflicts: reading, a
+warp (two ``ty``, sixteen ``tx``) takes two broadcast values of ``sA`` and
+sixteen consecutive values of ``sB``; staging, consecutive threads take
+consecutive features of one row (coalesced global reads), so they write a
+column of the staged tile, and the row stride
 ``T R + PAD`` is chosen odd in 8-byte words (float64: ``PAD = 1``) and 2 mod
 32 in 4-byte words (float32: ``PAD = 2``), which spreads those writes over
 distinct banks. No vectorized loads or double buffering: the simple form is
@@ -89,6 +93,7 @@ FLUSH = 32  # features summed before a flush into the float64 total (a multiple 
 BLK_T = 16  # threads per side of a block
 BLK_R = 4  # outputs per thread per side: a 64 x 64 output tile
 BLK_K = 16  # features staged per step
+UNROLL = 4  # staged features per unrolled inner step (divides K)
 SIM_T, SIM_R, SIM_K = 4, 2, 4  # under the simulator (a Python thread per CUDA thread): 8 x 8 tiles
 U32 = 2.0 ** -24  # float32 unit roundoff
 TINY32 = 2.0 ** -149  # per feature: the absolute slack of float32 underflow (see the module docstring)
@@ -144,6 +149,10 @@ def kernel(reduction, wide):
         raise ValueError(f"FLUSH: received {FLUSH}; expected a positive multiple of the staged step {K}")
     flush_steps = FLUSH // K
     tile = T * R
+    if (T * T) % K or (K * tile) % (T * T) or K % UNROLL:
+        raise ValueError(f"(T, R, K) = {(T, R, K)}: K must divide T^2, T^2 divide K T R, UNROLL divide K")
+    STAGE = K * tile // (T * T)  # staged entries per thread and side a step
+    ROWSTEP = T * T // K  # rows between a thread's staged entries
     acc_t = float64 if wide else float32
     zero = 0.0 if wide else np.float32(0.0)
     # Row stride of the staged tiles: odd in 8-byte words, 2 mod 32 in 4-byte words (no bank conflicts).
@@ -182,24 +191,34 @@ def kernel(reduction, wide):
             for c in range(R):
                 lo[r, c] = zero
                 hi[r, c] = 0.0
+        # Staging: thread tid stages feature kt of rows rt, rt + T^2 / K, ... of each side (consecutive
+        # threads, consecutive features of a row: coalesced); the mapping is fixed for the whole loop.
+        kt = tid % K
+        rt = tid // K
+        ku = np.uint64(kt)
         step = 0
         for k0 in range(0, d, K):
-            # Stage K features of the tile's rows: consecutive threads, consecutive features of a
-            # row (coalesced). Out-of-range entries are zeros on both sides (a zero pair adds 0).
-            for e in range(tid, K * tile, T * T):
-                rr = e // K
-                kk = e - rr * K
-                k = k0 + kk
-                sA[kk, rr] = acc_t(A[i0 + rr, k]) if (i0 + rr < na and k < d) else zero
-                sB[kk, rr] = acc_t(B[j0 + rr, k]) if (j0 + rr < nb and k < d) else zero
+            # Out-of-range entries are zeros on both sides (a zero pair adds 0). Unsigned indices:
+            # no negative-index wraparound code (every index here is >= 0).
+            k = k0 + kt
+            kg = np.uint64(k)
+            for s in range(STAGE):
+                rr = rt + s * ROWSTEP
+                ia = i0 + rr
+                jb = j0 + rr
+                sA[ku, np.uint64(rr)] = acc_t(A[np.uint64(ia), kg]) if (ia < na and k < d) else zero
+                sB[ku, np.uint64(rr)] = acc_t(B[np.uint64(jb), kg]) if (jb < nb and k < d) else zero
             cuda.syncthreads()
-            for kk in range(K):
-                for r in range(R):
-                    a[r] = sA[kk, ty + r * T]
-                    b[r] = sB[kk, tx + r * T]
-                for r in range(R):
-                    for c in range(R):
-                        lo[r, c] = term(a[r], b[c], lo[r, c])
+            for kq in range(0, K, UNROLL):
+                for q in range(UNROLL):  # constant trip counts: unrolled, loop control amortized
+                    # Unsigned indices: numba adds no negative-index wraparound to the hot loop.
+                    kk = np.uint64(kq + q)
+                    for r in range(R):
+                        a[r] = sA[kk, np.uint64(ty + r * T)]
+                        b[r] = sB[kk, np.uint64(tx + r * T)]
+                    for r in range(R):
+                        for c in range(R):
+                            lo[r, c] = term(a[r], b[c], lo[r, c])
             cuda.syncthreads()
             step += 1
             if step == flush_steps:  # every FLUSH features, counted from feature 0
