@@ -341,30 +341,100 @@ def estimates():
 # Per staged feature a thread of the register-blocked kernels (cuda_blocked: T x T = 16 x 16 threads,
 # R x R = 4 x 4 outputs, K = 16 features a step, a flush every 32 features) issues R LDS of each side
 # and R^2 terms of 2 arithmetic instructions (l1: FADD a - b, FADD |x| + acc with |x| an operand
-# modifier; sq: FADD, FFMA). Per pair-feature that is 2 arithmetic + 2R / R^2 = 0.5 LDS; staging adds
-# 2 K T R loads, as many shared stores and ~4 integer ops each per block step, shared by T^2 threads
-# doing K R^2 pair-features: (2 + 2 + 8) K T R / (T^2 K R^2) = 12 / (T R) = 0.19 a pair-feature; the
-# flush adds 2 (convert, DADD) per 32 features and output. Loop control, barriers and the epilogue are
-# neglected (the inner loop has compile-time trip counts).
-BLK = dict(T=16, R=4, K=16, flush=32)
+# modifier; sq: FADD, FFMA). The inner loop's real count is read off the compiled PTX (hot_loop: the
+# loop with the most shared loads, UNROLL features a trip, PTX abs counted as folded into the add).
+# Staging: 2 STAGE entries a thread and step at ~9 PTX instructions each (compare, branch, address,
+# LDG, STS; read off the PTX), over K R^2 pair-features; the flush: 3 instructions (convert, DADD,
+# reset) per output every FLUSH features. Barriers and the epilogue are neglected.
+BLK = dict(T=16, R=4, K=16, unroll=4, flush=32, staging_per_entry=9)
 
 
-def _blocked_instr():
-    T, R = BLK["T"], BLK["R"]
-    arith, lds, staging, flush = 2.0, 2 * R / R ** 2, 12 / (T * R), 2 / BLK["flush"]
-    return arith, lds, staging, flush, arith + lds + staging + flush
+def hot_loop(ptx):
+    """PTX instruction counts of the innermost loop holding the most shared loads (a self-looping block).
+
+    Returns ``{"instructions": n, "ld_shared": ..., "abs": ..., "arith": ...}`` or None if not found.
+    """
+    blocks, label, body = [], None, []
+    for line in ptx.splitlines():
+        text = line.strip()
+        if not text or text.startswith("//"):
+            continue
+        m = re.match(r"^(\$L__\w+):", text)
+        if m:
+            blocks.append((label, body))
+            label, body = m.group(1), []
+        elif text.endswith(";") and not text.startswith("."):
+            body.append(text)
+            if re.search(r"\bbra(\.uni)?\s", text):  # a branch ends the basic block (fall-through: no label)
+                blocks.append((label, body))
+                label, body = None, []
+    blocks.append((label, body))
+    best = None
+    for label, body in blocks:
+        if label is None or not body or not re.search(r"bra(\.uni)?\s+" + re.escape(label) + ";", body[-1]):
+            continue
+        lds = sum(1 for t in body if t.startswith("ld.shared"))
+        if best is None or lds > best["ld_shared"]:
+            best = {"instructions": len(body), "ld_shared": lds,
+                    "abs": sum(1 for t in body if t.startswith("abs.")),
+                    "arith": sum(1 for t in body if re.match(r"(add|sub|fma|mul)\.(rn\.)?f(32|64)", t))}
+    return best
+
+
+def _blocked_hot_loops():
+    """hot_loop of the narrow and wide l1 kernels for sm_90 (compiled here: libNVVM, no GPU)."""
+    from numba import types as nt
+
+    from cs_fast.kernels import cuda_blocked as cb
+
+    cuda, dispatcher = _real_target()
+    original = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+    try:
+        out = {}
+        for wide, dt in ((False, nt.float32), (True, nt.float64)):
+            A2 = nt.Array(dt, 2, "C")
+            ptx, _ = cuda.compile_ptx(cb.kernel("l1", wide)[0].py_func, (A2, A2, A2), cc=(9, 0))
+            out["wide" if wide else "narrow"] = hot_loop(ptx)
+        return out
+    finally:
+        dispatcher.get_current_device = original
+
+
+def _blocked_instr(loop=None):
+    """(arith, lds, loop control, staging, flush, total) thread-instructions a pair-feature."""
+    T, R, K, U = BLK["T"], BLK["R"], BLK["K"], BLK["unroll"]
+    per_trip = U * R * R  # pair-features of one trip of the inner loop
+    if loop is None:
+        arith, lds, control = 2.0, 2 * R / R ** 2, 0.0
+    else:
+        arith = (loop["arith"]) / per_trip  # PTX abs folded into the add (an operand modifier in SASS)
+        lds = loop["ld_shared"] / per_trip
+        control = (loop["instructions"] - loop["arith"] - loop["abs"] - loop["ld_shared"]) / per_trip
+    stage = K * T * R // (T * T)
+    staging = 2 * stage * BLK["staging_per_entry"] / (K * R * R)
+    flush = 3 / BLK["flush"]
+    return arith, lds, control, staging, flush, arith + lds + control + staging + flush
 
 
 def blocked_estimates():
     """Estimated H100 time of the register-blocked kernels (tv and sqfeat pairwise): (name, figure, lines)."""
     out = []
-    arith, lds, staging, flush, instr = _blocked_instr()
+    loops = _blocked_hot_loops()
+    loop = loops["narrow"]
+    arith, lds, control, staging, flush, instr = _blocked_instr(loop)
     T, R, K = BLK["T"], BLK["R"], BLK["K"]
     tile = T * R
     fp32_instr = H100["sms"] * H100["fp32_lanes_per_sm"] * H100["clock_hz"]
     fp64_peak = 2 * FP64_INSTR  # flop/s, DFMA = 2
-    cost = (f"{instr:.3g} thread-instructions a pair-feature: {arith:g} arithmetic + {lds:g} LDS (2 R / R^2, "
-            f"R = {R}) + {staging:.3g} staging (12 / (T R)) + {flush:.3g} flush (2 / {BLK['flush']})")
+    per_trip = BLK["unroll"] * R * R
+    cost = (f"{instr:.3g} thread-instructions a pair-feature: {arith:.3g} arithmetic + {lds:.3g} LDS + "
+            f"{control:.3g} loop control (the PTX inner loop, sm_90: {loop['instructions']} instructions = "
+            f"{loop['arith']} add/sub + {loop['abs']} abs (folded) + {loop['ld_shared']} LDS + the rest, a trip of "
+            f"{BLK['unroll']} features x {R} x {R} outputs = {per_trip} pair-features; wide: "
+            f"{loops['wide']['instructions']} the same way) + {staging:.3g} staging (2 x {K * T * R // (T * T)} "
+            f"entries x ~{BLK['staging_per_entry']} instructions / ({K} x {R}^2)) + {flush:.3g} flush "
+            f"(3 / {BLK['flush']})")
 
     # tv pairwise, n = 1e4 images of 28 x 28 (tv features d = 2 * 27 * 28 = 1512)
     n, d = 10_000, 2 * 27 * 28
@@ -405,9 +475,11 @@ def blocked_estimates():
         f"(32 pairs) and feature: {work:.4g} / 32 x 2 / {SMEM_WAVEFRONTS:.4g} = {_ms(old_smem)}; FP64 2 ops a "
         f"pair-feature {_ms(old_f64)}; about {_ms(old)} = {useful / old / FP32_PEAK:.0%} of FP32 peak: the wide "
         f"kernel is {old / wide:.1f}x faster, the narrow one {old / narrow:.1f}x",
-        "occupancy (ptxas table above): ~118 registers (narrow) and ~122 (wide) a thread: 2 blocks of 256 "
-        "threads an SM, 16 warps (25 %); each thread keeps 16 independent sums, so 4 warps a scheduler x 16 "
-        "chains cover the FP32/FP64 latency; the LDS latency is the risk this estimate does not price",
+        "occupancy (ptxas table above): 96 (narrow) to 124 (wide) registers a thread, no spills: 2 blocks of 256 "
+        "threads an SM, 16 warps (25 %); each thread keeps 16 independent sums, so 4 warps a scheduler x 16 chains "
+        "cover the FP32/FP64 latency; the LDS latency is the risk this estimate does not price (no double "
+        "buffering). Checked by hand with ptxas -maxrregcount=80 (sm_90, sm_75): the narrow kernel then spills "
+        "nothing (3 blocks an SM, 37.5 %: a candidate to A/B on a lent GPU), the wide one spills 156-228 bytes",
         "RTX 2080 Ti (sm_75: 68 SMs, 64 FP32 and 2 FP64 lanes an SM a clock, 1.545 GHz): narrow "
         f"{_ms(work * arith / (68 * 64 * 1.545e9))} (FP32 pipe), wide {work * arith / (68 * 2 * 1.545e9):.3g} s "
         "(FP64 at 1/32 rate): why cdist sums in float32 there, and why min_median's float64 tiles are slow on "
