@@ -5,7 +5,9 @@ after a warm-up call, so compilation is excluded):
 
 * boxes ``min_median`` up to n = 10**5 (torch IoU matrix + ``kthvalue`` as
   the peer where the n x n float32 matrix fits);
-* tv 1x28x28 pairwise (``torch.cdist(p=1)`` on the finite differences);
+* tv 1x28x28 pairwise (``torch.cdist(p=1)`` on the finite differences; on a
+  GPU also the l1 kernels alone: register-blocked narrow and wide, and the
+  tiled kernel they replaced);
 * sqfeat d = 4096: ``min_median`` (cuBLAS through CuPy with the bound of
   :mod:`cs_fast.kernels.mixed_precision`, against the torch float32 GEMM +
   ``kthvalue`` and cs_fast's direct float64 device kernels), ``cdist`` and
@@ -146,6 +148,29 @@ def _direct_float64(fn):
         ck._cupy = saved
 
 
+def _blocked_kernel_peers(Fd):
+    """The l1 device kernels alone on given tv features (float32): the register-blocked kernel in its
+    narrow (float32 sums) and wide (float64: min_median's tiles) modes, and the tiled kernel before them."""
+    import numpy as np
+    from numba import cuda
+
+    from cs_fast.kernels import cuda as ck
+    from cs_fast.kernels import cuda_blocked as cb
+
+    F = cuda.as_cuda_array(Fd.detach())
+    n = F.shape[0]
+
+    def blocked(wide):
+        return cb.launch("l1", F, F, ck.empty((n, n), np.float64 if wide else np.float32), wide)
+
+    def tiled():
+        return ck._launch_pairwise("l1", F, F, 0, ck.empty((n, n), np.float64), tiled=True)
+
+    return {"kernel: blocked narrow (float32 sums)": lambda: blocked(False),
+            "kernel: blocked wide (float64 sums)": lambda: blocked(True),
+            "kernel: tiled float64 (before)": tiled}
+
+
 def run(device, sizes, reps, log):
     import torch
 
@@ -177,10 +202,21 @@ def run(device, sizes, reps, log):
         X = _workload("tv1x28x28").make(n)
         Xd = on(X)
         Fd = on(tv_differences(X).reshape(n, -1))
-        best, outs = T.run({"cs_fast": lambda: cs_fast.cdist(Xd, Xd, "tv"),
-                            "torch.cdist p=1 (features given)": lambda: torch.cdist(Fd, Fd, p=1)})
+        fns = {"cs_fast": lambda: cs_fast.cdist(Xd, Xd, "tv"),
+               "torch.cdist p=1 (features given)": lambda: torch.cdist(Fd, Fd, p=1)}
+        if device == "cuda":
+            fns.update(_blocked_kernel_peers(Fd))
+        best, outs = T.run(fns)
         a, b = outs["cs_fast"].double(), outs["torch.cdist p=1 (features given)"].double()
-        record("tv_pairwise", n, best, outs, {"max_rel_diff_torch": float((a - b).abs().max() / a.abs().max())})
+        check = {"max_rel_diff_torch": float((a - b).abs().max() / a.abs().max())}
+        if device == "cuda":  # float32 sums against the float64 ones, entrywise, and the derived bound
+            from cs_fast.kernels import cuda_blocked as cb
+
+            w = torch.as_tensor(outs["kernel: blocked wide (float64 sums)"], device=device)
+            v = torch.as_tensor(outs["kernel: blocked narrow (float32 sums)"], device=device).double()
+            rel = ((v - w).abs() / w.clamp(min=1e-300))[w > 0]
+            check.update(narrow_max_rel_vs_wide=float(rel.max()) if rel.numel() else 0.0, bound=cb.bound("l1"))
+        record("tv_pairwise", n, best, outs, check)
 
     sq = _workload("sqfeat4096")
     for n in sizes["sqfeat_min_median"]:
@@ -200,8 +236,9 @@ def run(device, sizes, reps, log):
         Z = on(sq.make(n))
         best, outs = T.run({"cs_fast": lambda: cs_fast.cdist(Z, Z, "sqfeat"),
                             "torch GEMM": lambda: _sq_gemm(torch, Z, Z),
-                            "cs_fast direct float64": lambda: _direct_float64(lambda: cs_fast.cdist(Z, Z, "sqfeat"))})
-        ref = outs["cs_fast direct float64"].double()
+                            "cs_fast direct (no CuPy: float32 sums, float64 flushes)":
+                                lambda: _direct_float64(lambda: cs_fast.cdist(Z, Z, "sqfeat"))})
+        ref = cs_fast.cdist(Z.double(), Z.double(), "sqfeat")  # float64 inputs: float64 sums (untimed)
         got = outs["cs_fast"].double()
         rel = ((got - ref).abs() / ref.clamp(min=1e-300))[ref > 0]
         record("sqfeat_pairwise", n, best, outs,

@@ -96,12 +96,9 @@ def _kernels():
     count = lambda dt: (A2(dt), i64, i64, i64, i64, A1(f64), A1(i64), A1(i64), A1(i64), A1(f64))  # noqa: E731
     write = lambda dt: (A2(dt), A1(i64), A1(i64), i64, A2(f64))  # noqa: E731
     return {
-        "tiled_l1_f32 (tv / l1 pairwise)": (l1[1], (A2(f32), A2(f32), i64, A2(f32)),
+        "tiled_l1_f32 (before: tv / l1 pairwise; kept for comparison)": (l1[1], (A2(f32), A2(f32), i64, A2(f32)),
                                            "per pair and feature: 2 LDS.64, 3 f64 ops (sub, abs, add)"),
-        "l1_blocked_f32 (float32 tv / l1 cdist)": (ck._l1_blocked_kernel()[0], (A2(f32), A2(f32), A2(f32)),
-                                                   "per pair and feature: 2/4 LDS.32 (4 x 4 outputs a thread), "
-                                                   "3 f32 ops; a float64 flush every 32 features"),
-        "tiled_sq_f32 (sqfeat direct)": (sq[1], (A2(f32), A2(f32), i64, A2(f32)),
+        "tiled_sq_f32 (before: sqfeat direct)": (sq[1], (A2(f32), A2(f32), i64, A2(f32)),
                                          "per pair and feature: 2 LDS.64, 2 f64 ops (sub, fma)"),
         "generic_box (box pairwise)": (box[0], (A2(f64), A2(f64), i64, A2(f64)),
                                        "per pair: 8 LDG.64 (L1), ~25 f64 ops incl. a division, 8 B stored"),
@@ -149,6 +146,7 @@ def _kernels():
                             "per feature: 2 LDG.32, 1 sub, 1 STG.32"),
         "prune_tighten": (prune[3], (A2(f64), A1(f64), A1(i64), A1(i64), nt.boolean, f64, f64, A1(f64),
                                      A1(nt.uint8), A1(f64), A1(i64), A1(i64)), "per column and tile row: 1 LDG.64"),
+        **_blocked_kernels(),
     }
 
 
@@ -156,7 +154,46 @@ GLOBAL_PASSES = 3  # radix passes that read a survivor's row from global memory 
 # cuda.SHARED_KEYS (2048); an assumption for n = 1e4 .. 1e5 spread distances (select_slots' reads
 # output measures it on a GPU)
 
-QUICK = ("l1_blocked_f32 (float32 tv / l1 cdist)", "box_rows (fused count + select)", "select_histogram (multi-block)",
+
+# --------------------------------------------------------------------------- register-blocked long sums
+# (cs_fast/kernels/cuda_blocked.py; issue 15 item 2). Kept in their own functions.
+
+BLOCKED_QUICK = "blocked_l1 narrow f32 (float32 tv / l1 cdist)"
+
+
+def _blocked_kernels():
+    """The register-blocked kernels: narrow (float32 sums, float64 flushes) and wide (float64), per reduction."""
+    from numba import types as nt
+
+    from cs_fast.kernels import cuda_blocked as cb
+
+    A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731
+    f64, f32 = nt.float64, nt.float32
+    T, R, K = cb.BLK_T, cb.BLK_R, cb.BLK_K
+    shape = f"{T} x {T} threads, {R} x {R} outputs a thread, {K} features a step"
+    flush = f"a float64 flush every {cb.FLUSH} features"
+    out = {
+        BLOCKED_QUICK: (cb.kernel("l1", False)[0], (A2(f32), A2(f32), A2(f32)),
+                        f"{shape}; per pair and feature: 0.5 LDS.32, 2 f32 ops (FADD, FADD |x|); {flush}"),
+        "blocked_sq narrow f32 (float32 sqfeat / l2 cdist without CuPy)": (
+            cb.kernel("sq", False)[0], (A2(f32), A2(f32), A2(f32)),
+            f"{shape}; per pair and feature: 0.5 LDS.32, 2 f32 ops (FADD, FFMA); {flush}"),
+        "blocked_l2 narrow f32": (cb.kernel("l2", False)[0], (A2(f32), A2(f32), A2(f32)),
+                                  "as blocked_sq, a float64 sqrt per pair"),
+        "blocked_l1 wide f32->f64 (tv min_median / pruned tiles)": (
+            cb.kernel("l1", True)[0], (A2(f32), A2(f32), A2(f64)),
+            f"{shape}; per pair and feature: 0.5 LDS.64, 2 f64 ops (DADD, DADD |x|); inputs widened when staged"),
+        "blocked_l1 wide f64": (cb.kernel("l1", True)[0], (A2(f64), A2(f64), A2(f64)), "as above, float64 inputs"),
+        "blocked_sq wide f64 (sqfeat min_median tiles without CuPy)": (
+            cb.kernel("sq", True)[0], (A2(f64), A2(f64), A2(f64)),
+            f"{shape}; per pair and feature: 0.5 LDS.64, 2 f64 ops (DADD, DFMA)"),
+        "blocked_l2 wide f64": (cb.kernel("l2", True)[0], (A2(f64), A2(f64), A2(f64)),
+                                "as blocked_sq wide, a sqrt per pair"),
+    }
+    return out
+
+
+QUICK = (BLOCKED_QUICK, "box_rows (fused count + select)", "select_histogram (multi-block)",
          "count_rows32_l1_f32 (fused tv count, float32 + margin)", "select_slots (radix, survivors only; shared keys)")
 
 
@@ -333,31 +370,15 @@ def estimates(sweep=None):
                      f"total about {_ms(best + surv)}")
     out.append(("boxes min_median n = 1e5 (target < 0.2 s)", f"{_ms(totals[0])} to {_ms(totals[1])}", lines))
 
-    # 2. tv pairwise n = 1e4 on 28 x 28 images (d = 2 * 27 * 28 = 1512)
+    # 2. tv on 28 x 28 images (d = 2 * 27 * 28 = 1512): the float64 tiled kernel that min_median's
+    # tiles and its fused count use (the register-blocked estimates follow)
     n, d = 10_000, 2 * 27 * 28
     work = n * n * d
     smem = work / 32 * 2 / SMEM_WAVEFRONTS  # per warp and feature: sA broadcast + 16 distinct sB doubles
     f64 = work * 3 / FP64_INSTR
     t = max(smem, f64)
-    useful = work * 3
-    blk_smem = work / 64 / SMEM_WAVEFRONTS  # 8 wavefronts per warp and feature for 32 x 16 pairs
-    blk_instr = 2 + 0.5 + 3 / 32  # FADD(a - b), FADD(|.| + acc); 8 LDS for 16 pairs; flush every 32
-    blk = max(blk_smem, work * blk_instr / ISSUE)
-    lines = [
-        f"n = {n}, d = {d}: {work:.3g} pair-features",
-        f"float64 tiled kernel (min_median, float64 output): shared memory 2 wavefronts per warp (32 pairs) "
-        f"and feature: {work:.3g} / 32 x 2 / {SMEM_WAVEFRONTS:.3g} wavefronts/s = {_ms(smem)}; float64 3 ops a "
-        f"pair-feature: {work * 3:.3g} / {FP64_INSTR:.3g} per s = {_ms(f64)}; about {_ms(t)} = "
-        f"{useful / t / FP32_PEAK:.0%} of FP32 peak",
-        f"register-blocked float32 kernel (float32 cdist/pdist; 4 x 4 outputs a thread): shared memory "
-        f"{work:.3g} / 64 / {SMEM_WAVEFRONTS:.3g} = {_ms(blk_smem)}; {blk_instr:.3g} instructions a pair-feature "
-        f"(2 FADD, |x| as an operand modifier, 0.5 LDS, the flush) x {work:.3g} / {ISSUE:.3g} = "
-        f"{_ms(work * blk_instr / ISSUE)}; about {_ms(blk)} = {useful / blk / FP32_PEAK:.0%} of FP32 peak at "
-        f"full issue (118 registers: 2 blocks of 256 threads an SM, 25 % occupancy, may cost part of it)",
-    ]
-    out.append(("tv pairwise n = 1e4, 28 x 28 (target 40 % of FP32 peak)",
-                f"float32 cdist {_ms(blk)} (~{useful / blk / FP32_PEAK:.0%} of FP32 peak at full issue); float64 "
-                f"kernel {_ms(t)} ({useful / t / FP32_PEAK:.0%})", lines))
+    # 2.-3. tv pairwise n = 1e4 and sqfeat d = 4096: the register-blocked kernels (blocked_estimates)
+    out.extend(blocked_estimates())
 
     # 2b. min_median of 1e4 tv rows (28 x 28): the fused count against the unfused path
     rows_tile = (1 << 30) // (8 * (n + 1))
@@ -410,17 +431,6 @@ def estimates(sweep=None):
     out.append(("tv min_median n = 1e4, 28 x 28 (fused count vs unfused)",
                 f"{_ms(new)} (unfused {_ms(old)})", lines))
 
-    # 3. sqfeat d = 4096 pairwise n = 1e4, direct float64 kernel vs cuBLAS SGEMM
-    n, d = 10_000, 4096
-    work = n * n * d
-    direct = max(work / 32 * 2 / SMEM_WAVEFRONTS, work * 2 / FP64_INSTR)
-    sgemm = 2 * work / (0.75 * FP32_PEAK)
-    out.append(("sqfeat pairwise n = 1e4, d = 4096 (direct kernel; cuBLAS when CuPy is installed)",
-                f"{_ms(direct)} direct vs {_ms(sgemm)} SGEMM ({direct / sgemm:.1f}x)", [
-                    f"direct: max(shared {work:.3g} / 32 x 2 / {SMEM_WAVEFRONTS:.3g}, f64 2 x {work:.3g} / "
-                    f"{FP64_INSTR:.3g}) = {_ms(direct)}",
-                    f"SGEMM at 75 % of FP32 peak: 2 x {work:.3g} / ({0.75 * FP32_PEAK:.3g}) = {_ms(sgemm)}",
-                ]))
 
     # 4. order_statistic on 1e6 values
     m = 1_000_000
@@ -459,6 +469,178 @@ def estimates(sweep=None):
                     f"{H100['sync_s'] * 1e6:.0f} us = {_ms(old_sync)} with the GPU idle, plus the concatenation",
                     f"overhead now ~{device / model:.0%} of the model's estimated time if the launches overlap "
                     f"(the model's own efficiency decides it; measured by bench/gpu_bench.py end_to_end)",
+                ]))
+    return out
+
+
+# Per staged feature a thread of the register-blocked kernels (cuda_blocked: T x T = 16 x 16 threads,
+# R x R = 4 x 4 outputs, K = 16 features a step, a flush every 32 features) issues R LDS of each side
+# and R^2 terms of 2 arithmetic instructions (l1: FADD a - b, FADD |x| + acc with |x| an operand
+# modifier; sq: FADD, FFMA). The inner loop's real count is read off the compiled PTX (hot_loop: the
+# loop with the most shared loads, UNROLL features a trip, PTX abs counted as folded into the add).
+# Staging: 2 STAGE entries a thread and step at ~9 PTX instructions each (compare, branch, address,
+# LDG, STS; read off the PTX), over K R^2 pair-features; the flush: 3 instructions (convert, DADD,
+# reset) per output every FLUSH features. Barriers and the epilogue are neglected.
+BLK = dict(T=16, R=4, K=16, unroll=4, flush=32, staging_per_entry=9)
+
+
+def hot_loop(ptx):
+    """PTX instruction counts of the innermost loop holding the most shared loads (a self-looping block).
+
+    Returns ``{"instructions": n, "ld_shared": ..., "abs": ..., "arith": ...}`` or None if not found.
+    """
+    blocks, label, body = [], None, []
+    for line in ptx.splitlines():
+        text = line.strip()
+        if not text or text.startswith("//"):
+            continue
+        m = re.match(r"^(\$L__\w+):", text)
+        if m:
+            blocks.append((label, body))
+            label, body = m.group(1), []
+        elif text.endswith(";") and not text.startswith("."):
+            body.append(text)
+            if re.search(r"\bbra(\.uni)?\s", text):  # a branch ends the basic block (fall-through: no label)
+                blocks.append((label, body))
+                label, body = None, []
+    blocks.append((label, body))
+    best = None
+    for label, body in blocks:
+        if label is None or not body or not re.search(r"bra(\.uni)?\s+" + re.escape(label) + ";", body[-1]):
+            continue
+        lds = sum(1 for t in body if t.startswith("ld.shared"))
+        if best is None or lds > best["ld_shared"]:
+            best = {"instructions": len(body), "ld_shared": lds,
+                    "abs": sum(1 for t in body if t.startswith("abs.")),
+                    "arith": sum(1 for t in body if re.match(r"(add|sub|fma|mul)\.(rn\.)?f(32|64)", t))}
+    return best
+
+
+def _blocked_hot_loops():
+    """hot_loop of the narrow and wide l1 kernels for sm_90 (compiled here: libNVVM, no GPU)."""
+    from numba import types as nt
+
+    from cs_fast.kernels import cuda_blocked as cb
+
+    cuda, dispatcher = _real_target()
+    original = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+    try:
+        out = {}
+        for wide, dt in ((False, nt.float32), (True, nt.float64)):
+            A2 = nt.Array(dt, 2, "C")
+            ptx, _ = cuda.compile_ptx(cb.kernel("l1", wide)[0].py_func, (A2, A2, A2), cc=(9, 0))
+            out["wide" if wide else "narrow"] = hot_loop(ptx)
+        return out
+    finally:
+        dispatcher.get_current_device = original
+
+
+def _blocked_instr(loop=None):
+    """(arith, lds, loop control, staging, flush, total) thread-instructions a pair-feature."""
+    T, R, K, U = BLK["T"], BLK["R"], BLK["K"], BLK["unroll"]
+    per_trip = U * R * R  # pair-features of one trip of the inner loop
+    if loop is None:
+        arith, lds, control = 2.0, 2 * R / R ** 2, 0.0
+    else:
+        arith = (loop["arith"]) / per_trip  # PTX abs folded into the add (an operand modifier in SASS)
+        lds = loop["ld_shared"] / per_trip
+        control = (loop["instructions"] - loop["arith"] - loop["abs"] - loop["ld_shared"]) / per_trip
+    stage = K * T * R // (T * T)
+    staging = 2 * stage * BLK["staging_per_entry"] / (K * R * R)
+    flush = 3 / BLK["flush"]
+    return arith, lds, control, staging, flush, arith + lds + control + staging + flush
+
+
+def blocked_estimates():
+    """Estimated H100 time of the register-blocked kernels (tv and sqfeat pairwise): (name, figure, lines)."""
+    out = []
+    loops = _blocked_hot_loops()
+    loop = loops["narrow"]
+    arith, lds, control, staging, flush, instr = _blocked_instr(loop)
+    T, R, K = BLK["T"], BLK["R"], BLK["K"]
+    tile = T * R
+    fp32_instr = H100["sms"] * H100["fp32_lanes_per_sm"] * H100["clock_hz"]
+    fp64_peak = 2 * FP64_INSTR  # flop/s, DFMA = 2
+    per_trip = BLK["unroll"] * R * R
+    cost = (f"{instr:.3g} thread-instructions a pair-feature: {arith:.3g} arithmetic + {lds:.3g} LDS + "
+            f"{control:.3g} loop control (the PTX inner loop, sm_90: {loop['instructions']} instructions = "
+            f"{loop['arith']} add/sub + {loop['abs']} abs (folded) + {loop['ld_shared']} LDS + the rest, a trip of "
+            f"{BLK['unroll']} features x {R} x {R} outputs = {per_trip} pair-features; wide: "
+            f"{loops['wide']['instructions']} the same way) + {staging:.3g} staging (2 x {K * T * R // (T * T)} "
+            f"entries x ~{BLK['staging_per_entry']} instructions / ({K} x {R}^2)) + {flush:.3g} flush "
+            f"(3 / {BLK['flush']})")
+
+    # tv pairwise, n = 1e4 images of 28 x 28 (tv features d = 2 * 27 * 28 = 1512)
+    n, d = 10_000, 2 * 27 * 28
+    work = n * n * d
+    useful = 3 * work  # sub, abs, add: the flops the previous model counted for l1
+    issue = work * instr / ISSUE
+    f32pipe = work * arith / fp32_instr
+    smem = work * lds / 32 / SMEM_WAVEFRONTS  # a warp's LDS is one wavefront (broadcast sA, 16 consecutive sB)
+    narrow = max(issue, f32pipe, smem)
+    f64pipe = work * arith / FP64_INSTR
+    wide = max(issue, f64pipe, smem)
+    old_smem = work / 32 * 2 / SMEM_WAVEFRONTS
+    old_f64 = work * 2 / FP64_INSTR
+    old = max(old_smem, old_f64)
+    blocks = (-(-n // tile)) ** 2
+    staged = blocks * -(-d // K) * 2 * K * tile * 4  # bytes the blocks read (float32 features)
+    per_pair_bytes = staged / (n * n)
+    l2 = staged / H100["l2_bytes_per_s"]
+    lines = [
+        f"n = {n}, d = {d}: {work:.4g} pair-features; per pair {3 * d} flops (3 a feature: sub, abs, add), "
+        f"{per_pair_bytes:.0f} B read from L2/L1 by the staging ({blocks} blocks of {tile} x {tile} outputs x "
+        f"{-(-d // K)} steps x 2 x {K} x {tile} float32 = {staged:.3g} B / {H100['l2_bytes_per_s']:.3g} B/s = "
+        f"{_ms(l2)}, hidden under the arithmetic), 4 B (float32) or 8 B (float64) written to HBM "
+        f"({_ms(n * n * 4 / H100['hbm_bytes_per_s'])} / {_ms(n * n * 8 / H100['hbm_bytes_per_s'])})",
+        f"cost model: {cost}",
+        f"narrow (float32 cdist/pdist): issue {work:.4g} x {instr:.3g} / {ISSUE:.4g} per s = {_ms(issue)}; FP32 pipe "
+        f"{work:.4g} x {arith:g} / {fp32_instr:.4g} = {_ms(f32pipe)}; shared memory {work:.4g} x {lds:g} / 32 / "
+        f"{SMEM_WAVEFRONTS:.4g} wavefronts/s = {_ms(smem)}; about {_ms(narrow)} (issue-bound) = "
+        f"{useful:.4g} flops / {_ms(narrow)} = {useful / narrow / 1e12:.3g} TFLOP/s = "
+        f"{useful / narrow / FP32_PEAK:.0%} of FP32 peak ({FP32_PEAK / 1e12:.3g} TFLOP/s); the FP32 pipe busy "
+        f"{f32pipe / narrow:.0%} of the time",
+        f"wide (float64 sums: min_median and pruned-center tiles, float64 cdist): FP64 pipe {work:.4g} x {arith:g} "
+        f"(DADD, DADD |x|) / {FP64_INSTR:.4g} per s = {_ms(f64pipe)}; issue {_ms(issue)}; shared memory "
+        f"{_ms(smem)} (one LDS.64 of 16 consecutive doubles is one 128-byte wavefront); about {_ms(wide)} "
+        f"(FP64-bound) = {useful / wide / fp64_peak:.0%} of FP64 peak ({fp64_peak / 1e12:.3g} TFLOP/s), "
+        f"{useful / wide / FP32_PEAK:.0%} of FP32 peak",
+        f"before (16 x 16 tiled kernel, one output a thread, float64): shared memory 2 wavefronts per warp "
+        f"(32 pairs) and feature: {work:.4g} / 32 x 2 / {SMEM_WAVEFRONTS:.4g} = {_ms(old_smem)}; FP64 2 ops a "
+        f"pair-feature {_ms(old_f64)}; about {_ms(old)} = {useful / old / FP32_PEAK:.0%} of FP32 peak: the wide "
+        f"kernel is {old / wide:.1f}x faster, the narrow one {old / narrow:.1f}x",
+        "occupancy (ptxas table above): 96 (narrow) to 124 (wide) registers a thread, no spills: 2 blocks of 256 "
+        "threads an SM, 16 warps (25 %); each thread keeps 16 independent sums, so 4 warps a scheduler x 16 chains "
+        "cover the FP32/FP64 latency; the LDS latency is the risk this estimate does not price (no double "
+        "buffering). Checked by hand with ptxas -maxrregcount=80 (sm_90, sm_75): the narrow kernel then spills "
+        "nothing (3 blocks an SM, 37.5 %: a candidate to A/B on a lent GPU), the wide one spills 156-228 bytes",
+        "RTX 2080 Ti (sm_75: 68 SMs, 64 FP32 and 2 FP64 lanes an SM a clock, 1.545 GHz): narrow "
+        f"{_ms(work * arith / (68 * 64 * 1.545e9))} (FP32 pipe), wide {work * arith / (68 * 2 * 1.545e9):.3g} s "
+        "(FP64 at 1/32 rate): why cdist sums in float32 there, and why min_median's float64 tiles are slow on "
+        "consumer GPUs",
+    ]
+    out.append(("tv pairwise n = 1e4, 28 x 28, register-blocked (target 40 % of FP32 peak)",
+                f"float32 cdist {_ms(narrow)} ({useful / narrow / FP32_PEAK:.0%} of FP32 peak); float64 tiles "
+                f"{_ms(wide)} ({useful / wide / fp64_peak:.0%} of FP64 peak); before {_ms(old)}", lines))
+
+    # sqfeat pairwise, n = 1e4, d = 4096: direct kernels vs cuBLAS SGEMM (CuPy installed)
+    n, d = 10_000, 4096
+    work = n * n * d
+    narrow = max(work * instr / ISSUE, work * arith / fp32_instr, work * lds / 32 / SMEM_WAVEFRONTS)
+    wide = max(work * instr / ISSUE, work * arith / FP64_INSTR)
+    old = max(work / 32 * 2 / SMEM_WAVEFRONTS, work * 2 / FP64_INSTR)
+    sgemm = 2 * work / (0.75 * FP32_PEAK)
+    out.append(("sqfeat pairwise n = 1e4, d = 4096 (direct kernels; cuBLAS when CuPy is installed)",
+                f"narrow {_ms(narrow)}, wide {_ms(wide)} vs {_ms(sgemm)} SGEMM ({narrow / sgemm:.1f}x; "
+                f"before {old / sgemm:.1f}x)", [
+                    f"narrow (float32 output without CuPy): issue {work:.4g} x {instr:.3g} / {ISSUE:.4g} = "
+                    f"{_ms(narrow)} (FADD, FFMA a pair-feature)",
+                    f"wide (float64: min_median tiles without CuPy): FP64 {work:.4g} x 2 / {FP64_INSTR:.4g} = "
+                    f"{_ms(wide)}",
+                    f"before (tiled float64): max(shared {work:.4g} / 32 x 2 / {SMEM_WAVEFRONTS:.4g}, FP64 2 x "
+                    f"{work:.4g} / {FP64_INSTR:.4g}) = {_ms(old)}",
+                    f"SGEMM at 75 % of FP32 peak: 2 x {work:.4g} / {0.75 * FP32_PEAK:.4g} = {_ms(sgemm)}",
                 ]))
     return out
 

@@ -55,8 +55,8 @@ GPU_BENCH_CMD="$PY bench/gpu_bench.py --device cuda --out $OUT"
 CPU_BENCH_CMD="$PY -m cs_fast.cli bench --quick --no-plots --no-end-to-end --out $OUT/cpu-bench-quick"
 MODEL_CMD="$PY bench/gpu_model.py --out $OUT/gpu-model"
 # Nsight Compute on the toy-size benchmark: the kernels issue 15 reshaped (fused box count, multi-block
-# select, warp-per-row to_center, the tiled sums), a few launches each, full metric set.
-NCU_CMD="ncu --target-processes all -k regex:box_rows|select_histogram|select_digit|lanes_kernel|tiled -c 24 --set full --csv --log-file $OUT/ncu.csv $PY bench/gpu_bench.py --device cuda --tiny --reps 1 --out $OUT/ncu-run"
+# select, warp-per-row to_center, the tiled and register-blocked sums), a few launches each, full metric set.
+NCU_CMD="ncu --target-processes all -k regex:box_rows|select_histogram|select_digit|lanes_kernel|tiled|blocked -c 24 --set full --csv --log-file $OUT/ncu.csv $PY bench/gpu_bench.py --device cuda --tiny --reps 1 --out $OUT/ncu-run"
 HAVE_NCU=0
 command -v ncu >/dev/null 2>&1 && HAVE_NCU=1
 

@@ -142,6 +142,27 @@ def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):
         assert ".entry" in ptx, name
 
 
+def test_register_blocked_kernels_compile_to_ptx(ptx_target, monkeypatch):
+    """cuda_blocked's kernels, every reduction, both modes and the dtypes pairwise/min_median pass (sm_80)."""
+    cuda, nt = ptx_target
+    import cs_fast.kernels.cuda as ck
+    import cs_fast.kernels.cuda_blocked as cb
+
+    monkeypatch.setattr(ck, "_KERNELS", {})
+    A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731
+    f32, f64 = nt.float32, nt.float64
+    count = 0
+    for red in cb.REDUCTIONS:
+        for wide, ins, outs in ((False, (f32,), (f32,)), (True, (f32, f64), (f32, f64))):
+            kernel = cb.kernel(red, wide)[0]
+            for dt in ins:
+                for out in outs:
+                    ptx, _ = cuda.compile_ptx(kernel.py_func, (A2(dt), A2(dt), A2(out)), cc=(8, 0))
+                    assert ".entry" in ptx and "bar.sync" in ptx
+                    count += 1
+    assert count == 15
+
+
 def test_gpu_model_quick_mode_compiles_and_estimates(ptx_target, tmp_path):
     """bench/gpu_model.py --quick: five kernels through ptxas for sm_90 and the H100 estimate, in CI.
 

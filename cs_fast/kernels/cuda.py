@@ -4,7 +4,8 @@ Same drivers as :mod:`cs_fast.kernels.cpu`, on numba device arrays (the
 bindings wrap torch / CuPy tensors with ``cuda.as_cuda_array``; nothing is
 copied to the host except the scalars a driver returns). Inputs are featurized,
 C-contiguous 2-D arrays (see :mod:`cs_fast.metrics`); distances are
-accumulated in float64.
+accumulated in float64, except float32 ``cdist``/``pdist`` of the long sums
+(float32 chunks flushed into float64, within a derived bound).
 
 Nothing compiles, and numba-cuda is not even imported, until the first call:
 importing this module works on a machine without numba-cuda, and a call there
@@ -16,17 +17,24 @@ Kernels and why they look the way they do:
   pair function of :mod:`cs_fast.kernels.pair` (one definition of the math,
   two targets). Serves boxes, masks, angular and grouped-l2 TV, whose rows are
   short or whose reduction is not a plain sum of per-feature terms.
-* shared-memory tiled kernel for the long sums ``l1`` (also ``tv`` after its
-  finite-difference transform), ``sq`` and ``l2``: a 16 x 16 block stages a
-  16-feature chunk of 16 rows of each side in shared memory (coalesced loads,
-  each value read from global memory once per block instead of 16 times) and
-  every thread reduces its pair's chunk with the *same* ``l1_pair`` /
-  ``sq_pair`` applied to the shared tiles, adding chunk sums in float64. The
-  tiles have a zero padding column (no bank conflicts; ``|0 - 0| = 0`` adds
-  nothing). No GEMM path: the direct sum has no cancellation to guard.
-* float32 ``l1`` (``tv``) with float32 output (``cdist``/``pdist``): a
-  register-blocked kernel, 4 x 4 outputs a thread, float32 sums flushed into
-  float64 every ``L1_FLUSH`` features (bound: :func:`l1_blocked_bound`).
+* register-blocked kernel for the long sums ``l1`` (also ``tv`` after its
+  finite-difference transform), ``sq`` and ``l2``
+  (:mod:`cs_fast.kernels.cuda_blocked`): a 16 x 16 block owns a 64 x 64
+  tile of outputs, 4 x 4 a thread in registers, and stages 16 features of
+  its 64 + 64 rows a step in shared memory, feature-major (coalesced global
+  reads, no bank conflicts; each staged value feeds 4 outputs). Two modes
+  from one factory: float32 inputs with a float32 output (``cdist``/``pdist``)
+  sum float32 terms in float32, flushed into float64 every
+  ``cuda_blocked.FLUSH`` = 32 features (relative error at most
+  ``cuda_blocked.bound``: 34 u, 36 u, 19 u for l1, sq, l2, u = 2**-24, derived
+  there); everything else (float64 output, float64 inputs, every distance
+  tile of ``min_median`` and the pruned center) sums float64 terms, flushed
+  into a second float64 sum. An entry depends only on its two rows, so
+  brute force and the pruned center select from the same floats. No GEMM
+  path without CuPy: the direct sum has no cancellation to guard.
+* the previous 16 x 16 shared-memory tiled kernel (one output a thread,
+  float64 chunk sums: shared-memory bound) stays for comparison
+  (``_launch_pairwise(..., tiled=True)``, ``bench/gpu_model.py``).
 * :func:`to_center` of the long sums: a warp per row, lanes striding the
   features (coalesced), partial sums folded in shared memory.
 * :func:`min_median` streams row tiles sized to ``max_memory`` and never
@@ -681,113 +689,11 @@ def _box_kernels():
     return _KERNELS["box_fused"]
 
 
-# Register-blocked float32 L1 (tv's pairwise sum) for float32 cdist/pdist. A block of
-# BLK_T x BLK_T threads owns a (BLK_T * BLK_R)^2 tile of outputs, BLK_R x BLK_R per thread held in
-# registers; BLK_K features of both row tiles are staged in shared memory, feature-major, so a
-# warp reads one broadcast value of A and 16 consecutive values of B per feature (no bank
-# conflicts) and each staged value feeds BLK_R outputs instead of one. Terms |a - b| add in float32
-# and each thread's float32 partial sums are flushed into float64 every L1_FLUSH features.
-# Accuracy: a float32 term is |a - b| (1 + e), |e| <= u = 2**-24; a flushed chunk of at most
-# L1_FLUSH non-negative terms sums with relative error at most (L1_FLUSH - 1) u; the float64
-# flushes and the final rounding to float32 add about u. So every entry is within relative
-# (L1_FLUSH + 1) u (about 2.0e-6 for 32) of the exact sum of the float32 inputs: inside the 2**-10
-# the README states for float32 cdist/pdist. min_median and the pruned center keep the float64
-# tiled kernel (their exactness and pruning margins assume float64 sums).
-BLK_T = 16  # threads per side of a block (sim: 4)
-BLK_R = 4  # outputs per thread per side (sim: 2)
-BLK_K = 16  # features staged per step (sim: 4)
-L1_FLUSH = 32  # float32 features summed before a float64 flush (a multiple of BLK_K)
-
-
-def l1_blocked_bound(flush=None):
-    """Relative error bound of :func:`_l1_blocked_kernel`'s entries: ``(L1_FLUSH + 1) * 2**-24``."""
-    return ((L1_FLUSH if flush is None else flush) + 1) * 2.0 ** -24
-
-
 def _l1_blocked_kernel():
-    """The register-blocked float32 L1 kernel (built once per process and configuration)."""
-    key = ("l1_blocked", L1_FLUSH)
-    if key in _KERNELS:
-        return _KERNELS[key]
-    _build()
-    from numba import float32, float64
+    """The narrow (float32) register-blocked ``l1`` kernel: ``(kernel, T, tile)`` (see :mod:`.cuda_blocked`)."""
+    from . import cuda_blocked
 
-    sim = _simulated()
-    T = 4 if sim else BLK_T
-    R = 2 if sim else BLK_R
-    K = 4 if sim else BLK_K
-    flush = max(K, (L1_FLUSH // K) * K)  # whole staged steps
-    tile = T * R
-    sshape = (K, tile + 1)
-    rshape = (R, R)
-    zero32 = np.float32(0.0)
-
-    @cuda.jit
-    def l1_blocked(A, B, out):
-        sA = cuda.shared.array(sshape, float32)
-        sB = cuda.shared.array(sshape, float32)
-        acc32 = cuda.local.array(rshape, float32)
-        acc64 = cuda.local.array(rshape, float64)
-        a = cuda.local.array(R, float32)
-        b = cuda.local.array(R, float32)
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        tid = ty * T + tx
-        i0 = cuda.blockIdx.y * tile
-        j0 = cuda.blockIdx.x * tile
-        na = A.shape[0]
-        nb = B.shape[0]
-        d = A.shape[1]
-        for r in range(R):
-            for c in range(R):
-                acc32[r, c] = zero32
-                acc64[r, c] = 0.0
-        since = 0
-        for k0 in range(0, d, K):
-            # Stage K features of the tile's rows, feature-major; out-of-range entries are
-            # zeros on both sides (|0 - 0| adds nothing).
-            for e in range(tid, K * tile, T * T):
-                kk = e // tile
-                rr = e - kk * tile
-                k = k0 + kk
-                sA[kk, rr] = A[i0 + rr, k] if (i0 + rr < na and k < d) else zero32
-                sB[kk, rr] = B[j0 + rr, k] if (j0 + rr < nb and k < d) else zero32
-            cuda.syncthreads()
-            for kk in range(K):
-                for r in range(R):
-                    a[r] = sA[kk, ty + r * T]
-                    b[r] = sB[kk, tx + r * T]
-                for r in range(R):
-                    for c in range(R):
-                        acc32[r, c] += abs(a[r] - b[c])
-            cuda.syncthreads()
-            since += K
-            if since >= flush:
-                for r in range(R):
-                    for c in range(R):
-                        acc64[r, c] += float64(acc32[r, c])
-                        acc32[r, c] = zero32
-                since = 0
-        for r in range(R):
-            i = i0 + ty + r * T
-            for c in range(R):
-                j = j0 + tx + c * T
-                if i < na and j < nb:
-                    out[i, j] = acc64[r, c] + float64(acc32[r, c])
-
-    _KERNELS[key] = (l1_blocked, T, tile)
-    return _KERNELS[key]
-
-
-def _launch_l1_blocked(A, B, out):
-    """float32 ``l1`` distances of float32 ``A`` and ``B`` into ``out`` (see ``L1_FLUSH`` for the accuracy)."""
-    kernel, T, tile = _l1_blocked_kernel()
-    na, nb = A.shape[0], B.shape[0]
-    step = _MAX_GRID_Y * tile
-    for r0 in range(0, na if nb else 0, step):
-        r1 = min(na, r0 + step)
-        launch(kernel, (_blocks(nb, tile), _blocks(r1 - r0, tile)), (T, T))(A[r0:r1], B, out[r0:r1])
-    return out
+    return cuda_blocked.kernel("l1", wide=False)
 
 
 # --------------------------------------------------------------------------- drivers
@@ -824,8 +730,24 @@ def _key_params(dtype):
 
 
 def _launch_pairwise(reduction, A, B, arg, out, tiled=None):
-    """Fill the device array ``out`` with the (na, nb) distances of ``A`` and ``B``."""
+    """Fill the device array ``out`` with the (na, nb) distances of ``A`` and ``B``.
+
+    The long sums (``l1``, ``sq``, ``l2``) run the 16 x 16 shared-memory tiled
+    kernel (float64 chunk sums): the fused count of :mod:`.cuda_count` repeats
+    its summation order, so ``min_median`` (fused or not) and the pruned
+    center (:mod:`.cuda_prune`) select from the same floats bit for bit. The
+    other reductions run the generic one-thread-per-pair kernel.
+    ``tiled=False`` picks the generic kernel; ``tiled="wide"`` the
+    register-blocked float64 kernel of :mod:`cs_fast.kernels.cuda_blocked`
+    (faster by the model; not the default until the fused count follows its
+    32-feature flush order, so that all three paths keep one set of floats).
+    """
     generic, tiled_kernel, _, _, T, _ = _reduction_kernels(reduction)
+    if tiled == "wide" and reduction in _TILED:
+        from . import cuda_blocked
+
+        return cuda_blocked.launch(reduction, A, B, out, wide=True)
+    tiled = None if tiled == "wide" else tiled
     kernel = (tiled_kernel if tiled_kernel is not None else generic) if tiled is None else (
         tiled_kernel if tiled else generic
     )
@@ -844,16 +766,21 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
     ----------
     reduction : str
         Name of a pair function of :mod:`cs_fast.kernels.pair` (``"l1"``,
-        ``"box"``, ...). ``l1``, ``sq`` and ``l2`` run the shared-memory tiled
-        kernel (float64 sums), the others the generic one; float32 ``l1``
-        (``tv``) with float32 output runs the register-blocked float32 kernel
-        (within relative ``l1_blocked_bound()``, about 2e-6).
+        ``"box"``, ...). ``l1`` (also ``tv``), ``sq`` and ``l2`` run the
+        register-blocked kernel of :mod:`cs_fast.kernels.cuda_blocked`:
+        with float32 inputs and a float32 output in float32 sums flushed
+        into float64 every ``cuda_blocked.FLUSH`` features (relative error
+        within ``cuda_blocked.bound(reduction)``, about 2e-6: inside the
+        ``2**-10`` promised for float32 output), otherwise in float64. With
+        CuPy installed, float32 ``sq``/``l2`` go to cuBLAS instead (within
+        ``mixed_precision.CDIST_RTOL``). The others run the generic kernel.
     A, B : device arrays, shape (na, d) and (nb, d)
         Featurized, C-contiguous, same dtype.
     arg : int
         The reduction's integer argument (groups of ``grouped_l2``).
     out_dtype : dtype
-        dtype of the result; sums are float64 whatever it is.
+        dtype of the result; sums are float64 unless inputs and output are
+        float32 and the reduction is a long sum (see above).
     out : device array, optional
         (na, nb) array of ``out_dtype`` to write into, e.g. a caller's tensor.
 
@@ -862,6 +789,8 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
     device array
         ``out`` (a new device array if none was given).
     """
+    from . import cuda_blocked
+
     _reduction_kernels(reduction)
     cp = _cupy() if reduction in ("sq", "l2") and out is None and np.dtype(out_dtype) == np.float32 else None
     if cp is not None and A.shape[1]:
@@ -871,8 +800,8 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
             return cuda.as_cuda_array(G, sync=False)  # a numba view that keeps the CuPy array alive
     if out is None:
         out = empty((A.shape[0], B.shape[0]), out_dtype)
-    if reduction == "l1" and np.dtype(out_dtype) == np.float32 and A.dtype == np.float32 and A.shape[1]:
-        return _launch_l1_blocked(A, B, out)  # float32 output: float32 sums, float64 flushes
+    if cuda_blocked.narrow_applies(reduction, A, out_dtype):
+        return cuda_blocked.launch(reduction, A, B, out, wide=False)  # float32 sums, float64 flushes
     return _launch_pairwise(reduction, A, B, arg, out)
 
 
