@@ -159,18 +159,24 @@ def test_every_launch_on_torch_data_runs_on_the_callers_current_torch_stream(mon
     assert stream.syncs >= 1  # results read back after the stream's work
 
 
-@sim_only
-def test_every_launch_on_cupy_data_runs_on_cupys_current_stream(monkeypatch, recorded):
-    launches, allocations = recorded
-    stream = FakeStream(0xC0FFEE)
+def _fake_cupy(monkeypatch, ptr):
+    """A fake CuPy whose current stream is ``ptr`` and whose pool records every allocation's bytes."""
+    stream = FakeStream(ptr)
     pool = []
     fake = types.ModuleType("cupy")
     fake.uint8 = np.uint8
-    fake.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0xC0FFEE))
+    fake.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=ptr))
     fake.empty = lambda nbytes, dtype=None: pool.append(nbytes) or FakeCupyArray(np.empty(nbytes, np.uint8))
     fake.asarray = lambda result: result
     monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(cuda, "external_stream", lambda ptr: stream if ptr == 0xC0FFEE else pytest.fail(ptr))
+    monkeypatch.setattr(cuda, "external_stream", lambda p: stream if p == ptr else pytest.fail(p))
+    return stream, pool
+
+
+@sim_only
+def test_every_launch_on_cupy_data_runs_on_cupys_current_stream(monkeypatch, recorded):
+    launches, allocations = recorded
+    stream, pool = _fake_cupy(monkeypatch, 0xC0FFEE)
     rng = np.random.default_rng(1)
     X = rng.standard_normal((7, 5))
     got = cs_fast.cdist(FakeCupyArray(X), FakeCupyArray(X[:3]), "l1")
@@ -183,15 +189,7 @@ def test_every_launch_on_cupy_data_runs_on_cupys_current_stream(monkeypatch, rec
 def test_pdist_output_comes_from_the_callers_pool(monkeypatch, recorded):
     """pdist's condensed result and cdist's empty one are allocated from CuPy's pool, on its stream."""
     launches, allocations = recorded
-    stream = FakeStream(0xC0DE)
-    pool = []
-    fake = types.ModuleType("cupy")
-    fake.uint8 = np.uint8
-    fake.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0xC0DE))
-    fake.empty = lambda nbytes, dtype=None: pool.append(nbytes) or FakeCupyArray(np.empty(nbytes, np.uint8))
-    fake.asarray = lambda result: result
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(cuda, "external_stream", lambda ptr: stream if ptr == 0xC0DE else pytest.fail(ptr))
+    stream, pool = _fake_cupy(monkeypatch, 0xC0DE)
     X = np.random.default_rng(2).standard_normal((9, 4))
     got = cs_fast.pdist(FakeCupyArray(X), "l1")
     np.testing.assert_allclose(got.copy_to_host(), cs_fast.pdist(X, "l1"), rtol=1e-12, atol=1e-13)
