@@ -36,13 +36,14 @@ _K = 1000
 PLAN = {
     "boxes_min_median": [1 * _K, 10 * _K, 100 * _K],
     "tv_pairwise": [1 * _K, 10 * _K],
+    "tv_min_median": [1 * _K, 10 * _K],
     "sqfeat_min_median": [1 * _K, 4 * _K, 10 * _K],
     "sqfeat_pairwise": [1 * _K, 4 * _K],
     "sqfeat_to_center": [10 * _K, 100 * _K],
     "end_to_end": [(10 * _K, 1000 * _K)],
 }
 TINY = {
-    "boxes_min_median": [50], "tv_pairwise": [20], "sqfeat_min_median": [30], "sqfeat_pairwise": [20],
+    "boxes_min_median": [50], "tv_pairwise": [20], "tv_min_median": [20], "sqfeat_min_median": [30], "sqfeat_pairwise": [20],
     "sqfeat_to_center": [40], "end_to_end": [(16, 64)],
 }
 PEER_MAX_BYTES = 8 << 30  # a peer's n x n float32 matrix must fit in this
@@ -148,6 +149,18 @@ def _direct_float64(fn):
         ck._cupy = saved
 
 
+def _count_switch(blocked, fn):
+    """Run ``fn`` with the device min_median's register-blocked float32 tv count on or off."""
+    from cs_fast.kernels import cuda_count
+
+    saved = cuda_count.L1_BLOCKED_COUNT
+    cuda_count.L1_BLOCKED_COUNT = blocked
+    try:
+        return fn()
+    finally:
+        cuda_count.L1_BLOCKED_COUNT = saved
+
+
 def _blocked_kernel_peers(Fd):
     """The l1 device kernels alone on given tv features (float32): the register-blocked kernel in its
     narrow (float32 sums) and wide (float64: min_median's tiles) modes, and the tiled kernel before them."""
@@ -217,6 +230,20 @@ def run(device, sizes, reps, log):
             rel = ((v - w).abs() / w.clamp(min=1e-300))[w > 0]
             check.update(narrow_max_rel_vs_wide=float(rel.max()) if rel.numel() else 0.0, bound=cb.bound("l1"))
         record("tv_pairwise", n, best, outs, check)
+
+    for n in sizes["tv_min_median"]:
+        X = _workload("tv1x28x28").make(n)
+        Xd = on(X)
+        Fd = on(tv_differences(X).reshape(n, -1))
+        fns = {"cs_fast": lambda: cs_fast.min_median(Xd, "tv", method="brute"),
+               "cs_fast one-pair-a-thread count": lambda: _count_switch(
+                   False, lambda: cs_fast.min_median(Xd, "tv", method="brute"))}
+        if 4 * n * n * 2 <= PEER_MAX_BYTES:
+            fns["torch.cdist p=1+kthvalue"] = lambda: _kth(torch, torch.cdist(Fd, Fd, p=1))
+        best, outs = T.run(fns)
+        record("tv_min_median", n, best, outs,
+               {"index": outs["cs_fast"][0], "radius": outs["cs_fast"][1],
+                "identical_to_one_pair_count": list(outs["cs_fast"]) == list(outs["cs_fast one-pair-a-thread count"])})
 
     sq = _workload("sqfeat4096")
     for n in sizes["sqfeat_min_median"]:

@@ -113,6 +113,11 @@ def _kernels():
                                                                    "per pair and feature: 2 LDS.32, 2 f32 ops; a "
                                                                    "float64 add a 16-feature chunk; exact float64 "
                                                                    "pair only within the margin"),
+        "count_blocked_l1_f32 (fused tv count, register-blocked float32 + margin)": (
+            kc._kernels("l1")[4][0], count(f32),
+            "64 rows a block, 4 x 4 pairs a thread: cuda_blocked's narrow tile sums (0.5 LDS.32, 2 f32 ops a "
+            "pair-feature, a float64 flush every 32 features); a compare a pair, the exact float64 pair only "
+            "within the margin"),
         "write_rows_l1_f32 (tv / l1 survivors' rows)": (kc._kernels("l1")[1], write(f32),
                                                         "as tiled_l1, survivors only: 8 B stored a pair"),
         "count_rows_sq_f32 (fused sqfeat count, no CuPy)": (kc._kernels("sq")[0], count(f32),
@@ -194,7 +199,8 @@ def _blocked_kernels():
 
 
 QUICK = (BLOCKED_QUICK, "box_rows (fused count + select)", "select_histogram (multi-block)",
-         "count_rows32_l1_f32 (fused tv count, float32 + margin)", "select_slots (radix, survivors only; shared keys)")
+         "count_blocked_l1_f32 (fused tv count, register-blocked float32 + margin)",
+         "select_slots (radix, survivors only; shared keys)")
 
 
 def _real_target():
@@ -325,10 +331,22 @@ def count_sweep(n, seeds=64, T=16, seed=0):
     stop = np.minimum(n, -(-first // step) * step)
     pad = -n % T
     stop = np.concatenate([stop, np.zeros(pad, dtype=stop.dtype)])
+    # The register-blocked count (cuda_count._make_blocked_count): blocks of 64 rows in index order,
+    # columns 64 at a time, a check every max(1, check T / 64) column tiles; thread (ty, tx) holds rows
+    # ty + 16 r, so a warp (ty = 2 w, 2 w + 1) holds the 8 rows q with (q mod 16) // 2 = w and reduces
+    # until all 8 are decided; the block sweeps until all 64 are.
+    tile = 64
+    bstep = max(1, (check * T) // tile) * tile
+    bstop = np.minimum(n, -(-first // bstep) * bstep)
+    bstop = np.concatenate([bstop, np.zeros(-n % tile, dtype=bstop.dtype)]).reshape(-1, tile)
+    warp_of = (np.arange(tile) % 16) // 2
+    bwarp = np.stack([bstop[:, warp_of == w].max(1) for w in range(8)], axis=1)
     return {"n": n, "data": "28 x 28 image + N(0, 0.25^2) noise, tv, float32", "check_tiles": check,
             "survivors": int((cum[:, -1] >= k).sum()),
             "warp_fraction": float(stop.reshape(-1, 2).max(1).sum() * 2 / (n * n)),
-            "block_fraction": float(stop.reshape(-1, T).max(1).sum() * T / (n * n))}
+            "block_fraction": float(stop.reshape(-1, T).max(1).sum() * T / (n * n)),
+            "blocked_warp_fraction": float(bwarp.sum() * 8 / (n * n)),
+            "blocked_fraction": float(bstop.max(1).sum() * tile / (n * n))}
 
 
 def estimates(sweep=None):
@@ -392,10 +410,14 @@ def estimates(sweep=None):
     tu_smem = TU102["sms"] * TU102["clock_hz"]  # one shared-memory wavefront an SM and clock
     expect = (n + 1) / (seeds + 1) - 1  # rows below the smallest of `seeds` random medians, in expectation
     warp_frac, block_frac = sim["warp_fraction"], sim["block_fraction"]
-    count = warp_frac * t  # the count's arithmetic: what the warps of open rows reduce
+    count = warp_frac * t  # the one-pair-a-thread count's arithmetic: what the warps of open rows reduce
+    narrow = blocked_l1_narrow(n, d)
+    blocked_frac = sim["blocked_warp_fraction"]
+    count_blocked = blocked_frac * narrow  # the register-blocked count (the default on float32 rows)
     recompute = (seeds + expect) / n * t  # seeds and survivors: the same arithmetic again, written out
     traffic = (seeds + expect) * n * (8 + GLOBAL_PASSES * 8) / H100["hbm_bytes_per_s"]
     new = count + recompute + traffic
+    new_blocked = count_blocked + recompute + traffic
     lines = [
         f"n = {n}, d = {d}: one tile holds all rows ({rows_tile} fit 1 GiB), so the unfused path computes "
         f"every pair with the float64 tiled kernel ({_ms(t)}, above), writes D (8 B a pair) and, its best being "
@@ -418,8 +440,7 @@ def estimates(sweep=None):
         f"compute-bound at d = {d}: the saving is mostly the early exit",
         f"float32 count (count_rows32, float32 tv rows, the default): per warp and feature still one shared "
         f"wavefront for the row values and one for the 16 column values, so on an H100 it stays at the "
-        f"shared-memory bound ({_ms(t)} for all columns) with 2 f32 instead of 3 f64 operations: no gain there (register blocking "
-        f"would be the next step). Its gain is on GPUs with slow float64, e.g. the paper's RTX 2080 Ti "
+        f"shared-memory bound ({_ms(t)} for all columns) with 2 f32 instead of 3 f64 operations: no gain there. Its gain is on GPUs with slow float64, e.g. the paper's RTX 2080 Ti "
         f"({TU102['sms']} SMs, {TU102['clock_hz'] / 1e9:.3g} GHz, {TU102['fp64_lanes_per_sm']} f64 and "
         f"{TU102['fp32_lanes_per_sm']} f32 lanes an SM): float64 count {work * 3:.3g} f64 ops / "
         f"{tu_f64:.3g} per s = {_ms(work * 3 / tu_f64)}; float32 count max(f32 {work * 2:.3g} / {tu_f32:.3g} = "
@@ -428,8 +449,17 @@ def estimates(sweep=None):
         f"{work * 3 / tu_f64 / max(work * 2 / tu_f32, work / 16 / tu_smem):.0f}x less (both times the early "
         f"exit's {warp_frac:.2f})",
     ]
+    lines.append(
+        f"register-blocked float32 count (count_blocked, the default on float32 rows): 64-row blocks sum "
+        f"their pairs with cuda_blocked's narrow tile sums, {_ms(narrow)} for all n^2 pairs (the narrow "
+        f"cdist estimate above without its 4-byte stores); a warp holds 8 of a block's rows and reduces until "
+        f"all 8 are decided: {blocked_frac:.0%} of the columns in the sweep above (vs {warp_frac:.0%} for the "
+        f"one-pair-a-thread count's 2-row warps; 64-row blocks sweep {sim['blocked_fraction']:.0%}), so "
+        f"{blocked_frac:.2f} x {_ms(narrow)} = {_ms(count_blocked)}; total with the same seeds, survivors and "
+        f"traffic {_ms(new_blocked)} (one-pair-a-thread count, float32 or float64: {_ms(new)}, above)")
     out.append(("tv min_median n = 1e4, 28 x 28 (fused count vs unfused)",
-                f"{_ms(new)} (unfused {_ms(old)})", lines))
+                f"{_ms(new_blocked)} register-blocked count, {_ms(new)} one-pair-a-thread (unfused {_ms(old)})",
+                lines))
 
 
     # 4. order_statistic on 1e6 values
@@ -550,6 +580,15 @@ def _blocked_instr(loop=None):
     staging = 2 * stage * BLK["staging_per_entry"] / (K * R * R)
     flush = 3 / BLK["flush"]
     return arith, lds, control, staging, flush, arith + lds + control + staging + flush
+
+
+def blocked_l1_narrow(n, d, loop=None):
+    """Estimated seconds of the narrow (float32) register-blocked l1 sums of n x n pairs of d features
+    (arithmetic only: max of issue, FP32 pipe and shared memory; see blocked_estimates)."""
+    arith, lds, _, _, _, instr = _blocked_instr(loop if loop is not None else _blocked_hot_loops()["narrow"])
+    fp32_instr = H100["sms"] * H100["fp32_lanes_per_sm"] * H100["clock_hz"]
+    work = n * n * d
+    return max(work * instr / ISSUE, work * arith / fp32_instr, work * lds / 32 / SMEM_WAVEFRONTS)
 
 
 def blocked_estimates():

@@ -94,6 +94,9 @@ def _ptx_signatures(nt):
     # the float32 count of l1 (tv) with its margin
     yield ("count", "l1", 3), (A2(nt.float32), nt.int64, nt.int64, nt.int64, nt.int64, A1(nt.float64), A1(nt.int64),
                                A1(nt.int64), A1(nt.int64), A1(nt.float64))
+    # ... and over register-blocked tiles
+    yield ("count", "l1", 4), (A2(nt.float32), nt.int64, nt.int64, nt.int64, nt.int64, A1(nt.float64), A1(nt.int64),
+                               A1(nt.int64), A1(nt.int64), A1(nt.float64))
 
 
 def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
@@ -118,14 +121,16 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
         kernel = kernels[slot]
         if kernel is None:  # no tiled kernel for this reduction
             continue
+        if isinstance(kernel, tuple):  # (kernel, rows a block, threads a side): the blocked count
+            kernel = kernel[0]
         ptx, _ = cuda.compile_ptx(kernel.py_func, args, cc=(8, 0))
         assert ".entry" in ptx
         count += 1
     # 38 pairwise + 13 to_center + 13 paired + 2 select + 1 fold, and issue 15's 4 multi-block
     # select + 6 warp-per-row to_center + the register-blocked float32 l1 + 2 box kernels, and the
     # survivors' select + the fused count and survivors' rows of 5 reductions x 2 dtypes (mask: 1)
-    # + the float32 l1 count
-    assert count == 80 + 1 + 2 * 11 + 1
+    # + the float32 l1 count, one-pair-a-thread and register-blocked
+    assert count == 80 + 1 + 2 * 11 + 2
 
 
 def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):

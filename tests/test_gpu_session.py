@@ -41,7 +41,9 @@ def test_gpu_bench_code_runs_on_the_cpu_at_toy_sizes(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads((tmp_path / "gpu_bench.json").read_text())
     cases = {row["case"] for row in doc["rows"]}
-    assert cases == {"boxes_min_median", "tv_pairwise", "sqfeat_min_median", "sqfeat_pairwise",
+    assert cases == {"boxes_min_median", "tv_pairwise", "tv_min_median", "sqfeat_min_median", "sqfeat_pairwise",
                      "sqfeat_to_center", "end_to_end"}
+    tv = next(r for r in doc["rows"] if r["case"] == "tv_min_median")
+    assert tv["check"]["identical_to_one_pair_count"] is True
     sq = next(r for r in doc["rows"] if r["case"] == "sqfeat_min_median")
     assert sq["check"]["identical_to_direct"] is True

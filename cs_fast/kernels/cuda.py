@@ -45,9 +45,10 @@ Kernels and why they look the way they do:
   ties keep the smallest index) without storing them: boxes in float32 with
   a rigorous margin (``BOX_MARGIN``, float64 inside it), every other
   reduction with the pairwise kernels' own float64 arithmetic, ``l1``
-  (``tv``) on float32 rows in float32 with a rigorous margin
-  (:mod:`cs_fast.kernels.cuda_count`: ``T x T`` blocks, ``T`` rows a block,
-  an exact early exit once every row is decided). Rows that can still win
+  (``tv``) on float32 rows in float32 with a rigorous margin, over
+  register-blocked tiles (:mod:`cs_fast.kernels.cuda_count`: ``T x T``
+  blocks, ``T`` rows a block, or 64 rows and 4 x 4 pairs a thread for the
+  blocked float32 count; an exact early exit once every row is decided). Rows that can still win
   are compacted on the device; only they get their float64 distance row
   written and a block radix select; a one-block kernel folds the tile's
   (median, index) minimum into a device-resident best. Only the seeds'
@@ -917,7 +918,8 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY, fuse
     depend on row order. Then a counting pass computes each row's distances
     and counts those below the best without storing them (boxes: float32
     with a rigorous margin, float64 inside it, ``BOX_MARGIN``; ``l1`` on
-    float32 rows likewise, ``cuda_count.L1_COUNT_MARGIN``; every other
+    float32 rows likewise, ``cuda_count.L1_COUNT_MARGIN``, summed by the
+    register-blocked narrow tiles of :mod:`.cuda_blocked`; every other
     reduction: float64 with the pairwise kernels' own arithmetic,
     :mod:`cs_fast.kernels.cuda_count`); only rows that can still win get
     their float64 distance row written and the exact radix select. The result

@@ -78,9 +78,12 @@ an ulp of 1 (each rounds away, ties to even) lose ``(F - 1) u``
 (``tests/cuda_sim/test_blocked_kernels.py`` checks the error exceeds the
 bound of ``F / 2``).
 
-Nothing here feeds a certificate in float32: ``min_median``, the pruned
-center and ``to_center`` keep float64 sums (wide mode; ``to_center`` its own
-warp-per-row kernel in :mod:`cs_fast.kernels.cuda`).
+No float32 value from here reaches a certificate: ``min_median``'s
+distance rows, the pruned center and ``to_center`` keep float64 sums. The
+device ``min_median``'s count of float32 ``tv`` rows
+(:mod:`cs_fast.kernels.cuda_count`) reads the narrow sums of
+:func:`parts` only to decide ``d < best`` outside a margin that holds this
+bound with room to spare; inside it the float64 distance decides.
 """
 
 import math
@@ -125,18 +128,26 @@ def config():
     return (SIM_T, SIM_R, SIM_K) if ck._simulated() else (BLK_T, BLK_R, BLK_K)
 
 
-def kernel(reduction, wide):
-    """``(kernel, T, tile)``: the register-blocked kernel of ``reduction`` (built once per configuration).
+def parts(reduction, wide):
+    """The pieces every register-blocked kernel shares, built once per configuration.
 
-    ``wide``: float64 terms and sums (any input dtype); else float32 terms
-    and sums flushed to float64 (float32 inputs only). The kernel's
-    signature is ``(A, B, out)``; it writes ``out[i, j] = D(A[i], B[j])``.
-    Cached in :mod:`cs_fast.kernels.cuda`'s kernel table, so tests that
-    rebuild the table with production sizes rebuild these too.
+    Returns a dict: ``tile_sums`` (the device function below), ``T``, ``R``,
+    ``tile`` (``T R``), ``sshape`` (the staged tiles' shape), ``acc_t`` (the
+    staging and chunk dtype) and ``zero``. ``tile_sums(A, na, i0, B, nb, j0,
+    sA, sB, lo, hi, a, b, active)`` leaves in ``hi[r, c]`` (float64) the sum
+    of thread ``(ty, tx)``'s output ``(r, c)``, the pair ``(i0 + ty + r T, j0
+    + tx + c T)``, out-of-range pairs summing zeros; every thread of the
+    block must call it (it stages and has barriers), but only an ``active``
+    thread does the arithmetic (an inactive one's ``hi`` is meaningless; a
+    warp whose threads are all inactive skips it). ``sA``, ``sB`` are shared arrays of
+    ``sshape`` and ``acc_t``; ``lo`` (``acc_t``), ``hi`` (float64) local
+    ``R x R``; ``a``, ``b`` local ``R`` of ``acc_t``. Used by
+    :func:`kernel` and by the fused count of :mod:`.cuda_count`, so both sum
+    each pair in the same order (the same floats bit for bit).
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: received {reduction!r}; expected one of {REDUCTIONS}")
-    key = ("blocked", reduction, bool(wide), FLUSH, ck._simulated())
+    key = ("blocked_parts", reduction, bool(wide), FLUSH, ck._simulated())
     if key in ck._KERNELS:
         return ck._KERNELS[key]
     global cuda
@@ -155,10 +166,6 @@ def kernel(reduction, wide):
     ROWSTEP = T * T // K  # rows between a thread's staged entries
     acc_t = float64 if wide else float32
     zero = 0.0 if wide else np.float32(0.0)
-    # Row stride of the staged tiles: odd in 8-byte words, 2 mod 32 in 4-byte words (no bank conflicts).
-    sshape = (K, tile + (1 if wide else 2))
-    rshape = (R, R)
-    take_sqrt = reduction == "l2"
     device = cuda.jit(device=True)
 
     if reduction == "l1":
@@ -171,21 +178,11 @@ def kernel(reduction, wide):
             t = x - y
             return acc + t * t
 
-    @cuda.jit
-    def blocked(A, B, out):
-        sA = cuda.shared.array(sshape, acc_t)
-        sB = cuda.shared.array(sshape, acc_t)
-        lo = cuda.local.array(rshape, acc_t)  # the current chunk's sums
-        hi = cuda.local.array(rshape, float64)  # the flushed chunks
-        a = cuda.local.array(R, acc_t)
-        b = cuda.local.array(R, acc_t)
+    @device
+    def tile_sums(A, na, i0, B, nb, j0, sA, sB, lo, hi, a, b, active):
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         tid = ty * T + tx
-        i0 = cuda.blockIdx.y * tile
-        j0 = cuda.blockIdx.x * tile
-        na = A.shape[0]
-        nb = B.shape[0]
         d = A.shape[1]
         for r in range(R):
             for c in range(R):
@@ -209,16 +206,17 @@ def kernel(reduction, wide):
                 sA[ku, np.uint64(rr)] = acc_t(A[np.uint64(ia), kg]) if (ia < na and k < d) else zero
                 sB[ku, np.uint64(rr)] = acc_t(B[np.uint64(jb), kg]) if (jb < nb and k < d) else zero
             cuda.syncthreads()
-            for kq in range(0, K, UNROLL):
-                for q in range(UNROLL):  # constant trip counts: unrolled, loop control amortized
-                    # Unsigned indices: numba adds no negative-index wraparound to the hot loop.
-                    kk = np.uint64(kq + q)
-                    for r in range(R):
-                        a[r] = sA[kk, np.uint64(ty + r * T)]
-                        b[r] = sB[kk, np.uint64(tx + r * T)]
-                    for r in range(R):
-                        for c in range(R):
-                            lo[r, c] = term(a[r], b[c], lo[r, c])
+            if active:
+                for kq in range(0, K, UNROLL):
+                    for q in range(UNROLL):  # constant trip counts: unrolled, loop control amortized
+                        # Unsigned indices: numba adds no negative-index wraparound to the hot loop.
+                        kk = np.uint64(kq + q)
+                        for r in range(R):
+                            a[r] = sA[kk, np.uint64(ty + r * T)]
+                            b[r] = sB[kk, np.uint64(tx + r * T)]
+                        for r in range(R):
+                            for c in range(R):
+                                lo[r, c] = term(a[r], b[c], lo[r, c])
             cuda.syncthreads()
             step += 1
             if step == flush_steps:  # every FLUSH features, counted from feature 0
@@ -228,11 +226,54 @@ def kernel(reduction, wide):
                         lo[r, c] = zero
                 step = 0
         for r in range(R):
-            i = i0 + ty + r * T
             for c in range(R):
-                j = j0 + tx + c * T
+                hi[r, c] += float64(lo[r, c])
+
+    # Row stride of the staged tiles: odd in 8-byte words, 2 mod 32 in 4-byte words (no bank conflicts).
+    got = dict(tile_sums=tile_sums, T=T, R=R, tile=tile, sshape=(K, tile + (1 if wide else 2)),
+               acc_t=acc_t, zero=zero)
+    ck._KERNELS[key] = got
+    return got
+
+
+def kernel(reduction, wide):
+    """``(kernel, T, tile)``: the register-blocked kernel of ``reduction`` (built once per configuration).
+
+    ``wide``: float64 terms and sums (any input dtype); else float32 terms
+    and sums flushed to float64 (float32 inputs only). The kernel's
+    signature is ``(A, B, out)``; it writes ``out[i, j] = D(A[i], B[j])``.
+    Cached in :mod:`cs_fast.kernels.cuda`'s kernel table, so tests that
+    rebuild the table with production sizes rebuild these too.
+    """
+    key = ("blocked", reduction, bool(wide), FLUSH, ck._simulated())
+    if key in ck._KERNELS:
+        return ck._KERNELS[key]
+    p = parts(reduction, wide)
+    from numba import float64
+
+    tile_sums, T, R, tile, sshape, acc_t = p["tile_sums"], p["T"], p["R"], p["tile"], p["sshape"], p["acc_t"]
+    rshape = (R, R)
+    take_sqrt = reduction == "l2"
+
+    @cuda.jit
+    def blocked(A, B, out):
+        sA = cuda.shared.array(sshape, acc_t)
+        sB = cuda.shared.array(sshape, acc_t)
+        lo = cuda.local.array(rshape, acc_t)  # the current chunk's sums
+        hi = cuda.local.array(rshape, float64)  # the flushed chunks
+        a = cuda.local.array(R, acc_t)
+        b = cuda.local.array(R, acc_t)
+        i0 = cuda.blockIdx.y * tile
+        j0 = cuda.blockIdx.x * tile
+        na = A.shape[0]
+        nb = B.shape[0]
+        tile_sums(A, na, i0, B, nb, j0, sA, sB, lo, hi, a, b, True)
+        for r in range(R):
+            i = i0 + cuda.threadIdx.y + r * T
+            for c in range(R):
+                j = j0 + cuda.threadIdx.x + c * T
                 if i < na and j < nb:
-                    v = hi[r, c] + float64(lo[r, c])
+                    v = hi[r, c]
                     out[i, j] = math.sqrt(v) if take_sqrt else v
 
     ck._KERNELS[key] = (blocked, T, tile)

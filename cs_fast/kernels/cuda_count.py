@@ -10,7 +10,10 @@ computes the distance rows of the survivors only, bit for bit the rows
 
 The decision is exact. It is counted in float64, except ``l1`` (``tv``) on
 float32 rows, which is counted in float32 with a rigorous relative margin
-(:data:`L1_COUNT_MARGIN`; inside it the float64 distance decides). The other
+(:data:`L1_COUNT_MARGIN`; inside it the float64 distance decides), by
+default over register-blocked tiles (:func:`_make_blocked_count`: 64 rows a
+block, 4 x 4 pairs a thread, the narrow sums of
+:mod:`cs_fast.kernels.cuda_blocked`). The other
 reductions have no derived and tested margin, so no float32 proxy. With
 ``best`` the best median so far and ``b`` its row index, row ``i`` can win
 only if its lower median (the k-th smallest, ``k = ceil(n / 2)``) is below
@@ -58,12 +61,39 @@ COUNT_CHECK_TILES = 4
 # d64 > b, whenever r + r64 + (a few 2**-53 for the products) <= m: L1_COUNT_MARGIN = 2**-17
 # (7.6e-6) leaves about 6x. L1_COUNT_TINY covers subnormal float32 terms (absolute error at most
 # d 2**-149 << 2**-100). Inside the margin, or for a non-finite v, the pair is decided by the
-# float64 distance itself, computed as the tiled kernel computes it.
+# float64 distance itself, computed as the tiled kernel computes it. The register-blocked count sums
+# chunks of cuda_blocked.FLUSH = 32 terms in float32 instead: r <= cuda_blocked.bound("l1") = 34 u
+# (2.0e-6), still more than 3x inside the margin (_make_blocked_count checks it when it builds).
 L1_COUNT_MARGIN = 2.0 ** -17
 L1_COUNT_TINY = 2.0 ** -100
 L1_FLOAT32_COUNT = True  # False: count l1 in float64 too (the A/B and the tests)
+# The float32 l1 count over register-blocked tiles (cuda_blocked's narrow sums: 64 rows a block,
+# 4 x 4 pairs a thread); False: the 16 x 16 one-pair-a-thread count_rows32 (the A/B and the tests).
+L1_BLOCKED_COUNT = True
 
 cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires (see cuda.py)
+
+
+def _decide():
+    """The early exit's decision, a device function (built once): ``decide(cnt, live, rows, k, left,
+    done)`` closes every open row ``q < rows`` whose count reached ``k`` (it survives) or can no longer
+    reach it with ``left`` columns to go (it cannot win), and sets ``done[0]`` to 1 when none is open.
+    One thread of a block runs it, between barriers."""
+    if "count_decide" not in ck._KERNELS:
+
+        @cuda.jit(device=True)
+        def decide(cnt, live, rows, k, left, done):
+            open_rows = 0
+            for q in range(rows):
+                if live[q] == 1:
+                    if cnt[q] >= k or cnt[q] + left < k:
+                        live[q] = 0
+                    else:
+                        open_rows += 1
+            done[0] = 1 if open_rows == 0 else 0
+
+        ck._KERNELS["count_decide"] = decide
+    return ck._KERNELS["count_decide"]
 
 
 def _kernels(reduction):
@@ -118,6 +148,7 @@ def _kernels(reduction):
             return 0.0
 
     check = max(1, int(COUNT_CHECK_TILES))
+    decide = _decide()
 
     def make_count(dist, below, sdt):
         # The count kernel over a distance (dist: the tile's arithmetic, sdt: its staging
@@ -162,15 +193,7 @@ def _kernels(reduction):
                     c = 0
                     cuda.syncthreads()
                     if tx == 0 and ty == 0:
-                        left = n - j0 - T
-                        open_rows = 0
-                        for q in range(T):
-                            if live[q] == 1:
-                                if cnt[q] >= k or cnt[q] + left < k:
-                                    live[q] = 0
-                                else:
-                                    open_rows += 1
-                        done[0] = 1 if open_rows == 0 else 0
+                        decide(cnt, live, T, k, n - j0 - T, done)
                     cuda.syncthreads()
                     stop = done[0] == 1
                     active = live[ty] == 1
@@ -191,7 +214,7 @@ def _kernels(reduction):
 
     count_rows = make_count(dist, below64, float64)
 
-    count_rows32 = None
+    count_rows32 = count_blocked = None
     if reduction == "l1" and T <= 16:  # the margin's derivation assumes chunks of at most 16
         zero32 = float32(0.0)
         lo_f = 1.0 - L1_COUNT_MARGIN
@@ -244,6 +267,7 @@ def _kernels(reduction):
             return e < b or (ties and e == b)
 
         count_rows32 = make_count(dist32, below32, float32)
+        count_blocked = _make_blocked_count(below32, check, T)
 
     @cuda.jit
     def write_rows(F, surv, nsurv, arg, D):
@@ -269,8 +293,115 @@ def _kernels(reduction):
             if s_ok and j0 + tx < n:
                 D[s, j0 + tx] = v  # adjacent threads, adjacent columns: coalesced stores
 
-    ck._KERNELS[key] = (count_rows, write_rows, T, count_rows32)
+    ck._KERNELS[key] = (count_rows, write_rows, T, count_rows32, count_blocked)
     return ck._KERNELS[key]
+
+
+def _make_blocked_count(below, check, T):
+    """``(kernel, tile)``: the float32 ``l1`` count over register-blocked tiles, or None.
+
+    The same decisions as ``count_rows32`` (the float32 estimate decides
+    outside :data:`L1_COUNT_MARGIN`, the float64 distance inside it: the
+    device function ``below``), with the estimate summed by
+    :func:`cs_fast.kernels.cuda_blocked.parts`'s ``tile_sums`` in narrow
+    mode: a block of ``BT x BT`` threads owns ``tile = BT R`` rows (64 on a
+    GPU), sweeps the columns ``tile`` at a time with ``R x R`` pairs a thread
+    in registers (float32 chunks of ``cuda_blocked.FLUSH`` features flushed
+    to float64). None where that estimate's error bound does not fit inside
+    the margin with the float64 side's (then ``count_rows32`` counts).
+
+    Early exit as in ``count_rows``, checked every ``COUNT_CHECK_TILES x T``
+    columns and at least every column tile; a decided row stops counting, a
+    thread whose rows are all decided stops reducing (a warp's 8 rows: the
+    warp skips the arithmetic) and the block stops once all its rows are
+    decided. Rows go in index order, so
+    the ``tile`` rows of a block share their column tiles.
+    """
+    from numba import float32, float64, int32
+
+    from . import cuda_blocked
+
+    # The estimate is within cuda_blocked.bound("l1") (34 u with FLUSH = 32, the float32 output's
+    # rounding included though the count reads the float64 sum) of the exact sum; the float64
+    # distance is within (d + 2) 2**-53 < 2**-22 of it for d < 2**30 features (the count's launcher
+    # checks d); 2**-22 more covers the products b (1 -+ m).
+    if cuda_blocked.bound("l1") + 2.0 ** -21 > L1_COUNT_MARGIN:
+        return None
+    p = cuda_blocked.parts("l1", wide=False)
+    decide = _decide()
+    tile_sums, BT, R, tile, sshape = p["tile_sums"], p["T"], p["R"], p["tile"], p["sshape"]
+    rshape = (R, R)
+    nthreads = BT * BT
+    every = max(1, (check * T) // tile)  # column tiles between checks
+
+    @cuda.jit
+    def count_blocked(F, start, m, arg, k, bound, bound_index, surv, nsurv, med):
+        sA = cuda.shared.array(sshape, float32)
+        sB = cuda.shared.array(sshape, float32)
+        cnt = cuda.shared.array(tile, int32)
+        live = cuda.shared.array(tile, int32)  # 1 while the row's decision is open
+        done = cuda.shared.array(1, int32)
+        lo = cuda.local.array(rshape, float32)
+        hi = cuda.local.array(rshape, float64)
+        a = cuda.local.array(R, float32)
+        bb = cuda.local.array(R, float32)
+        c = cuda.local.array(R, int32)  # this thread's counts of its R rows since the last check
+        tid = cuda.threadIdx.y * BT + cuda.threadIdx.x
+        r0 = cuda.blockIdx.x * tile
+        rows = min(tile, m - r0)  # rows start + r0 .. + rows of this block
+        i0 = start + r0
+        n = F.shape[0]
+        b = bound[0]
+        bi = bound_index[0]
+        for q in range(tid, tile, nthreads):
+            cnt[q] = 0
+            live[q] = 1 if q < rows else 0
+        for r in range(R):
+            c[r] = 0
+        cuda.syncthreads()
+        step = 0
+        for j0 in range(0, n, tile):
+            # A thread whose R rows are all decided skips the arithmetic (a warp holds 8 rows: the
+            # warp skips once all 8 are decided); it still stages its share and meets the barriers.
+            active = False
+            for r in range(R):
+                q = cuda.threadIdx.y + r * BT
+                if q < rows and live[q] == 1:
+                    active = True
+            tile_sums(F, i0 + rows, i0, F, n, j0, sA, sB, lo, hi, a, bb, active)
+            for r in range(R):
+                q = cuda.threadIdx.y + r * BT
+                if q < rows and live[q] == 1:
+                    i = i0 + q
+                    for cc in range(R):
+                        j = j0 + cuda.threadIdx.x + cc * BT
+                        if j < n and below(hi[r, cc], F, i, j, b, i < bi, arg):
+                            c[r] += 1
+            step += 1
+            if step == every and j0 + tile < n:
+                # Exact early exit, as count_rows: decided once the count reached k, or can no
+                # longer reach it with the n - j0 - tile columns left.
+                step = 0
+                for r in range(R):
+                    cuda.atomic.add(cnt, cuda.threadIdx.y + r * BT, c[r])
+                    c[r] = 0
+                cuda.syncthreads()
+                if tid == 0:
+                    decide(cnt, live, tile, k, n - j0 - tile, done)
+                cuda.syncthreads()
+                stop = done[0] == 1
+                cuda.syncthreads()  # done and live are read by all before the next check writes them
+                if stop:
+                    break
+        for r in range(R):
+            cuda.atomic.add(cnt, cuda.threadIdx.y + r * BT, c[r])
+        cuda.syncthreads()
+        for q in range(tid, rows, nthreads):
+            med[r0 + q] = math.inf  # a survivor's median is written by the select that follows
+            if cnt[q] >= k:
+                surv[cuda.atomic.add(nsurv, 0, 1)] = i0 + q
+
+    return count_blocked, tile, BT
 
 
 def count_rows(reduction, F, start, m, arg, k, bound, bound_index, surv, nsurv, med):
@@ -280,14 +411,18 @@ def count_rows(reduction, F, start, m, arg, k, bound, bound_index, surv, nsurv, 
     :data:`L1_COUNT_MARGIN` where ``L1_FLOAT32_COUNT`` is on and the rows are
     short enough for it (fewer than 2**30 features); otherwise in float64.
     """
-    kernel, _, T, kernel32 = _kernels(reduction)
+    kernel, _, T, kernel32, blocked = _kernels(reduction)
+    rows_a_block, threads = T, T
     if kernel32 is not None and L1_FLOAT32_COUNT and F.dtype == np.float32 and F.shape[1] < 1 << 30:
         kernel = kernel32
-    ck.launch(kernel, ck._blocks(m, T), (T, T))(F, start, m, int(arg), k, bound, bound_index, surv, nsurv, med)
+        if blocked is not None and L1_BLOCKED_COUNT:
+            kernel, rows_a_block, threads = blocked
+    ck.launch(kernel, ck._blocks(m, rows_a_block), (threads, threads))(F, start, m, int(arg), k, bound, bound_index,
+                                                                      surv, nsurv, med)
 
 
 def write_rows(reduction, F, surv, nsurv, most, arg, D):
     """Launch the survivors' distance rows into ``D[:nsurv[0]]``; ``most`` bounds ``nsurv[0]``."""
-    _, kernel, T, _ = _kernels(reduction)
+    _, kernel, T, _, _ = _kernels(reduction)
     if most > 0:
         ck.launch(kernel, ck._blocks(most, T), (T, T))(F, surv, nsurv, int(arg), D)

@@ -272,52 +272,149 @@ def test_fused_count_at_production_blocks(production, few_seeds, metric, shape, 
     assert stats["seeds"] == 3 and stats["survivors"] < 40
 
 
+def _tiled_l1_host(F, T):
+    """The device's float64 l1 matrix bit for bit: |a - b| exact in float64 (float32 inputs), summed
+    in T-feature chunks from 0.0, chunk sums added in order (the tiled kernel's order)."""
+    F = F.astype(np.float64)
+    total = np.zeros((len(F), len(F)))
+    for k0 in range(0, F.shape[1], T):
+        chunk = np.zeros_like(total)
+        for k in range(k0, min(F.shape[1], k0 + T)):
+            chunk += np.abs(F[:, None, k] - F[None, :, k])
+        total += chunk
+    return total
+
+
+def test_blocked_count_at_production_blocks(production, few_seeds, monkeypatch):
+    """The register-blocked float32 count at the GPU's sizes: 16 x 16 threads, 64-row blocks, 64-column
+    tiles with an early-exit check after each (three row blocks, three column tiles; 40 features: a
+    float32 flush after 32 and a rest). Two groups of copies: ties across blocks and tiles."""
+    from cs_fast.kernels import cuda_count
+
+    rng = np.random.default_rng(42)
+    X = rng.standard_normal((150, 5, 8)).astype(np.float32)
+    X[140] = X[3]
+    X[70] = X[3]
+    X[20:30] = X[100]
+    red, F = _features("tv", X)
+    assert cuda_count._kernels(red)[4][1:] == (64, 16)
+    dF = cuda.to_device(F.data)
+    # Brute force on the host with the device's float64 sums (a full device matrix at 16 x 16 blocks
+    # costs minutes under the simulator); the replica is checked against the device on 20 rows.
+    D = _tiled_l1_host(F.data, 16)
+    head = cuda.to_device(F.data[:20])
+    np.testing.assert_array_equal(ck.pairwise(red, head, head, F.arg, np.float64).copy_to_host(), D[:20, :20])
+    want = _brute(D)
+    # Seeded with the runner-up (the survivors' selects at 256 threads are what costs under the
+    # simulator): the winner must survive the count, every other row be pruned by it.
+    med = np.sort(D, axis=1)[:, (len(D) - 1) // 2]
+    runner_up = int(np.lexsort((np.arange(len(D)), med))[1])
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([runner_up], dtype=np.int64))
+    launched = _spy_launches(monkeypatch)
+    stats = {}
+    assert ck.min_median(red, dF, F.arg, stats=stats) == want
+    assert cuda_count._kernels(red)[4][0] in launched
+    assert stats["survivors"] == 1  # only the winner precedes the runner-up (ties: by index)
+
+
 # --------------------------------------------------------------------------- float32 l1 count
 
 
-def _count32_decisions(F, D):
+def _count32_decisions(F, D, slot):
     """For every row i and the bounds b = its smallest non-self distance and the next float up:
-    (decided by the float32 count: the row has >= 2 distances < b, exact: the same from D)."""
+    (decided by the float32 count: the row has >= 2 distances < b, exact: the same from D).
+    ``slot`` 3: the one-pair-a-thread count; 4: the register-blocked one."""
     from cs_fast.kernels import cuda_count
 
-    kernel = cuda_count._kernels("l1")[3]
-    T = cuda_count._kernels("l1")[2]
+    kernels = cuda_count._kernels("l1")
+    kernel, rows, threads = (kernels[3], 1, kernels[2]) if slot == 3 else kernels[4]
     dF = cuda.to_device(F)
     got, want = [], []
     for i in range(len(F)):
         lowest = np.min(np.delete(D[i], i))
         for b in (lowest, np.nextafter(lowest, np.inf)):
             nsurv = cuda.to_device(np.zeros(1, dtype=np.int64))
-            kernel[1, (T, T)](dF, i, 1, 0, 2, cuda.to_device(np.array([b])), cuda.to_device(np.array([-1])),
-                              cuda.to_device(np.zeros(1, dtype=np.int64)), nsurv, cuda.to_device(np.zeros(1)))
+            kernel[1, (threads, threads)](dF, i, 1, 0, 2, cuda.to_device(np.array([b])),
+                                          cuda.to_device(np.array([-1])), cuda.to_device(np.zeros(1, dtype=np.int64)),
+                                          nsurv, cuda.to_device(np.zeros(1)))
             got.append(nsurv.copy_to_host()[0] == 1)
             want.append(int((D[i] < b).sum()) >= 2)
     return np.array(got), np.array(want)
 
 
-def test_float32_l1_count_decides_as_float64_at_the_boundary(monkeypatch):
+@pytest.mark.parametrize("slot", [3, 4], ids=["one-pair-a-thread", "register-blocked"])
+def test_float32_l1_count_decides_as_float64_at_the_boundary(monkeypatch, slot):
     """Bounds exactly at a distance and one float above it: the float32 count with its margin decides
     every row as the float64 distances do; with no margin some decisions are wrong (the float32 sums
     round differently), so the margin is what makes it exact."""
-    from cs_fast.kernels import cuda_count
+    from cs_fast.kernels import cuda_blocked, cuda_count
 
     rng = np.random.default_rng(39)
-    F = rng.standard_normal((12, 30)).astype(np.float32)
+    F = rng.standard_normal((12, 70)).astype(np.float32)  # 70 features: two float32 flushes and a rest
     D = ck.pairwise("l1", cuda.to_device(F), cuda.to_device(F), 0, np.float64).copy_to_host()
-    got, want = _count32_decisions(F, D)
+    got, want = _count32_decisions(F, D, slot)
     np.testing.assert_array_equal(got, want)
     monkeypatch.setattr(cuda_count, "L1_COUNT_MARGIN", 0.0)
     monkeypatch.setattr(cuda_count, "L1_COUNT_TINY", 0.0)
+    monkeypatch.setattr(cuda_blocked, "bound", lambda reduction, flush=None: -2.0 ** -21)  # pass the guard
     monkeypatch.setattr(ck, "_KERNELS", {})
-    got, want = _count32_decisions(F, D)
+    got, want = _count32_decisions(F, D, slot)
     assert (got != want).sum() > 0
 
 
-@pytest.mark.parametrize("float32_count", [True, False])
-def test_tv_float32_rows_with_and_without_the_float32_count(monkeypatch, few_seeds, float32_count):
+def test_blocked_count_needs_its_error_bound_inside_the_margin(monkeypatch, few_seeds):
+    """A flush cadence whose float32 error bound exceeds L1_COUNT_MARGIN builds no blocked count; the
+    one-pair-a-thread float32 count then decides, with the same answer."""
+    from cs_fast.kernels import cuda_blocked, cuda_count
+
+    assert cuda_count._kernels("l1")[4] is not None  # the default build has it
+    monkeypatch.setattr(ck, "_KERNELS", {})
+    monkeypatch.setattr(cuda_blocked, "FLUSH", 2 ** 17)  # bound ~ 2**-7
+    assert cuda_count._kernels("l1")[4] is None
+    X = np.random.default_rng(41).standard_normal((10, 2, 5)).astype(np.float32)
+    red, F = _features("tv", X)
+    dF = cuda.to_device(F.data)
+    assert ck.min_median(red, dF, F.arg, tile=4) == _device_brute(red, dF, F.arg)
+
+
+def test_blocked_count_keeps_a_winner_that_needs_every_column_left(monkeypatch, few_seeds):
+    """float32 rows, so the register-blocked count decides (8-row tiles under the simulator): the first
+    column tile holds 8 far rows, the winner (row 12) has all k = 9 of its smallest distances in the 9
+    columns left. At the first check its count plus the columns left is exactly k: it must stay open (an
+    off-by-one prunes it and row 11 wins with the seed's median)."""
+    X = np.concatenate([100.0 + np.arange(8), 0.1 * np.arange(9)]).astype(np.float32)[:, None]
+    red, F = _features("l1", X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert want[0] == 12
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([13], dtype=np.int64))
+    launched = _spy_launches(monkeypatch)
+    assert ck.min_median(red, dF, F.arg) == want
+    from cs_fast.kernels import cuda_count
+
+    assert cuda_count._kernels("l1")[4][0] in launched
+
+
+def _spy_launches(monkeypatch):
+    """The kernels ck.launch is called with, in order (the launches themselves still run)."""
+    launched = []
+    real = ck.launch
+
+    def spy(kernel, grid, block):
+        launched.append(kernel)
+        return real(kernel, grid, block)
+
+    monkeypatch.setattr(ck, "launch", spy)
+    return launched
+
+
+@pytest.mark.parametrize("float32_count, blocked", [(True, True), (True, False), (False, True)])
+def test_tv_float32_rows_with_and_without_the_float32_count(monkeypatch, few_seeds, float32_count, blocked):
     from cs_fast.kernels import cuda_count
 
     monkeypatch.setattr(cuda_count, "L1_FLOAT32_COUNT", float32_count)
+    monkeypatch.setattr(cuda_count, "L1_BLOCKED_COUNT", blocked)
+    launched = _spy_launches(monkeypatch)
     rng = np.random.default_rng(40)
     X = rng.standard_normal((15, 3, 4)).astype(np.float32)
     X[11] = X[4]
@@ -329,3 +426,7 @@ def test_tv_float32_rows_with_and_without_the_float32_count(monkeypatch, few_see
     assert ck.min_median(red, dF, F.arg, tile=6) == want
     monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([11], dtype=np.int64))  # a tied copy
     assert ck.min_median(red, dF, F.arg, tile=6) == want
+    kernels = cuda_count._kernels(red)
+    want_kernel = (kernels[4][0] if blocked else kernels[3]) if float32_count else kernels[0]
+    assert want_kernel in launched
+    assert not {k for k in (kernels[0], kernels[3], kernels[4][0]) if k is not want_kernel} & set(launched)
