@@ -155,6 +155,7 @@ def _kernels():
     }
 
 
+H100_BOX_CHECK = 8 * 256  # cuda.BOX_CHECK_SWEEPS x the box count's 256 threads a block (n >= 256)
 GLOBAL_PASSES = 3  # radix passes that read a survivor's row from global memory before its candidates fit
 # cuda.SHARED_KEYS (2048); an assumption for n = 1e4 .. 1e5 spread distances (select_slots' reads
 # output measures it on a GPU)
@@ -341,12 +342,46 @@ def count_sweep(n, seeds=64, T=16, seed=0):
     bstop = np.concatenate([bstop, np.zeros(-n % tile, dtype=bstop.dtype)]).reshape(-1, tile)
     warp_of = (np.arange(tile) % 16) // 2
     bwarp = np.stack([bstop[:, warp_of == w].max(1) for w in range(8)], axis=1)
-    return {"n": n, "data": "28 x 28 image + N(0, 0.25^2) noise, tv, float32", "check_tiles": check,
+    box = box_sweep(n, seeds)
+    return {"n": n, "data": "28 x 28 image + N(0, 0.25^2) noise, tv, float32", "check_tiles": check, "box": box,
             "survivors": int((cum[:, -1] >= k).sum()),
             "warp_fraction": float(stop.reshape(-1, 2).max(1).sum() * 2 / (n * n)),
             "block_fraction": float(stop.reshape(-1, T).max(1).sum() * T / (n * n)),
             "blocked_warp_fraction": float(bwarp.sum() * 8 / (n * n)),
             "blocked_fraction": float(bstop.max(1).sum() * tile / (n * n))}
+
+
+def box_sweep(n, seeds=64, target=100_000, threads=256):
+    """The box count's early exit (cuda.box_rows) replayed on the CPU: the fraction of columns counted.
+
+    Data: ``cs_fast.bench.center._jittered`` boxes (the CPU benchmark's jittered workload). A row's
+    block checks every ``BOX_CHECK_SWEEPS x threads`` columns; at ``n`` rows that check interval is
+    scaled by ``n / target`` so the fraction stands for ``target`` rows (the decision points are
+    fractions of the row for rows in random order).
+    """
+    import numpy as np
+
+    import cs_fast
+    from cs_fast.bench.center import _jittered
+    from cs_fast.kernels import cuda as ck
+
+    X = _jittered(np.random.default_rng([0, n]), n)
+    D = np.asarray(cs_fast.cdist(X, X, "jaccard"), dtype=np.float64)
+    k = (n + 1) // 2
+    med = np.sort(D, axis=1)[:, k - 1]
+    s = np.sort(np.random.default_rng(ck._SEED_ROWS_SEED).choice(n, size=seeds, replace=False))
+    j = np.lexsort((s, med[s]))[0]
+    best, best_index = med[s][j], s[j]
+    below = np.where((np.arange(n) < best_index)[:, None], D <= best, D < best)
+    cum = np.cumsum(below, axis=1)
+    chunk = max(1, round(ck.BOX_CHECK_SWEEPS * threads * n / target))
+    ends = np.minimum(n, np.arange(chunk, n + chunk, chunk))
+    at = cum[:, ends - 1]
+    decided = (at >= k) | (at + (n - ends) < k)
+    first = np.where(decided.any(axis=1), ends[decided.argmax(axis=1)], n)
+    return {"n": n, "data": "cs_fast.bench.center._jittered boxes", "check_columns": int(chunk),
+            "stands_for": target, "fraction": float(first.sum() / (n * n)),
+            "survivors": int((cum[:, -1] >= k).sum())}
 
 
 def estimates(sweep=None):
@@ -374,7 +409,13 @@ def estimates(sweep=None):
         f"n from L2: 20 B x {pairs:.3g} / {H100['l2_bytes_per_s']:.3g} B/s = {_ms(count_l2)} (the bound: "
         f"several rows per block would divide it)",
     ]
-    best = max(count_issue, count_l2)
+    box = (sweep or {}).get("box") or box_sweep(1000)
+    frac = box["fraction"]
+    lines.append(f"early exit (a row's block checks every {H100_BOX_CHECK} columns whether its row is decided): "
+                 f"simulated on the CPU on {box['data']}, n = {box['n']} (checks every {box['check_columns']} "
+                 f"columns, the same fraction of a row as at n = {box['stands_for']}), rows count {frac:.0%} of "
+                 f"their columns: {frac:.2f} x max({_ms(count_issue)}, {_ms(count_l2)})")
+    best = frac * max(count_issue, count_l2)
     seeds = 64  # cs_fast.kernels.cuda.SEED_ROWS: exact medians that seed the best before the first tile
     totals = []
     expect = (n + 1) / (seeds + 1) - 1

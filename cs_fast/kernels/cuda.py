@@ -43,7 +43,8 @@ Kernels and why they look the way they do:
   row order). Then, per tile, a counting pass computes each row's distances
   and counts those below the best (``<=`` for rows before the best's index:
   ties keep the smallest index) without storing them: boxes in float32 with
-  a rigorous margin (``BOX_MARGIN``, float64 inside it), every other
+  a rigorous margin (``BOX_MARGIN``, float64 inside it; a block a row, which
+  stops once the row is decided, checked every ``BOX_CHECK_SWEEPS`` sweeps), every other
   reduction with the pairwise kernels' own float64 arithmetic, ``l1``
   (``tv``) on float32 rows in float32 with a rigorous margin, over
   register-blocked tiles (:mod:`cs_fast.kernels.cuda_count`: ``T x T``
@@ -576,6 +577,9 @@ def _reduction_kernels(reduction):
 # +-margin the float32 sign is the exact one; inside, or with NaN/inf from float32 overflow
 # (both comparisons false), the pair is decided by the float64 box_pair, as brute force does.
 BOX_MARGIN = 2.0 ** -15
+# The box count checks whether its row is decided every BOX_CHECK_SWEEPS x blockDim columns (two
+# barriers a check): a row that cannot win stops after about n - k + its count columns.
+BOX_CHECK_SWEEPS = 8
 SEED_ROWS = 64  # rows whose exact medians seed the box min_median's best
 _SEED_ROWS_SEED = 20261205
 BOX_TINY = 2.0 ** -100
@@ -663,17 +667,25 @@ def _box_kernels():
             if tid == 0:
                 hist[0] = 0
             cuda.syncthreads()
-            c = 0
-            for j in range(tid, n, cuda.blockDim.x):
-                v = box_decide(G, i, j, t32)  # its margin covers both < and <=
-                if v < 0:
-                    d = box_pair(F, i, F, j, 0)
-                    v = 1 if (d < b or (ties and d == b)) else 0
-                c += v
-            cuda.atomic.add(hist, 0, c)
-            cuda.syncthreads()
-            total = hist[0]
-            cuda.syncthreads()
+            # Exact early exit every `chunk` columns: the row can win once its count reaches k, and
+            # cannot once its count plus the columns left is below k. The total is read between
+            # two barriers, so every thread sees the same value and takes the same branch.
+            chunk = cuda.blockDim.x * BOX_CHECK_SWEEPS
+            total = 0
+            for c0 in range(0, n, chunk):
+                c = 0
+                for j in range(c0 + tid, min(n, c0 + chunk), cuda.blockDim.x):
+                    v = box_decide(G, i, j, t32)  # its margin covers both < and <=
+                    if v < 0:
+                        d = box_pair(F, i, F, j, 0)
+                        v = 1 if (d < b or (ties and d == b)) else 0
+                    c += v
+                cuda.atomic.add(hist, 0, c)
+                cuda.syncthreads()
+                total = hist[0]
+                cuda.syncthreads()
+                if total >= k or total + (n - c0 - chunk) < k:
+                    break
             if total < k:
                 if tid == 0:
                     med_bits[r] = _INF_BITS

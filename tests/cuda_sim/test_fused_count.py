@@ -167,6 +167,42 @@ def test_early_exit_keeps_a_winner_that_needs_every_column_left(monkeypatch, few
     assert ck.min_median(red, dF, F.arg) == want
 
 
+@pytest.fixture
+def box_checks(monkeypatch):
+    """The box count checks for a decided row after every sweep of its block (4 columns under the
+    simulator; production: every 8 sweeps)."""
+    monkeypatch.setattr(ck, "BOX_CHECK_SWEEPS", 1)
+    monkeypatch.setattr(ck, "_KERNELS", {})
+
+
+def test_box_early_exit_keeps_a_winner_that_needs_every_column_left(monkeypatch, box_checks):
+    """Boxes: rows 0-3 are disjoint from everything (distance 1), rows 4-8 nested boxes of widths 10.0
+    to 10.4; the winner (row 6) has all k = 5 of its smallest distances in the 5 columns after the first
+    sweep of 4: count + columns left is exactly k at the first check, so it must stay open (an
+    off-by-one prunes it and the seed, row 5, is returned)."""
+    far = [[100.0 + 3 * q, 100.0, 101.0 + 3 * q, 101.0] for q in range(4)]
+    near = [[0.0, 0.0, 10.0 + w, 10.0] for w in (0.0, 0.1, 0.2, 0.3, 0.4)]
+    X = np.array(far + near)
+    red, F = _features("jaccard", X)
+    dF = cuda.to_device(F.data)
+    want = _device_brute(red, dF, F.arg)
+    assert want[0] == 6
+    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([5], dtype=np.int64))
+    assert ck.min_median(red, dF, F.arg) == want
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_box_early_exit_matches_brute_force_over_many_checks(box_checks, few_seeds, seed):
+    """40 boxes (ten checks a row), some copies and some empty boxes: the same (index, radius)."""
+    rng = np.random.default_rng(43 + seed)
+    X = make_samples("jaccard", rng, 40, np.float64, None)
+    X[30:34] = X[7]
+    X[12] = X[25]
+    red, F = _features("jaccard", X)
+    dF = cuda.to_device(F.data)
+    assert ck.min_median(red, dF, F.arg, tile=16) == _device_brute(red, dF, F.arg)
+
+
 def test_seeds_and_pruning_do_not_depend_on_row_order(few_seeds):
     rng = np.random.default_rng(35)
     X = rng.standard_normal((14, 4))
