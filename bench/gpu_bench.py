@@ -137,28 +137,28 @@ def _sq_gemm(torch, A, B):
     return ((A * A).sum(1)[:, None] + (B * B).sum(1)[None] - 2.0 * (A @ B.T)).clamp_(min=0)
 
 
+def _with_attribute(module, name, value, fn):
+    """Run ``fn`` with ``module.name`` set to ``value``, restored afterwards."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        return fn()
+    finally:
+        setattr(module, name, saved)
+
+
 def _direct_float64(fn):
     """Run ``fn`` with the device's CuPy path switched off (cs_fast's direct float64 kernels)."""
     from cs_fast.kernels import cuda as ck
 
-    saved = ck._cupy
-    ck._cupy = lambda: None
-    try:
-        return fn()
-    finally:
-        ck._cupy = saved
+    return _with_attribute(ck, "_cupy", lambda: None, fn)
 
 
 def _count_switch(blocked, fn):
     """Run ``fn`` with the device min_median's register-blocked float32 tv count on or off."""
     from cs_fast.kernels import cuda_count
 
-    saved = cuda_count.L1_BLOCKED_COUNT
-    cuda_count.L1_BLOCKED_COUNT = blocked
-    try:
-        return fn()
-    finally:
-        cuda_count.L1_BLOCKED_COUNT = saved
+    return _with_attribute(cuda_count, "L1_BLOCKED_COUNT", blocked, fn)
 
 
 def _blocked_kernel_peers(Fd):

@@ -155,7 +155,6 @@ def _kernels():
     }
 
 
-H100_BOX_CHECK = 8 * 256  # cuda.BOX_CHECK_SWEEPS x the box count's 256 threads a block (n >= 256)
 GLOBAL_PASSES = 3  # radix passes that read a survivor's row from global memory before its candidates fit
 # cuda.SHARED_KEYS (2048); an assumption for n = 1e4 .. 1e5 spread distances (select_slots' reads
 # output measures it on a GPU)
@@ -297,6 +296,24 @@ def _ms(seconds):
     return f"{seconds * 1e3:.3g} ms"
 
 
+def _seeded_counts(D, seeds):
+    """``(cum, k)`` of the fused counts on a distance matrix ``D``: the best seeded from ``seeds`` random
+    rows' exact medians as ``cuda.min_median`` seeds it, ``cum[i, j]`` the count of row i's first j + 1
+    distances below it (``<=`` for rows before the best's index), ``k`` the lower median's rank."""
+    import numpy as np
+
+    from cs_fast.kernels import cuda as ck
+
+    n = len(D)
+    k = (n + 1) // 2
+    med = np.sort(D, axis=1)[:, k - 1]
+    s = np.sort(np.random.default_rng(ck._SEED_ROWS_SEED).choice(n, size=seeds, replace=False))
+    j = np.lexsort((s, med[s]))[0]
+    best, best_index = med[s][j], s[j]
+    below = np.where((np.arange(n) < best_index)[:, None], D <= best, D < best)
+    return np.cumsum(below, axis=1), k
+
+
 def count_sweep(n, seeds=64, T=16, seed=0):
     """The fused count's decisions, replayed on the CPU: survivors and the fraction of columns reduced.
 
@@ -311,20 +328,13 @@ def count_sweep(n, seeds=64, T=16, seed=0):
     import numpy as np
 
     import cs_fast
-    from cs_fast.kernels import cuda as ck
+    from cs_fast.kernels import cuda_blocked as cb
     from cs_fast.kernels import cuda_count as kc
 
     check = kc.COUNT_CHECK_TILES
     rng = np.random.default_rng(seed)
     X = (rng.random((28, 28)) + 0.25 * rng.standard_normal((n, 28, 28))).astype(np.float32)
-    D = np.asarray(cs_fast.cdist(X, X, "tv"), dtype=np.float64)
-    k = (n + 1) // 2
-    med = np.sort(D, axis=1)[:, k - 1]
-    s = np.sort(np.random.default_rng(ck._SEED_ROWS_SEED).choice(n, size=seeds, replace=False))
-    j = np.lexsort((s, med[s]))[0]
-    best, best_index = med[s][j], s[j]
-    below = np.where((np.arange(n) < best_index)[:, None], D <= best, D < best)
-    cum = np.cumsum(below, axis=1)
+    cum, k = _seeded_counts(np.asarray(cs_fast.cdist(X, X, "tv"), dtype=np.float64), seeds)
     done = np.arange(1, n + 1)
     decided = (cum >= k) | (cum + (n - done) < k)
     first = decided.argmax(axis=1) + 1
@@ -332,22 +342,24 @@ def count_sweep(n, seeds=64, T=16, seed=0):
     stop = np.minimum(n, -(-first // step) * step)
     pad = -n % T
     stop = np.concatenate([stop, np.zeros(pad, dtype=stop.dtype)])
-    # The register-blocked count (cuda_count._make_blocked_count): blocks of 64 rows in index order,
-    # columns 64 at a time, a check every max(1, check T / 64) column tiles; thread (ty, tx) holds rows
-    # ty + 16 r, so a warp (ty = 2 w, 2 w + 1) holds the 8 rows q with (q mod 16) // 2 = w and reduces
-    # until all 8 are decided; the block sweeps until all 64 are.
-    tile = 64
+    # The register-blocked count (cuda_count._make_blocked_count): blocks of tile = 64 rows in index
+    # order, columns 64 at a time, a check every max(1, check T / 64) column tiles; thread (ty, tx)
+    # holds rows ty + 16 r, so a warp (ty = 2 w, 2 w + 1) holds the 8 rows q with (q mod 16) // 2 = w
+    # and reduces until all 8 are decided; the block sweeps until all 64 are.
+    BT = cb.BLK_T
+    tile = BT * cb.BLK_R
+    warp_ty = 32 // BT  # values of ty a warp spans
     bstep = max(1, (check * T) // tile) * tile
     bstop = np.minimum(n, -(-first // bstep) * bstep)
     bstop = np.concatenate([bstop, np.zeros(-n % tile, dtype=bstop.dtype)]).reshape(-1, tile)
-    warp_of = (np.arange(tile) % 16) // 2
-    bwarp = np.stack([bstop[:, warp_of == w].max(1) for w in range(8)], axis=1)
+    warp_of = (np.arange(tile) % BT) // warp_ty
+    bwarp = np.stack([bstop[:, warp_of == w].max(1) for w in range(BT // warp_ty)], axis=1)
     box = box_sweep(n, seeds)
     return {"n": n, "data": "28 x 28 image + N(0, 0.25^2) noise, tv, float32", "check_tiles": check, "box": box,
             "survivors": int((cum[:, -1] >= k).sum()),
             "warp_fraction": float(stop.reshape(-1, 2).max(1).sum() * 2 / (n * n)),
             "block_fraction": float(stop.reshape(-1, T).max(1).sum() * T / (n * n)),
-            "blocked_warp_fraction": float(bwarp.sum() * 8 / (n * n)),
+            "blocked_warp_fraction": float(bwarp.sum() * (tile // bwarp.shape[1]) / (n * n)),
             "blocked_fraction": float(bstop.max(1).sum() * tile / (n * n))}
 
 
@@ -366,20 +378,14 @@ def box_sweep(n, seeds=64, target=100_000, threads=256):
     from cs_fast.kernels import cuda as ck
 
     X = _jittered(np.random.default_rng([0, n]), n)
-    D = np.asarray(cs_fast.cdist(X, X, "jaccard"), dtype=np.float64)
-    k = (n + 1) // 2
-    med = np.sort(D, axis=1)[:, k - 1]
-    s = np.sort(np.random.default_rng(ck._SEED_ROWS_SEED).choice(n, size=seeds, replace=False))
-    j = np.lexsort((s, med[s]))[0]
-    best, best_index = med[s][j], s[j]
-    below = np.where((np.arange(n) < best_index)[:, None], D <= best, D < best)
-    cum = np.cumsum(below, axis=1)
-    chunk = max(1, round(ck.BOX_CHECK_SWEEPS * threads * n / target))
+    cum, k = _seeded_counts(np.asarray(cs_fast.cdist(X, X, "jaccard"), dtype=np.float64), seeds)
+    every = ck.BOX_CHECK_SWEEPS * threads
+    chunk = max(1, round(every * n / target))
     ends = np.minimum(n, np.arange(chunk, n + chunk, chunk))
     at = cum[:, ends - 1]
     decided = (at >= k) | (at + (n - ends) < k)
     first = np.where(decided.any(axis=1), ends[decided.argmax(axis=1)], n)
-    return {"n": n, "data": "cs_fast.bench.center._jittered boxes", "check_columns": int(chunk),
+    return {"n": n, "data": "cs_fast.bench.center._jittered boxes", "check_every": every, "check_columns": int(chunk),
             "stands_for": target, "fraction": float(first.sum() / (n * n)),
             "survivors": int((cum[:, -1] >= k).sum())}
 
@@ -411,7 +417,7 @@ def estimates(sweep=None):
     ]
     box = (sweep or {}).get("box") or box_sweep(1000)
     frac = box["fraction"]
-    lines.append(f"early exit (a row's block checks every {H100_BOX_CHECK} columns whether its row is decided): "
+    lines.append(f"early exit (a row's block checks every {box['check_every']} columns whether its row is decided): "
                  f"simulated on the CPU on {box['data']}, n = {box['n']} (checks every {box['check_columns']} "
                  f"columns, the same fraction of a row as at n = {box['stands_for']}), rows count {frac:.0%} of "
                  f"their columns: {frac:.2f} x max({_ms(count_issue)}, {_ms(count_l2)})")

@@ -298,7 +298,7 @@ def _kernels(reduction):
 
 
 def _make_blocked_count(below, check, T):
-    """``(kernel, tile)``: the float32 ``l1`` count over register-blocked tiles, or None.
+    """``(kernel, tile, BT)``: the float32 ``l1`` count over register-blocked tiles, or None.
 
     The same decisions as ``count_rows32`` (the float32 estimate decides
     outside :data:`L1_COUNT_MARGIN`, the float64 distance inside it: the
@@ -314,8 +314,8 @@ def _make_blocked_count(below, check, T):
     columns and at least every column tile; a decided row stops counting, a
     thread whose rows are all decided stops reducing (a warp's 8 rows: the
     warp skips the arithmetic) and the block stops once all its rows are
-    decided. Rows go in index order, so
-    the ``tile`` rows of a block share their column tiles.
+    decided. Rows go in index order, so the ``tile`` rows of a block share
+    their column tiles.
     """
     from numba import float32, float64, int32
 
