@@ -97,7 +97,11 @@ def _decide():
 
 
 def _kernels(reduction):
-    """(count_rows, write_rows, T) of one reduction (built once per process)."""
+    """(count_rows, write_rows, T, count_rows32, count_blocked) of one reduction (built once per process).
+
+    ``count_rows32`` (the 16 x 16 float32 count) and ``count_blocked`` (``(kernel, rows a block,
+    threads a side)``, :func:`_make_blocked_count`) exist for ``l1`` only, else None.
+    """
     global cuda
     key = ("count", reduction)
     if key in ck._KERNELS:
