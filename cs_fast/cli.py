@@ -145,6 +145,7 @@ def add_certify_arguments(p):
                    help="failure probability of the radius bound (default: %(default)s)")
     p.add_argument("--delta", type=float, default=0.05,
                    help="abstain unless the center check's margin is at most this (default: %(default)s)")
+    add_bounds_argument(p)
     p.add_argument("--candidates", type=int,
                    help="Smooth-HD: pick the center among this many samples instead of all n "
                         "(default: the exact center)")
@@ -167,6 +168,14 @@ def add_certify_arguments(p):
     d.add_argument("--resume", action="store_true",
                    help="keep the records of --output whose input and parameters match, certify the rest "
                         "(default: start over)")
+
+
+def add_bounds_argument(parser):
+    """``--bounds {exact,paper}``: the statistics of the certificates (shared by every certifying subcommand)."""
+    parser.add_argument("--bounds", choices=("exact", "paper"), default="exact",
+                        help="statistics of the certificate: exact binomial bounds, or the paper's Hoeffding and "
+                             "DKW bounds (same failure probability; exact certifies from fewer samples; "
+                             "default: %(default)s)")
 
 
 class _UserModel:
@@ -218,7 +227,7 @@ def main_certify(args):
     model = _UserModel(model, args.model, f"--inputs {args.inputs}" if args.inputs else "the built-in inputs", inputs)
     smoother = CenterSmoothing(model, metric, sigma, metric_params=params, batch_size=args.batch_size,
                                seed=args.seed, progress=args.progress, candidates=args.candidates,
-                               allow_weak_candidates=args.allow_weak_candidates)
+                               allow_weak_candidates=args.allow_weak_candidates, bounds=args.bounds)
     out = open(args.output, "w") if args.output else sys.stdout
     try:
         for i in range(len(inputs)):
@@ -258,7 +267,7 @@ def _certify_on_workers(args, metric, sigma, params, inputs):
         alpha2=args.alpha2, delta=args.delta, candidates=args.candidates, metric_params=params,
         batch_size=args.batch_size, seed=args.seed, workers=args.workers, address=args.address,
         output=args.output, resume=args.resume, progress=args.progress,
-        smoother_options={"allow_weak_candidates": args.allow_weak_candidates})
+        smoother_options={"allow_weak_candidates": args.allow_weak_candidates}, bounds=args.bounds)
     for index, result in run:
         results.append((index, result))
         if stream is not None:

@@ -16,6 +16,12 @@ is anti-conservative). Everything else, including the ``(-1.0, ...)`` return
 on abstention, follows their convention so calling code keeps working; the
 full :class:`cs_fast.Certificate`, with the abstention reason, is kept in
 ``Smooth.last_certificate``.
+
+Statistics: the shim certifies with cs_fast's default, the exact binomial
+bounds (``bounds="exact"``; same failure probability ``alpha_1 + alpha_2``,
+never a larger ``R`` than theirs on the same samples). ``Smooth(...,
+bounds="paper")`` uses the paper's Hoeffding and DKW bounds, as their code
+does; ``Smooth.bounds`` says which is in use.
 """
 
 import math
@@ -73,14 +79,17 @@ class Smooth:
     Parameters mirror theirs: ``n_pred`` (n), ``n_cert`` (m), ``n_cntr``
     (candidates, used when ``output_is_hd``), ``alpha_1``, ``alpha_2``,
     ``delta`` and ``radius_coeff`` (checked against the metric: 3 for a
-    metric, 10 for a squared distance).
+    metric, 10 for a squared distance). ``bounds`` picks the statistics
+    (module docstring); the attribute ``bounds`` records it.
     """
 
     def __init__(self, base_function, dist_fn, sigma, n_pred=10**4, n_cert=10**6, n_cntr=30,
-                 alpha_1=0.005, alpha_2=0.005, delta=0.05, radius_coeff=None, output_is_hd=False, seed=None):
+                 alpha_1=0.005, alpha_2=0.005, delta=0.05, radius_coeff=None, output_is_hd=False, seed=None,
+                 bounds="exact"):
         metric, params = _metric_of(dist_fn)
         self._smoother = CenterSmoothing(base_function, metric, sigma, metric_params=params, seed=seed,
-                                         candidates=n_cntr if output_is_hd else None)
+                                         candidates=n_cntr if output_is_hd else None, bounds=bounds)
+        self.bounds = self._smoother.bounds
         expected = self._smoother.gamma * (1 + self._smoother.beta)
         if radius_coeff is not None and not math.isclose(radius_coeff, expected):
             raise ValueError(

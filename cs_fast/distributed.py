@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._checks import check_int, describe
+from .bounds import require_certifiable
 from .smoothing import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT, Certificate, CenterSmoothing
 
 RAY_INSTALL = "pip install 'cs_fast[distributed]'  (or: pip install ray)"
@@ -475,7 +476,7 @@ class WorkerPool:
 def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT,
                  alpha2=ALPHA_DEFAULT, delta=DELTA_DEFAULT, candidates=None, metric_params=None, batch_size=1000,
                  seed=None, workers=None, threads=None, address=None, output=None, resume=False, max_attempts=3,
-                 progress=False, smoother_options=None):
+                 progress=False, smoother_options=None, bounds="exact"):
     r"""Certify every input of a dataset on Ray workers; yield ``(index, Certificate)`` as they complete.
 
     Each certificate carries the guarantee of :meth:`cs_fast.CenterSmoothing.certify`
@@ -494,8 +495,10 @@ def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M
     inputs : sequence of arrays
         Indexable by ``int`` (a numpy array or torch tensor with inputs on the
         first axis, or a list of them).
-    metric, sigma, metric_params, batch_size, candidates, n, m, alpha1, alpha2, delta
-        As :class:`cs_fast.CenterSmoothing` and its ``certify``.
+    metric, sigma, metric_params, batch_size, candidates, bounds, n, m, alpha1, alpha2, delta
+        As :class:`cs_fast.CenterSmoothing` and its ``certify``; an ``n`` or
+        ``m`` that can never certify under ``bounds`` is refused in the
+        driver, before any worker starts (:func:`cs_fast.bounds.require_certifiable`).
     eps1 : float or sequence of float
         One certificate per input and eps1 value (in that order).
     seed : int, optional
@@ -555,10 +558,10 @@ def certify_many(model_factory, inputs, *, metric, sigma, eps1, n=N_DEFAULT, m=M
         raise ValueError("resume: requires output, the results file to resume")
     run_seed = np.random.SeedSequence().entropy if seed is None else check_int(seed, "seed", minimum=0)
     smoother_kwargs = dict(metric=metric, sigma=sigma, metric_params=metric_params, batch_size=batch_size,
-                           candidates=candidates, **(smoother_options or {}))
+                           candidates=candidates, bounds=bounds, **(smoother_options or {}))
     certify_kwargs = dict(n=n, m=m, alpha1=alpha1, alpha2=alpha2, delta=delta)
     # Fail fast, in the driver, on parameters every worker would reject.
-    CenterSmoothing(lambda b: b, seed=0, **smoother_kwargs)
+    _check_in_driver(smoother_kwargs, certify_kwargs, eps1_list)
     digest_params = dict(smoother_kwargs, **certify_kwargs, eps1=eps1_list, run_seed=run_seed,
                          model=pool.model_name if pool is not None else _factory_name(model_factory))
     digests = [input_digest(inputs[i], dict(digest_params, seed=input_seed(run_seed, i))) for i in range(count)]
@@ -675,9 +678,16 @@ def _run_pool(pool, inputs, todo, eps1_list, run_seed, digests, smoother_kwargs,
         # Killed workers were replaced in the pool; a dead one is not waited for.
 
 
+def _check_in_driver(smoother_kwargs, certify_kwargs, eps1_list):
+    """Raise, before any worker starts, what every worker would raise: bad settings, an n or m that never certifies."""
+    smoother = CenterSmoothing(lambda b: b, seed=0, **smoother_kwargs)
+    for eps1 in eps1_list:
+        require_certifiable(eps1=eps1, sigma=smoother.sigma, bounds=smoother.bounds, **certify_kwargs)
+
+
 def certify_split(model_factory, x, *, metric, sigma, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT,
                   alpha2=ALPHA_DEFAULT, delta=DELTA_DEFAULT, candidates=None, metric_params=None, batch_size=1000,
-                  seed=None, workers=None, threads=None, address=None):
+                  seed=None, workers=None, threads=None, address=None, bounds="exact"):
     r"""One certificate whose ``m`` certification samples are spread over the workers.
 
     The center is picked and checked on one worker; the ``ceil(m /
@@ -687,13 +697,15 @@ def certify_split(model_factory, x, *, metric, sigma, eps1, n=N_DEFAULT, m=M_DEF
     the certificate of ``CenterSmoothing(..., seed=seed).certify`` in one
     process, bit for bit (for a model deterministic at a fixed thread count).
     ``model_factory`` may be a :class:`WorkerPool` (then ``workers``,
-    ``threads`` and ``address`` must be None).
+    ``threads`` and ``address`` must be None). ``bounds`` as in
+    :class:`cs_fast.CenterSmoothing`.
     """
     if seed is None:
         seed = np.random.SeedSequence().entropy
     smoother_kwargs = dict(metric=metric, sigma=sigma, metric_params=metric_params, batch_size=batch_size,
-                           candidates=candidates)
+                           candidates=candidates, bounds=bounds)
     certify_kwargs = dict(n=n, m=m, alpha1=alpha1, alpha2=alpha2, delta=delta)
+    _check_in_driver(smoother_kwargs, certify_kwargs, [eps1])
     own_pool = not isinstance(model_factory, WorkerPool)
     if not own_pool:
         for name, value in (("workers", workers), ("threads", threads), ("address", address)):

@@ -4,15 +4,18 @@ Smooth: draw ``n`` outputs :math:`f(x + \epsilon)`, :math:`\epsilon \sim
 N(0, \sigma^2 I)`; the center is the sample with the smallest lower median
 distance to all of them (a :math:`\beta`-approximate minimum enclosing ball of
 half the samples, :math:`\beta = 2\gamma`) and ``r`` is that median. A fresh
-sample of ``n`` checks the ball's mass: with :math:`\Delta_1` the Hoeffding
-margin and :math:`\hat p` the fraction of fresh samples within ``r``,
-:math:`\Delta_2 = 1/2 - (\hat p - \Delta_1)`; abstain unless
-:math:`\max(\Delta_1, \Delta_2) \le \Delta`.
+sample of ``n`` checks the ball's mass: ``K`` of them lie within ``r``, and
+:func:`cs_fast.bounds.center_check` decides (exact binomial test, or the paper's
+Hoeffding margins :math:`\Delta_1`, :math:`\Delta_2 = 1/2 - (K/n - \Delta_1)`).
 
 Certify: a third, fresh sample of ``m`` distances to the center gives ``R``,
-their ``bounds.order_rank(q, m)``-th smallest (:math:`\lceil q m \rceil`,
-plus one where ``q m`` is within a few ulps of an integer), and :math:`\epsilon_{out} =
-\gamma(1 + \beta) R`.
+their ``k``-th smallest with ``k`` from :func:`cs_fast.bounds.certification_rank`
+(the exact binomial rank, or the paper's DKW level ``q``), and
+:math:`\epsilon_{out} = \gamma(1 + \beta) R`.
+
+The rule set (``bounds="exact"`` or ``"paper"``) is fixed when the smoother is
+built, before any sampling; the samples do not depend on it, so the same seed
+gives the same center, count and distances under both.
 """
 
 import copy
@@ -23,6 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _serialize, bounds
+from . import bounds as _bounds  # the module, where a method's argument is also called bounds
 from ._checks import (
     check_finite,
     check_int,
@@ -75,6 +79,9 @@ class _Record:
 
     #: Keys of :meth:`to_dict` computed from the fields (checked, not stored, by :meth:`from_dict`).
     _DERIVED = ("failure_probability",)
+    #: Keys that ``cs-fast certify`` and :func:`cs_fast.distributed.certify_many` add around a
+    #: certificate in their JSON lines; :meth:`from_dict` reads such a line as written.
+    _ENVELOPE = ("input", "digest", "status")
 
     def to_dict(self):
         """The result as a JSON-ready dict: every field, then the derived ``failure_probability`` (and ``vacuous``).
@@ -91,6 +98,13 @@ class _Record:
     def from_dict(cls, data):
         """The result recorded by :meth:`to_dict` (also after a JSON round trip).
 
+        Also reads a JSON line of ``cs-fast certify`` or of the distributed
+        results file as written (their ``input``, ``digest`` and ``status``
+        keys are read past). Records written before the rule sets existed (no
+        ``bounds`` key) were made with the paper's bounds: they come back as
+        ``bounds="paper"`` with ``count``, ``threshold``, ``rank`` and
+        ``level`` recomputed from their fields.
+
         Raises
         ------
         ValueError
@@ -99,9 +113,13 @@ class _Record:
         """
         if not isinstance(data, dict):
             raise TypeError(f"data: received {describe(data)}; expected a dict from {cls.__name__}.to_dict()")
+        if data.get("status", "ok") != "ok":
+            raise ValueError(f"data: a record with status {data['status']!r} ({data.get('error', 'no error text')}); "
+                             f"expected a certificate's record (status 'ok')")
+        data = _upgrade_record(data)
         names = [f.name for f in fields(cls)]
         missing = [k for k in names if k not in data]
-        unknown = sorted(set(data) - set(names) - set(cls._DERIVED))
+        unknown = sorted(set(data) - set(names) - set(cls._DERIVED) - set(cls._ENVELOPE))
         if missing or unknown:
             raise ValueError(f"data: {cls.__name__} fields missing {missing}, unknown {unknown}; expected the keys "
                              f"of {cls.__name__}.to_dict()")
@@ -122,6 +140,22 @@ class _Record:
         when ``spawn_key`` is empty) with the same settings reproduces the result bit for bit.
         """
         return np.random.SeedSequence(self.seed, spawn_key=self.spawn_key)
+
+
+def _upgrade_record(data):
+    """A record of a version before ``bounds`` existed, completed as the paper's rules made it."""
+    if any(k in data for k in ("bounds", "count", "threshold", "rank", "level")) or "delta2" not in data \
+            or "n" not in data:
+        return data
+    data = dict(data, bounds="paper")
+    n = data["n"]
+    # delta2 = 1/2 - (K/n - delta1) in float64: K comes back exactly for any n below 2**40
+    data["count"] = int(round((0.5 - data["delta2"] + data["delta1"]) * n))
+    data["threshold"] = bounds.paper_threshold(n, data["delta"], data["alpha1"])
+    if "m" in data:  # a certificate
+        rank = None if data.get("R") is None else bounds.order_rank(data["q"], data["m"])
+        data.update(rank=rank, level=None if rank is None else rank / data["m"])
+    return data
 
 
 @dataclass(frozen=True)
@@ -153,6 +187,13 @@ class SmoothResult(_Record):
     seed, spawn_key :
         The noise's :class:`numpy.random.SeedSequence` entropy and spawn key
         (fresh OS entropy when the smoother's seed is None); see :meth:`seed_sequence`.
+    bounds : str
+        The rule set, ``"exact"`` or ``"paper"`` (:mod:`cs_fast.bounds`).
+    count : int
+        ``K``, the fresh samples (of ``n``) within ``radius`` of the center.
+    threshold : int or None
+        The smallest ``K`` the center check passes with (None: ``n`` is too
+        small for ``delta`` at ``alpha1``, no ``K`` passes).
     failure_probability : float
         Property: :math:`\alpha_1`, plus :math:`2^{-k}` with ``candidates=k``.
     """
@@ -174,6 +215,9 @@ class SmoothResult(_Record):
     beta: float
     seed: Any
     spawn_key: tuple
+    bounds: str
+    count: Optional[int]
+    threshold: Optional[int]
 
     @property
     def failure_probability(self):
@@ -190,13 +234,22 @@ class Certificate(SmoothResult):
     smoothed output within ``eps_out`` of ``center``. ``eps_out``, ``R`` and
     ``smoothing_error`` are None when abstained; ``reason`` says why.
 
-    Attributes (beyond :class:`SmoothResult`'s)
-    -------------------------------------------
+    Attributes
+    ----------
     eps1, m, alpha2 : the settings of the certification.
-    p, q : float
-        Required mass and its DKW-corrected quantile level.
+    p : float
+        The mass the certified ball must hold (:func:`cs_fast.bounds.required_mass`).
+    q : float or None
+        ``bounds="paper"``: the DKW-corrected level :math:`p + \sqrt{\ln(1/\alpha_2)/(2m)}`
+        (None with the exact bounds).
+    rank : int or None
+        ``k``: ``R`` is the ``k``-th smallest of the ``m`` distances
+        (:func:`cs_fast.bounds.certification_rank`); None when abstained.
+    level : float or None
+        ``k / m``, the empirical mass of the certified ball (the role ``q``
+        plays in the paper).
     R : float or None
-        The :math:`\lceil q m \rceil`-th smallest of ``m`` distances to the center.
+        The ``rank``-th smallest of the ``m`` distances to the center.
     eps_out : float or None
         :math:`\gamma (1 + \beta) R`.
     smoothing_error : float or None
@@ -213,7 +266,9 @@ class Certificate(SmoothResult):
     m: int
     alpha2: float
     p: float
-    q: float
+    q: Optional[float]
+    rank: Optional[int]
+    level: Optional[float]
     R: Optional[float]
     eps_out: Optional[float]
     smoothing_error: Optional[float]
@@ -239,15 +294,15 @@ class CertificationStage:
     center_sample : array or None
         The center where the samples live (numpy, or a device array), for
         :meth:`CenterSmoothing.certification_distances`.
-    q : float or None
-        The quantile level of the order statistic.
+    rank : int or None
+        The rank of ``R`` among the ``m`` distances.
     fields : dict
         The certificate's fields known so far.
     """
 
     certificate: Optional[Certificate]
     center_sample: Any
-    q: Optional[float]
+    rank: Optional[int]
     fields: dict
 
 
@@ -264,21 +319,21 @@ def _lower_median(d):
     return float(np.partition(d, k - 1)[k - 1])
 
 
-def _fraction_within(d, radius):
+def _count_within(d, radius):
     if is_numba_device_array(d):
         from .bindings.device import count_within
 
-        return count_within(d, radius) / d.shape[0]
-    return float(np.mean(d <= radius))
+        return int(count_within(d, radius))
+    return int(np.count_nonzero(d <= radius))
 
 
-def _certified_order_statistic(d, q):
-    """:func:`cs_fast.bounds.order_statistic` of ``d``, selected where ``d`` lives (``q <= 1``)."""
+def _kth_smallest(d, k):
+    """:func:`cs_fast.bounds.kth_smallest` of ``d``, selected where ``d`` lives."""
     if is_numba_device_array(d):
         from .kernels.cuda import order_statistic
 
-        return order_statistic(d, bounds.order_rank(q, d.shape[0]))
-    return bounds.order_statistic(d, q)
+        return order_statistic(d, k)
+    return bounds.kth_smallest(d, k)
 
 
 def _concatenate(parts):
@@ -348,10 +403,17 @@ class CenterSmoothing:
     allow_weak_candidates : bool
         Accept such a ``k`` (the certificate's ``failure_probability`` says
         how weak it is).
+    bounds : {'exact', 'paper'}
+        The statistics that turn samples into a certificate
+        (:mod:`cs_fast.bounds`): ``"exact"`` (the default) uses exact binomial
+        tails, ``"paper"`` the paper's Hoeffding and DKW inequalities. Both
+        fail with probability at most ``alpha1 + alpha2``; on the same samples
+        the exact ``R`` is never larger, and it certifies from far fewer
+        samples (``cs_fast.bounds.plan``).
     """
 
     def __init__(self, model, metric, sigma, *, metric_params=None, batch_size=1000, backend="auto",
-                 seed=None, progress=False, candidates=None, allow_weak_candidates=False):
+                 seed=None, progress=False, candidates=None, allow_weak_candidates=False, bounds="exact"):
         if not callable(model):
             raise TypeError(f"model: received {describe(model)}; expected a callable from a batch of inputs to a batch of outputs")
         self.model = model
@@ -372,6 +434,7 @@ class CenterSmoothing:
         if not isinstance(allow_weak_candidates, (bool, np.bool_)):
             raise TypeError(f"allow_weak_candidates: received {describe(allow_weak_candidates)}; expected a bool")
         self.allow_weak_candidates = bool(allow_weak_candidates)
+        self.bounds = _bounds.check_bounds(bounds)
         self.gamma = self.metric.gamma
         self.beta = 2.0 * self.gamma
 
@@ -396,7 +459,7 @@ class CenterSmoothing:
         return root.spawn(4)
 
     def _settings(self, root, n, alpha1, delta):
-        """The :class:`SmoothResult` fields that record the run's settings."""
+        """The :class:`SmoothResult` fields that record the run's settings (all but ``bounds``)."""
         entropy = root.entropy if isinstance(root.entropy, int) else tuple(int(e) for e in root.entropy)
         return dict(metric=self.metric.name, metric_params=copy.deepcopy(self.metric_params), sigma=self.sigma, n=n,
                     alpha1=alpha1, delta=delta, candidates=self.candidates, gamma=self.gamma, beta=self.beta,
@@ -545,49 +608,48 @@ class CenterSmoothing:
         r"""Smoothed output of ``x`` (Algorithm 1).
 
         With probability at least :math:`1 - \alpha_1` the returned center's
-        ball of radius ``radius`` holds at least :math:`1/2 + \Delta` ... of
-        the output distribution when it does not abstain (see module docstring).
+        ball of radius ``radius`` holds at least :math:`1/2 - \Delta` of the
+        output distribution, and the radius is at most :math:`\beta` times that
+        of the smallest ball holding :math:`1/2 + \Delta`, when it does not
+        abstain (:func:`cs_fast.bounds.center_check`). An ``n`` too small for
+        ``delta`` at ``alpha1`` always abstains (``cs_fast.bounds.smallest_n``).
         """
         x = self._check_input(x)
         n = check_int(n, "n")
-        delta1 = bounds.smoothing_margin(n, alpha1)
-        alpha1 = float(alpha1)
+        alpha1 = check_open_interval(alpha1, "alpha1", 0.0, 1.0)
         delta = check_open_interval(delta, "delta", 0.0, 0.5)
         check_candidates(self.candidates, alpha1, self.allow_weak_candidates, "alpha1")
         root = self._root()
-        return self._smooth(x, n, delta1, delta, self._streams(root), self._settings(root, n, alpha1, delta))[0]
+        streams = self._streams(root)
+        center, radius, count = self._evidence(x, n, streams)
+        return self._smooth_result(center, radius, count, self.bounds, self._settings(root, n, alpha1, delta))
 
-    def _smooth(self, x, n, delta1, delta, streams, settings):
-        """(SmoothResult, center where the samples live) of Algorithm 1."""
+    def _evidence(self, x, n, streams):
+        """(center where the samples live, its radius, fresh samples within it): what both rule sets judge."""
         Z = self._sample(x, n, streams[0], "center samples")
         with self._device_scope():  # device work on the samples: the model's stream and pool
-            return self._smooth_on(x, Z, n, delta1, delta, streams, settings)
+            b = self.backend
+            if self.candidates is None:
+                index, _ = min_median(Z, self.metric, backend=b, tile=None, **self.metric_params)
+                center = _row(Z, index)
+            else:
+                C = self._sample(x, self.candidates, streams[3], "candidates")
+                meds = [_lower_median(_to_center64(Z, C[i], self.metric, self.metric_params, b)[0])
+                        for i in range(C.shape[0])]
+                center = _row(C, int(np.argmin(meds)))
+            # The radius from float64 distances of the same routine the checks use.
+            radius = _lower_median(_to_center64(Z, center, self.metric, self.metric_params, b)[0])
+            fresh = self._distances(x, n, streams[1], center, "mass check")
+            return center, radius, _count_within(fresh, radius)
 
-    def _smooth_on(self, x, Z, n, delta1, delta, streams, settings):
-        b = self.backend
-        if self.candidates is None:
-            index, _ = min_median(Z, self.metric, backend=b, tile=None, **self.metric_params)
-            center = _row(Z, index)
-        else:
-            C = self._sample(x, self.candidates, streams[3], "candidates")
-            meds = [_lower_median(_to_center64(Z, C[i], self.metric, self.metric_params, b)[0])
-                    for i in range(C.shape[0])]
-            center = _row(C, int(np.argmin(meds)))
-        # The radius from float64 distances of the same routine the checks use.
-        radius = _lower_median(_to_center64(Z, center, self.metric, self.metric_params, b)[0])
-        fresh = self._distances(x, n, streams[1], center, "mass check")
-        p_hat = _fraction_within(fresh, radius)
-        delta2 = 0.5 - (p_hat - delta1)
-        reason = None
-        if delta1 > delta:
-            reason = f"center check failed: delta1 = {delta1:.4g} > delta = {delta:.4g} (increase n or alpha1)"
-        elif delta2 > delta:
-            reason = (f"center check failed: delta2 = {delta2:.4g} > delta = {delta:.4g} (only {p_hat:.4f} of "
-                      f"fresh samples within radius {radius:.4g})")
-        common = dict(radius=radius, delta1=delta1, delta2=delta2, **settings)
-        if reason is not None:
-            return SmoothResult(center=None, abstained=True, reason=reason, **common), None
-        return SmoothResult(center=self._wrap_center(center), abstained=False, reason=None, **common), center
+    def _smooth_result(self, center, radius, count, rules, settings):
+        """The :class:`SmoothResult` of the evidence under the rule set ``rules``."""
+        check = _bounds.center_check(count, settings["n"], settings["delta"], settings["alpha1"], rules, radius)
+        common = dict(radius=radius, delta1=check.delta1, delta2=check.delta2, **settings, bounds=rules,
+                      count=count, threshold=check.threshold)
+        if not check.passed:
+            return SmoothResult(center=None, abstained=True, reason=check.reason, **common)
+        return SmoothResult(center=self._wrap_center(center), abstained=False, reason=None, **common)
 
     def certify(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                 delta=DELTA_DEFAULT):
@@ -598,8 +660,16 @@ class CenterSmoothing:
         the center, ``n`` to check its mass, ``m`` to certify), for every
         :math:`x'` with :math:`\|x' - x\|_2 \le \epsilon_1`,
         :math:`d(\hat f(x), \hat f(x')) \le \epsilon_{out} = \gamma (1 + \beta) R`.
-        Abstains (with a reason) when the center check fails or when
-        :math:`q > 1`, i.e. ``m`` is too small for ``eps1 / sigma``.
+        Abstains (with a reason) when the center check fails.
+
+        Raises
+        ------
+        ValueError
+            Before any model call, when ``n`` or ``m`` can never certify under
+            the smoother's bounds: ``n`` below what ``delta`` needs at
+            ``alpha1`` (Lemma 1), or ``m`` too small for the mass
+            ``p`` that ``eps1 / sigma`` requires. The message names the
+            smallest value that can (:func:`cs_fast.bounds.plan`).
 
         It runs in three steps, public so that the ``m`` certification samples
         can be spread over processes (:func:`cs_fast.distributed.certify_split`):
@@ -612,52 +682,98 @@ class CenterSmoothing:
         dists = self._distances(x, m, streams[2], stage.center_sample, "certification")
         return self.finish_certificate(stage, dists)
 
+    def compare_bounds(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
+                       delta=DELTA_DEFAULT):
+        """Certificates under both rule sets from the same samples: ``{"exact": ..., "paper": ...}``.
+
+        Each is the certificate that a smoother with that ``bounds`` and the
+        same seed returns from :meth:`certify`, bit for bit; one set of model
+        calls serves both. A rule set for which ``n`` or ``m`` can never
+        certify gets an abstained certificate whose reason says which
+        (instead of :meth:`certify`'s error); when neither can, the error of
+        this smoother's own rule set is raised.
+        """
+        x, eps1, n, m, alpha1, alpha2, delta, p = self._check_certify(x, eps1, n, m, alpha1, alpha2, delta)
+        ranks = {}
+        refusals = {}
+        for rules in _bounds.BOUNDS:
+            try:
+                ranks[rules] = _bounds.require_certifiable(n, m, eps1, self.sigma, delta, alpha1, alpha2, rules)
+            except ValueError as err:
+                refusals[rules] = err
+        if len(refusals) == len(_bounds.BOUNDS):
+            raise refusals[self.bounds]
+        root = self._root()
+        streams = self._streams(root)
+        center, radius, count = self._evidence(x, n, streams)
+        settings = self._settings(root, n, alpha1, delta)
+        base = {}
+        stages = {}
+        for rules in _bounds.BOUNDS:
+            sm = self._smooth_result(center, radius, count, rules, settings)
+            rank = ranks.get(rules) or _bounds.certification_rank(m, p, alpha2, rules)
+            stages[rules] = self._stage(x, sm, center, eps1, m, alpha2, p, rank, base)
+        dists = None
+        if any(st.certificate is None for st in stages.values()):
+            dists = self._distances(x, m, streams[2], center, "certification")
+        return {rules: st.certificate if st.certificate is not None else self.finish_certificate(st, dists)
+                for rules, st in stages.items()}
+
     def certify_center(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                        delta=DELTA_DEFAULT):
         """Step 1 of :meth:`certify`: the center, its check and the base output; everything but R.
 
         Returns a :class:`CertificationStage`; its ``certificate`` is already
-        the final (abstained) certificate when the center check fails or
-        ``q > 1``. Needs an explicit seed, so that the certification samples
-        of step 2 come from the same noise.
+        the final (abstained) certificate when the center check fails. Needs an
+        explicit seed, so that the certification samples of step 2 come from
+        the same noise. Refuses what :meth:`certify` refuses.
         """
         if self.seed is None:
             raise ValueError("seed: received None; certify_center needs an explicit seed so that "
                              "certification_distances draws from the same noise (certify draws fresh entropy)")
         return self._certify_center(x, eps1, n, m, alpha1, alpha2, delta)[0]
 
-    def _certify_center(self, x, eps1, n, m, alpha1, alpha2, delta):
+    def _check_certify(self, x, eps1, n, m, alpha1, alpha2, delta):
+        """Validated arguments of a certification, and the required mass ``p``."""
         x = self._check_input(x)
         eps1 = check_nonnegative(eps1, "eps1")
         n = check_int(n, "n")
         m = check_int(m, "m")
+        alpha1 = check_open_interval(alpha1, "alpha1", 0.0, 1.0)
+        alpha2 = check_open_interval(alpha2, "alpha2", 0.0, 1.0)
         delta = check_open_interval(delta, "delta", 0.0, 0.5)
-        delta1 = bounds.smoothing_margin(n, alpha1)
         p = bounds.required_mass(delta, eps1, self.sigma)
-        q = bounds.quantile_level(p, m, alpha2)
-        alpha1, alpha2 = float(alpha1), float(alpha2)
         check_candidates(self.candidates, alpha1 + alpha2, self.allow_weak_candidates)
+        return x, eps1, n, m, alpha1, alpha2, delta, p
+
+    def _certify_center(self, x, eps1, n, m, alpha1, alpha2, delta):
+        x, eps1, n, m, alpha1, alpha2, delta, p = self._check_certify(x, eps1, n, m, alpha1, alpha2, delta)
+        rank = _bounds.require_certifiable(n, m, eps1, self.sigma, delta, alpha1, alpha2, self.bounds)
         root = self._root()
         streams = self._streams(root)
-        sm, center = self._smooth(x, n, delta1, delta, streams, self._settings(root, n, alpha1, delta))
+        center, radius, count = self._evidence(x, n, streams)
+        sm = self._smooth_result(center, radius, count, self.bounds, self._settings(root, n, alpha1, delta))
+        return self._stage(x, sm, center, eps1, m, alpha2, p, rank, {}), streams
+
+    def _stage(self, x, sm, center, eps1, m, alpha2, p, rank, base):
+        """The :class:`CertificationStage` after the check; ``base`` memoizes the smoothing error."""
         common = {f.name: getattr(sm, f.name) for f in fields(SmoothResult)
                   if f.name not in ("center", "abstained", "reason")}
-        common.update(eps1=eps1, m=m, alpha2=alpha2, p=p, q=q)
+        common.update(eps1=eps1, m=m, alpha2=alpha2, p=p, q=rank.q)
         if sm.abstained:
             cert = Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
-                               smoothing_error=None, **common)
-            return CertificationStage(cert, None, None, common), streams
-        base = self._base_output(x)
-        with self._device_scope():
-            smoothing_error = _scalar(_to_center64(base, center, self.metric, self.metric_params, self.backend)[0])
-        if q > 1.0:
-            reason = (f"q = {q:.6g} > 1: m = {m} samples cannot certify mass p = {p:.6g} "
-                      "(increase m, or sigma relative to eps1)")
-            cert = Certificate(center=sm.center, abstained=True, reason=reason, eps_out=None, R=None,
-                               smoothing_error=smoothing_error, **common)
-            return CertificationStage(cert, None, None, common), streams
-        common.update(center=sm.center, smoothing_error=smoothing_error)
-        return CertificationStage(None, center, q, common), streams
+                               smoothing_error=None, rank=None, level=None, **common)
+            return CertificationStage(cert, None, None, common)
+        if "error" not in base:
+            out = self._base_output(x)
+            with self._device_scope():
+                base["error"] = _scalar(_to_center64(out, center, self.metric, self.metric_params, self.backend)[0])
+        if rank.rank is None:
+            cert = Certificate(center=sm.center, abstained=True, reason=rank.reason, eps_out=None, R=None,
+                               smoothing_error=base["error"], rank=None, level=None, **common)
+            return CertificationStage(cert, None, None, common)
+        common.update(center=sm.center, smoothing_error=base["error"], rank=rank.rank, level=rank.level)
+        return CertificationStage(None, center, rank.rank, common)
 
     def certification_distances(self, x, center_sample, m, first_batch=0, stop_batch=None):
         """Step 2 of :meth:`certify`: float64 distances to the center of certification batches ``[first, stop)``.
@@ -682,14 +798,14 @@ class CenterSmoothing:
         return _concatenate(parts) if parts else np.empty(0)
 
     def finish_certificate(self, stage, distances):
-        """Step 3 of :meth:`certify`: R, the order statistic of all ``m`` distances, and the certificate."""
+        """Step 3 of :meth:`certify`: R, the ``stage.rank``-th smallest of all ``m`` distances, and the certificate."""
         if stage.certificate is not None:
             return stage.certificate
         m = stage.fields["m"]
         if distances.shape[0] != m:
             raise ValueError(f"distances: received {distances.shape[0]} distances; expected all m = {m} of them")
         with self._device_scope():
-            R = _certified_order_statistic(distances, stage.q)
+            R = _kth_smallest(distances, stage.rank)
         eps_out = bounds.certified_radius(R, self.gamma, self.beta)
         return Certificate(abstained=False, reason=None, eps_out=eps_out, R=R, **stage.fields)
 

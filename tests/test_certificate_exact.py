@@ -17,7 +17,9 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.optimize import brentq
+from scipy.stats import beta as beta_dist
+from scipy.stats import binom, norm
 
 import cs_fast
 from cs_fast import bounds, cli
@@ -124,8 +126,31 @@ def rank_rule(q, m):
     return max(1, min(m, exact))
 
 
-def reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta, batch_size=1000, candidates=None):
-    """Every quantity of the certificate, from the definitions."""
+def exact_tail_rank(m, p, alpha):
+    """The smallest k with P(Binomial(m, p) >= k) <= alpha, from scipy.stats.binom by a scan (None: none)."""
+    if p ** m > alpha:
+        return None
+    k = max(1, int(m * p))
+    while k > 1 and binom.sf(k - 2, m, p) <= alpha:
+        k -= 1
+    while binom.sf(k - 1, m, p) > alpha:
+        k += 1
+    return k
+
+
+def exact_check(count, n, delta):
+    """(passed, threshold, delta1, delta2) of the exact center check, from scipy.stats alone."""
+    half = -(-n // 2)
+    admissible = binom.cdf(half - 1, n, 0.5 + delta) <= ALPHA1 / 2
+    delta1 = brentq(lambda d: binom.cdf(half - 1, n, 0.5 + d) - ALPHA1 / 2, 0.0, 0.5, xtol=1e-15) if n > 1 else None
+    threshold = exact_tail_rank(n, 0.5 - delta, ALPHA1 / 2) if admissible else None
+    lower = 0.0 if count == 0 else beta_dist.ppf(ALPHA1 / 2, count, n - count + 1)
+    return admissible and count >= threshold, threshold, delta1, 0.5 - lower
+
+
+def reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta, batch_size=1000, candidates=None,
+              rules="paper"):
+    """Every quantity of the certificate, from the definitions, under the paper's or the exact rules."""
     streams = np.random.SeedSequence(seed).spawn(4)
     Z = draw(model, x, sigma, n, streams[0], batch_size)
     if candidates is None:
@@ -144,22 +169,29 @@ def reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta, batch_size=
     # no fresh distance may sit at the radius within rounding, or the count would be ambiguous
     assert np.min(np.abs(fresh - radius)) > 1e-9 * max(1.0, radius)
     count = int(np.sum(fresh <= radius))
-    delta1 = math.sqrt(math.log(2.0 / ALPHA1) / (2.0 * n))
-    delta2 = 0.5 - (count / n - delta1)
     p = float(norm.cdf(norm.ppf(0.5 + delta) + eps1 / sigma))
-    q = p + math.sqrt(math.log(1.0 / ALPHA2) / (2.0 * m))
+    if rules == "paper":
+        delta1 = math.sqrt(math.log(2.0 / ALPHA1) / (2.0 * n))
+        delta2 = 0.5 - (count / n - delta1)
+        q = p + math.sqrt(math.log(1.0 / ALPHA2) / (2.0 * m))
+        passed = max(delta1, delta2) <= delta
+        rank = rank_rule(q, m) if q <= 1.0 else None
+        threshold = None
+    else:
+        passed, threshold, delta1, delta2 = exact_check(count, n, delta)
+        q = None
+        rank = exact_tail_rank(m, p, ALPHA2)
     out = dict(center=center, radius=radius, count=count, delta1=delta1, delta2=delta2, p=p, q=q,
-               abstained=max(delta1, delta2) > delta or q > 1.0)
+               threshold=threshold, abstained=not passed or rank is None)
     if out["abstained"]:
         return out
-    rank = rank_rule(q, m)
     cert_d = np.sort(dist(draw(model, x, sigma, m, streams[2], batch_size), center[None])[:, 0])
     R = float(cert_d[rank - 1])
     # neighbouring order statistics are far apart: a rank off by one cannot pass as rounding
     for other in (rank - 2, rank):
         if 0 <= other < m:
             assert abs(cert_d[other] - R) > 1e-9 * max(R, 1e-300)
-    out.update(rank=rank, R=R, eps_out=gamma * (1.0 + 2.0 * gamma) * R,
+    out.update(rank=rank, level=rank / m, R=R, eps_out=gamma * (1.0 + 2.0 * gamma) * R,
                smoothing_error=float(dist(model(x[None]), center[None])[0, 0]),
                plain_median=float(np.median(cert_d)))
     return out
@@ -178,11 +210,19 @@ def assert_matches(cert, ref, rel=1e-12):
     assert _field(cert, "abstained") == ref["abstained"]
     assert np.array_equal(np.asarray(_field(cert, "center")), ref["center"])
     assert _field(cert, "radius") == pytest.approx(ref["radius"], rel=rel, abs=1e-15)
-    assert _field(cert, "delta1") == pytest.approx(ref["delta1"], rel=1e-14)
-    # delta2 = 1/2 - (count/n - delta1): equal to the last bits means the same count
-    assert _field(cert, "delta2") == pytest.approx(ref["delta2"], rel=1e-12, abs=1e-14)
+    assert _field(cert, "count") == ref["count"]
+    if _field(cert, "bounds") == "exact":
+        assert _field(cert, "threshold") == ref["threshold"]
+        assert _field(cert, "delta1") == pytest.approx(ref["delta1"], rel=1e-9)
+        assert _field(cert, "delta2") == pytest.approx(ref["delta2"], rel=1e-9)
+        assert cert.q is None
+    else:
+        assert _field(cert, "delta1") == pytest.approx(ref["delta1"], rel=1e-14)
+        # delta2 = 1/2 - (count/n - delta1): equal to the last bits means the same count
+        assert _field(cert, "delta2") == pytest.approx(ref["delta2"], rel=1e-12, abs=1e-14)
+        assert cert.q == pytest.approx(ref["q"], rel=1e-14)
     assert cert.p == pytest.approx(ref["p"], rel=1e-14)
-    assert cert.q == pytest.approx(ref["q"], rel=1e-14)
+    assert cert.rank == ref["rank"] and cert.level == ref["rank"] / cert.m
     assert cert.R == pytest.approx(ref["R"], rel=rel, abs=1e-15)
     assert cert.eps_out == pytest.approx(ref["eps_out"], rel=rel, abs=1e-15)
     assert cert.smoothing_error == pytest.approx(ref["smoothing_error"], rel=rel, abs=1e-15)
@@ -210,71 +250,102 @@ def _smoother(name, seed, **kw):
     return cs_fast.CenterSmoothing(model, metric, sigma, metric_params=params, seed=seed, **kw)
 
 
+@pytest.mark.parametrize("rules", ["exact", "paper"])
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("n", [1000, 1001])  # even n: the lower median is the n/2-th smallest
-def test_certificate_equals_independent_recomputation(name, n):
+def test_certificate_equals_independent_recomputation(name, n, rules):
     model, _, _, dist, gamma, x, sigma, eps1, top = CASES[name]
     m = 20_000
     seed = 100 + n
-    cert = _smoother(name, seed).certify(x, eps1, n=n, m=m, alpha1=ALPHA1, alpha2=ALPHA2, delta=0.1)
-    ref = reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta=0.1)
+    cert = _smoother(name, seed, bounds=rules).certify(x, eps1, n=n, m=m, alpha1=ALPHA1, alpha2=ALPHA2, delta=0.1)
+    ref = reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta=0.1, rules=rules)
     assert not ref["abstained"]
+    assert cert.bounds == rules
     assert_matches(cert, ref)
     assert cert.gamma == gamma and cert.beta == 2 * gamma
     if top is not None:  # a non-vacuous certificate, so that R is what is being tested
         assert cert.eps_out < 0.5 * top
 
 
+@pytest.mark.parametrize("rules", ["exact", "paper"])
 @pytest.mark.parametrize("name", ["jaccard", "sqfeat"])
-def test_smooth_hd_certificate_equals_independent_recomputation(name):
+def test_smooth_hd_certificate_equals_independent_recomputation(name, rules):
     model, _, _, dist, gamma, x, sigma, eps1, _ = CASES[name]
     n, m, k, seed = 800, 10_000, 30, 7
-    cert = _smoother(name, seed, candidates=k).certify(x, eps1, n=n, m=m, alpha1=ALPHA1, alpha2=ALPHA2,
-                                                        delta=0.1)
-    ref = reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta=0.1, candidates=k)
+    cert = _smoother(name, seed, candidates=k, bounds=rules).certify(x, eps1, n=n, m=m, alpha1=ALPHA1,
+                                                                      alpha2=ALPHA2, delta=0.1)
+    ref = reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta=0.1, candidates=k, rules=rules)
     assert_matches(cert, ref)
 
 
-def test_smooth_result_equals_independent_recomputation():
+@pytest.mark.parametrize("rules", ["exact", "paper"])
+def test_smooth_result_equals_independent_recomputation(rules):
     model, _, _, dist, gamma, x, sigma, _, _ = CASES["l2"]
-    res = _smoother("l2", 11).smooth(x, n=999, alpha1=ALPHA1, delta=0.1)
-    ref = reference(model, dist, gamma, x, sigma, 0.0, 999, 1000, 11, delta=0.1)
-    assert not res.abstained
+    res = _smoother("l2", 11, bounds=rules).smooth(x, n=999, alpha1=ALPHA1, delta=0.1)
+    ref = reference(model, dist, gamma, x, sigma, 0.0, 999, 1000, 11, delta=0.1, rules=rules)
+    assert not res.abstained and res.bounds == rules
     assert np.array_equal(res.center, ref["center"])
     assert res.radius == pytest.approx(ref["radius"], rel=1e-12)
-    assert res.delta1 == pytest.approx(ref["delta1"], rel=1e-14)
-    assert res.delta2 == pytest.approx(ref["delta2"], rel=1e-12, abs=1e-14)
+    assert res.count == ref["count"]
+    assert res.delta1 == pytest.approx(ref["delta1"], rel=1e-9 if rules == "exact" else 1e-14)
+    assert res.delta2 == pytest.approx(ref["delta2"], rel=1e-9 if rules == "exact" else 1e-12, abs=1e-14)
 
 
 def test_abstention_threshold_is_max_of_delta1_delta2_by_value():
-    """Abstain exactly when max(delta1, delta2) > delta: delta just above and just below that value."""
+    """Paper rules: abstain exactly when max(delta1, delta2) > delta: delta just above and just below that value."""
     model, _, _, dist, gamma, x, sigma, eps1, _ = CASES["l2"]
     n, m, seed = 1000, 2000, 3
     ref = reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta=0.2)
     worst = max(ref["delta1"], ref["delta2"])
     assert 0.0 < worst < 0.2
-    above = _smoother("l2", seed).certify(x, eps1, n=n, m=m, delta=worst * (1 + 1e-9))
-    below = _smoother("l2", seed).certify(x, eps1, n=n, m=m, delta=worst * (1 - 1e-9))
+    above = _smoother("l2", seed, bounds="paper").certify(x, eps1, n=n, m=m, delta=worst * (1 + 1e-9))
+    below = _smoother("l2", seed, bounds="paper").certify(x, eps1, n=n, m=m, delta=worst * (1 - 1e-9))
     assert not above.abstained and above.R is not None
     assert below.abstained and below.R is None and below.eps_out is None
     assert "delta" in below.reason
 
 
-def test_q_above_one_abstains_and_q_just_below_certifies_with_the_top_rank():
+def test_exact_check_passes_at_its_threshold_and_fails_one_below():
+    """Exact rules: a delta whose threshold is exactly the observed count passes; the next one down fails."""
+    model, _, _, dist, gamma, x, sigma, eps1, _ = CASES["l2"]
+    n, m, seed = 1000, 2000, 3
+    count = reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta=0.2, rules="exact")["count"]
+    # the deltas at which the threshold steps onto and just past the count
+    deltas = np.linspace(0.02, 0.3, 2801)
+    thresholds = [exact_tail_rank(n, 0.5 - d, ALPHA1 / 2) for d in deltas]
+    at = float(deltas[[i for i, t in enumerate(thresholds) if t == count][-1]])
+    above = float(deltas[[i for i, t in enumerate(thresholds) if t == count + 1][0]])
+    ok = _smoother("l2", seed).certify(x, eps1, n=n, m=m, delta=at)
+    bad = _smoother("l2", seed).certify(x, eps1, n=n, m=m, delta=above)
+    assert ok.threshold == count and not ok.abstained
+    assert bad.threshold == count + 1 and bad.abstained and bad.R is None
+    assert f"{count} of {n} fresh samples" in bad.reason and f"threshold {count + 1}" in bad.reason
+
+
+@pytest.mark.parametrize("rules", ["exact", "paper"])
+def test_m_just_enough_certifies_with_the_top_rank_and_one_less_is_refused(rules):
+    """The smallest m that certifies gives the largest distance (rank m); one sample fewer is refused up front."""
     model, _, _, dist, gamma, x, sigma, _, _ = CASES["l2"]
-    n, m, seed, delta = 1000, 400, 5, 0.1
-    margin = math.sqrt(math.log(1.0 / ALPHA2) / (2.0 * m))
-    z0 = norm.ppf(0.5 + delta)
-    # eps1 with q just below 1: p = 1 - margin - 1e-4
-    eps_ok = sigma * (norm.ppf(1.0 - margin - 1e-4) - z0)
-    eps_bad = sigma * (norm.ppf(1.0 - margin + 1e-4) - z0)
-    ok = _smoother("l2", seed).certify(x, eps_ok, n=n, m=m, delta=delta)
-    bad = _smoother("l2", seed).certify(x, eps_bad, n=n, m=m, delta=delta)
-    ref = reference(model, dist, gamma, x, sigma, eps_ok, n, m, seed, delta=delta)
-    assert ok.q < 1.0 and not ok.abstained
-    assert ref["rank"] == m  # ceil(q m) with q m = m - 0.04 m ...: the largest distance
+    n, seed, delta, eps1 = 1000, 5, 0.1, 0.2
+    p = float(norm.cdf(norm.ppf(0.5 + delta) + eps1 / sigma))
+    if rules == "paper":
+        m = math.ceil(math.log(1.0 / ALPHA2) / (2.0 * (1.0 - p) ** 2))  # q <= 1 from here on
+    else:
+        m = math.ceil(math.log(ALPHA2) / math.log(p))  # p^m <= alpha2 from here on
+    ok = _smoother("l2", seed, bounds=rules).certify(x, eps1, n=n, m=m, delta=delta)
+    ref = reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta=delta, rules=rules)
+    assert not ok.abstained and ok.rank == ref["rank"] == m
     assert ok.R == pytest.approx(ref["R"], rel=1e-12)
-    assert bad.q > 1.0 and bad.abstained and bad.R is None and "q = " in bad.reason
+    calls = []
+
+    def counted(b):
+        calls.append(len(b))
+        return model(b)
+
+    smoother = cs_fast.CenterSmoothing(counted, "l2", sigma, seed=seed, bounds=rules)
+    with pytest.raises(ValueError, match=rf"^m: received {m - 1}; .*Expected m >= {m}"):
+        smoother.certify(x, eps1, n=n, m=m - 1, delta=delta)
+    assert calls == []  # refused before any model call
 
 
 # ----------------------------------------------------------------------- ranks by value
@@ -316,13 +387,17 @@ def test_compat_certificate_equals_independent_recomputation():
 
     model, _, _, dist, gamma, x, sigma, eps1, _ = CASES["l2"]
     n, m, seed = 1000, 20_000, 21
-    eps_out, error = Smooth(model, l2_dist, sigma, n_pred=n, n_cert=m, delta=0.1, seed=seed).certify(x, eps1)
-    ref = reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta=0.1)
-    assert eps_out == pytest.approx(ref["eps_out"], rel=1e-12)
-    assert error == pytest.approx(ref["smoothing_error"], rel=1e-12)
+    for rules in ("exact", "paper"):
+        shim = Smooth(model, l2_dist, sigma, n_pred=n, n_cert=m, delta=0.1, seed=seed, bounds=rules)
+        eps_out, error = shim.certify(x, eps1)
+        ref = reference(model, dist, gamma, x, sigma, eps1, n, m, seed, delta=0.1, rules=rules)
+        assert eps_out == pytest.approx(ref["eps_out"], rel=1e-12)
+        assert error == pytest.approx(ref["smoothing_error"], rel=1e-12)
+        assert shim.bounds == rules and shim.last_certificate.bounds == rules
 
 
-def test_cli_certificate_equals_independent_recomputation(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("rules", ["exact", "paper"])
+def test_cli_certificate_equals_independent_recomputation(tmp_path, capsys, monkeypatch, rules):
     model, _, _, dist, gamma, _, sigma, eps1, _ = CASES["jaccard"]
     inputs = np.stack([X3, X3 + 0.5])
     np.save(tmp_path / "x.npy", inputs)
@@ -338,7 +413,7 @@ def test_cli_certificate_equals_independent_recomputation(tmp_path, capsys, monk
     n, m, seed = 1000, 20_000, 9
     rc = cli.main(["certify", "--model", "cert_exact_model:boxes", "--inputs", str(tmp_path / "x.npy"),
                    "--metric", "jaccard", "--sigma", str(sigma), "--eps1", str(eps1), "--n", str(n),
-                   "--m", str(m), "--delta", "0.1", "--seed", str(seed), "--output", str(out)])
+                   "--m", str(m), "--delta", "0.1", "--seed", str(seed), "--output", str(out), "--bounds", rules])
     assert rc == 0, capsys.readouterr().err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["input"] for r in rows] == [0, 1]
@@ -346,8 +421,9 @@ def test_cli_certificate_equals_independent_recomputation(tmp_path, capsys, monk
     import torch
 
     for row, x in zip(rows, inputs):
-        ref = reference_torch(model, dist, gamma, torch.from_numpy(x), sigma, eps1, n, m, seed, delta=0.1)
-        assert not row["abstained"]
+        ref = reference_torch(model, dist, gamma, torch.from_numpy(x), sigma, eps1, n, m, seed, delta=0.1,
+                              rules=rules)
+        assert not row["abstained"] and row["bounds"] == rules and row["rank"] == ref["rank"]
         assert row["R"] == pytest.approx(ref["R"], rel=1e-12)
         assert row["eps_out"] == pytest.approx(ref["eps_out"], rel=1e-12)
         assert row["eps_out"] < 0.5
@@ -356,7 +432,7 @@ def test_cli_certificate_equals_independent_recomputation(tmp_path, capsys, monk
         assert cert.R == row["R"] and cert.seed == seed
 
 
-def reference_torch(model, dist, gamma, x, sigma, eps1, n, m, seed, delta, batch_size=1000):
+def reference_torch(model, dist, gamma, x, sigma, eps1, n, m, seed, delta, batch_size=1000, rules="paper"):
     """:func:`reference` for a torch input: torch noise from the stream's first 64 bits, batch by batch."""
     import torch
 
@@ -378,9 +454,10 @@ def reference_torch(model, dist, gamma, x, sigma, eps1, n, m, seed, delta, batch
     center = Z[int(np.argmin(meds))]
     p = float(norm.cdf(norm.ppf(0.5 + delta) + eps1 / sigma))
     q = p + math.sqrt(math.log(1.0 / ALPHA2) / (2.0 * m))
+    rank = rank_rule(q, m) if rules == "paper" else exact_tail_rank(m, p, ALPHA2)
     cert_d = np.sort(dist(torch_draw(m, streams[2]), center[None])[:, 0])
-    R = float(cert_d[rank_rule(q, m) - 1])
-    return dict(center=center, R=R, eps_out=gamma * (1.0 + 2.0 * gamma) * R)
+    R = float(cert_d[rank - 1])
+    return dict(center=center, R=R, rank=rank, eps_out=gamma * (1.0 + 2.0 * gamma) * R)
 
 
 # ----------------------------------------------------------------- selection and reporting

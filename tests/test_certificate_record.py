@@ -88,8 +88,12 @@ def test_from_dict_refuses_missing_unknown_or_inconsistent_records():
     d = cs_fast.CenterSmoothing(box_model, "jaccard", 0.3).certify(torch.zeros(2), 0.1, **SMALL).to_dict()
     with pytest.raises(ValueError, match=r"missing \['R'\]"):
         Certificate.from_dict({k: v for k, v in d.items() if k != "R"})
-    with pytest.raises(ValueError, match=r"unknown \['input'\]"):
-        Certificate.from_dict({**d, "input": 0})
+    with pytest.raises(ValueError, match=r"unknown \['inputs'\]"):
+        Certificate.from_dict({**d, "inputs": 0})
+    with pytest.raises(ValueError, match=r"missing \['bounds'\]"):  # a current record (it has rank) without bounds
+        Certificate.from_dict({k: v for k, v in d.items() if k != "bounds"})
+    with pytest.raises(ValueError, match="status 'error'"):
+        Certificate.from_dict({"input": 0, "status": "error", "error": "model raised"})
     with pytest.raises(ValueError, match="failure_probability"):
         Certificate.from_dict({**d, "failure_probability": 1e-9})
     with pytest.raises(ValueError, match="vacuous"):
@@ -158,7 +162,8 @@ def test_vacuous_when_eps_out_reaches_the_metric_bound():
     assert tight.eps_out < 1.0 and not tight.vacuous
     far = cs_fast.CenterSmoothing(lambda b: 100 * b, "l2", 2.0, seed=0).certify(np.zeros(2), 0.5, **SMALL)
     assert far.eps_out > 1.0 and not far.vacuous  # unbounded metric
-    abstained = cs_fast.CenterSmoothing(box_model, "jaccard", 0.1, seed=0).certify(torch.zeros(2), 1.0, n=400, m=10)
+    abstained = cs_fast.CenterSmoothing(box_model, "jaccard", 0.1, seed=0).compare_bounds(
+        torch.zeros(2), 0.15, n=400, m=300, alpha1=0.05, alpha2=0.05, delta=0.2)["paper"]  # q > 1
     assert abstained.abstained and not abstained.vacuous
     assert wild.to_dict()["vacuous"] is True
 

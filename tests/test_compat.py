@@ -51,9 +51,21 @@ def test_smooth_certify_follows_their_convention():
     sm = compat.Smooth(model, compat.jaccard_dist, sigma=0.25, n_pred=2000, n_cert=5000, delta=0.1, seed=0)
     eps_out, err = sm.certify(torch.zeros(2), eps_in=0.25)
     assert eps_out == pytest.approx(sm.last_certificate.eps_out) and eps_out > 0 and err >= 0
+    assert sm.bounds == "exact" == sm.last_certificate.bounds
+    # a center check that fails: their -1.0, and the reason on the full certificate
+    seen = []
+
+    def drifting(b):  # the check's sample lands far from the center's
+        seen.append(len(b))
+        return model(b) + (0.0 if sum(seen) <= 2000 else 50.0)
+
+    drift = compat.Smooth(drifting, compat.jaccard_dist, sigma=0.25, n_pred=2000, n_cert=5000, delta=0.1, seed=0)
+    assert drift.certify(torch.zeros(2), eps_in=0.25)[0] == -1.0
+    assert "center check failed" in drift.last_certificate.reason
+    # an n that can never certify is refused before any model call, naming their argument's value
     small = compat.Smooth(model, compat.jaccard_dist, sigma=0.25, n_pred=50, n_cert=100, seed=0)
-    assert small.certify(torch.zeros(2), eps_in=0.25)[0] == -1.0
-    assert "delta1" in small.last_certificate.reason
+    with pytest.raises(ValueError, match="^n: received 50"):
+        small.certify(torch.zeros(2), eps_in=0.25)
     center, good = sm.compute_center(torch.zeros(2))
     assert good and center.shape == (4,)
 

@@ -28,10 +28,18 @@ def test_certificate_fields_and_guarantee_on_box_model():
     assert cert.gamma == 1.0 and cert.beta == 2.0
     assert cert.eps_out == pytest.approx(3 * cert.R)
     assert cert.p == pytest.approx(bounds.required_mass(0.05, 0.25, 0.25))
-    assert cert.delta1 == pytest.approx(bounds.smoothing_margin(4000, 0.005))
-    assert max(cert.delta1, cert.delta2) <= 0.05
-    assert cert.q == pytest.approx(bounds.quantile_level(cert.p, 20_000, 0.005))
+    assert cert.bounds == "exact" and cert.q is None
+    assert cert.delta1 == bounds.lemma1_margin(4000, 0.005)
+    assert max(cert.delta1, cert.delta2) <= 0.05 and cert.count >= cert.threshold
+    assert cert.rank == bounds.exact_rank(20_000, cert.p, 0.005) and cert.level == cert.rank / 20_000
     assert 0 <= cert.smoothing_error <= cert.eps_out
+    paper = cs_fast.CenterSmoothing(box_model, "jaccard", sigma=0.25, seed=1, bounds="paper").certify(
+        x, eps1=0.25, n=4000, m=20_000)
+    assert paper.delta1 == pytest.approx(bounds.smoothing_margin(4000, 0.005))
+    assert paper.q == pytest.approx(bounds.quantile_level(cert.p, 20_000, 0.005))
+    assert paper.rank == bounds.order_rank(paper.q, 20_000) > cert.rank
+    # the same samples ranked both ways: the exact R is never the larger
+    assert torch.equal(paper.center, cert.center) and paper.count == cert.count and cert.R <= paper.R
     # The smoothed box of every perturbed input (eps1 away, several directions) stays within eps_out.
     rng = np.random.default_rng(0)
     for _ in range(4):
@@ -85,13 +93,23 @@ def test_smooth_and_certify_agree_on_the_center():
     assert torch.equal(sm.smooth(x, n=2000, delta=0.1).center, sm.certify(x, 0.1, n=2000, m=1000, delta=0.1).center)
 
 
-def test_abstains_when_n_too_small_for_delta():
-    sm = cs_fast.CenterSmoothing(box_model, "jaccard", 0.3, seed=0)
-    res = sm.smooth(torch.zeros(2), n=50)  # delta1 = sqrt(ln(400)/100) = 0.245 > 0.05
-    assert res.abstained and res.center is None
-    assert "delta1" in res.reason and "> delta = 0.05" in res.reason
-    cert = sm.certify(torch.zeros(2), 0.1, n=50, m=100)
-    assert cert.abstained and cert.eps_out is None and cert.R is None and "delta1" in cert.reason
+@pytest.mark.parametrize("rules, words", [("exact", "n too small for delta at alpha1"), ("paper", "delta1 = 0.2448")])
+def test_smooth_abstains_and_certify_refuses_when_n_too_small_for_delta(rules, words):
+    calls = []
+
+    def model(b):
+        calls.append(len(b))
+        return box_model(b)
+
+    sm = cs_fast.CenterSmoothing(model, "jaccard", 0.3, seed=0, bounds=rules)
+    res = sm.smooth(torch.zeros(2), n=50)  # paper: delta1 = sqrt(ln(400)/100) = 0.245 > 0.05
+    assert res.abstained and res.center is None and res.threshold is None
+    assert words in res.reason and "delta = 0.05" in res.reason
+    calls.clear()
+    smallest = bounds.smallest_n(0.05, 0.005, rules)
+    with pytest.raises(ValueError, match=rf"^n: received 50; with bounds='{rules}'.*Expected n >= {smallest}"):
+        sm.certify(torch.zeros(2), 0.1, n=50, m=10_000)
+    assert calls == []  # refused before any model call
 
 
 def test_abstains_when_the_ball_does_not_hold_half_the_mass():
@@ -104,16 +122,44 @@ def test_abstains_when_the_ball_does_not_hold_half_the_mass():
         return torch.cat([batch - 1 + shift, batch + 1 + shift], dim=1)
 
     res = cs_fast.CenterSmoothing(drifting, "jaccard", 0.3, seed=0).smooth(torch.zeros(2), n=2000, delta=0.1)
-    assert res.abstained and res.center is None
-    assert "delta2" in res.reason and "only 0.0000 of fresh samples" in res.reason
+    assert res.abstained and res.center is None and res.count == 0
+    assert "0 of 2000 fresh samples" in res.reason and f"threshold {res.threshold}" in res.reason
+    calls.clear()
+    paper = cs_fast.CenterSmoothing(drifting, "jaccard", 0.3, seed=0, bounds="paper").smooth(
+        torch.zeros(2), n=2000, delta=0.1)
+    assert paper.abstained and "delta2" in paper.reason and "only 0.0000 of fresh samples" in paper.reason
 
 
-def test_abstains_when_q_exceeds_one():
-    sm = cs_fast.CenterSmoothing(box_model, "jaccard", 0.1, seed=0)
-    cert = sm.certify(torch.zeros(2), eps1=1.0, n=2000, m=100)  # p ~ 1 - 1e-23, q > 1
-    assert cert.abstained and cert.q > 1 and cert.eps_out is None
-    assert "q = " in cert.reason and "> 1" in cert.reason
-    assert cert.center is not None and cert.smoothing_error is not None
+def test_certify_refuses_an_m_that_cannot_certify_and_compare_bounds_says_why():
+    sm = cs_fast.CenterSmoothing(box_model, "jaccard", 0.25, seed=0)
+    with pytest.raises(ValueError, match=r"^m: received 300; .*p\^m > alpha2.*Expected m >= 314"):
+        sm.certify(torch.zeros(2), eps1=0.5, n=2000, m=300)  # h = 2
+    with pytest.raises(ValueError, match=r"^m: received 9000; with bounds='paper'.*q = .* > 1.*Expected m >= 9425"):
+        cs_fast.CenterSmoothing(box_model, "jaccard", 0.25, seed=0, bounds="paper").certify(
+            torch.zeros(2), eps1=0.5, n=2000, m=9000)
+    both = sm.compare_bounds(torch.zeros(2), eps1=0.5, n=2000, m=9000)
+    assert not both["exact"].abstained and both["exact"].rank < 9000
+    paper = both["paper"]
+    assert paper.abstained and paper.q > 1 and paper.eps_out is None and "q = " in paper.reason
+    assert paper.center is not None and paper.smoothing_error == both["exact"].smoothing_error
+    with pytest.raises(ValueError, match=r"^m: received 100; .*no m can"):  # p rounds to 1
+        cs_fast.CenterSmoothing(box_model, "jaccard", 0.1, seed=0).compare_bounds(torch.zeros(2), 1.0, n=2000, m=100)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_compare_bounds_equals_two_separate_runs_bit_for_bit(seed):
+    x = torch.tensor([0.3, -0.2])
+    both = cs_fast.CenterSmoothing(box_model, "jaccard", 0.25, seed=seed).compare_bounds(x, 0.3, n=2000, m=12_000)
+    for rules, cert in both.items():
+        alone = cs_fast.CenterSmoothing(box_model, "jaccard", 0.25, seed=seed, bounds=rules).certify(
+            x, 0.3, n=2000, m=12_000)
+        assert cert.to_dict() == alone.to_dict()
+    exact, paper = both["exact"], both["paper"]
+    assert exact.count == paper.count and exact.threshold < paper.threshold
+    if seed == 4:  # 965 of 2000 within the radius: enough for the exact check (964), not the paper's (978)
+        assert not exact.abstained and paper.abstained and "delta2" in paper.reason
+    else:
+        assert exact.R < paper.R
 
 
 def test_squared_distance_gets_factor_ten():
