@@ -29,6 +29,12 @@ from ._checks import check_int, check_nonnegative, check_open_interval, check_po
 #: The two rule sets (module docstring); the first is the default.
 BOUNDS = ("exact", "paper")
 
+# Defaults of the paper and the authors' code (every entry point uses these).
+N_DEFAULT = 10_000
+M_DEFAULT = 1_000_000
+ALPHA_DEFAULT = 0.005
+DELTA_DEFAULT = 0.05
+
 #: Added to every probability whose binomial tail decides a rank: an upper bound on the
 #: rounding of :func:`required_mass` (ndtr/ndtri are accurate to a few ulps), and it makes the
 #: certified mass strictly larger than the required one (see :func:`exact_rank`).
@@ -717,3 +723,150 @@ def require_certifiable(n, m, eps1, sigma, delta=0.05, alpha1=0.005, alpha2=0.00
             f"m: received {m}; with bounds={bounds!r} it can never certify: {rank.reason}. Expected "
             + ("a smaller eps1 / sigma" if need is None else f"m >= {need}") + f" {plan_hint}")
     return rank
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def level_at(m, p, alpha2, bounds="exact"):
+    """``rank / m`` of :func:`certification_rank` (None when ``m`` cannot certify ``p``)."""
+    rank = certification_rank(m, p, alpha2, bounds).rank
+    return None if rank is None else rank / m
+
+
+def m_for_level(level, p, alpha2, bounds="exact"):
+    r"""The smallest ``m`` whose certified level ``rank / m`` is at most ``level`` (None when none is).
+
+    The level decreases towards ``p`` as ``m`` grows, up to a rounding step of
+    ``1/m``; ``m`` is found by bisection between :func:`smallest_m` and a
+    doubling upper end, then moved down while the level still holds, so it is
+    the first ``m`` of the last run of sizes that reach ``level``.
+    """
+    bounds = check_bounds(bounds)
+    low = smallest_m(p, alpha2, bounds)
+    if low is None or level <= p:
+        return None
+
+    def ok(m):
+        got = level_at(m, p, alpha2, bounds)
+        return got is not None and got <= level
+
+    high = max(low, 1)
+    while not ok(high):
+        high *= 2
+        if high > 10 ** 12:
+            return None
+    while low < high:
+        mid = (low + high) // 2
+        if ok(mid):
+            high = mid
+        else:
+            low = mid + 1
+    while low > 1 and ok(low - 1):
+        low -= 1
+    return low
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One rule set's line of a :class:`Plan` (see :func:`plan`)."""
+
+    bounds: str
+    smallest_n: int
+    n_admissible: bool
+    smallest_m: Optional[int]
+    rank: Optional[int]
+    level: Optional[float]
+    m_for_paper_level: Optional[int]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``n`` and ``m`` can certify, per rule set (:func:`plan`); ``str(plan)`` is its table."""
+
+    h: float
+    p: float
+    delta: float
+    alpha1: float
+    alpha2: float
+    n: int
+    m: int
+    rows: tuple
+
+    def row(self, bounds):
+        """The :class:`PlanRow` of one rule set."""
+        return next(r for r in self.rows if r.bounds == bounds)
+
+    def __str__(self):
+        def show(v, fmt="{}"):
+            return "-" if v is None else fmt.format(v)
+
+        head = (f"h = eps1/sigma = {self.h:g}: the certified ball must hold p = {self.p:.6g} "
+                f"(delta = {self.delta:g}, alpha1 = {self.alpha1:g}, alpha2 = {self.alpha2:g})")
+        cols = ("bounds", "smallest n", f"n = {self.n}", "smallest m", f"rank at m = {self.m}", "level k/m",
+                "m for the paper's level")
+        lines = [head, "  ".join(f"{c:>{max(len(c), 7)}}" for c in cols)]
+        for r in self.rows:
+            vals = (r.bounds, str(r.smallest_n), "passes" if r.n_admissible else "too small",
+                    show(r.smallest_m), show(r.rank), show(r.level, "{:.6f}"), show(r.m_for_paper_level))
+            lines.append("  ".join(f"{v:>{max(len(c), 7)}}" for v, c in zip(vals, cols)))
+        lines.append("smallest n: from this n on the center check can pass (Lemma 1); smallest m: the fewest "
+                     "certification samples that can certify at all; level k/m: the empirical mass of the "
+                     "certified ball (closer to p is a smaller R); the last column: the m at which the rule set "
+                     "reaches the level the paper's bounds reach at m.")
+        return "\n".join(lines)
+
+
+def plan(h=None, *, eps1=None, sigma=None, delta=DELTA_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
+         n=N_DEFAULT, m=M_DEFAULT):
+    r"""How many samples a certificate needs, under both rule sets, before any model call.
+
+    Parameters
+    ----------
+    h : float, optional
+        :math:`\epsilon_1 / \sigma`; or give ``eps1`` and ``sigma``.
+    eps1, sigma : float, optional
+    delta, alpha1, alpha2 : float
+    n, m : int
+        The sizes to evaluate (whether ``n`` can pass the check, the rank and
+        level ``m`` reaches).
+
+    Returns
+    -------
+    Plan
+        Per rule set: :func:`smallest_n`, whether ``n`` is :func:`admissible`,
+        :func:`smallest_m`, the rank and level at ``m``, and the ``m`` at which
+        it reaches the level the paper's bounds reach at ``m``
+        (:func:`m_for_level`). ``print(plan(...))`` shows the table that
+        ``cs-fast plan`` prints.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> pl = bounds.plan(2.0, m=10_000)
+    >>> pl.row("exact").smallest_m, pl.row("paper").smallest_m
+    (314, 9425)
+    >>> pl.row("exact").smallest_n, pl.row("paper").smallest_n
+    (784, 1199)
+    """
+    if h is None:
+        if eps1 is None or sigma is None:
+            raise ValueError("h: received None; expected h = eps1/sigma, or both eps1 and sigma")
+        h = check_nonnegative(eps1, "eps1") / check_positive(sigma, "sigma")
+    elif eps1 is not None or sigma is not None:
+        raise ValueError("h: received h together with eps1/sigma; expected one or the other")
+    h = check_nonnegative(h, "h")
+    delta = check_open_interval(delta, "delta", 0.0, 0.5)
+    alpha1 = check_open_interval(alpha1, "alpha1", 0.0, 1.0)
+    alpha2 = check_open_interval(alpha2, "alpha2", 0.0, 1.0)
+    n = check_int(n, "n")
+    m = check_int(m, "m")
+    p = required_mass(delta, h, 1.0)
+    paper_level = level_at(m, p, alpha2, "paper")
+    rows = []
+    for rules in BOUNDS:
+        rank = certification_rank(m, p, alpha2, rules).rank
+        match = None if paper_level is None else (m if rules == "paper" else m_for_level(paper_level, p, alpha2, rules))
+        rows.append(PlanRow(rules, smallest_n(delta, alpha1, rules), _admissible(n, delta, alpha1, rules),
+                            smallest_m(p, alpha2, rules), rank, None if rank is None else rank / m, match))
+    return Plan(h, p, delta, alpha1, alpha2, n, m, tuple(rows))

@@ -221,6 +221,13 @@ def main_certify(args):
             check_candidates(args.candidates, args.alpha1 + args.alpha2)
         except ValueError as err:
             raise CliError(f"--{err} (flag --allow-weak-candidates)") from None
+    from .bounds import require_certifiable
+
+    for eps1 in args.eps1:  # before loading anything: an n or m that can never certify is an error now
+        try:
+            require_certifiable(args.n, args.m, eps1, sigma, args.delta, args.alpha1, args.alpha2, args.bounds)
+        except ValueError as err:
+            raise CliError(f"--{err} (at --eps1 {eps1:g}, --sigma {sigma:g})") from None
     inputs = _load_inputs(args.inputs, args.model)
     if args.workers is not None or args.address is not None or args.resume:
         return _certify_on_workers(args, metric, sigma, params, inputs)
@@ -277,6 +284,37 @@ def _certify_on_workers(args, metric, sigma, params, inputs):
     return 1 if any(isinstance(r, distributed.FailedInput) for _, r in results) else 0
 
 
+def add_plan_arguments(p):
+    """``cs-fast plan``'s options."""
+    from .bounds import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT
+
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--h", type=float, help="eps1 / sigma, the input radius in units of the noise")
+    what.add_argument("--eps1", type=float, help="the input l2 radius (with --sigma)")
+    p.add_argument("--sigma", type=float, help="the smoothing noise (with --eps1)")
+    p.add_argument("--delta", type=float, default=DELTA_DEFAULT, help="the center check's margin (default: %(default)s)")
+    p.add_argument("--alpha1", type=float, default=ALPHA_DEFAULT,
+                   help="failure probability of the center (default: %(default)s)")
+    p.add_argument("--alpha2", type=float, default=ALPHA_DEFAULT,
+                   help="failure probability of the radius (default: %(default)s)")
+    p.add_argument("--n", type=int, default=N_DEFAULT, help="center samples to evaluate (default: %(default)s)")
+    p.add_argument("--m", type=int, default=M_DEFAULT,
+                   help="certification samples to evaluate (default: %(default)s)")
+
+
+def main_plan(args):
+    """Print :func:`cs_fast.bounds.plan`'s table."""
+    from .bounds import plan
+
+    if args.eps1 is not None and args.sigma is None:
+        raise CliError("--sigma: required with --eps1 (or give --h = eps1/sigma)")
+    if args.h is not None and args.sigma is not None:
+        raise CliError("--sigma: goes with --eps1, not with --h")
+    print(plan(args.h, eps1=args.eps1, sigma=args.sigma, delta=args.delta, alpha1=args.alpha1, alpha2=args.alpha2,
+               n=args.n, m=args.m))
+    return 0
+
+
 #: Subcommands whose modules need optional packages: name, module, argument adder, runner, help.
 SUBCOMMANDS = [
     ("demo", "cs_fast.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)"),
@@ -322,6 +360,13 @@ def build_parser(argv=None):
                                    "and eps1 (the fields are explained in the README).")
     add_certify_arguments(p)
     p.set_defaults(run=main_certify)
+    p = sub.add_parser("plan", help="how many samples a certificate needs, before any model call",
+                       description="For an input radius in units of the noise (h = eps1/sigma), under the exact "
+                                   "and the paper's bounds: the smallest n whose center check can pass, the "
+                                   "smallest m that can certify, the rank and level m reaches, and the m that "
+                                   "reaches the level the paper's bounds reach at m.")
+    add_plan_arguments(p)
+    p.set_defaults(run=main_plan)
     for name, module, adder, runner, text in SUBCOMMANDS:
         p = sub.add_parser(name, help=text)
         if chosen is None or name == chosen:

@@ -48,24 +48,13 @@ import numpy as np
 
 from ._checks import check_int, describe
 from .bounds import require_certifiable
+from .seeds import input_seed  # noqa: F401  (the rule of cs_fast.seeds; re-exported for callers of this module)
 from .smoothing import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT, Certificate, CenterSmoothing
 
 RAY_INSTALL = "pip install 'cs_fast[distributed]'  (or: pip install ray)"
 
 
 # --------------------------------------------------------------------------- seeds and digests
-
-
-def input_seed(run_seed, index):
-    """The seed of input ``index`` in a run seeded with ``run_seed``: a 128-bit int.
-
-    Derived with :class:`numpy.random.SeedSequence` from ``(run_seed, index)``,
-    so inputs get independent noise and the value does not depend on which
-    worker certifies the input or when. Pass it as ``CenterSmoothing(seed=...)``
-    to reproduce that input's certificate in-process.
-    """
-    words = np.random.SeedSequence(entropy=int(run_seed), spawn_key=(int(index),)).generate_state(4, np.uint32)
-    return int(sum(int(w) << (32 * k) for k, w in enumerate(words)))
 
 
 def _array_bytes(x):

@@ -41,11 +41,7 @@ from .bindings.arrays import (check_backend, device_scope, device_view, host_vie
 from .bindings.distance import _to_center64, min_median
 from .metrics import check_metric_params, get_metric
 
-# Defaults of the paper and the authors' code.
-N_DEFAULT = 10_000
-M_DEFAULT = 1_000_000
-ALPHA_DEFAULT = 0.005
-DELTA_DEFAULT = 0.05
+from .bounds import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT  # noqa: E402  (re-exported)
 
 
 def failure_probability(alpha1, alpha2=0.0, candidates=None):

@@ -93,43 +93,69 @@ def _check_outputs(result, out, plots=True):
             assert math.isfinite(rec["eps_out"]) and rec["eps_out"] >= 0
             assert 0 <= rec["smoothing_error"] <= rec["eps_out"]
     for row in result["rows"]:
-        assert row["certified"] + row["abstained"] == row["count"]
-        assert sum(row["abstained_by_kind"].values()) == row["abstained"]
+        for b in ("exact", "paper"):
+            s = row["by_bounds"][b]
+            assert s["certified"] + s["abstained"] == row["count"]
+            assert sum(s["abstained_by_kind"].values()) == s["abstained"]
+    # both rule sets judge the same samples: one record each per (h, eps1, input), same center count
+    pairs = {}
+    for rec in result["records"]:
+        pairs.setdefault((rec["h"], rec["eps1"], rec["input"]), {})[rec["bounds"]] = rec
+    for pair in pairs.values():
+        assert set(pair) == {"exact", "paper"} and pair["exact"]["count"] == pair["paper"]["count"]
+        if not pair["paper"]["abstained"]:  # the exact rule set certifies wherever the paper's does, no looser
+            assert not pair["exact"]["abstained"] and pair["exact"]["R"] <= pair["paper"]["R"]
 
 
-def test_run_demo_counts_abstentions(tmp_path):
-    # n = 100 makes delta1 = 0.17 > delta = 0.05: the center check must abstain, and say so.
+def test_run_demo_counts_abstentions_under_each_rule_set(tmp_path):
+    # n = 800 is too few for the paper's Hoeffding margin (delta1 = 0.061 > delta = 0.05), enough for the exact one
     buf = io.StringIO()
-    result = demo.run_demo(out=tmp_path, n=100, m=200, num_inputs=1, eps1s=(0.2,), hs=(2.0,),
+    result = demo.run_demo(out=tmp_path, n=800, m=2000, num_inputs=2, eps1s=(0.2,), hs=(2.0,), seed=0,
                            progress=False, stream=buf)
     _check_outputs(result, tmp_path)
     (row,) = result["rows"]
-    assert (row["count"], row["abstained"], row["abstained_by_kind"]) == (1, 1, {"center": 1})
-    assert row["median_eps_out"] is None
-    assert "delta1" in result["records"][0]["reason"]
+    paper, exact = row["by_bounds"]["paper"], row["by_bounds"]["exact"]
+    assert (row["count"], paper["abstained"], paper["abstained_by_kind"]) == (2, 2, {"center": 2})
+    assert paper["median_eps_out"] is None and exact["certified"] == 2
+    assert all("delta1" in r["reason"] for r in result["records"] if r["bounds"] == "paper")
     table = buf.getvalue()
-    assert "1 (center 1)" in table and "0/1" in table
+    assert "0/2" in table and "h = 2, eps1 = 0.2, paper: center 2" in table
+    assert f"{exact['median_eps_out']:.3f}" in table
     with open(result["files"]["table"]) as fh:
         assert fh.read().strip() in table
+    # the inputs are held-out digits of different classes
+    assert len({r["label"] for r in result["records"]}) == 2
+
+
+def test_run_demo_refuses_what_neither_rule_set_can_certify(tmp_path):
+    with pytest.raises(ValueError, match="^n: received 100"):
+        demo.run_demo(out=tmp_path, n=100, m=2000, num_inputs=1, eps1s=(0.2,), hs=(2.0,), progress=False,
+                      stream=io.StringIO())
+    with pytest.raises(ValueError, match="^m: received 200"):
+        demo.run_demo(out=tmp_path, n=1000, m=200, num_inputs=1, eps1s=(0.2,), hs=(2.0,), progress=False,
+                      stream=io.StringIO())
 
 
 def test_run_demo_certifies(tmp_path):
     buf = io.StringIO()
     result = demo.run_demo(out=tmp_path, n=4000, m=5000, num_inputs=1, eps1s=(0.2,), hs=(1.5,),
-                           progress=False, stream=buf)
+                           progress=False, stream=buf, bounds="paper")
     _check_outputs(result, tmp_path)
-    (rec,) = result["records"]
+    rec = next(r for r in result["records"] if r["bounds"] == "paper")
     assert not rec["abstained"], rec["reason"]
     assert rec["sigma"] == pytest.approx(0.2 / 1.5)
     (row,) = result["rows"]
-    assert row["median_eps_out"] == rec["eps_out"] and row["median_smoothing_error"] == rec["smoothing_error"]
-    assert f"{rec['eps_out']:.3f}" in buf.getvalue()
+    assert row["by_bounds"]["paper"]["median_eps_out"] == rec["eps_out"]
+    assert row["median_smoothing_error"] == rec["smoothing_error"]
+    table = buf.getvalue()
+    assert f"{rec['eps_out']:.3f}" in table
+    assert table.index("paper: certified") < table.index("exact: certified")  # the chosen rule set first
 
 
 def test_run_demo_without_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     buf = io.StringIO()
-    result = demo.run_demo(out=tmp_path, n=100, m=200, num_inputs=1, eps1s=(0.2,), hs=(2.0,),
+    result = demo.run_demo(out=tmp_path, n=800, m=2000, num_inputs=1, eps1s=(0.2,), hs=(2.0,),
                            progress=False, stream=buf)
     _check_outputs(result, tmp_path, plots=False)
     assert "matplotlib is not installed" in buf.getvalue()
@@ -138,7 +164,8 @@ def test_run_demo_without_matplotlib(tmp_path, monkeypatch):
 def test_demo_arguments_and_paper_settings(tmp_path, capsys):
     parser = demo.add_demo_arguments(argparse.ArgumentParser())
     opts = demo.demo_options(parser.parse_args([]))
-    assert (opts["n"], opts["m"], opts["num_inputs"]) == (4000, 20_000, 5)
+    assert (opts["n"], opts["m"], opts["num_inputs"], opts["bounds"]) == (4000, 20_000, 5, "exact")
+    assert demo.demo_options(parser.parse_args(["--bounds", "paper"]))["bounds"] == "paper"
     assert opts["out"].startswith("cs_fast_demo_")  # a fresh folder per run (cs_fast/output_dir.py)
     opts = demo.demo_options(parser.parse_args(["--paper"]))
     assert (opts["n"], opts["m"], opts["num_inputs"]) == (10_000, 1_000_000, 50)

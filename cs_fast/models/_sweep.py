@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from .._checks import check_int
+from ..seeds import root_seed  # noqa: F401  (used by the sweeps below and re-exported)
 
 #: The scalar fields of a :class:`cs_fast.Certificate` that the sweeps report.
 CERTIFICATE_FIELDS = ("eps_out", "R", "smoothing_error", "radius", "abstained", "reason", "delta2", "p", "q",
@@ -24,11 +24,6 @@ CERTIFICATE_FIELDS = ("eps_out", "R", "smoothing_error", "radius", "abstained", 
 def certificate_fields(cert, keys=CERTIFICATE_FIELDS):
     """``{key: cert.key}`` for scalar fields of a certificate (JSON-ready; the spawn key as a list)."""
     return {key: list(v) if isinstance(v, tuple) else v for key in keys for v in [getattr(cert, key)]}
-
-
-def root_seed(seed):
-    """A sweep's root seed: ``seed`` (an integer >= 0), or fresh OS entropy (a 128-bit integer) when None."""
-    return np.random.SeedSequence().entropy if seed is None else check_int(seed, "seed", minimum=0)
 
 
 def setting_seed(root, key, same_seed=False):
