@@ -46,7 +46,8 @@ import numpy as np
 import torch
 from scipy.stats import binomtest
 
-from . import CenterSmoothing, bounds, paired, to_center
+from . import CenterSmoothing, paired, to_center
+from .bounds import required_mass
 from .output_dir import fresh_output_dir
 
 KINDS = ("random", "threshold", "pgd")
@@ -207,12 +208,12 @@ def _perturb(case, kind, x, center, gen):
 # ----------------------------------------------------------------------------- one case
 
 
-def _smoother(case, seed):
+def _smoother(case, seed, bounds):
     s = case.units_scale
     model = case.model if s == 1.0 else (lambda b, _f=case.model, _s=s: _f(b / _s))
     return CenterSmoothing(model, case.metric, case.sigma * s, metric_params=case.metric_params,
                            batch_size=case.batch_size, seed=seed, candidates=case.candidates,
-                           allow_weak_candidates=case.allow_weak_candidates)
+                           allow_weak_candidates=case.allow_weak_candidates, bounds=bounds)
 
 
 def _coverage(case, x, cert, gen):
@@ -229,12 +230,12 @@ def _coverage(case, x, cert, gen):
     return inside
 
 
-def run_case(case, root=None, index=0, progress=None):
-    """Audit one case; return its row (counts, rates, verdicts) as a JSON-ready dict."""
+def run_case(case, root=None, index=0, progress=None, bounds="exact"):
+    """Audit one case under the rule set ``bounds``; return its row (counts, rates, verdicts) as a JSON-ready dict."""
     root = np.random.SeedSequence().entropy if root is None else root
     start = time.perf_counter()
     s = case.units_scale
-    p_claim = bounds.required_mass(case.delta, case.eps1, case.sigma)
+    p_claim = required_mass(case.delta, case.eps1, case.sigma)
     certified = abstained = vacuous = 0
     violations = {k: 0 for k in case.kinds}
     abstained_at = {k: 0 for k in case.kinds}
@@ -247,7 +248,7 @@ def run_case(case, root=None, index=0, progress=None):
         for t in range(case.trials):
             seeds = np.random.SeedSequence(root, spawn_key=(index, i, t)).spawn(2 + len(case.kinds))
             gen = torch.Generator().manual_seed(int(seeds[0].generate_state(1, np.uint64)[0] >> np.uint64(1)))
-            cert = _smoother(case, seeds[1]).certify(x * s, case.eps1, n=case.n, m=case.m, alpha1=case.alpha1,
+            cert = _smoother(case, seeds[1], bounds).certify(x * s, case.eps1, n=case.n, m=case.m, alpha1=case.alpha1,
                                                      alpha2=case.alpha2, delta=case.delta)
             if cert.abstained:
                 abstained += 1
@@ -261,7 +262,7 @@ def run_case(case, root=None, index=0, progress=None):
             hit = False
             for kind, seed in zip(case.kinds, seeds[2:]):
                 x2 = _perturb(case, kind, x, cert.center, gen)
-                res = _smoother(case, seed).smooth(x2 * s, n=case.n, alpha1=case.alpha1, delta=case.delta)
+                res = _smoother(case, seed, bounds).smooth(x2 * s, n=case.n, alpha1=case.alpha1, delta=case.delta)
                 if res.abstained:
                     abstained_at[kind] += 1
                     continue
@@ -279,7 +280,7 @@ def run_case(case, root=None, index=0, progress=None):
              if samples else 1.0)
     fail = p_viol < LEVEL or p_cov < LEVEL
     return {
-        "case": case.name, "metric": case.metric, "sigma": case.sigma, "eps1": case.eps1, "n": case.n,
+        "case": case.name, "bounds": bounds, "metric": case.metric, "sigma": case.sigma, "eps1": case.eps1, "n": case.n,
         "m": case.m, "candidates": case.candidates, "units_scale": case.units_scale, "control": case.control,
         "inputs": len(case.inputs), "trials": case.trials, "certified": certified, "abstained": abstained,
         "vacuous": vacuous, "kinds": list(case.kinds), "violations": violations,
@@ -507,7 +508,7 @@ def plot(rows, path):
     plt.close(fig)
 
 
-def run_audit(out=None, size="full", names=None, seed=None, stream=None):
+def run_audit(out=None, size="full", names=None, seed=None, stream=None, bounds="exact"):
     """Run the audit table and write ``audit.json``, ``table.txt`` and ``audit.png`` into ``out``.
 
     Parameters
@@ -523,11 +524,13 @@ def run_audit(out=None, size="full", names=None, seed=None, stream=None):
         fresh entropy. Recorded in the result.
     stream : file-like, optional
         Where the progress lines and the table go (default stdout).
+    bounds : {'exact', 'paper'}
+        The rule set of every certificate and smoothing (:class:`cs_fast.CenterSmoothing`).
 
     Returns
     -------
     dict
-        ``{"rows": [...], "seconds": ..., "seed": root seed, "size": size}``.
+        ``{"rows": [...], "seconds": ..., "seed": root seed, "size": size, "bounds": bounds}``.
     """
     stream = sys.stdout if stream is None else stream
     out = fresh_output_dir("audit") if out is None else out
@@ -537,13 +540,13 @@ def run_audit(out=None, size="full", names=None, seed=None, stream=None):
     start = time.perf_counter()
     rows = []
     for name, (index, case) in zip(names, cases):
-        row = run_case(case, root, index)
+        row = run_case(case, root, index, bounds=bounds)
         rows.append(row)
         print(f"{row['case']}: {row['any_violation']}/{row['certified']} violated, coverage "
               f"{row['coverage']}, {row['verdict']} ({row['seconds']:.0f}s)", file=stream, flush=True)
-    result = {"size": size, "seed": root, "cases": names, "seconds": time.perf_counter() - start, "rows": rows,
-              "certificates": sum(r["certified"] + r["abstained"] for r in rows),
-              "command": f"cs-fast audit --size {size} --seed {root} --out {out}"}
+    result = {"size": size, "seed": root, "bounds": bounds, "cases": names, "seconds": time.perf_counter() - start,
+              "rows": rows, "certificates": sum(r["certified"] + r["abstained"] for r in rows),
+              "command": f"cs-fast audit --size {size} --seed {root} --bounds {bounds} --out {out}"}
     table = format_table(rows)
     print(table, file=stream)
     print(f"{result['certificates']} certificates in {result['seconds']:.0f}s", file=stream)
@@ -568,6 +571,9 @@ def add_audit_arguments(parser):
                         help="folder for audit.json, table.txt, audit.png (default: a fresh "
                              "./cs_fast_audit_YYYYmmdd-HHMMSS/)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is faster on a loaded machine)")
+    from .models._sweep import add_bounds_argument
+
+    add_bounds_argument(parser)
 
 
 def main_audit(args):
@@ -576,6 +582,6 @@ def main_audit(args):
         if args.threads < 1:
             raise ValueError(f"--threads: received {args.threads}; expected a positive thread count")
         torch.set_num_threads(args.threads)
-    result = run_audit(args.out, args.size, args.cases, args.seed)
+    result = run_audit(args.out, args.size, args.cases, args.seed, bounds=args.bounds)
     ok = all((r["verdict"] == "FAIL") if r["control"] else (r["verdict"] == "pass") for r in result["rows"])
     return 0 if ok else 1

@@ -145,6 +145,8 @@ def add_certify_arguments(p):
                    help="failure probability of the radius bound (default: %(default)s)")
     p.add_argument("--delta", type=float, default=0.05,
                    help="abstain unless the center check's margin is at most this (default: %(default)s)")
+    from .models._sweep import add_bounds_argument
+
     add_bounds_argument(p)
     p.add_argument("--candidates", type=int,
                    help="Smooth-HD: pick the center among this many samples instead of all n "
@@ -168,14 +170,6 @@ def add_certify_arguments(p):
     d.add_argument("--resume", action="store_true",
                    help="keep the records of --output whose input and parameters match, certify the rest "
                         "(default: start over)")
-
-
-def add_bounds_argument(parser):
-    """``--bounds {exact,paper}``: the statistics of the certificates (shared by every certifying subcommand)."""
-    parser.add_argument("--bounds", choices=("exact", "paper"), default="exact",
-                        help="statistics of the certificate: exact binomial bounds, or the paper's Hoeffding and "
-                             "DKW bounds (same failure probability; exact certifies from fewer samples; "
-                             "default: %(default)s)")
 
 
 class _UserModel:

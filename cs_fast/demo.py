@@ -371,8 +371,7 @@ def add_demo_arguments(parser):
                         help=f"held-out digits to certify (default {DEFAULTS['num_inputs']}; --paper: {PAPER['num_inputs']})")
     from cs_fast.output_dir import fresh_output_dir  # a new folder per run: results never overwritten
 
-    from .cli import add_bounds_argument
-    from .models._sweep import add_seed_arguments
+    from .models._sweep import add_bounds_argument, add_seed_arguments
 
     add_seed_arguments(parser)
     add_bounds_argument(parser)

@@ -148,9 +148,21 @@ def test_no_face_certifies_the_empty_box(detector):
 
 def test_main_writes_json_and_png(tmp_path, monkeypatch):
     monkeypatch.setattr(faces, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
-    rows = faces.main(["--out", str(tmp_path), "--n", "40", "--m", "100", "--eps1", "0.1", "--h", "1"])
-    assert len(rows) == 1 and rows[0]["abstained"]  # n = 40 is too few for the default alpha1
+    # the smallest sizes that can certify h = 1 under the exact rules (cs-fast plan --h 1): n = 784, m = 38
+    rows = faces.main(["--out", str(tmp_path), "--n", "784", "--m", "38", "--eps1", "0.1", "--h", "1",
+                       "--batch-size", "400"])
+    assert len(rows) == 1 and rows[0]["bounds"] == "exact" and rows[0]["m"] == 38
+    assert rows[0]["abstained"] or rows[0]["rank"] == 38  # 38 samples: only the largest distance certifies
     assert (tmp_path / "certificates.json").exists() and (tmp_path / "astronaut_h1_eps0.1.png").exists()
+
+
+def test_main_refuses_sizes_that_cannot_certify_before_loading_mtcnn(tmp_path, monkeypatch):
+    monkeypatch.setattr(faces, "load_mtcnn", lambda **kw: pytest.fail("MTCNN loaded for a refused run"))
+    with pytest.raises(ValueError, match=r"^--n: received 40; .*Expected n >= 784.*at --h 1, --eps1 0.1"):
+        faces.main(["--out", str(tmp_path), "--n", "40", "--m", "100", "--eps1", "0.1", "--h", "1"])
+    with pytest.raises(ValueError, match=r"^--m: received 5000; with bounds='paper'.*Expected m >= 9425"):
+        faces.main(["--out", str(tmp_path), "--n", "2000", "--m", "5000", "--eps1", "0.2", "--h", "2",
+                    "--bounds", "paper"])
 
 
 def test_authors_units_certify_eps1_over_255_sigma_on_the_same_samples(detector):
@@ -175,8 +187,9 @@ def test_authors_units_certify_eps1_over_255_sigma_on_the_same_samples(detector)
 
 def test_faces_authors_units_plots_both_curves(tmp_path, monkeypatch):
     monkeypatch.setattr(faces, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
-    rows = faces.main(["--out", str(tmp_path), "--n", "40", "--m", "100", "--eps1", "0.1", "--h", "1", "2",
-                       "--authors-units", "--seed", "5", "--batch-size", "50"])
+    rows = faces.main(["--out", str(tmp_path), "--n", "40", "--m", "800", "--eps1", "0.1", "--h", "1", "2",
+                       "--authors-units", "--seed", "5", "--batch-size", "200", "--delta", "0.25", "--alpha1", "0.05",
+                       "--alpha2", "0.05"])
     assert len(rows) == 2 and all(r["authors"]["authors_units"] and not r["authors_units"] for r in rows)
     assert [r["spawn_key"] for r in rows] == [[0, 0, 0], [0, 1, 0]] and rows[0]["seed"] == 5
     assert all(r["authors"]["batches_detected_afresh"] == 0 for r in rows)
@@ -187,14 +200,15 @@ def test_cli_faces_and_mtcnn_builtin(tmp_path, capsys):
     from cs_fast import cli
 
     rc = cli.main(["faces", "--out", str(tmp_path), "--n", "60", "--m", "200", "--eps1", "0.05", "--h", "0.5",
-                   "--min-face-size", "60", "--batch-size", "60"])
+                   "--min-face-size", "60", "--batch-size", "60", "--delta", "0.25", "--alpha1", "0.05"])
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rc == 0 and len(rows) == 1 and rows[0]["min_face_size"] == 60 and rows[0]["n"] == 60
     # the face crop's base box, from the same MTCNN settings
     assert rows[0]["base_box"] == pytest.approx(
         faces.TopFaceBox(faces.load_mtcnn(min_face_size=60))(faces.astronaut()[None])[0].tolist())
     assert (tmp_path / "astronaut_h0.5_eps0.05.png").exists()
-    rc = cli.main(["certify", "--model", "mtcnn", "--n", "60", "--m", "100", "--eps1", "0.05", "--batch-size", "60"])
+    rc = cli.main(["certify", "--model", "mtcnn", "--n", "60", "--m", "100", "--eps1", "0.05", "--batch-size", "60",
+                   "--delta", "0.25", "--alpha1", "0.05"])
     row = json.loads(capsys.readouterr().out)
     assert rc == 0 and row["metric"] == "jaccard" and row["sigma"] == 0.1 and row["input"] == 0
     assert rc == 0 and cli.main(["faces", "--min-face-size", "5"]) == 2
@@ -209,7 +223,8 @@ def test_cli_says_what_to_install_without_facenet(monkeypatch, capsys):
 
     monkeypatch.setattr(faces, "import_module", missing)
     monkeypatch.setattr(faces, "_DEFAULT_DETECTOR", [])
-    assert cli.main(["certify", "--model", "mtcnn", "--n", "10", "--m", "10"]) == 2
+    assert cli.main(["certify", "--model", "mtcnn", "--n", "12", "--m", "50", "--eps1", "0.05", "--delta", "0.25",
+                     "--alpha1", "0.05", "--alpha2", "0.05"]) == 2
     err = capsys.readouterr().err
     assert "pip install --no-deps facenet-pytorch==2.6.0" in err and len(err.strip().splitlines()) == 1
 
@@ -245,7 +260,8 @@ def test_cli_faces_on_an_lfw_face(tmp_path, capsys):
     from cs_fast import cli
 
     rc = cli.main(["faces", "--photo", "lfw", "--lfw-index", "2", "--lfw-size", "50", "--out", str(tmp_path),
-                   "--n", "200", "--m", "300", "--eps1", "0.05", "--h", "0.5", "--batch-size", "100"])
+                   "--n", "200", "--m", "300", "--eps1", "0.05", "--h", "0.5", "--batch-size", "100", "--delta", "0.25",
+                   "--alpha1", "0.05"])
     row = json.loads(capsys.readouterr().out)
     assert rc == 0 and row["photo"] == "lfw2" and not row["full_photo"]
     np.testing.assert_allclose(row["base_box"], LFW50_BOXES[2], atol=1e-3)

@@ -153,12 +153,17 @@ def test_cli_perceptual(tmp_path, capsys):
 
     from cs_fast import cli
 
-    rc = cli.main(["perceptual", "--out", str(tmp_path), "--n", "120", "--m", "200", "--eps1", "0.1", "--h", "0.5"])
+    # n = 304: the smallest the exact center check admits at the perceptual delta = 0.08 (cs-fast plan)
+    assert cli.main(["perceptual", "--out", str(tmp_path), "--n", "303", "--m", "200", "--eps1", "0.1",
+                     "--h", "0.5"]) == 2
+    assert "--n: received 303" in capsys.readouterr().err
+    rc = cli.main(["perceptual", "--out", str(tmp_path), "--n", "304", "--m", "200", "--eps1", "0.1", "--h", "0.5"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rc == 0 and len(lines) == 2
     timing, row = lines
-    assert timing["n"] == 120 and timing["candidates"] == perceptual.PAPER_CANDIDATES and timing["exact_s"] > 0
+    assert timing["n"] == 304 and timing["candidates"] == perceptual.PAPER_CANDIDATES and timing["exact_s"] > 0
     assert row["candidates"] is None and row["eps1"] == 0.1 and row["sigma"] == pytest.approx(0.2)
+    assert row["bounds"] == "exact" and (row["abstained"] or 1 <= row["rank"] <= 200)
     assert (tmp_path / "certificates.json").exists() and (tmp_path / "digit0_h0.5_eps0.1.png").exists()
     assert cli.main(["perceptual", "--size", "16"]) == 2
     assert "--size" in capsys.readouterr().err

@@ -17,8 +17,9 @@ import numpy as np
 from ..seeds import root_seed  # noqa: F401  (used by the sweeps below and re-exported)
 
 #: The scalar fields of a :class:`cs_fast.Certificate` that the sweeps report.
-CERTIFICATE_FIELDS = ("eps_out", "R", "smoothing_error", "radius", "abstained", "reason", "delta2", "p", "q",
-                      "vacuous", "failure_probability", "seed", "spawn_key")
+CERTIFICATE_FIELDS = ("eps_out", "R", "smoothing_error", "radius", "abstained", "reason", "bounds", "count",
+                      "threshold", "delta1", "delta2", "p", "q", "rank", "level", "vacuous", "failure_probability",
+                      "seed", "spawn_key")
 
 
 def certificate_fields(cert, keys=CERTIFICATE_FIELDS):
@@ -39,6 +40,42 @@ def setting_seed(root, key, same_seed=False):
         Every setting gets ``root`` itself.
     """
     return root if same_seed else np.random.SeedSequence(root, spawn_key=tuple(int(k) for k in key))
+
+
+def add_bounds_argument(parser):
+    """``--bounds {exact,paper}``: the statistics of the certificates (every certifying subcommand has it)."""
+    parser.add_argument("--bounds", choices=("exact", "paper"), default="exact",
+                        help="statistics of the certificate: exact binomial bounds, or the paper's Hoeffding and "
+                             "DKW bounds (same failure probability; exact certifies from fewer samples; "
+                             "default: %(default)s)")
+
+
+def add_statistics_arguments(parser, delta=0.05):
+    """``--delta``, ``--alpha1``, ``--alpha2`` and ``--bounds`` of a sweep."""
+    parser.add_argument("--delta", type=float, default=delta,
+                        help="abstain unless the center check's margin is at most this (default: %(default)s)")
+    parser.add_argument("--alpha1", type=float, default=0.005,
+                        help="failure probability of the center check (default: %(default)s)")
+    parser.add_argument("--alpha2", type=float, default=0.005,
+                        help="failure probability of the radius bound (default: %(default)s)")
+    add_bounds_argument(parser)
+
+
+def statistics(args):
+    """The certify keywords of :func:`add_statistics_arguments`' options."""
+    return dict(delta=args.delta, alpha1=args.alpha1, alpha2=args.alpha2, bounds=args.bounds)
+
+
+def refuse_uncertifiable_sweep(args):
+    """Raise, before any model call, if ``args.n``/``args.m`` cannot certify some (h, eps1) of the sweep."""
+    from ..bounds import require_certifiable
+
+    for h in args.h:
+        for eps1 in args.eps1:
+            try:
+                require_certifiable(args.n, args.m, eps1, eps1 / h, args.delta, args.alpha1, args.alpha2, args.bounds)
+            except ValueError as err:
+                raise ValueError(f"--{err} (at --h {h:g}, --eps1 {eps1:g})") from None
 
 
 def add_seed_arguments(parser):

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._sweep import add_seed_arguments, certificate_fields, sweep
+from ._sweep import (add_seed_arguments, add_statistics_arguments, certificate_fields, refuse_uncertifiable_sweep,
+                     statistics, sweep)
 from ._torchvision_compat import import_module
 
 #: The paper's settings for faces (section 5.1).
@@ -246,7 +247,7 @@ class FaceCertificate:
 
 
 def certify_face(image, eps1, h=2.0, n=PAPER_N, m=PAPER_M, *, detector=None, seed=None, batch_size=100,
-                 progress=False, authors_units=False, **kwargs):
+                 progress=False, authors_units=False, bounds="exact", **kwargs):
     """Certify the Jaccard distance of the top face box of ``image`` (paper section 5.1).
 
     With probability at least ``1 - alpha1 - alpha2``, for every image within
@@ -280,6 +281,8 @@ def certify_face(image, eps1, h=2.0, n=PAPER_N, m=PAPER_M, *, detector=None, see
         its ``p`` uses ``eps1 / (255 sigma)`` in place of ``eps1 / sigma``.
         The noisy images are the same as without it (same seed). For
         comparison only; such a certificate does not cover ``eps1``.
+    bounds : {'exact', 'paper'}
+        The statistics (:class:`cs_fast.CenterSmoothing`).
     **kwargs
         ``alpha1``, ``alpha2``, ``delta`` of :meth:`cs_fast.CenterSmoothing.certify`.
 
@@ -301,10 +304,11 @@ def certify_face(image, eps1, h=2.0, n=PAPER_N, m=PAPER_M, *, detector=None, see
             return detector(images255 / 255.0)
 
         smoother = CenterSmoothing(model, "jaccard", sigma * 255.0, batch_size=batch_size, seed=seed,
-                                   progress=progress)
+                                   progress=progress, bounds=bounds)
         x = image * 255.0
     else:
-        smoother = CenterSmoothing(detector, "jaccard", sigma, batch_size=batch_size, seed=seed, progress=progress)
+        smoother = CenterSmoothing(detector, "jaccard", sigma, batch_size=batch_size, seed=seed, progress=progress,
+                                   bounds=bounds)
         x = image
     start = time.perf_counter()
     cert = smoother.certify(x, eps1, n=n, m=m, **kwargs)
@@ -380,6 +384,7 @@ def add_faces_arguments(parser):
     parser.add_argument("--eps1", type=float, nargs="+", default=list(PAPER_EPS1))
     parser.add_argument("--h", type=float, nargs="+", default=list(PAPER_H), help="sigma = eps1 / h")
     add_seed_arguments(parser)
+    add_statistics_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=100, help="images per MTCNN call")
     parser.add_argument("--min-face-size", type=int, default=20,
                         help="MTCNN's smallest face in pixels (facenet-pytorch's default 20; larger is faster)")
@@ -403,6 +408,7 @@ def main_faces(args):
         raise ValueError(f"--n, --m: received {args.n}, {args.m}; expected positive sample counts")
     if args.min_face_size < 12:
         raise ValueError(f"--min-face-size: received {args.min_face_size}; expected at least 12 (P-net's window)")
+    refuse_uncertifiable_sweep(args)
     if args.photo == "lfw":
         if not 0 <= args.lfw_index < 100:
             raise ValueError(f"--lfw-index: received {args.lfw_index}; expected 0 <= index < 100")
@@ -423,7 +429,7 @@ def main_faces(args):
     def certify_one(h, eps1, seed):
         replay.record()
         res = certify_face(image, eps1, h, args.n, args.m, detector=replay if args.authors_units else detector,
-                           seed=seed, batch_size=args.batch_size, progress=args.progress)
+                           seed=seed, batch_size=args.batch_size, progress=args.progress, **statistics(args))
         draw_certificate(image, res, os.path.join(args.out, f"{name}_h{h:g}_eps{eps1:g}.png"))
         row = {**summary(res), "photo": name, "min_face_size": args.min_face_size,
                "full_photo": bool(args.full_photo) and name == "astronaut"}
@@ -431,7 +437,8 @@ def main_faces(args):
             replay.replay()
             misses = replay.misses
             theirs = certify_face(image, eps1, h, args.n, args.m, detector=replay, seed=seed,
-                                  batch_size=args.batch_size, progress=args.progress, authors_units=True)
+                                  batch_size=args.batch_size, progress=args.progress, authors_units=True,
+                                  **statistics(args))
             row["authors"] = {**summary(theirs), "batches_detected_afresh": replay.misses - misses}
         return row
 

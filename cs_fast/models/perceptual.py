@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._sweep import add_seed_arguments, certificate_fields, sweep
+from ._sweep import (add_seed_arguments, add_statistics_arguments, certificate_fields, refuse_uncertifiable_sweep,
+                     statistics, sweep)
 from .lpips_adapter import LPIPSFeatures, load_lpips
 
 PAPER_N, PAPER_M, PAPER_DELTA, PAPER_CANDIDATES = 2000, 10_000, 0.08, 30
@@ -129,7 +130,7 @@ class GeneratorCertificate:
 
 
 def certify_generator(model, z, eps1, h=1.0, n=PAPER_N, m=PAPER_M, *, candidates=PAPER_CANDIDATES,
-                      delta=PAPER_DELTA, seed=None, batch_size=500, **kwargs):
+                      delta=PAPER_DELTA, seed=None, batch_size=500, bounds="exact", **kwargs):
     """Certify the LPIPS distance of the smoothed generator at latent ``z``.
 
     With probability at least ``1 - alpha1 - alpha2`` (``- 2**-candidates``
@@ -151,6 +152,8 @@ def certify_generator(model, z, eps1, h=1.0, n=PAPER_N, m=PAPER_M, *, candidates
     seed : int or numpy.random.SeedSequence, optional
         The noise's seed; None (the default) draws fresh entropy, recorded in the certificate.
     batch_size : int
+    bounds : {'exact', 'paper'}
+        The statistics (:class:`cs_fast.CenterSmoothing`).
     **kwargs
         ``alpha1``, ``alpha2`` of :meth:`cs_fast.CenterSmoothing.certify`.
 
@@ -162,7 +165,7 @@ def certify_generator(model, z, eps1, h=1.0, n=PAPER_N, m=PAPER_M, *, candidates
 
     sigma = float(eps1) / float(h)
     smoother = CenterSmoothing(model, "sqfeat", sigma, metric_params={"weights": model.weights},
-                               batch_size=batch_size, seed=seed, candidates=candidates)
+                               batch_size=batch_size, seed=seed, candidates=candidates, bounds=bounds)
     start = time.perf_counter()
     cert = smoother.certify(z, eps1, n=n, m=m, delta=delta, **kwargs)
     return GeneratorCertificate(float(eps1), float(h), sigma, candidates, cert, time.perf_counter() - start)
@@ -275,6 +278,7 @@ def add_perceptual_arguments(parser):
     parser.add_argument("--candidates", type=int, default=None,
                         help=f"Smooth-HD candidate centers (the paper's {PAPER_CANDIDATES}); default: exact center")
     add_seed_arguments(parser)
+    add_statistics_arguments(parser, delta=PAPER_DELTA)
 
 
 def main_perceptual(args):
@@ -285,18 +289,20 @@ def main_perceptual(args):
         raise ValueError(f"--size: received {args.size}; expected at least 32 (AlexNet's trunk needs it)")
     if args.latent < 0:
         raise ValueError(f"--latent: received {args.latent}; expected a held-out digit index >= 0")
+    refuse_uncertifiable_sweep(args)
     model = build(size=args.size)
     z = test_latents(args.latent + 1)[args.latent]
     timing = time_centers(model, z, args.eps1[0] / args.h[0], n=args.n, seed=0 if args.seed is None else args.seed)
     print(json.dumps(timing), flush=True)
 
     def certify_one(h, eps1, seed):
-        res = certify_generator(model, z, eps1, h, args.n, args.m, seed=seed, candidates=args.candidates)
+        res = certify_generator(model, z, eps1, h, args.n, args.m, seed=seed, candidates=args.candidates,
+                                **statistics(args))
         draw_center(model, z, res, os.path.join(args.out, f"digit{args.latent}_h{h:g}_eps{eps1:g}.png"))
         return {"eps1": eps1, "h": h, "sigma": res.sigma, "candidates": res.candidates, "seconds": res.seconds,
                 **certificate_fields(res.certificate, ("eps_out", "R", "smoothing_error", "radius", "abstained",
-                                                       "reason", "vacuous", "failure_probability", "seed",
-                                                       "spawn_key"))}
+                                                       "reason", "bounds", "rank", "level", "count", "threshold",
+                                                       "vacuous", "failure_probability", "seed", "spawn_key"))}
 
     return sweep(args.out, args.h, args.eps1, certify_one, report={"timing": timing, "rows": []}, seed=args.seed,
                  same_seed=args.same_seed, input_index=args.latent)
