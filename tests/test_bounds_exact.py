@@ -1,0 +1,286 @@
+"""The exact binomial rules of cs_fast.bounds: against a 40-digit reference, and by Monte Carlo coverage.
+
+The reference tail is an mpmath sum of the binomial terms above ``k`` (each term
+from log-gamma, then the ratio recurrence), written here from the definition and
+sharing no code with scipy. The Monte Carlo tests run each rule on simulated
+distances or counts at a level where failures are frequent enough to count
+(alpha = 0.1 or 0.2) and check the observed failure rate against the exact
+theoretical one; the same simulation with the rank (or threshold) one lower must
+fail, so an off-by-one cannot pass.
+"""
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from cs_fast import bounds
+
+mpmath.mp.dps = 40
+
+
+def mp_tail(m, p, k):
+    """P(Binomial(m, p) >= k) in 40-digit arithmetic (k at or above the mean: the terms decay)."""
+    if k <= 0:
+        return mpmath.mpf(1)
+    if k > m:
+        return mpmath.mpf(0)
+    p = mpmath.mpf(p)
+    if p == 0:
+        return mpmath.mpf(0)
+    q = 1 - p
+    if q == 0:
+        return mpmath.mpf(1)
+    term = mpmath.exp(mpmath.loggamma(m + 1) - mpmath.loggamma(k + 1) - mpmath.loggamma(m - k + 1)
+                      + k * mpmath.log(p) + (m - k) * mpmath.log(q))
+    total, j, ratio = term, k, p / q
+    while j < m:
+        term = term * (m - j) / (j + 1) * ratio
+        j += 1
+        total += term
+        if term < total * mpmath.mpf(10) ** -30:
+            break
+    return total
+
+
+def _cases(count, seed):
+    """(m, p, alpha): m from 1 to 1e8 log-uniform, p near 0, in the middle and near 1, alpha down to 1e-12."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        m = int(round(10 ** rng.uniform(0, 8)))
+        kind = rng.integers(3)
+        if kind == 0:
+            p = 10 ** rng.uniform(-9, -1)
+        elif kind == 1:
+            p = rng.uniform(0.3, 0.97)
+        else:
+            p = 1 - 10 ** rng.uniform(-9, -1.5)
+        alpha = 10 ** rng.uniform(-12, -1)
+        out.append((m, float(p), float(alpha)))
+    return out
+
+
+def _check_rank_against_mpmath(m, p, alpha):
+    k = bounds.exact_rank(m, p, alpha)
+    if k is None:
+        # no rank at all: even the largest of m distances fails, p^m > alpha (up to the 1e-12 padding)
+        assert mpmath.mpf(p) ** m > alpha * (1 - 1e-5) or (p + 1e-12) ** m > alpha * (1 - 1e-6)
+        return
+    assert 1 <= k <= m
+    assert mp_tail(m, p, k) <= alpha, (m, p, alpha, k)  # never too small
+    if k > 1 and k != bounds.paper_rank(m, p, alpha):
+        # and no larger than the padded, hair-trimmed rule needs: k - 1 is refused by the exact tail too
+        assert mp_tail(m, min(1.0, p + 1e-12), k - 1) > alpha * (1 - 1e-6) * (1 - 1e-9), (m, p, alpha, k)
+
+
+@pytest.mark.parametrize("m, p, alpha", _cases(40, 1))
+def test_exact_rank_against_a_40_digit_reference(m, p, alpha):
+    _check_rank_against_mpmath(m, p, alpha)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("m, p, alpha", _cases(400, 2))
+def test_exact_rank_against_a_40_digit_reference_many(m, p, alpha):
+    _check_rank_against_mpmath(m, p, alpha)
+
+
+@pytest.mark.parametrize("m, p, alpha", [
+    (1, 0.5, 0.6), (1, 0.5, 0.4), (10, 0.999, 1e-12), (10 ** 8, 0.98, 0.005), (10 ** 8, 1e-7, 1e-9),
+    (10 ** 8, 1 - 1e-9, 0.005), (1000, 1e-9, 1e-6), (1000, 1e-9, 1e-12), (10 ** 6, 0.5, 1e-12),
+])
+def test_exact_rank_corners(m, p, alpha):
+    _check_rank_against_mpmath(m, p, alpha)
+
+
+def test_exact_rank_is_never_above_the_papers_and_certifies_wherever_it_does():
+    for m, p, alpha in _cases(300, 3):
+        k, paper = bounds.exact_rank(m, p, alpha), bounds.paper_rank(m, p, alpha)
+        if paper is not None:
+            assert k is not None and k <= paper
+
+
+def test_exact_rank_is_monotone_in_p_and_in_one_over_alpha():
+    rng = np.random.default_rng(4)
+    for _ in range(60):
+        m = int(10 ** rng.uniform(1, 6))
+        ps = np.sort(rng.uniform(0.01, 0.999, 12))
+        ranks = [bounds.exact_rank(m, float(p), 0.01) for p in ps]
+        present = [r for r in ranks if r is not None]
+        assert present == sorted(present)  # a larger mass never needs a smaller rank
+        assert all(r is None for r in ranks[len(present):])  # and once none certifies, none does
+        alphas = np.sort(10 ** rng.uniform(-10, -1, 12))[::-1]
+        p = float(rng.uniform(0.1, 0.99))
+        ranks = [bounds.exact_rank(m, p, float(a)) for a in alphas]
+        present = [r for r in ranks if r is not None]
+        assert present == sorted(present)
+
+
+def test_smallest_m_and_n_by_value_and_by_definition():
+    p = bounds.required_mass(0.05, 2.0, 1.0)
+    assert (bounds.smallest_m(p, 0.005), bounds.smallest_m(p, 0.005, "paper")) == (314, 9425)
+    p25 = bounds.required_mass(0.05, 2.5, 1.0)
+    assert (bounds.smallest_m(p25, 0.005), bounds.smallest_m(p25, 0.005, "paper")) == (1223, 141687)
+    for rules in bounds.BOUNDS:
+        m0 = bounds.smallest_m(p, 0.005, rules)
+        assert bounds.certification_rank(m0, p, 0.005, rules).rank is not None
+        assert bounds.certification_rank(m0 - 1, p, 0.005, rules).rank is None
+    assert (bounds.smallest_n(0.05, 0.005), bounds.smallest_n(0.05, 0.005, "paper")) == (784, 1199)
+    for delta, alpha1 in [(0.05, 0.005), (0.1, 0.2), (0.02, 1e-6), (0.3, 0.01)]:
+        for rules in bounds.BOUNDS:
+            n0 = bounds.smallest_n(delta, alpha1, rules)
+            assert not bounds.admissible(n0 - 1, delta, alpha1, rules) if n0 > 1 else True
+            assert all(bounds.admissible(n, delta, alpha1, rules) for n in range(n0, n0 + 300))
+
+
+def test_exact_lemma1_matches_scipy_binomial():
+    """Admissible iff P(Binomial(n, 1/2 + delta) < ceil(n/2)) <= alpha1/2, for every n near the edge."""
+    for delta, alpha1 in [(0.05, 0.005), (0.1, 0.2), (0.2, 0.05)]:
+        n0 = bounds.smallest_n(delta, alpha1)
+        for n in range(max(1, n0 - 60), n0 + 60):
+            tail = binom.cdf(-(-n // 2) - 1, n, 0.5 + delta)
+            if abs(tail - alpha1 / 2) > 1e-9:  # away from a rounding-level tie
+                assert bounds.admissible(n, delta, alpha1) == (tail <= alpha1 / 2), (delta, alpha1, n)
+            if bounds.admissible(n, delta, alpha1):
+                margin = bounds.lemma1_margin(n, alpha1)
+                assert binom.cdf(-(-n // 2) - 1, n, 0.5 + margin) == pytest.approx(alpha1 / 2, rel=1e-6)
+    assert bounds.admissible(764, 0.05, 0.005) and not bounds.admissible(765, 0.05, 0.005)  # even n admit earlier
+
+
+def test_center_check_threshold_is_the_one_sided_clopper_pearson_rank():
+    for n in (50, 784, 1000, 10_001):
+        for delta, alpha1 in [(0.05, 0.005), (0.1, 0.2)]:
+            check = bounds.center_check(n // 2, n, delta, alpha1)
+            if check.threshold is None:
+                continue
+            k = check.threshold
+            assert binom.sf(k - 1, n, 0.5 - delta) <= alpha1 / 2
+            paper = bounds.paper_threshold(n, delta, alpha1)
+            assert paper is None or k <= paper
+            assert bounds.center_check(k, n, delta, alpha1).passed
+            assert not bounds.center_check(k - 1, n, delta, alpha1).passed
+            # the reported delta2 is 1/2 minus the Clopper-Pearson lower bound, at or below delta when it passes
+            assert bounds.center_check(k, n, delta, alpha1).delta2 <= delta + 1e-9
+
+
+def test_paper_center_check_is_todays_float_rule():
+    for n in (1199, 2000, 10_000):
+        for count in range(n // 2 - 60, n // 2 + 60):
+            delta1 = math.sqrt(math.log(2 / 0.005) / (2 * n))
+            delta2 = 0.5 - (count / n - delta1)
+            check = bounds.center_check(count, n, 0.05, 0.005, "paper")
+            assert (check.delta1, check.delta2) == (delta1, delta2)
+            assert check.passed == (max(delta1, delta2) <= 0.05)
+            assert check.passed == (count >= check.threshold)
+
+
+def test_bad_arguments_name_themselves():
+    with pytest.raises(ValueError, match="bounds: received 'hoeffding'"):
+        bounds.center_check(1, 10, 0.05, 0.005, "hoeffding")
+    with pytest.raises(TypeError, match="bounds: received 1"):
+        bounds.certification_rank(10, 0.5, 0.1, 1)
+    with pytest.raises(ValueError, match="count: received 11; expected at most n = 10"):
+        bounds.center_check(11, 10, 0.05, 0.005)
+    with pytest.raises(ValueError, match="p: received 1.5"):
+        bounds.exact_rank(10, 1.5, 0.1)
+    with pytest.raises(ValueError, match="alpha: received 0.0"):
+        bounds.exact_rank(10, 0.5, 0.0)
+    with pytest.raises(ValueError, match="h: received None"):
+        bounds.plan()
+
+
+# ----------------------------------------------------------------------------- Monte Carlo
+
+
+LAWS = {
+    # name: (sampler (rng, size) -> distances, quantile function, atom at the quantile)
+    "exponential": (lambda rng, size: rng.exponential(1.0, size), lambda q: -math.log1p(-q)),
+    "pareto (tail index 1.1)": (lambda rng, size: rng.pareto(1.1, size), lambda q: (1 - q) ** (-1 / 1.1) - 1),
+}
+
+
+def _rank_failures(trials, m, p, alpha, law, shift, seed):
+    """Failures of ``F(R) >= p`` over ``trials`` samples of ``m`` distances, R at rank exact_rank + shift."""
+    sampler, quantile = LAWS[law]
+    rng = np.random.default_rng(seed)
+    k = bounds.certification_rank(m, p, alpha).rank + shift
+    q = quantile(p)
+    fails = 0
+    for _ in range(trials):
+        R = bounds.kth_smallest(sampler(rng, m), k)
+        fails += R < q  # F(R) < p exactly when R is below the p-quantile (a continuous law)
+    return fails, k
+
+
+def _within(fails, trials, rate, sigmas=4.0):
+    se = math.sqrt(rate * (1 - rate) / trials)
+    return abs(fails / trials - rate) <= sigmas * se + 1.0 / trials
+
+
+@pytest.mark.parametrize("law", sorted(LAWS))
+@pytest.mark.parametrize("trials", [pytest.param(4000, id="short"),
+                                    pytest.param(40_000, id="long", marks=pytest.mark.slow)])
+def test_rank_rule_coverage_and_its_off_by_one(law, trials):
+    m, p, alpha = 65, 0.9, 0.1  # rank 62: S = 0.0996, just below alpha; rank 61: S = 0.209
+    fails, k = _rank_failures(trials, m, p, alpha, law, 0, 1)
+    rate = binom.sf(k - 1, m, p)  # P(F(R) < p) for a continuous law: S(m, p, k)
+    assert rate <= alpha and _within(fails, trials, rate)
+    assert fails / trials <= alpha + 4 * math.sqrt(alpha * (1 - alpha) / trials)
+    low, _ = _rank_failures(trials, m, p, alpha, law, -1, 2)
+    low_rate = binom.sf(k - 2, m, p)
+    assert low_rate > alpha + 8 * math.sqrt(alpha * (1 - alpha) / trials)  # the tight case: k - 1 is far too small
+    assert _within(low, trials, low_rate) and low / trials > alpha + 4 * math.sqrt(alpha * (1 - alpha) / trials)
+
+
+def test_rank_rule_on_an_atomic_law_fails_no_more_than_the_exact_rate():
+    """Distances with an atom at the p-quantile: ties only lower the failure probability."""
+    rng = np.random.default_rng(5)
+    m, p, alpha, trials = 60, 0.9, 0.1, 4000
+    k = bounds.certification_rank(m, p, alpha).rank
+    # law: 0 w.p. 0.5, 1 w.p. 0.45 (the atom holding the 0.9-quantile), 2 w.p. 0.05; F(R) < p iff R < 1
+    fails = sum(bounds.kth_smallest(rng.choice([0.0, 1.0, 2.0], m, p=[0.5, 0.45, 0.05]), k) < 1.0
+                for _ in range(trials))
+    exact = binom.sf(k - 1, m, 0.5)  # R < 1 iff at least k of the m fall on 0 (probability 0.5 each)
+    assert _within(fails, trials, exact) and exact <= binom.sf(k - 1, m, p) <= alpha
+
+
+@pytest.mark.parametrize("trials", [pytest.param(20_000, id="short"),
+                                    pytest.param(400_000, id="long", marks=pytest.mark.slow)])
+def test_center_check_false_pass_rate_and_its_off_by_one(trials):
+    """A ball of mass exactly 1/2 - delta (the worst case) passes the exact check at most alpha1/2 of the time."""
+    n, delta, alpha1 = 60, 0.1, 0.2
+    rng = np.random.default_rng(6)
+    counts = rng.binomial(n, 0.5 - delta, trials)  # fresh samples within a radius whose ball has mass 0.4
+    threshold = bounds.center_check(0, n, delta, alpha1).threshold
+    passes = np.array([bounds.center_check(int(c), n, delta, alpha1).passed for c in range(n + 1)])
+    false_pass = int(passes[counts].sum())
+    rate = binom.sf(threshold - 1, n, 0.5 - delta)
+    assert rate <= alpha1 / 2 and _within(false_pass, trials, rate)
+    mutant = int((counts >= threshold - 1).sum())
+    mutant_rate = binom.sf(threshold - 2, n, 0.5 - delta)
+    assert mutant_rate > alpha1 / 2 + 8 * math.sqrt(0.1 * 0.9 / trials) and _within(mutant, trials, mutant_rate)
+
+
+@pytest.mark.parametrize("trials", [pytest.param(20_000, id="short"),
+                                    pytest.param(400_000, id="long", marks=pytest.mark.slow)])
+def test_lemma1_failure_rate_at_the_smallest_admissible_n_and_its_off_by_one(trials):
+    """At the smallest admissible n, the mass-(1/2 + delta) ball misses ceil(n/2) samples at most alpha1/2 of the time."""
+    delta, alpha1 = 0.1, 0.2
+    n = bounds.smallest_n(delta, alpha1)
+    rng = np.random.default_rng(7)
+    inside = rng.binomial(n, 0.5 + delta, trials)
+    need = -(-n // 2)
+    fails = int((inside < need).sum())
+    rate = binom.cdf(need - 1, n, 0.5 + delta)
+    assert rate <= alpha1 / 2 and _within(fails, trials, rate)
+    # the n just below is refused, and rightly: its ball misses the median more than alpha1/2 of the time
+    m = n - 1
+    assert not bounds.admissible(m, delta, alpha1)
+    miss = int((rng.binomial(m, 0.5 + delta, trials) < -(-m // 2)).sum())
+    below = binom.cdf(-(-m // 2) - 1, m, 0.5 + delta)
+    assert below > alpha1 / 2 and _within(miss, trials, below)
+    # counting the median one sample later (ceil(n/2) + 1 in the ball) would need more than alpha1/2 here
+    late = binom.cdf(need, n, 0.5 + delta)
+    assert late > alpha1 / 2 and _within(int((inside < need + 1).sum()), trials, late)
