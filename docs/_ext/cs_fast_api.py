@@ -5,7 +5,8 @@ is listed by its functions) and the public functions defined in
 :mod:`cs_fast.bounds`. :func:`public_objects` is shared with
 ``tests/test_doctests.py``, which runs their Examples. A name missing from the
 reference is a warning, so ``sphinx-build -W`` fails until it is placed in one
-of the page's groups.
+of the page's groups. Likewise every field of :class:`cs_fast.Certificate`
+(and its derived ``to_dict`` keys) must be described on ``certificate.rst``.
 
 numpydoc reports a docstring it cannot parse (an unknown section header, a
 malformed parameter list) as a Python ``UserWarning``, which Sphinx's ``-W``
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 #: The page that groups the public names, relative to the docs folder.
 API_PAGE = "api.rst"
+#: The page that describes every field of a certificate.
+FIELDS_PAGE = "certificate.rst"
 
 
 def public_objects():
@@ -78,6 +81,23 @@ def check_api_page(app):
                        name, API_PAGE, location=API_PAGE)
 
 
+def certificate_fields():
+    """The keys of ``Certificate.to_dict()``: its dataclass fields and the derived ones."""
+    import dataclasses
+
+    cert = importlib.import_module("cs_fast").Certificate
+    return [f.name for f in dataclasses.fields(cert)] + list(getattr(cert, "_DERIVED", ()))
+
+
+def check_fields_page(app):
+    with open(os.path.join(app.srcdir, FIELDS_PAGE), encoding="utf-8") as f:
+        text = f.read()
+    for name in certificate_fields():
+        if f"``{name}``" not in text:
+            logger.warning("Certificate field %r is not described on docs/%s (add it to the tables of fields)",
+                           name, FIELDS_PAGE, location=FIELDS_PAGE)
+
+
 def forward_numpydoc_warnings():
     """Send numpydoc's Python warnings to Sphinx's log (once per message), where ``-W`` counts them."""
     warnings.filterwarnings("always", category=UserWarning, module=r"numpydoc\.")
@@ -97,4 +117,5 @@ def forward_numpydoc_warnings():
 def setup(app):
     forward_numpydoc_warnings()
     app.connect("builder-inited", check_api_page)
+    app.connect("builder-inited", check_fields_page)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
