@@ -321,12 +321,16 @@ def render_perceptual(folder, rel):
     return lines
 
 
+def _summary_and_table(folder, json_name, summary):
+    """``summary(record)`` of the folder's JSON record, then its ``table.txt`` as the program wrote it."""
+    return [summary(read_json(os.path.join(folder, json_name))), ""] + literal(
+        read_text(os.path.join(folder, "table.txt")))
+
+
 def render_audit(folder, rel):
-    d = read_json(os.path.join(folder, "audit.json"))
-    lines = [f"Command recorded in ``audit.json``: {lit(d.get('command', ''))}; {d.get('certificates', '?')} "
-             f"certificates in {d.get('seconds', 0):.0f} s of audit.", ""]
-    lines += literal(read_text(os.path.join(folder, "table.txt")))
-    return lines
+    return _summary_and_table(folder, "audit.json", lambda d: (
+        f"Command recorded in ``audit.json``: {lit(d.get('command', ''))}; {d.get('certificates', '?')} "
+        f"certificates in {d.get('seconds', 0):.0f} s of audit."))
 
 
 def render_text(path, rel):
@@ -366,11 +370,9 @@ def render_gpu_model(folder, rel):
 
 
 def render_distributed(folder, rel):
-    d = read_json(os.path.join(folder, "results.json"))
-    lines = [f"{d.get('inputs', '?')} inputs, {d.get('cores', '?')} cores, {d.get('rounds', '?')} rounds, "
-             f"``OMP_WAIT_POLICY={d.get('omp_wait_policy', '?')}``.", ""]
-    lines += literal(read_text(os.path.join(folder, "table.txt")))
-    return lines
+    return _summary_and_table(folder, "results.json", lambda d: (
+        f"{d.get('inputs', '?')} inputs, {d.get('cores', '?')} cores, {d.get('rounds', '?')} rounds, "
+        f"``OMP_WAIT_POLICY={d.get('omp_wait_policy', '?')}``."))
 
 
 def render_folder(folder, rel):
