@@ -20,9 +20,12 @@ import os
 import re
 import warnings
 
-from sphinx.util import logging
 
-logger = logging.getLogger(__name__)
+def _logger():
+    # Imported here: tests/test_doctests.py imports this module for public_objects() where Sphinx is not installed.
+    from sphinx.util import logging
+
+    return logging.getLogger(__name__)
 
 #: The page that groups the public names, relative to the docs folder.
 API_PAGE = "api.rst"
@@ -77,7 +80,7 @@ def check_api_page(app):
     with open(path, encoding="utf-8") as f:
         listed = listed_names(f.read())
     for name in sorted(set(public_objects()) - listed):
-        logger.warning("%s is public but not in the API reference: add it to an autosummary group of docs/%s",
+        _logger().warning("%s is public but not in the API reference: add it to an autosummary group of docs/%s",
                        name, API_PAGE, location=API_PAGE)
 
 
@@ -94,7 +97,7 @@ def check_fields_page(app):
         text = f.read()
     for name in certificate_fields():
         if f"``{name}``" not in text:
-            logger.warning("Certificate field %r is not described on docs/%s (add it to the tables of fields)",
+            _logger().warning("Certificate field %r is not described on docs/%s (add it to the tables of fields)",
                            name, FIELDS_PAGE, location=FIELDS_PAGE)
 
 
@@ -109,7 +112,7 @@ def forward_numpydoc_warnings():
             return previous(message, category, filename, lineno, file, line)
         if str(message) not in seen:
             seen.add(str(message))
-            logger.warning("numpydoc: %s", message)
+            _logger().warning("numpydoc: %s", message)
 
     warnings.showwarning = show
 
