@@ -228,7 +228,8 @@ class Certificate(SmoothResult):
     \alpha_2`, plus :math:`2^{-k}` for ``candidates=k``) over the sampling,
     every input :math:`x'` with :math:`\|x' - x\|_2 \le \epsilon_1` has a
     smoothed output within ``eps_out`` of ``center``. ``eps_out``, ``R`` and
-    ``smoothing_error`` are None when abstained; ``reason`` says why.
+    ``smoothing_error`` are None when abstained; ``reason`` says why. It has
+    every attribute of :class:`SmoothResult` and those below.
 
     Attributes
     ----------
