@@ -6,12 +6,14 @@ Public API:
 - metrics: :func:`available_metrics`, :func:`get_metric`
 - smoothing: :class:`CenterSmoothing`, :class:`SmoothResult`, :class:`Certificate`
 - statistics: :mod:`cs_fast.bounds`
+- compiling ahead of time: :func:`warmup`
 """
 
 from . import bounds
 from .bindings.distance import cdist, min_median, paired, pdist, to_center
 from .metrics import available_metrics, get_metric
 from .smoothing import Certificate, CenterSmoothing, SmoothResult
+from .warmup import warmup
 
 __version__ = "0.1.0"
 
@@ -27,4 +29,5 @@ __all__ = [
     "paired",
     "pdist",
     "to_center",
+    "warmup",
 ]

@@ -427,6 +427,11 @@ def faces_case(size="full", units_scale=1.0):
                      note="no PGD: MTCNN's boxes go through NMS, not differentiable")
 
 
+#: The audit table's cases, in order (:func:`build_cases`).
+CASE_NAMES = ("identity", "box", "sqfeat", "digits", "faces", "candidates30", "control-candidates1",
+              "control-box-authors-units", "control-faces-authors-units")
+
+
 def build_cases(size="full", names=None):
     """The audit table's cases (``size='small'``: the tests' quick versions)."""
     makers = {
@@ -440,6 +445,7 @@ def build_cases(size="full", names=None):
         "control-box-authors-units": lambda: box_case(size, units_scale=255.0, control=True),
         "control-faces-authors-units": lambda: faces_case(size, units_scale=255.0),
     }
+    assert tuple(makers) == CASE_NAMES  # one list of names: --cases offers these
     names = list(makers) if names is None else list(names)
     unknown = [n for n in names if n not in makers]
     if unknown:
@@ -565,7 +571,8 @@ def add_audit_arguments(parser):
     """The options of ``cs-fast audit``."""
     parser.add_argument("--size", choices=("full", "small"), default="full",
                         help="full: the committed table (about 15 minutes on 2 loaded cores); small: the tests' sizes")
-    parser.add_argument("--cases", nargs="+", default=None, help="a subset of the cases (default all)")
+    parser.add_argument("--cases", nargs="+", default=None, choices=CASE_NAMES, metavar="CASE",
+                        help=f"a subset of the cases: {', '.join(CASE_NAMES)} (default: all)")
     parser.add_argument("--seed", type=int, default=None, help="root seed (default fresh entropy, recorded)")
     parser.add_argument("--out", default=fresh_output_dir("audit"),
                         help="folder for audit.json, table.txt, audit.png (default: a fresh "

@@ -99,6 +99,9 @@ def _load_inputs(path, model):
                        "(save one input x as x[None])")
     if len(data) == 0:
         raise CliError(f"--inputs: {path!r} holds 0 inputs (shape {tuple(data.shape)}); expected at least one")
+    if 0 in tuple(data.shape[1:]):
+        raise CliError(f"--inputs: {path!r} has shape {tuple(data.shape)}: each input has no elements; expected "
+                       "inputs with at least one element along the first axis")
     return data
 
 
@@ -106,10 +109,17 @@ def _read_inputs(path):
     import torch
 
     if path.endswith(".npy"):
+        if not os.path.isfile(path):
+            raise CliError(f"--inputs: {path!r} does not exist; expected a .npy or .pt file of inputs")
         try:
-            return torch.from_numpy(np.load(path, allow_pickle=False))
-        except (OSError, ValueError) as err:
-            raise CliError(f"--inputs: cannot read {path!r} as .npy ({err})") from None
+            data = np.load(path, allow_pickle=False)  # never unpickle: a .npy of numbers only
+        except (OSError, ValueError, EOFError):
+            raise CliError(f"--inputs: {path!r} is not a readable .npy file of numbers (it is damaged, or holds "
+                           "Python objects, which cs-fast does not load); expected numpy.save(path, array) of a "
+                           "numeric array, inputs along the first axis") from None
+        if data.dtype.kind not in "fiub":
+            raise CliError(f"--inputs: {path!r} holds dtype {data.dtype}; expected a numeric array")
+        return torch.from_numpy(data)
     if path.endswith(".pt"):
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
@@ -128,22 +138,29 @@ def add_certify_arguments(p):
                         "(default: %(default)s)")
     p.add_argument("--inputs", help="inputs to certify, .npy or .pt, first axis = inputs (default: the built-in "
                                     "model's: the toy image, the astronaut photo's face crop)")
-    p.add_argument("--metric", help="output metric (default: the built-in model's, else required)")
+    from .metrics import available_metrics
+
+    p.add_argument("--metric", help=f"output metric, one of {', '.join(available_metrics())} (default: the "
+                                    "built-in model's, else required)")
     p.add_argument("--channel-norm", type=int, choices=(1, 2),
                    help="tv: norm over channels of each neighbour difference (default: 1)")
     p.add_argument("--weights", help="sqfeat: .npy file of feature weights (default: all 1)")
     p.add_argument("--sigma", type=float, help="smoothing noise (default: the built-in model's, else required)")
     p.add_argument("--eps1", type=float, nargs="+", default=[0.25],
                    help="input l2 radii to certify, one JSON line each (default: 0.25)")
-    p.add_argument("--n", type=int, default=10_000,
-                   help="samples to pick the center, and as many again to check it (default: %(default)s)")
-    p.add_argument("--m", type=int, default=100_000,
-                   help="samples to certify the radius (default: %(default)s; the paper uses 10^6)")
-    p.add_argument("--alpha1", type=float, default=0.005,
+    from .bounds import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT
+
+    p.add_argument("--n", type=int, default=N_DEFAULT,
+                   help="samples to pick the center, and as many again to check it (default: %(default)s, the "
+                        "paper's; cs-fast plan shows the least that can pass)")
+    p.add_argument("--m", type=int, default=M_DEFAULT,
+                   help="samples to certify the radius (default: %(default)s, the paper's; with the exact bounds "
+                        "far fewer often suffice: cs-fast plan)")
+    p.add_argument("--alpha1", type=float, default=ALPHA_DEFAULT,
                    help="failure probability of the center check (default: %(default)s)")
-    p.add_argument("--alpha2", type=float, default=0.005,
+    p.add_argument("--alpha2", type=float, default=ALPHA_DEFAULT,
                    help="failure probability of the radius bound (default: %(default)s)")
-    p.add_argument("--delta", type=float, default=0.05,
+    p.add_argument("--delta", type=float, default=DELTA_DEFAULT,
                    help="abstain unless the center check's margin is at most this (default: %(default)s)")
     from .models._sweep import add_bounds_argument
 
@@ -156,13 +173,14 @@ def add_certify_arguments(p):
     p.add_argument("--batch-size", type=int, default=1000,
                    help="noisy inputs per model call (default: %(default)s)")
     p.add_argument("--seed", type=int, default=None,
-                   help="noise seed (default: fresh OS entropy per certificate, recorded in its 'seed' field; "
-                        "pass that value back to reproduce it)")
+                   help="the run's seed S: input i draws its noise from a seed derived from (S, i), recorded in its "
+                        "line's 'seed' field, the same in this process and on Ray workers (default: fresh OS "
+                        "entropy; CenterSmoothing(..., seed=line['seed']) reproduces a line)")
     p.add_argument("--progress", action="store_true", help="show progress on stderr (default: off)")
     p.add_argument("--output", help="write JSON lines here (default: stdout)")
     p.add_argument("--traceback", action="store_true",
                    help="on an error, print the full traceback (default: one line)")
-    d = p.add_argument_group("certify a dataset on Ray workers (pip install 'cs_fast[distributed]')")
+    d = p.add_argument_group(f"certify a dataset on Ray workers ({extra_hint('distributed', 'ray')})")
     d.add_argument("--workers", type=int,
                    help="certify the inputs on this many Ray workers, each loading the model once "
                         "(default: in this process; with --address or --resume: one per GPU, else per core)")
@@ -217,6 +235,10 @@ def main_certify(args):
             raise CliError(f"--{err} (flag --allow-weak-candidates)") from None
     from .bounds import require_certifiable
 
+    if args.output is not None:
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(folder):
+            raise CliError(f"--output: the folder {folder!r} of {args.output!r} does not exist; create it first")
     for eps1 in args.eps1:  # before loading anything: an n or m that can never certify is an error now
         try:
             require_certifiable(args.n, args.m, eps1, sigma, args.delta, args.alpha1, args.alpha2, args.bounds)
@@ -225,14 +247,18 @@ def main_certify(args):
     inputs = _load_inputs(args.inputs, args.model)
     if args.workers is not None or args.address is not None or args.resume:
         return _certify_on_workers(args, metric, sigma, params, inputs)
+    from .seeds import input_seed, root_seed
+
     model = _UserModel(model, args.model, f"--inputs {args.inputs}" if args.inputs else "the built-in inputs", inputs)
-    smoother = CenterSmoothing(model, metric, sigma, metric_params=params, batch_size=args.batch_size,
-                               seed=args.seed, progress=args.progress, candidates=args.candidates,
-                               allow_weak_candidates=args.allow_weak_candidates, bounds=args.bounds)
+    run_seed = root_seed(args.seed)  # input i draws from input_seed(run_seed, i), as on Ray workers
     out = open(args.output, "w") if args.output else sys.stdout
     try:
         for i in range(len(inputs)):
             model.index = i
+            smoother = CenterSmoothing(model, metric, sigma, metric_params=params, batch_size=args.batch_size,
+                                       seed=input_seed(run_seed, i), progress=args.progress,
+                                       candidates=args.candidates, allow_weak_candidates=args.allow_weak_candidates,
+                                       bounds=args.bounds)
             for eps1 in args.eps1:
                 cert = smoother.certify(inputs[i], eps1, n=args.n, m=args.m, alpha1=args.alpha1,
                                         alpha2=args.alpha2, delta=args.delta)
@@ -309,17 +335,46 @@ def main_plan(args):
     return 0
 
 
-#: Subcommands whose modules need optional packages: name, module, argument adder, runner, help.
+#: Subcommands whose modules need optional packages: name, module, argument adder, runner, help, description.
 SUBCOMMANDS = [
-    ("demo", "cs_fast.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)"),
-    ("bench", "cs_fast.bench.command", "add_bench_arguments", "main_bench", "benchmark against scipy, torch, ..."),
+    ("demo", "cs_fast.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)",
+     "Certify the total variation of the smoothed digits autoencoder (shipped, trained on scikit-learn's digits) "
+     "for held-out digits at eps1 = 0.2 ... 1.0 and sigma = eps1 / h, under both rule sets from the same samples; "
+     "prints the table and writes results.json, table.txt, curves.png and outputs.png into a fresh folder."),
+    ("bench", "cs_fast.bench.command", "add_bench_arguments", "main_bench", "benchmark against scipy, torch, ...",
+     "Time cs_fast's distances and centers against scipy, torch, scikit-learn and the authors' row-by-row "
+     "method in the same run; report ratios, memory and the machine's load."),
     ("faces", "cs_fast.models.faces", "add_faces_arguments", "main_faces",
-     "certify MTCNN's face box on the astronaut photo (paper section 5.1)"),
+     "certify MTCNN's face box on the astronaut photo (paper section 5.1)",
+     "Certify the Jaccard distance of MTCNN's top face box (facenet-pytorch's bundled weights) on a sample photo "
+     "for every (h, eps1): JSON lines, certificates.json and one picture per setting."),
     ("perceptual", "cs_fast.models.perceptual", "add_perceptual_arguments", "main_perceptual",
-     "certify the digits generator in LPIPS, exact center vs 30 candidates (paper section 5.2)"),
+     "certify the digits generator in LPIPS, exact center vs 30 candidates (paper section 5.2)",
+     "Time the exact center against Smooth-HD's 30 candidates, then certify the LPIPS distance of the digits "
+     "generator for every (h, eps1)."),
     ("audit", "cs_fast.audit", "add_audit_arguments", "main_audit",
-     "test certificates against perturbations and attacks: violation counts and coverage, with positive controls"),
+     "test certificates against perturbations and attacks: violation counts and coverage, with positive controls",
+     "Certify, then perturb the input within eps1 (random, toward a threshold, PGD) and smooth again: counts "
+     "violations and the coverage of the certified balls against the claimed failure probability, with "
+     "positive controls that must be caught."),
 ]
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already states one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" not in text and action.default is not None and action.default is not False
+                and action.default != argparse.SUPPRESS and action.option_strings and action.nargs != 0):
+            text += " (default: %(default)s)"
+        return text
+
+
+def extra_hint(extra, package=None):
+    """How to install one of cs_fast's extras from a clone (cs_fast is installed from its source)."""
+    alt = f" (or: pip install {package})" if package else ""
+    return f"pip install -e '.[{extra}]' in the cs_fast clone{alt}"
 
 
 def _optional(module, adder, runner):
@@ -347,22 +402,30 @@ def build_parser(argv=None):
     subcommand gets its arguments (for introspection).
     """
     chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
-    parser = argparse.ArgumentParser(prog="cs-fast", description="Fast, certified center smoothing.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="cs-fast", description="Fast, certified center smoothing: certify the "
+                                     "outputs of a model (boxes, images, feature vectors) against input "
+                                     "perturbations, and fast pairwise distances.", formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cs-fast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("certify", help="certify a model's outputs (default: the built-in toy detector)",
+                       formatter_class=DefaultsHelpFormatter,
                        description="Certify a model's outputs with center smoothing: one JSON line per input "
-                                   "and eps1 (the fields are explained in the README).")
+                                   "and eps1, a certificate each (cs_fast.Certificate.from_dict reads a line "
+                                   "back; the fields are described in the documentation's certificate page).")
     add_certify_arguments(p)
     p.set_defaults(run=main_certify)
     p = sub.add_parser("plan", help="how many samples a certificate needs, before any model call",
+                       formatter_class=DefaultsHelpFormatter,
                        description="For an input radius in units of the noise (h = eps1/sigma), under the exact "
                                    "and the paper's bounds: the smallest n whose center check can pass, the "
                                    "smallest m that can certify, the rank and level m reaches, and the m that "
                                    "reaches the level the paper's bounds reach at m.")
     add_plan_arguments(p)
     p.set_defaults(run=main_plan)
-    for name, module, adder, runner, text in SUBCOMMANDS:
-        p = sub.add_parser(name, help=text)
+    for name, module, adder, runner, text, description in SUBCOMMANDS:
+        p = sub.add_parser(name, help=text, description=description, formatter_class=DefaultsHelpFormatter)
         if chosen is None or name == chosen:
             add_arguments, run = _optional(module, adder, runner)
             add_arguments(p)
@@ -370,20 +433,11 @@ def build_parser(argv=None):
     return parser
 
 
-def _announce_compiling():
-    print("cs-fast: compiling the numba kernels (first run only: later runs load them from numba's cache)",
-          file=sys.stderr, flush=True)
-
-
 def main(argv=None):
-    from numba.core import event
-
-    from .kernels.jit import on_first_compile
-
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    listener = on_first_compile(_announce_compiling)
+    # the first compile is announced by the cs_fast logger (cs_fast.kernels.jit): one line on stderr
     try:
         status = args.run(args)
         return status if isinstance(status, int) else 0  # subcommands may return their results
@@ -396,8 +450,9 @@ def main(argv=None):
             message += " [--traceback shows where]"
         print(f"cs-fast {args.command}: error: {message}", file=sys.stderr)
         return 2
-    finally:
-        event.unregister("numba:compile", listener)
+    except BrokenPipeError:  # the output went to a pipe that closed early (| head): not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

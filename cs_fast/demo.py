@@ -345,8 +345,8 @@ def run_demo(out="cs_fast_demo", n=DEFAULTS["n"], m=DEFAULTS["m"], num_inputs=DE
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed (pip install 'cs_fast[demo]'): skipping the PNG plots; "
-              "the table and results.json are written.", file=stream)
+        print("matplotlib is not installed (pip install matplotlib, or pip install -e '.[demo]' in the cs_fast "
+              "clone): skipping the PNG plots; the table and results.json are written.", file=stream)
     else:
         files["curves"] = os.path.join(out, "curves.png")
         files["outputs"] = os.path.join(out, "outputs.png")

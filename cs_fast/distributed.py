@@ -30,7 +30,7 @@ thread counts and passive OpenMP threads (:func:`worker_env`); the embedded loca
 the services a one-machine run does not need (:data:`LOCAL_SYSTEM_CONFIG`).
 
 Ray is imported only here and only when a function needs it (the
-``distributed`` extra: ``pip install 'cs_fast[distributed]'``). Without an
+``distributed`` extra: ``pip install -e '.[distributed]'`` in the cs_fast clone). Without an
 ``address`` an embedded local Ray is started and stopped; ``address="auto"``
 or ``"ray://host:port"`` joins an existing cluster, whose nodes must have
 cs_fast and the model's module installed.
@@ -51,7 +51,7 @@ from .bounds import require_certifiable
 from .seeds import input_seed  # noqa: F401  (the rule of cs_fast.seeds; re-exported for callers of this module)
 from .smoothing import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT, Certificate, CenterSmoothing
 
-RAY_INSTALL = "pip install 'cs_fast[distributed]'  (or: pip install ray)"
+RAY_INSTALL = "pip install -e '.[distributed]' in the cs_fast clone (or: pip install ray)"
 
 
 # --------------------------------------------------------------------------- seeds and digests

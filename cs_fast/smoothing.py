@@ -20,6 +20,7 @@ gives the same center, count and distances under both.
 
 import copy
 import math
+import sys
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
@@ -358,18 +359,39 @@ def _scalar(d):
     return float(d[0])
 
 
+def _module_input(model):
+    """(device, dtype) of a torch module's first parameter or buffer (None: not a module)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(model, torch.nn.Module):
+        return None
+    for tensor in list(model.parameters())[:1] + list(model.buffers())[:1]:
+        if tensor.is_floating_point():
+            return tensor.device, tensor.dtype
+    return torch.device("cpu"), torch.get_default_dtype()
+
+
 class CenterSmoothing:
     r"""Smooth and certify a model with structured outputs.
 
     Parameters
     ----------
     model : callable
-        Maps a batch of inputs (first axis = batch) to a batch of outputs: a
-        torch module or function (inputs are made with torch and outputs stay
-        where the model puts them), or a numpy function. Device outputs (CUDA
-        torch tensors, CuPy or numba device arrays) stay on the GPU through
-        smoothing and certification (only scalars come to the host), and the
-        center is returned on the model's device.
+        The base model ``f``, called on batches of noisy copies of ``x``:
+        ``model(x[None] + sigma * noise)``, at most ``batch_size`` copies per
+        call, the batch on a new first axis that cs_fast adds (pass one input
+        ``x``, not a batch). It must return one output per copy, batch first:
+        shape ``(b, ...)`` for ``b`` copies, every output of the same shape.
+
+        What goes in: a torch tensor ``x`` gives torch batches on its device
+        and in its dtype; a numpy ``x`` gives numpy batches, except that a
+        ``torch.nn.Module`` always gets torch tensors, on the device and in the
+        dtype of its first parameter (so a numpy ``x`` works with a module
+        too). What may come out: numpy arrays, torch tensors (CPU or CUDA),
+        CuPy arrays or numba device arrays. Device outputs stay on the GPU
+        through smoothing and certification (only scalars come to the host).
+        The center is returned as the model's own output type, on its device.
+        The model runs under ``torch.no_grad()`` when the batches are torch
+        tensors.
     metric : str
         Output distance, see :func:`cs_fast.available_metrics`.
     sigma : float
@@ -432,6 +454,7 @@ class CenterSmoothing:
             raise TypeError(f"allow_weak_candidates: received {describe(allow_weak_candidates)}; expected a bool")
         self.allow_weak_candidates = bool(allow_weak_candidates)
         self.bounds = _bounds.check_bounds(bounds)
+        self._module_input = _module_input(model)
         self.gamma = self.metric.gamma
         self.beta = 2.0 * self.gamma
 
@@ -463,6 +486,14 @@ class CenterSmoothing:
                     seed=entropy, spawn_key=tuple(int(k) for k in root.spawn_key))
 
     def _check_input(self, x):
+        if self._module_input is not None and isinstance(x, np.ndarray) and x.dtype.kind == "f":
+            import torch
+
+            device, dtype = self._module_input
+            x = torch.as_tensor(x, device=device).to(dtype)  # the model contract: a module gets torch tensors
+        if getattr(x, "ndim", 1) and getattr(x, "shape", (1,)) and 0 in tuple(x.shape):
+            raise ValueError(f"x: received {describe(x)} with no elements; expected one input with at least one "
+                             "element (cs_fast adds the batch axis itself)")
         if is_torch(x):
             if not x.is_floating_point():
                 raise TypeError(f"x: received {describe(x)}; expected a floating-point tensor")
@@ -673,6 +704,7 @@ class CenterSmoothing:
         :meth:`certify_center`, :meth:`certification_distances` on ranges of
         batches, and :meth:`finish_certificate` on all the distances.
         """
+        x = self._check_input(x)
         stage, streams = self._certify_center(x, eps1, n, m, alpha1, alpha2, delta)
         if stage.certificate is not None:
             return stage.certificate

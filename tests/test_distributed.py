@@ -268,6 +268,17 @@ def test_cli_workers_output_resume_and_summary(tmp_path, capsys):
     assert "2 certified, 0 abstained, 0 errors" in err and "certificates/s" in err
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["input"], r["eps1"]) for r in records] == [(0, 0.1), (0, 0.2)]
+    # one seed rule: in this process, on one worker and on two workers, the same lines
+    inproc, one = tmp_path / "inproc.jsonl", tmp_path / "one.jsonl"
+    assert cli.main(["certify", *small, "--output", str(inproc), "--eps1", "0.1", "0.2"]) == 0
+    assert cli.main(["certify", *small, "--workers", "1", "--output", str(one), "--eps1", "0.1", "0.2"]) == 0
+    capsys.readouterr()
+
+    def lines(path):
+        return [{k: v for k, v in json.loads(line).items() if k not in ("digest", "status")}
+                for line in path.read_text().splitlines()]
+
+    assert lines(inproc) == lines(one) == lines(out)
     # the same certificates as the in-process CLI with that input's seed
     local = cs_fast.CenterSmoothing(__import__("cs_fast.models.toy", fromlist=["x"]).blob_detector, "jaccard", 0.25,
                                     batch_size=300, seed=input_seed(4, 0))

@@ -25,11 +25,15 @@ when writable, else the user-wide cache (``~/.cache/numba``), or
 ``NUMBA_CACHE_DIR`` when set. Where none is writable the kernels are compiled
 on every run, as before, rather than failing.
 
-Nothing compiles at import; :func:`on_first_compile` lets the command line
-say once that it is compiling.
+Nothing compiles at import. The first compile in a process is announced
+once, as a warning of the ``cs_fast`` logger (visible without any logging
+setup), because the first call can take tens of seconds;
+:func:`cs_fast.warmup` compiles ahead of time. :func:`on_first_compile` lets
+other callers hook the same moment.
 """
 
 import hashlib
+import logging
 import os
 import types
 
@@ -132,3 +136,15 @@ def on_first_compile(callback):
     listener = _Once()
     event.register("numba:compile", listener)
     return listener
+
+
+#: What the ``cs_fast`` logger says when a process first compiles a cs_fast kernel.
+COMPILE_NOTICE = ("cs_fast: compiling the numba kernels for this machine (once: later runs load them from "
+                  "numba's cache; cs_fast.warmup() compiles ahead of time)")
+
+
+def _announce():
+    logging.getLogger("cs_fast").warning(COMPILE_NOTICE)
+
+
+_NOTICE = on_first_compile(_announce)

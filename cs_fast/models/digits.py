@@ -86,14 +86,16 @@ def digits_data(split="test", return_labels=False):
     Raises
     ------
     ImportError
-        If scikit-learn is not installed (``pip install cs_fast[demo]``).
+        If scikit-learn is not installed (``pip install scikit-learn``, or
+        ``pip install -e '.[demo]'`` in the cs_fast clone).
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"split: received {split!r}; expected 'train', 'test' or 'all'")
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("digits_data needs scikit-learn: pip install 'cs_fast[demo]'") from err
+        raise ImportError("digits_data needs scikit-learn: pip install scikit-learn (or pip install -e '.[demo]' "
+                          "in the cs_fast clone)") from err
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)[:, None]
     labels = bunch.target.astype(np.int64)

@@ -68,7 +68,7 @@ def load_mtcnn(device="cpu", stand_in="auto", **kwargs):
         facenet = import_module("facenet_pytorch", stand_in=stand_in)
     except ImportError as err:
         raise ImportError("MTCNN needs facenet-pytorch: pip install --no-deps facenet-pytorch==2.6.0 "
-                          "(and pillow, requests: the cs_fast[models] extra)") from err
+                          "(and pillow, requests: pip install -e '.[models]' in the cs_fast clone)") from err
     kwargs = {"keep_all": True, "select_largest": False, **kwargs}
     return facenet.MTCNN(device=device, **kwargs)
 
