@@ -51,6 +51,12 @@ def smoothing_margin(n, alpha1):
     Guarantee: for ``n`` i.i.d. samples, the empirical fraction of samples in
     any fixed ball differs from its probability by more than
     :math:`\Delta_1` with probability at most :math:`\alpha_1/2` per side.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> round(bounds.smoothing_margin(10_000, 0.005), 6)
+    0.017308
     """
     n = check_int(n, "n")
     alpha1 = check_open_interval(alpha1, "alpha1", 0.0, 1.0)
@@ -65,6 +71,14 @@ def required_mass(delta, eps1, sigma):
     \sigma^2 I))` for some :math:`\|x' - x\|_2 \le \epsilon_1`, it holds at
     least ``p`` of the mass of :math:`f(x + N(0, \sigma^2 I))`; contrapositively,
     a ball with ``p`` mass at ``x`` keeps more than one half at every such ``x'``.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> round(bounds.required_mass(0.05, 0.0, 1.0), 4)  # eps1 = 0: just 1/2 + delta
+    0.55
+    >>> round(bounds.required_mass(0.05, 0.5, 0.25), 4)  # h = eps1 / sigma = 2
+    0.9832
     """
     delta = check_open_interval(delta, "delta", 0.0, 0.5)
     eps1 = check_nonnegative(eps1, "eps1")
@@ -83,6 +97,13 @@ def quantile_level(p, m, alpha2):
     least :math:`1 - \alpha_2`, the empirical ``q``-quantile of ``m`` i.i.d.
     distances bounds a ball holding at least ``p`` of the true mass. May
     exceed 1, in which case no finite certificate exists for this ``m``.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> p = bounds.required_mass(0.05, 2.0, 1.0)
+    >>> round(bounds.quantile_level(p, 10**6, 0.005), 6)
+    0.984862
     """
     p = check_real(p, "p")
     if not 0.0 <= p <= 1.0:
@@ -106,6 +127,12 @@ def order_statistic(distances, q):
     ValueError
         If ``q`` is not in (0, 1] (for ``q > 1`` no sample quantile is large
         enough: abstain instead), or ``distances`` is empty or not finite.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> bounds.order_statistic([5.0, 4.0, 3.0, 2.0, 1.0, 6.0, 7.0, 8.0, 9.0, 10.0], 0.5)  # rank 6, not 5.5
+    6.0
     """
     d = np.asarray(distances, dtype=np.float64).reshape(-1)
     if d.size == 0:
@@ -131,6 +158,12 @@ def order_rank(q, m):
     :func:`quantile_level`, so a product that lands on an integer may stand
     for a true level just above it; taking one more rank there is
     conservative (a larger R), never the reverse. Clipped to ``[1, m]``.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> bounds.order_rank(0.5, 10), bounds.order_rank(0.51, 10), bounds.order_rank(0.49, 10)
+    (6, 6, 5)
     """
     k = math.ceil(q * m * (1.0 + 8.0 * np.finfo(np.float64).eps))
     return max(1, min(m, k))
@@ -145,6 +178,14 @@ def certified_radius(R, gamma, beta):
     relaxed triangle inequality): with probability at least
     :math:`1 - \alpha_1 - \alpha_2`, :math:`d(\hat f(x), \hat f(x')) \le
     \epsilon_{out}` for every :math:`\|x - x'\|_2 \le \epsilon_1`.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> round(bounds.certified_radius(0.1, 1.0, 2.0), 12)  # a metric: 3 R
+    0.3
+    >>> bounds.certified_radius(0.1, 2.0, 4.0)  # a squared distance: 10 R
+    1.0
     """
     R = check_nonnegative(R, "R")
     gamma = check_positive(gamma, "gamma")
@@ -159,6 +200,12 @@ def kth_smallest(distances, k):
     ------
     ValueError
         If ``distances`` is empty or not finite, or ``k`` is not in ``[1, len(distances)]``.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> bounds.kth_smallest([3.0, 1.0, 2.0, 5.0], 2)
+    2.0
     """
     d = np.asarray(distances, dtype=np.float64).reshape(-1)
     if d.size == 0:
@@ -175,7 +222,23 @@ def kth_smallest(distances, k):
 
 
 def check_bounds(bounds):
-    """``bounds`` if it names a rule set of :data:`BOUNDS`, else the error naming the argument."""
+    """``bounds`` if it names a rule set of :data:`BOUNDS`, else the error naming the argument.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For anything but ``"exact"`` or ``"paper"``.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> bounds.check_bounds("paper")
+    'paper'
+    >>> bounds.check_bounds("hoeffding")
+    Traceback (most recent call last):
+    ...
+    ValueError: bounds: received 'hoeffding'; expected one of ('exact', 'paper')
+    """
     if not isinstance(bounds, str):
         raise TypeError(f"bounds: received {bounds!r} ({type(bounds).__name__}); expected one of {BOUNDS}")
     if bounds not in BOUNDS:
@@ -231,6 +294,13 @@ def paper_rank(m, p, alpha):
 
     ``q = quantile_level(p, m, alpha)``; this is the rank ``bounds="paper"``
     certifies with.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> p = bounds.required_mass(0.05, 2.0, 1.0)
+    >>> bounds.paper_rank(10_000, p, 0.005), bounds.paper_rank(9_000, p, 0.005)
+    (9996, None)
     """
     q = quantile_level(p, m, alpha)
     return None if q > 1.0 else order_rank(q, m)
@@ -317,6 +387,12 @@ def clopper_pearson_lower(count, n, alpha):
     The :math:`\pi` with :math:`S(n, \pi, \mathrm{count}) = \alpha` (0 when
     ``count`` is 0): with probability at least :math:`1 - \alpha` the true
     proportion is at least this value.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> round(bounds.clopper_pearson_lower(480, 1000, 0.0025), 4)  # 48 % observed: at least 43.5 %
+    0.4354
     """
     from scipy.special import betaincinv
 
@@ -342,6 +418,12 @@ def lemma1_margin(n, alpha1):
     is the :math:`\Delta` at which that probability equals :math:`\alpha_1/2`
     (from scipy's inverse incomplete beta function; informative only — the
     decision is the integer test in :func:`center_check`).
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> round(bounds.lemma1_margin(1000, 0.005), 4), round(bounds.smoothing_margin(1000, 0.005), 4)  # vs Hoeffding
+    (0.0438, 0.0547)
     """
     from scipy.special import betainccinv
 
@@ -359,6 +441,12 @@ def paper_threshold(n, delta, alpha1):
     - (K/n - \Delta_1) \le \Delta` (Hoeffding, :func:`smoothing_margin`),
     evaluated in floating point exactly as :func:`center_check` does. None when
     no count passes (then :math:`\Delta_1 > \Delta`).
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> bounds.paper_threshold(2000, 0.05, 0.005), bounds.paper_threshold(1000, 0.05, 0.005)
+    (978, None)
     """
     n = check_int(n, "n")
     delta = check_open_interval(delta, "delta", 0.0, 0.5)
@@ -573,6 +661,13 @@ def smallest_m(p, alpha2, bounds="exact"):
     (:math:`\approx \ln\alpha_2 / \ln p`); paper: the smallest with ``q <= 1``
     (:math:`\approx \ln(1/\alpha_2) / (2 (1 - p)^2)`). Both sets are upward
     closed in ``m``.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> p = bounds.required_mass(0.05, 2.0, 1.0)  # h = 2
+    >>> bounds.smallest_m(p, 0.005), bounds.smallest_m(p, 0.005, bounds="paper")
+    (314, 9425)
     """
     bounds = check_bounds(bounds)
     p = _check_probability(p, "p")
@@ -729,7 +824,17 @@ def require_certifiable(n, m, eps1, sigma, delta=0.05, alpha1=0.005, alpha2=0.00
 
 
 def level_at(m, p, alpha2, bounds="exact"):
-    """``rank / m`` of :func:`certification_rank` (None when ``m`` cannot certify ``p``)."""
+    """``rank / m`` of :func:`certification_rank` (None when ``m`` cannot certify ``p``).
+
+    The empirical mass of the certified ball; the closer to ``p``, the smaller ``R``.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> p = bounds.required_mass(0.05, 2.0, 1.0)
+    >>> bounds.level_at(10_000, p, 0.005), bounds.level_at(10_000, p, 0.005, bounds="paper")
+    (0.9865, 0.9996)
+    """
     rank = certification_rank(m, p, alpha2, bounds).rank
     return None if rank is None else rank / m
 
@@ -741,6 +846,13 @@ def m_for_level(level, p, alpha2, bounds="exact"):
     ``1/m``; ``m`` is found by bisection between :func:`smallest_m` and a
     doubling upper end, then moved down while the level still holds, so it is
     the first ``m`` of the last run of sizes that reach ``level``.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> p = bounds.required_mass(0.05, 2.0, 1.0)
+    >>> bounds.m_for_level(bounds.level_at(10_000, p, 0.005, bounds="paper"), p, 0.005)  # exact rules
+    440
     """
     bounds = check_bounds(bounds)
     low = smallest_m(p, alpha2, bounds)
