@@ -373,7 +373,8 @@ def add_demo_arguments(parser):
 
     from .models._sweep import add_bounds_argument, add_seed_arguments
 
-    add_seed_arguments(parser)
+    add_seed_arguments(parser, rule="input i draws from a seed derived from (seed, i) at every (h, eps1), as in "
+                                    "cs-fast certify")
     add_bounds_argument(parser)
     parser.add_argument("--out", default=fresh_output_dir("demo"),
                         help="output directory (default: a fresh ./cs_fast_demo_YYYYmmdd-HHMMSS/)")

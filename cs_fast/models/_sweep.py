@@ -78,13 +78,12 @@ def refuse_uncertifiable_sweep(args):
                 raise ValueError(f"--{err} (at --h {h:g}, --eps1 {eps1:g})") from None
 
 
-def add_seed_arguments(parser):
-    """``--seed`` and ``--same-seed`` of the sweeps."""
+def add_seed_arguments(parser, rule="each (input, h, eps1) draws from its own seed derived from it"):
+    """``--seed`` and ``--same-seed`` of the sweeps; ``rule`` says how the settings' seeds derive from the root."""
     parser.add_argument("--seed", type=int, default=None,
-                        help="root seed of the sweep (default: fresh OS entropy, recorded); each (input, h, eps1) "
-                             "draws from its own seed derived from it")
+                        help=f"root seed of the run (default: fresh OS entropy, recorded); {rule}")
     parser.add_argument("--same-seed", action="store_true",
-                        help="use the root seed itself for every setting (the same noise across settings)")
+                        help="use the root seed itself everywhere (the same noise across settings and inputs)")
 
 
 def sweep(out, hs, eps1s, certify_one, report=None, seed=None, same_seed=False, input_index=0):
