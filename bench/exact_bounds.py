@@ -272,10 +272,11 @@ def plot(results, path):
     for ax, res in zip(axes[0], results):
         for s in res["summary"]:
             color = None
-            for rules, style in (("exact", "-"), ("paper", "--")):
+            for rules, style in (("exact", ".-"), ("paper", ".--")):
                 curve = s["curves"][rules]
                 ms = [m for m in res["grid"] if curve[m] is not None]
-                line, = ax.plot(ms, [curve[m] for m in ms], style, color=color, label=f"{rules}, h = {s['h']:g}")
+                line, = ax.plot(ms, [curve[m] for m in ms], style, color=color, label=f"{rules}, h = {s['h']:g}",
+                                ms=4)
                 color = line.get_color()
         ax.axvline(res["m"], color="gray", lw=0.8, ls=":")
         ax.set_xscale("log")
@@ -299,14 +300,18 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--update", action="store_true",
                     help="keep the other models' results of --out/results.json and replace these models'")
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw table.txt and eps_out_vs_m.png from --out/results.json")
     args = ap.parse_args(argv)
+    if args.replot:
+        args.models = []
     if args.threads:
         torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     load_before = os.getloadavg()
     path = os.path.join(args.out, "results.json")
     results, runs = [], []
-    if args.update and os.path.exists(path):
+    if (args.update or args.replot) and os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
         runs = old.get("runs") or [{"command": old.get("command"), "models": None,
@@ -316,9 +321,13 @@ def main(argv=None):
             r.setdefault("command", old.get("command"))
             r.setdefault("load_before", old.get("load_before"))
             r.setdefault("load_after", old.get("load_after"))
+            for summary in r["summary"]:  # JSON made the m keys strings
+                summary["curves"] = {rules: {int(m): v for m, v in c.items()} for rules, c in summary["curves"].items()}
         results = [r for r in old["results"] if r["key"] not in args.models]
     command = "python bench/exact_bounds.py " + " ".join(argv or sys.argv[1:])
-    runs.append({"command": command, "models": args.models, "load_before": list(load_before)})
+    runs = [r for r in runs if r["command"] != command]  # a rerun of the same command replaces it
+    if not args.replot:
+        runs.append({"command": command, "models": args.models, "load_before": list(load_before)})
     for key in args.models:
         res = run_model(key, args.quick, args.seed, lambda s: print(s, file=sys.stderr, flush=True))
         res.update(key=key, command=command, load_before=list(load_before), load_after=list(os.getloadavg()))
