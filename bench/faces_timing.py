@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from cs_fast.bench import end_to_end, measure
+from cs_fast.bench.end_to_end import WARMUP
 
 
 def mtcnn_per_image(min_face_size, images, reps, sigma=0.1, seed=0):
@@ -67,7 +68,7 @@ def non_model_share(n=5000, m=10_000, eps1=0.1, h=1.0):
     def factory(model):
         return cs_fast.CenterSmoothing(model, "jaccard", eps1 / h, batch_size=100, seed=0)
 
-    end_to_end(factory, instant_boxes, x, eps1=eps1, n=64, m=64)  # compile the kernels first
+    end_to_end(factory, instant_boxes, x, **WARMUP)  # compile the kernels first
     res = end_to_end(factory, instant_boxes, x, eps1=eps1, n=n, m=m)
     # The kernels alone on boxes of the same spread: the center of n, the check on n, the m distances.
     gen = torch.Generator().manual_seed(1)

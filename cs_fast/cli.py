@@ -173,9 +173,10 @@ def add_certify_arguments(p):
     p.add_argument("--batch-size", type=int, default=1000,
                    help="noisy inputs per model call (default: %(default)s)")
     p.add_argument("--seed", type=int, default=None,
-                   help="the run's seed S: input i draws its noise from a seed derived from (S, i), recorded in its "
-                        "line's 'seed' field, the same in this process and on Ray workers (default: fresh OS "
-                        "entropy; CenterSmoothing(..., seed=line['seed']) reproduces a line)")
+                   help="the run's seed S, recorded in every line as 'run_seed': input i draws its noise from a seed "
+                        "derived from (S, i), the line's 'seed', the same in this process and on Ray workers "
+                        "(default: fresh OS entropy; --seed <run_seed> reproduces a run, "
+                        "CenterSmoothing(..., seed=<seed>) one line)")
     p.add_argument("--progress", action="store_true", help="show progress on stderr (default: off)")
     p.add_argument("--output", help="write JSON lines here (default: stdout)")
     p.add_argument("--traceback", action="store_true",
@@ -263,7 +264,7 @@ def main_certify(args):
                 cert = smoother.certify(inputs[i], eps1, n=args.n, m=args.m, alpha1=args.alpha1,
                                         alpha2=args.alpha2, delta=args.delta)
                 # Certificate.from_dict(record without "input") restores the certificate.
-                out.write(json.dumps({"input": i, **cert.to_dict()}) + "\n")
+                out.write(json.dumps({"input": i, "run_seed": run_seed, **cert.to_dict()}) + "\n")
                 out.flush()
     finally:
         if out is not sys.stdout:
@@ -282,8 +283,11 @@ def _certify_on_workers(args, metric, sigma, params, inputs):
 
     from . import distributed
 
+    from .seeds import root_seed
+
     if args.resume and args.output is None:
         raise CliError("--resume: requires --output, the results file to resume")
+    run_seed = root_seed(args.seed)  # drawn here, so that every line can record it
     spec = BUILTIN_MODELS[args.model][0] if args.model in BUILTIN_MODELS else args.model
     factory = distributed.ImportedCallable(spec)  # the worker imports the model itself
     start = time.perf_counter()
@@ -292,13 +296,13 @@ def _certify_on_workers(args, metric, sigma, params, inputs):
     run = distributed.certify_many(
         factory, inputs, metric=metric, sigma=sigma, eps1=args.eps1, n=args.n, m=args.m, alpha1=args.alpha1,
         alpha2=args.alpha2, delta=args.delta, candidates=args.candidates, metric_params=params,
-        batch_size=args.batch_size, seed=args.seed, workers=args.workers, address=args.address,
+        batch_size=args.batch_size, seed=run_seed, workers=args.workers, address=args.address,
         output=args.output, resume=args.resume, progress=args.progress,
         smoother_options={"allow_weak_candidates": args.allow_weak_candidates}, bounds=args.bounds)
     for index, result in run:
         results.append((index, result))
         if stream is not None:
-            stream.write(json.dumps({"input": index, **result.to_dict()}) + "\n")
+            stream.write(json.dumps({"input": index, "run_seed": run_seed, **result.to_dict()}) + "\n")
             stream.flush()
     print(f"cs-fast certify: {distributed.summary_line(results, time.perf_counter() - start)}", file=sys.stderr)
     return 1 if any(isinstance(r, distributed.FailedInput) for _, r in results) else 0

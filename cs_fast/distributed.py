@@ -645,7 +645,7 @@ def _run_pool(pool, inputs, todo, eps1_list, run_seed, digests, smoother_kwargs,
                 held[actor].popleft()
             fill()  # before recording: the workers go on while the driver writes and the caller runs
             for status, body in outcome:
-                record = {"input": index, "digest": digests[index], "status": status}
+                record = {"input": index, "run_seed": run_seed, "digest": digests[index], "status": status}
                 if status == "ok":
                     record.update(body)
                     result = Certificate.from_dict(body)

@@ -78,7 +78,7 @@ class _Record:
     _DERIVED = ("failure_probability",)
     #: Keys that ``cs-fast certify`` and :func:`cs_fast.distributed.certify_many` add around a
     #: certificate in their JSON lines; :meth:`from_dict` reads such a line as written.
-    _ENVELOPE = ("input", "digest", "status")
+    _ENVELOPE = ("input", "run_seed", "digest", "status")
 
     def to_dict(self):
         """The result as a JSON-ready dict: every field, then the derived ``failure_probability`` (and ``vacuous``).
@@ -96,8 +96,8 @@ class _Record:
         """The result recorded by :meth:`to_dict` (also after a JSON round trip).
 
         Also reads a JSON line of ``cs-fast certify`` or of the distributed
-        results file as written (their ``input``, ``digest`` and ``status``
-        keys are read past). Records written before the rule sets existed (no
+        results file as written (their ``input``, ``run_seed``, ``digest``
+        and ``status`` keys are read past). Records written before the rule sets existed (no
         ``bounds`` key) were made with the paper's bounds: they come back as
         ``bounds="paper"`` with ``count``, ``threshold``, ``rank`` and
         ``level`` recomputed from their fields.

@@ -114,10 +114,10 @@ def test_end_to_end_splits_model_and_cs_fast_time():
 def test_startup_reports_cold_and_warm_certify():
     from cs_fast.bench.startup import format_startup, measure_startup
 
-    s = measure_startup(runs=1, certify_args=["--n", "200", "--m", "400"])
+    s = measure_startup(runs=1, certify_args=["--n", "800", "--m", "400"])
     for key in ("certify_cold", "certify_warm", "import_cs_fast", "import_torch", "python_startup"):
         assert s[key]["runs"] == 1 and s[key]["wall_s"] > 0 and s[key]["cpu_s"] >= 0, key
-    assert s["command"] == "cs-fast certify --n 200 --m 400"
+    assert s["command"] == "cs-fast certify --n 800 --m 400"
     # a fresh numba cache directory: the cold run compiles, the warm one loads everything from it
     assert s["certify_cold"]["kernels_compiled"] > 0 and s["certify_warm"]["kernels_compiled"] == 0
     text = format_startup(s)

@@ -420,16 +420,19 @@ def test_cli_certificate_equals_independent_recomputation(tmp_path, capsys, monk
     # the CLI's inputs arrive as torch tensors: draw the reference noise the same way
     import torch
 
-    for row, x in zip(rows, inputs):
-        ref = reference_torch(model, dist, gamma, torch.from_numpy(x), sigma, eps1, n, m, seed, delta=0.1,
-                              rules=rules)
+    from cs_fast.seeds import input_seed
+
+    for i, (row, x) in enumerate(zip(rows, inputs)):
+        # the one seed rule: input i draws from input_seed(--seed, i)
+        ref = reference_torch(model, dist, gamma, torch.from_numpy(x), sigma, eps1, n, m, input_seed(seed, i),
+                              delta=0.1, rules=rules)
         assert not row["abstained"] and row["bounds"] == rules and row["rank"] == ref["rank"]
         assert row["R"] == pytest.approx(ref["R"], rel=1e-12)
         assert row["eps_out"] == pytest.approx(ref["eps_out"], rel=1e-12)
         assert row["eps_out"] < 0.5
         cert = cs_fast.Certificate.from_dict({k: v for k, v in row.items() if k != "input"})
         assert np.array_equal(np.asarray(cert.center), ref["center"])
-        assert cert.R == row["R"] and cert.seed == seed
+        assert cert.R == row["R"] and cert.seed == input_seed(seed, i) and row["run_seed"] == seed
 
 
 def reference_torch(model, dist, gamma, x, sigma, eps1, n, m, seed, delta, batch_size=1000, rules="paper"):

@@ -53,17 +53,21 @@ def test_certify_module_callable_with_npy_and_pt_inputs(tmp_path, capsys):
 def test_certify_lines_are_certificate_records_with_fresh_recorded_seeds(capsys):
     from cs_fast import Certificate
 
+    from cs_fast.seeds import input_seed
+
     rc, rows, _ = _run(capsys, ["certify", *SMALL, "--eps1", "0.1", "0.1"])
     assert rc == 0
     a, b = rows
-    assert a["seed"] != b["seed"]  # no --seed: fresh entropy for every certificate
+    assert a == b and a["seed"] == input_seed(a["run_seed"], 0)  # one input: its seed at every eps1
+    rc, other, _ = _run(capsys, ["certify", *SMALL, "--eps1", "0.1"])
+    assert other[0]["run_seed"] != a["run_seed"]  # no --seed: fresh entropy for every run
     for r in rows:
-        record = {k: v for k, v in r.items() if k != "input"}
-        cert = Certificate.from_dict(record)
-        assert cert.to_dict() == record and set(r) == {"input", *record}
+        record = {k: v for k, v in r.items() if k not in ("input", "run_seed")}
+        cert = Certificate.from_dict(r)
+        assert cert.to_dict() == record and set(r) == {"input", "run_seed", *record}
         assert r["vacuous"] is False and r["failure_probability"] == pytest.approx(0.1)
-    rc, again, _ = _run(capsys, ["certify", *SMALL, "--eps1", "0.1", "--seed", str(b["seed"])])
-    assert again == [b]  # the recorded seed reproduces the line exactly
+    rc, again, _ = _run(capsys, ["certify", *SMALL, "--eps1", "0.1", "--seed", str(b["run_seed"])])
+    assert again == [b]  # the recorded run seed reproduces the line exactly
 
 
 def test_certify_weak_candidates_need_the_flag(capsys):
@@ -97,7 +101,7 @@ def test_certify_bad_arguments_exit_2_with_one_line(capsys, argv, names):
 def test_certify_unreadable_inputs(tmp_path, capsys):
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
     torch.save({"x": torch.zeros(2)}, tmp_path / "dict.pt")
-    for path, expected in [(tmp_path / "bad.npy", "cannot read"), (tmp_path / "dict.pt", "holds a dict")]:
+    for path, expected in [(tmp_path / "bad.npy", "is not a readable .npy file"), (tmp_path / "dict.pt", "holds a dict")]:
         assert cli.main(["certify", "--inputs", str(path)]) == 2
         assert expected in capsys.readouterr().err
 

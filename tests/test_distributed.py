@@ -121,7 +121,7 @@ def test_results_file_and_resume(tmp_path, inputs):
     assert sorted(r["input"] for r in records) == list(range(5))  # every input exactly once
     full = _dicts(certify_many(linear_factory, changed, seed=5, workers=1, **PARAMS))
     for r in records:
-        body = {k: v for k, v in r.items() if k not in ("input", "digest", "status")}
+        body = {k: v for k, v in r.items() if k not in ("input", "run_seed", "digest", "status")}
         assert r["status"] == "ok" and body == full[r["input"]]
     # nothing left to do: a second resume yields nothing and keeps the file
     assert list(certify_many(linear_factory, changed, seed=5, workers=1, output=out, resume=True, **PARAMS)) == []
@@ -283,7 +283,7 @@ def test_cli_workers_output_resume_and_summary(tmp_path, capsys):
     local = cs_fast.CenterSmoothing(__import__("cs_fast.models.toy", fromlist=["x"]).blob_detector, "jaccard", 0.25,
                                     batch_size=300, seed=input_seed(4, 0))
     expect = local.certify(blob_images()[0], 0.1, n=300, m=600, alpha1=0.05, alpha2=0.05, delta=0.2)
-    assert {k: v for k, v in records[0].items() if k not in ("input", "digest", "status")} == expect.to_dict()
+    assert {k: v for k, v in records[0].items() if k not in ("input", "run_seed", "digest", "status")} == expect.to_dict()
     rc = cli.main(["certify", *small, "--resume", "--output", str(out), "--eps1", "0.1", "0.2"])
     assert rc == 0 and "0 records" in capsys.readouterr().err  # nothing left to do
     assert [json.loads(line) for line in out.read_text().splitlines()] == records  # both eps1 records kept

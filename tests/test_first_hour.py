@@ -89,7 +89,8 @@ def test_cli_lines_read_back_as_written_and_follow_the_input_seed_rule(tmp_path,
     assert [(r["input"], r["eps1"]) for r in lines] == [(0, 0.1), (0, 0.2)]
     for line in lines:
         cert = cs_fast.Certificate.from_dict(line)  # the line as written, "input" and all
-        assert cert.seed == input_seed(5, 0) and cert.to_dict() == {k: v for k, v in line.items() if k != "input"}
+        assert cert.seed == input_seed(5, 0) and line["run_seed"] == 5
+        assert cert.to_dict() == {k: v for k, v in line.items() if k not in ("input", "run_seed")}
     again = cs_fast.CenterSmoothing(blob_detector, "jaccard", 0.25, batch_size=400, seed=lines[0]["seed"]).certify(
         blob_images()[0], 0.1, n=400, m=800, alpha1=0.05, alpha2=0.05, delta=0.2)
     assert again.to_dict() == cs_fast.Certificate.from_dict(lines[0]).to_dict()

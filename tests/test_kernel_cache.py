@@ -92,7 +92,7 @@ def test_second_process_loads_kernels_from_the_cache(tmp_path):
 
 def test_cli_says_once_that_it_compiles(tmp_path):
     env = _env(ROOT, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    args = ["-m", "cs_fast.cli", "certify", "--n", "200", "--m", "2000", "--seed", "0"]
+    args = ["-m", "cs_fast.cli", "certify", "--n", "800", "--m", "2000", "--seed", "0"]
     runs = [subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
                            timeout=600) for _ in range(2)]
     for proc in runs:
