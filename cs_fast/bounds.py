@@ -134,16 +134,21 @@ def order_statistic(distances, q):
     >>> bounds.order_statistic([5.0, 4.0, 3.0, 2.0, 1.0, 6.0, 7.0, 8.0, 9.0, 10.0], 0.5)  # rank 6, not 5.5
     6.0
     """
+    d = _checked_distances(distances)
+    q = check_real(q, "q")
+    if not 0.0 < q <= 1.0:
+        raise ValueError(f"q: received {q}; expected a level in (0, 1] (q > 1 means: abstain)")
+    return kth_smallest(d, order_rank(q, d.size))
+
+
+def _checked_distances(distances):
+    """``distances`` as a flat float64 array, or the error for an empty or non-finite one."""
     d = np.asarray(distances, dtype=np.float64).reshape(-1)
     if d.size == 0:
         raise ValueError("distances: received an empty array; expected at least one distance")
     if not np.isfinite(d).all():
         raise ValueError(f"distances: {int((~np.isfinite(d)).sum())} entries are NaN or inf; expected finite values")
-    q = check_real(q, "q")
-    if not 0.0 < q <= 1.0:
-        raise ValueError(f"q: received {q}; expected a level in (0, 1] (q > 1 means: abstain)")
-    k = order_rank(q, d.size)
-    return float(np.partition(d, k - 1)[k - 1])
+    return d
 
 
 def order_rank(q, m):
@@ -207,11 +212,7 @@ def kth_smallest(distances, k):
     >>> bounds.kth_smallest([3.0, 1.0, 2.0, 5.0], 2)
     2.0
     """
-    d = np.asarray(distances, dtype=np.float64).reshape(-1)
-    if d.size == 0:
-        raise ValueError("distances: received an empty array; expected at least one distance")
-    if not np.isfinite(d).all():
-        raise ValueError(f"distances: {int((~np.isfinite(d)).sum())} entries are NaN or inf; expected finite values")
+    d = _checked_distances(distances)
     k = check_int(k, "k")
     if k > d.size:
         raise ValueError(f"k: received {k}; expected a rank in [1, {d.size}] (the number of distances)")
