@@ -105,9 +105,7 @@ def quantile_level(p, m, alpha2):
     >>> round(bounds.quantile_level(p, 10**6, 0.005), 6)
     0.984862
     """
-    p = check_real(p, "p")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p: received {p}; expected a probability in [0, 1]")
+    p = _check_probability(p, "p")
     m = check_int(m, "m")
     alpha2 = check_open_interval(alpha2, "alpha2", 0.0, 1.0)
     return p + math.sqrt(math.log(1.0 / alpha2) / (2.0 * m))

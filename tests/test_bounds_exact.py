@@ -284,3 +284,26 @@ def test_lemma1_failure_rate_at_the_smallest_admissible_n_and_its_off_by_one(tri
     # counting the median one sample later (ceil(n/2) + 1 in the ball) would need more than alpha1/2 here
     late = binom.cdf(need, n, 0.5 + delta)
     assert late > alpha1 / 2 and _within(int((inside < need + 1).sum()), trials, late)
+
+
+def test_binomial_tail_at_its_edges():
+    assert bounds.binomial_tail(10, 0.5, 0) == 1.0 == bounds.binomial_tail(10, 0.5, -3)
+    assert bounds.binomial_tail(10, 0.5, 11) == 0.0
+    assert bounds.binomial_tail(10, 0.0, 1) == 0.0 and bounds.binomial_tail(10, 1.0, 10) == 1.0
+    assert bounds.binomial_tail(1, 0.3, 1) == pytest.approx(0.3, rel=1e-15)
+    assert bounds.binomial_tail(10, 0.5, 10) == pytest.approx(2.0 ** -10, rel=1e-14)  # the top rank: p^m
+    assert bounds.binomial_tail(10, 0.5, 1) == pytest.approx(1 - 2.0 ** -10, rel=1e-14)
+    with pytest.raises(TypeError, match="k: received 1.5"):
+        bounds.binomial_tail(10, 0.5, 1.5)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_probabilities_at_the_ends_of_the_unit_interval_are_accepted(p):
+    assert bounds.quantile_level(p, 100, 0.1) == pytest.approx(p + math.sqrt(math.log(10) / 200))
+    k = bounds.exact_rank(100, p, 0.1)
+    assert (k == 1) if p == 0.0 else (k is None)
+    paper = bounds.certification_rank(100, p, 0.1, "paper").rank
+    assert paper == (bounds.order_rank(bounds.quantile_level(p, 100, 0.1), 100) if p == 0.0 else None)
+    for bad in (-1e-9, 1 + 1e-9):
+        with pytest.raises(ValueError, match="expected a probability in"):
+            bounds.quantile_level(bad, 100, 0.1)
