@@ -50,7 +50,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The certificate tests: every quantity of a certificate recomputed independently, the bounds, the smoother.
 # The fastest, most pointed tests first: pytest -x stops at the first failure.
 CERT_TESTS = ["tests/test_certificate_exact.py", "tests/test_bounds.py", "tests/test_bounds_exact.py",
-              "tests/test_smoothing.py", "tests/test_certificate_record.py", "tests/test_certificate_pins.py"]
+              "tests/test_smoothing.py", "tests/test_certificate_record.py", "tests/test_certificate_pins.py",
+              "tests/test_first_hour.py"]
 TARGETS = {
     "bounds": ("cs_fast/bounds.py", CERT_TESTS),
     "smoothing": ("cs_fast/smoothing.py", CERT_TESTS),

@@ -307,3 +307,67 @@ def test_probabilities_at_the_ends_of_the_unit_interval_are_accepted(p):
     for bad in (-1e-9, 1 + 1e-9):
         with pytest.raises(ValueError, match="expected a probability in"):
             bounds.quantile_level(bad, 100, 0.1)
+
+
+def test_the_papers_rank_caps_the_exact_one_whatever_the_exact_search_returns(monkeypatch):
+    """The cap is a safety net for a numerically failed search: a rank from it never exceeds the paper's."""
+    p = bounds.required_mass(0.05, 1.0, 1.0)
+    paper = bounds.paper_rank(5000, p, 0.005)
+    for broken in (None, 5000, paper + 1):
+        monkeypatch.setattr(bounds, "_exact_rank", lambda m, p, alpha, _r=broken: _r)
+        assert bounds.exact_rank(5000, p, 0.005) == paper
+    monkeypatch.setattr(bounds, "_exact_rank", lambda m, p, alpha: paper - 7)
+    assert bounds.exact_rank(5000, p, 0.005) == paper - 7
+
+
+def test_clopper_pearson_lower_bound_by_definition():
+    assert bounds.clopper_pearson_lower(0, 50, 0.05) == 0.0
+    for count, n in [(1, 50), (25, 50), (50, 50), (480, 1000)]:
+        lower = bounds.clopper_pearson_lower(count, n, 0.05)
+        assert binom.sf(count - 1, n, lower) == pytest.approx(0.05, rel=1e-9)
+
+
+@pytest.mark.parametrize("delta, alpha1", [(0.05, 0.005), (0.1, 0.2), (0.2, 0.05), (0.02, 0.01)])
+def test_the_center_check_and_admissible_agree_on_every_n_near_the_edge(delta, alpha1):
+    n0 = bounds.smallest_n(delta, alpha1)
+    for n in range(max(1, n0 - 80), n0 + 20):
+        check = bounds.center_check(n, n, delta, alpha1)  # every fresh sample inside: passes iff n admits delta
+        assert (check.threshold is not None) == check.passed == bounds.admissible(n, delta, alpha1), n
+        if check.threshold is not None:
+            assert check.threshold <= n // 2 + 1
+
+
+def test_smallest_n_is_the_start_of_the_last_run_of_admissible_n_by_a_full_scan():
+    for delta in (0.03, 0.05, 0.08, 0.15, 0.3, 0.45):
+        for alpha1 in (1e-6, 0.005, 0.05, 0.3):
+            for rules in bounds.BOUNDS:
+                n0 = bounds.smallest_n(delta, alpha1, rules)
+                top = bounds.smallest_n(delta, alpha1, "paper") + 4  # from here on both rule sets admit
+                ok = [bounds.admissible(n, delta, alpha1, rules) for n in range(1, top + 1)]
+                last_bad = max([n for n, a in zip(range(1, top + 1), ok) if not a], default=0)
+                assert n0 == last_bad + 1, (delta, alpha1, rules)
+
+
+def test_plan_rows_by_definition():
+    pl = bounds.plan(eps1=0.5, sigma=0.25, n=1000, m=10_000)
+    assert pl.h == 2.0 and pl.p == bounds.required_mass(0.05, 2.0, 1.0)
+    exact, paper = pl.row("exact"), pl.row("paper")
+    assert (exact.n_admissible, paper.n_admissible) == (True, False)
+    assert exact.rank == bounds.exact_rank(10_000, pl.p, 0.005) and exact.level == exact.rank / 10_000
+    assert paper.rank == bounds.paper_rank(10_000, pl.p, 0.005) and paper.m_for_paper_level == 10_000
+    assert exact.m_for_paper_level == bounds.m_for_level(paper.level, pl.p, 0.005) < 10_000
+    assert bounds.level_at(exact.m_for_paper_level, pl.p, 0.005) <= paper.level
+    assert "exact" in str(pl) and "9425" in str(pl)
+    with pytest.raises(ValueError, match="h: received h together"):
+        bounds.plan(2.0, eps1=0.5)
+    with pytest.raises(ValueError, match="h: received None"):
+        bounds.plan(eps1=0.5)
+
+
+def test_require_certifiable_defaults_are_the_papers():
+    assert bounds.require_certifiable(1000, 10_000, eps1=0.5, sigma=0.25).rank == \
+        bounds.exact_rank(10_000, bounds.required_mass(0.05, 0.5, 0.25), 0.005)
+    with pytest.raises(ValueError, match="^n: received 783"):
+        bounds.require_certifiable(783, 10_000, eps1=0.5, sigma=0.25)
+    with pytest.raises(ValueError, match="^m: received 313"):
+        bounds.require_certifiable(1000, 313, eps1=0.5, sigma=0.25)
