@@ -854,6 +854,7 @@ def m_for_level(level, p, alpha2, bounds="exact"):
     440
     """
     bounds = check_bounds(bounds)
+    level = check_real(level, "level")
     low = smallest_m(p, alpha2, bounds)
     if low is None or level <= p:
         return None

@@ -371,3 +371,32 @@ def test_require_certifiable_defaults_are_the_papers():
         bounds.require_certifiable(783, 10_000, eps1=0.5, sigma=0.25)
     with pytest.raises(ValueError, match="^m: received 313"):
         bounds.require_certifiable(1000, 313, eps1=0.5, sigma=0.25)
+
+
+def test_a_tail_within_the_hair_below_alpha_is_refused():
+    """TAIL_HAIR: a rank whose tail is below alpha by less than one part in 10^6 is not taken (the next one is)."""
+    for m, p, k in [(2000, 0.9, 1830), (10 ** 6, 0.983, 983_500), (60, 0.5, 40)]:
+        tail = bounds.binomial_tail(m, min(1.0, p + bounds.PROBABILITY_PAD), k)
+        assert 1e-12 < tail < 0.5
+        inside = tail * (1 + 0.5 * bounds.TAIL_HAIR)  # tail < alpha, but above alpha (1 - hair)
+        clear = tail * (1 + 2 * bounds.TAIL_HAIR)  # tail below alpha (1 - hair)
+        assert bounds._exact_rank(m, p, inside) == k + 1 and bounds._exact_rank(m, p, clear) == k
+    # the same margin on Lemma 1: an n whose tail sits just inside alpha1/2 is not admitted
+    n, delta = 700, 0.05
+    tail = bounds.binomial_tail(n, 0.5 - delta + bounds.PROBABILITY_PAD, n // 2 + 1)
+    assert bounds.smallest_n(delta, 2 * tail * (1 + 0.5 * bounds.TAIL_HAIR), "paper") > n  # no Hoeffding rescue
+    assert not bounds.admissible(n, delta, 2 * tail * (1 + 0.5 * bounds.TAIL_HAIR))
+    assert bounds.admissible(n, delta, 2 * tail * (1 + 2 * bounds.TAIL_HAIR))
+
+
+def test_m_for_level_is_the_first_of_its_run():
+    p = bounds.required_mass(0.05, 1.5, 1.0)
+    for target_m in (1000, 2000, 10_000, 50_000):
+        target = bounds.level_at(target_m, p, 0.005, "paper")
+        m = bounds.m_for_level(target, p, 0.005)
+        assert bounds.level_at(m, p, 0.005) <= target
+        before = bounds.level_at(m - 1, p, 0.005)
+        assert before is None or before > target
+    assert bounds.m_for_level(p, p, 0.005) is None  # the level never reaches p itself
+    with pytest.raises(TypeError, match="level: received None"):
+        bounds.m_for_level(None, p, 0.005)
