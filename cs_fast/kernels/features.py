@@ -45,6 +45,24 @@ def tv_difference(X, i, c, p, H, W):
     return X[i, c, h, w + 1] - X[i, c, h, w]
 
 
+def tv_centred_difference(X, C0, i, c, p, H, W):
+    """Neighbour difference ``p`` of channel ``c`` of ``X[i] - C0`` in float64 (``C0``: a float64 (C, H, W) centre).
+
+    The estimate features of ``tv``: the centre is subtracted first (exact in
+    float64 for float32 pixels and a centre of float32 values), so the
+    features are about the samples' spread, not their magnitude.
+    """
+    nv = (H - 1) * W
+    if p < nv:
+        h = p // W
+        w = p - h * W
+        return (np.float64(X[i, c, h + 1, w]) - C0[c, h + 1, w]) - (np.float64(X[i, c, h, w]) - C0[c, h, w])
+    q = p - nv
+    h = q // (W - 1)
+    w = q - h * (W - 1)
+    return (np.float64(X[i, c, h, w + 1]) - C0[c, h, w + 1]) - (np.float64(X[i, c, h, w]) - C0[c, h, w])
+
+
 def empty_box(x1, y1, x2, y2):
     """A box with non-positive width or height is the empty set."""
     return x2 <= x1 or y2 <= y1
