@@ -126,7 +126,7 @@ def _gamma(m, u):
     return mu / (1.0 - mu)
 
 
-def sq_coefficients(d, input_roundoff=0.0, estimate_roundoff=U64):
+def sq_coefficients(d, input_roundoff=0.0, estimate_roundoff=U64, weighted=False):
     """The constants of :func:`sq_interval` for dimension ``d``.
 
     Parameters
@@ -140,6 +140,13 @@ def sq_coefficients(d, input_roundoff=0.0, estimate_roundoff=U64):
         Unit roundoff of the precision ``dt`` is formed in (the norms are
         rounded to it, then added and the doubled product subtracted):
         :data:`U64`, or :data:`U32` for float32 estimates.
+    weighted : bool
+        The rows are weighted (``sqfeat`` with weights): the GEMM reads
+        ``X_i = fl32(fl64(fl64(F_i - s) * r))`` with ``r = fl(sqrt(w))`` (three
+        roundings, ``rho = (1 + u)(1 + v)**2 - 1`` over ``1 -`` itself), and the
+        canonical distance is ``sum_k w_k fl(F_ik - F_jk)**2`` (four roundings a
+        term, and ``r_k**2 = w_k (1 + v)**2``: ``g = gamma_{d+6}(v)`` against
+        ``|r (F_i - F_j)|**2``).
 
     Returns
     -------
@@ -156,9 +163,9 @@ def sq_coefficients(d, input_roundoff=0.0, estimate_roundoff=U64):
     gv = _gamma(d, U64)
     beta = gv + ue * (1.0 + gv)  # the norms: float64 sum, then rounded to the estimate's precision
     c64 = beta + 2.0 * ue * (1.0 + ue) * (2.0 + beta + c)
-    r = U32 + U64 + U32 * U64
+    r = (1.0 + U32) * (1.0 + U64) ** (3 if weighted else 1) - 1.0
     rho = r / (1.0 - r)
-    g = _gamma(d + 2, U64)
+    g = _gamma(d + (6 if weighted else 2), U64)
     return (c, c64, rho, g, 4.0 * (d + 1) * TINY32, 2.0 * math.sqrt(d) * TINY32)
 
 
