@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from .._checks import check_int
-from ..kernels import cpu, mixed_cpu, prune
+from ..kernels import cpu, exact, mixed_cpu, prune
 from ..kernels import cuda as ck
 from ..metrics import HOST_OPS, HostOps, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
 from .arrays import device_scope, device_view, host_view, is_numba_device_array, on_device, placement, wrap_like
@@ -138,11 +138,40 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
         else:
             # float32 product and its bound (kernels/mixed_cpu.py); None: a centred norm is not
             # finite (NaN or inf in the input: check_finite raises) or too large for float32.
-            D = mixed_cpu.pairwise(FA.data, FB.data, red == "l2") if mixed and FA.data.shape[1] else None
+            weights = FA.arg if red == "wsq" else None
+            D = (mixed_cpu.pairwise(FA.data, FB.data, red == "l2", weights=weights)
+                 if mixed and FA.data.shape[1] else None)
             if D is None:
                 check_finite()
-                D = cpu.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
+                D = _host_pairwise(m, params, red, A, B, FA, FB, same, output_dtype(A))
         return wrap_like(D, kind)
+
+
+def _fast_estimates(m, params, A, B, same, dtype):
+    """The estimate features of a float32 front door's fast path, both sides centred alike; else None.
+
+    Only where the estimate is a blocked l1 sum (``tv``): the canonical
+    features of ``l1`` already are its fast path's, and the others have no
+    faster float32 path.
+    """
+    if np.dtype(dtype) != np.float32 or m.estimate is None or m.name == "l1":
+        return None
+    from ..metrics import tv_centre
+
+    centre = tv_centre(A)
+    EA = m.estimate(A, params, centre)
+    if EA.reduction != "l1":
+        return None
+    return EA, (EA if same else m.estimate(B, params, centre))
+
+
+def _host_pairwise(m, params, red, A, B, FA, FB, same, dtype):
+    """Host distances of every row of ``A`` to every row of ``B`` in ``dtype`` (see :func:`cdist`)."""
+    est = _fast_estimates(m, params, A, B, same, dtype)
+    if est is not None:
+        EA, EB = est
+        return cpu.pairwise(EA.reduction, EA.data, EB.data, EA.arg, dtype)
+    return cpu.pairwise(red, FA.data, FB.data, FA.arg, dtype)
 
 
 class _FiniteLater(HostOps):
@@ -188,16 +217,19 @@ def pdist(X, metric="l2", *, backend="auto", **params):
                 i1 = min(n - 1, i0 + tile)
                 kf.condense(ck.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, dtype), i0, n, out)
             return wrap_like(out, kind)
-        if red in ("sq", "l2") and np.dtype(dtype) == np.float32 and F.data.shape[1]:
+        if red in ("sq", "l2", "wsq") and np.dtype(dtype) == np.float32 and F.data.shape[1]:
             # centred once, one symmetric float32 product, the bound (kernels/mixed_cpu.py)
-            out = mixed_cpu.condensed(F.data, red == "l2", DEFAULT_TILE_BYTES)
+            out = mixed_cpu.condensed(F.data, red == "l2", DEFAULT_TILE_BYTES,
+                                      weights=F.arg if red == "wsq" else None)
             if out is not None:
                 return wrap_like(out, kind)
         out = np.empty(n * (n - 1) // 2, dtype=dtype)
+        est = _fast_estimates(m, params, X, X, True, dtype)
+        red, G, arg = (red, F.data, F.arg) if est is None else (est[0].reduction, est[0].data, est[0].arg)
         pos = 0
         for i0 in range(0, max(n - 1, 0), tile):
             i1 = min(n - 1, i0 + tile)
-            block = cpu.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, out.dtype)
+            block = cpu.pairwise(red, G[i0:i1], G[i0 + 1 :], arg, out.dtype)
             for r in range(i1 - i0):
                 row = block[r, r:]
                 out[pos : pos + row.size] = row
@@ -267,7 +299,7 @@ METHODS = ("auto", "pruned", "brute")
 # tv on the digits model 1.23x at 10^4; sq/l2 rows are one float32 GEMM
 # for all rows (kernels/mixed_precision.py), which the row-by-row float64 sums of the pruned search
 # lose to by 6-13x.
-_PRUNED_FROM = {"box": 10_000, "sq": None, "l2": None}
+_PRUNED_FROM = {"box": 10_000, "sq": None, "l2": None, "wsq": None}
 
 
 def _auto_method(red, n):
@@ -344,7 +376,7 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
             max_memory = check_int(max_memory, "max_memory")
         F = _featurize(m, Z, params, gpu)
         red = reduction_for(m, F)
-        root = red == "sq"  # sqfeat: a squared metric, bounded on its roots
+        root = red in ("sq", "wsq")  # sqfeat: a squared metric, bounded on its roots
         if method == "auto":
             method = _auto_method(red, n)
         if gpu:
@@ -362,13 +394,18 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
                 # The pruned search holds a second, smaller scratch buffer for its selections.
                 per_row = 8 * n if method == "brute" else 8 * n + 8 * min(n, n // 4 + 4096)
                 tile = max(numba.get_num_threads(), min(1024, budget // per_row))
-                if red in ("sq", "l2") and method == "brute":
+                if red in ("sq", "l2", "wsq") and method == "brute":
                     # float32 GEMM rows, uncapped: one tile of all rows is a symmetric product
                     tile = max(numba.get_num_threads(), min(n, budget // (4 * n)))
-            if method == "pruned":
+            if m.estimate is not None:
+                # Search on the fast estimates, refine the candidates with the canonical distances.
+                est = m.estimate(Z, params)
+                index, radius = exact.min_median(red, F.data, F.arg, est, tile, method, stats=stats)
+            elif method == "pruned":
                 index, radius = prune.min_median(red, F.data, F.arg, tile, root=root, stats=stats)
-            elif red in ("sq", "l2"):  # float32 product, the bound, float64 where it cannot decide
-                index, radius = mixed_cpu.min_median(F.data, red == "l2", tile)
+            elif red in ("sq", "l2", "wsq"):  # float32 product, the bound, float64 where it cannot decide
+                index, radius = mixed_cpu.min_median(F.data, red == "l2", tile,
+                                                     weights=F.arg if red == "wsq" else None)
             else:
                 index, radius = cpu.min_median(red, F.data, F.arg, tile)
     return int(index), float(radius)
