@@ -1,0 +1,230 @@
+"""Seeded differential fuzz: the center and its radius against an independent reference, every metric and dtype.
+
+For each case (offsets from 0 to 1e8 with differences down to 1e-6 of them,
+weights over eight decades, float32 and float64, duplicates, touching and
+empty boxes, nearly parallel vectors, n across tile boundaries):
+
+* ``min_median`` gives one answer for ``method='auto'``, ``'brute'`` and
+  ``'pruned'``; its radius is the lower median of its own ``to_center`` row,
+  bit for bit;
+* that answer is the brute force over the canonical float64 distances
+  (``to_center`` of every row: the smallest lower median, ties to the
+  smallest index), and those distances are symmetric bit for bit;
+* float64 ``cdist``, ``pdist`` and ``paired`` return the same bits; float32
+  ``cdist`` is within the fast path's stated bound;
+* every canonical distance of the center's row (and of the rows near the
+  minimum) is within the metric's stated error bound
+  (``Metric.error_bound``) of the exact distance (:mod:`exact_reference`),
+  and the chosen center's exact median is the smallest up to twice that bound.
+
+A fast subset always runs; ``-m large`` runs the larger one (bigger n, more seeds).
+"""
+
+import numpy as np
+import pytest
+
+import cs_fast
+from cs_fast.bindings.distance import _to_center64
+from cs_fast.metrics import get_metric
+from exact_reference import reference
+
+METHODS = ("auto", "brute", "pruned")
+
+
+# --------------------------------------------------------------------------- generators
+
+
+def _noise_scale(rng, offset):
+    """Absolute size of the samples' differences: down to 1e-6 of the offset (or of 1 at offset 0)."""
+    return max(offset, 1.0) * 10.0 ** rng.uniform(-6, -1)
+
+
+def _duplicates(rng, X):
+    n = len(X)
+    k = max(1, n // 20)
+    X[rng.choice(n, k, replace=False)] = X[rng.choice(n, k, replace=False)]
+    return X
+
+
+def make_case(metric, dtype, n, seed):
+    """``(X, params, label)`` of one fuzz case: samples around a base, in the regime the seed draws."""
+    rng = np.random.default_rng([seed, n, len(metric), np.dtype(dtype).itemsize])
+    params = {}
+    offset = float(rng.choice([0.0, 1.0, 1e4, 1e8] if dtype == np.float64 else [0.0, 1.0, 1e2, 1e4]))
+    scale = _noise_scale(rng, offset)
+    label = f"offset={offset:g} noise={scale:.1e}"
+    if metric == "jaccard":
+        size = 10.0 ** rng.uniform(-2, 3)
+        base = np.array([0.0, 0.0, size, 0.6 * size]) + offset
+        jitter = size * 10.0 ** rng.uniform(-6, -1)
+        X = base + jitter * rng.standard_normal((n, 4))
+        kind = rng.integers(3)
+        if kind == 1:  # touching: a box sharing an edge with the base, and empty ones
+            X[: n // 10, 0] = X[: n // 10, 2] = base[2]
+            X[n // 10: n // 5] = base + np.array([size, 0.0, size, 0.0])  # zero width: empty
+        elif kind == 2:  # disjoint neighbours sharing an edge
+            X[: n // 8] = base + np.array([size, 0.0, size * 2, 0.0])
+        label += f" size={size:.2g} jitter={jitter:.1e} kind={kind}"
+    elif metric == "jaccard_mask":
+        shape = (9, 10) if rng.random() < 0.5 else (70,)
+        base = rng.random(shape) < 0.5
+        flips = rng.random((n,) + shape) < 10.0 ** rng.uniform(-2.5, -0.5)
+        X = base ^ flips
+        X[0] = False
+        return _duplicates(rng, X), params, label + f" shape={shape}"
+    elif metric == "tv":
+        shape = [(3, 5, 6), (1, 7, 8), (6, 7), (11,), (2, 4, 5)][rng.integers(5)]
+        if rng.random() < 0.4 and len(shape) == 3 and shape[0] > 1:
+            params["channel_norm"] = 2
+        base = offset + max(offset, 1.0) * 0.3 * rng.standard_normal(shape)
+        X = base + scale * rng.standard_normal((n,) + shape)
+        label += f" shape={shape} norm={params.get('channel_norm', 1)}"
+    elif metric == "sqfeat":
+        d = int(rng.integers(2, 40))
+        if rng.random() < 0.7:
+            params["weights"] = 10.0 ** rng.uniform(-4, 4, d)
+        base = offset + max(offset, 1.0) * rng.standard_normal(d)
+        X = base + scale * rng.standard_normal((n, d))
+        label += f" d={d} weighted={'weights' in params}"
+    elif metric == "angular":
+        d = int(rng.integers(2, 33))
+        v = rng.standard_normal(d) * 10.0 ** rng.uniform(-3, 3)
+        tilt = 10.0 ** rng.uniform(-13 if dtype == np.float64 else -6, -1)
+        X = v * rng.uniform(0.5, 2.0, (n, 1)) ** (rng.random() < 0.3) + tilt * np.linalg.norm(v) * rng.standard_normal((n, d))
+        if rng.random() < 0.2:
+            X[: n // 3] *= -1.0  # antiparallel samples
+        label = f"d={d} tilt={tilt:.1e}"
+    else:  # l1, l2
+        d = int(rng.integers(2, 40))
+        base = offset + max(offset, 1.0) * rng.standard_normal(d)
+        X = base + scale * rng.standard_normal((n, d))
+        label += f" d={d}"
+    return _duplicates(rng, X.astype(dtype)), params, label
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def lower_median(row):
+    k = (len(row) + 1) // 2
+    return float(np.partition(row, k - 1)[k - 1])
+
+
+def canonical_matrix(X, metric, params):
+    """The canonical float64 distances of every pair, row by row through ``to_center``."""
+    return np.stack([_to_center64(X, X[i], metric, params)[0] for i in range(len(X))])
+
+
+def check_case(metric, dtype, n, seed):
+    X, params, label = make_case(metric, dtype, n, seed)
+    where = f"{metric} {np.dtype(dtype).name} n={n} seed={seed} {label}"
+    m = get_metric(metric)
+    got = {method: cs_fast.min_median(X, metric, method=method, **params) for method in METHODS}
+    assert len(set(got.values())) == 1, f"{where}: methods disagree {got}"
+    index, radius = got["auto"]
+    own = _to_center64(X, X[index], metric, params)[0]
+    assert radius == lower_median(own), f"{where}: radius {radius!r} is not its to_center row's lower median"
+
+    D = canonical_matrix(X, metric, params)
+    assert np.array_equal(D, D.T), f"{where}: canonical distances are not symmetric bit for bit"
+    assert np.array_equal(D[index], own)
+    k = (n + 1) // 2
+    meds = np.partition(D, k - 1, axis=1)[:, k - 1]
+    best = int(np.flatnonzero(meds == meds.min())[0])
+    assert (index, radius) == (best, float(meds[best])), f"{where}: not the canonical brute force {(best, meds[best])}"
+
+    out = np.float32 if dtype == np.float32 else np.float64  # the front doors' output dtype
+    C = cs_fast.cdist(X, X, metric, **params)
+    iu = np.triu_indices(n, 1)
+    P = cs_fast.pdist(X, metric, **params)
+    perm = np.random.default_rng(seed).permutation(n)
+    assert np.array_equal(cs_fast.paired(X, X[perm], metric, **params), D[np.arange(n), perm].astype(out)), \
+        f"{where}: paired differs from to_center"
+    if out == np.float64 or not _fast_float32(m, X, params):
+        assert np.array_equal(C, D.astype(out)), f"{where}: cdist differs from to_center"
+        assert np.array_equal(P, D[iu].astype(out)), f"{where}: pdist differs from to_center"
+    else:
+        lo, hi = _float32_interval(m, X, params, np.asarray(C, dtype=np.float64))
+        assert ((lo <= D) & (D <= hi)).all(), f"{where}: float32 cdist outside its stated bound"
+        assert np.array_equal(P, C[iu]), f"{where}: float32 pdist differs from cdist"
+
+    if m.estimate is not None:  # the fast path's stated bound, which the exact search relies on
+        est = m.estimate(X, params)
+        e = _estimates(est)
+        b = est.bound
+        E = b.E[:, None] + b.E[None, :]
+        assert ((1.0 - b.rho) * e - E <= D).all() and (D <= (1.0 + b.rho) * (e + E)).all(), \
+            f"{where}: an estimate is outside its stated bound"
+
+    # The stated bound, on the center's row and the rows whose medians are nearest the minimum.
+    near = np.unique(np.concatenate([[index], np.argsort(meds, kind="stable")[:3]]))
+    exact = reference(metric, X[near], X, params)
+    bound = m.error_bound(X[near], X, params, exact.astype(np.float64))
+    err = np.abs(D[near].astype(np.longdouble) - exact)
+    worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
+    assert (err <= bound).all(), (f"{where}: |D - exact| = {float(err[worst]):.3g} > bound {float(bound[worst]):.3g} "
+                                  f"at {near[worst[0]], worst[1]}")
+    exact_meds = np.array([lower_median(r) for r in exact.astype(np.float64)])
+    slack = 2.0 * float(bound.max()) + 4 * np.spacing(float(exact_meds.max()))
+    assert exact_meds[list(near).index(index)] <= exact_meds.min() + slack, f"{where}: not the exact center"
+    return index, radius
+
+
+def _estimates(est):
+    """The estimate pass's own distances of every pair (the blocked l1 rows, or the grouped l2 pair function)."""
+    from cs_fast.kernels import cpu
+
+    n = est.data.shape[0]
+    if est.reduction == "l1":
+        return cpu.l1_rows(est.data, np.arange(n), np.empty((n, n)))
+    return cpu.pairwise(est.reduction, est.data, est.data, est.arg, np.float64)
+
+
+def _fast_float32(m, X, params):
+    """Does float32 cdist of this metric take a fast path (an estimate within a stated bound)?"""
+    if m.name in ("l1", "sqfeat", "l2"):
+        return True
+    return m.name == "tv" and m.estimate(X[:1], params).reduction == "l1"
+
+
+def _float32_interval(m, X, params, C):
+    """Where the canonical distance must lie given the float32 fast path's output ``C`` (its stated bound)."""
+    from cs_fast.kernels import mixed_precision as mp
+    from cs_fast.metrics import tv_centre
+
+    c = np.abs(C) * (1.0 + 2.0 ** -23)  # the float32 rounding of the result, then the estimate's bound
+    if m.name in ("sqfeat", "l2"):
+        rel = mp.CDIST_RTOL if m.name == "sqfeat" else mp.CDIST_RTOL / 2 + 2.0 ** -24
+        return np.abs(C) * (1.0 - 2.0 ** -23) / (1.0 + rel) * (1 - 1e-9), c / (1.0 - rel) * (1 + 1e-9)
+    est = m.estimate(X, params, tv_centre(X) if m.name == "tv" else None)
+    b = est.bound
+    E = b.E[:, None] + b.E[None, :]
+    lo = (1.0 - b.rho) * np.abs(C) * (1.0 - 2.0 ** -23) - E
+    return lo * (1 - 1e-9), (1.0 + b.rho) * (c + E) * (1 + 1e-9)
+
+
+# --------------------------------------------------------------------------- the cases
+
+METRICS = ["jaccard", "jaccard_mask", "tv", "sqfeat", "l2", "l1", "angular"]
+FAST = [(metric, dtype, n, seed) for metric in METRICS for dtype in (np.float64, np.float32)
+        for n, seed in ((17, 1), (64, 2), (131, 3))
+        if not (metric == "jaccard_mask" and dtype == np.float32)]
+LARGE = [(metric, dtype, n, seed) for metric in METRICS for dtype in (np.float64, np.float32)
+         for n, seed in ((257, 11), (600, 12), (1031, 13), (2101, 14))
+         if not (metric == "jaccard_mask" and dtype == np.float32)]
+
+
+def _id(case):
+    metric, dtype, n, seed = case
+    return f"{metric}-{np.dtype(dtype).name}-n{n}-s{seed}"
+
+
+@pytest.mark.parametrize("case", FAST, ids=_id)
+def test_fast_fuzz(case):
+    check_case(*case)
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("case", LARGE, ids=_id)
+def test_large_fuzz(case):
+    check_case(*case)
