@@ -34,9 +34,15 @@ METHODS = ("auto", "brute", "pruned")
 # --------------------------------------------------------------------------- generators
 
 
-def _noise_scale(rng, offset):
-    """Absolute size of the samples' differences: down to 1e-6 of the offset (or of 1 at offset 0)."""
-    return max(offset, 1.0) * 10.0 ** rng.uniform(-6, -1)
+def _regime(rng, dtype, seed):
+    """``(offset, relative noise)``: seeds 1, 4, ... the largest offset with differences of 1e-6 of it,
+    seeds 2, 5, ... a middle offset with 1e-3, the others drawn (every regime in the fast subset too)."""
+    offsets = [0.0, 1.0, 1e4, 1e8] if dtype == np.float64 else [0.0, 1.0, 1e2, 1e4]
+    if seed % 3 == 1:
+        return offsets[-1], 1e-6
+    if seed % 3 == 2:
+        return offsets[2], 1e-3
+    return float(rng.choice(offsets)), 10.0 ** rng.uniform(-6, -1)
 
 
 def _duplicates(rng, X):
@@ -50,13 +56,13 @@ def make_case(metric, dtype, n, seed):
     """``(X, params, label)`` of one fuzz case: samples around a base, in the regime the seed draws."""
     rng = np.random.default_rng([seed, n, len(metric), np.dtype(dtype).itemsize])
     params = {}
-    offset = float(rng.choice([0.0, 1.0, 1e4, 1e8] if dtype == np.float64 else [0.0, 1.0, 1e2, 1e4]))
-    scale = _noise_scale(rng, offset)
+    offset, rel = _regime(rng, dtype, seed)
+    scale = max(offset, 1.0) * rel  # the samples' differences, down to 1e-6 of the offset
     label = f"offset={offset:g} noise={scale:.1e}"
     if metric == "jaccard":
         size = 10.0 ** rng.uniform(-2, 3)
         base = np.array([0.0, 0.0, size, 0.6 * size]) + offset
-        jitter = size * 10.0 ** rng.uniform(-6, -1)
+        jitter = max(size * rel, 4 * float(np.spacing(np.dtype(dtype).type(offset + size))))
         X = base + jitter * rng.standard_normal((n, 4))
         kind = rng.integers(3)
         if kind == 1:  # touching: a box sharing an edge with the base, and empty ones
@@ -74,22 +80,27 @@ def make_case(metric, dtype, n, seed):
         return _duplicates(rng, X), params, label + f" shape={shape}"
     elif metric == "tv":
         shape = [(3, 5, 6), (1, 7, 8), (6, 7), (11,), (2, 4, 5)][rng.integers(5)]
-        if rng.random() < 0.4 and len(shape) == 3 and shape[0] > 1:
+        if seed % 3 == 1:
+            shape = (3, 5, 6)  # the extreme regime with channels, channel l1
+        elif seed % 3 == 2:
+            shape, params["channel_norm"] = (2, 4, 5), 2
+        elif len(shape) == 3 and shape[0] > 1 and rng.random() < 0.4:
             params["channel_norm"] = 2
         base = offset + max(offset, 1.0) * 0.3 * rng.standard_normal(shape)
         X = base + scale * rng.standard_normal((n,) + shape)
         label += f" shape={shape} norm={params.get('channel_norm', 1)}"
     elif metric == "sqfeat":
         d = int(rng.integers(2, 40))
-        if rng.random() < 0.7:
-            params["weights"] = 10.0 ** rng.uniform(-4, 4, d)
+        if seed % 3 != 0 or rng.random() < 0.5:
+            params["weights"] = 10.0 ** rng.uniform(-4, 4, d)  # eight decades
         base = offset + max(offset, 1.0) * rng.standard_normal(d)
         X = base + scale * rng.standard_normal((n, d))
         label += f" d={d} weighted={'weights' in params}"
     elif metric == "angular":
         d = int(rng.integers(2, 33))
         v = rng.standard_normal(d) * 10.0 ** rng.uniform(-3, 3)
-        tilt = 10.0 ** rng.uniform(-13 if dtype == np.float64 else -6, -1)
+        smallest = -13 if dtype == np.float64 else -6
+        tilt = 10.0 ** (smallest if seed % 3 == 1 else rng.uniform(smallest, -1))
         X = v * rng.uniform(0.5, 2.0, (n, 1)) ** (rng.random() < 0.3) + tilt * np.linalg.norm(v) * rng.standard_normal((n, d))
         if rng.random() < 0.2:
             X[: n // 3] *= -1.0  # antiparallel samples
