@@ -239,3 +239,62 @@ def test_fast_fuzz(case):
 @pytest.mark.parametrize("case", LARGE, ids=_id)
 def test_large_fuzz(case):
     check_case(*case)
+
+
+# --------------------------------------------------------------------------- the refinement on its own
+
+
+@pytest.mark.parametrize("method", ["brute", "pruned"])
+@pytest.mark.parametrize("seed", range(6))
+def test_refinement_recovers_the_canonical_center_from_perturbed_estimates(method, seed):
+    """Estimates that lie as much as their bound allows still give the canonical brute force exactly.
+
+    The estimate pass reads rows perturbed by up to ``delta`` (a tenth of the
+    distances' spread, so the estimated winner is often not the canonical
+    one), declared through ``E_i = |delta_i|_1``: the l1 triangle inequality
+    bounds the estimate's error by ``E_i + E_j``.
+    """
+    from cs_fast.kernels import exact
+    from cs_fast.metrics import gamma
+
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(40, 400)), int(rng.integers(2, 30))
+    X = rng.standard_normal(d) + 0.3 * rng.standard_normal((n, d))
+    X[: n // 10] = X[n // 10: 2 * (n // 10)]  # duplicates: exact ties
+    delta = 0.03 * rng.standard_normal((n, d)) * rng.random((n, 1))
+    E = np.abs(delta).sum(axis=1) * (1.0 + gamma(d + 2))
+    est = exact.Estimate(np.ascontiguousarray(X + delta), 0, "l1", exact.SumBound(2 * gamma(d + 520), E))
+    D = canonical_matrix(X, "l1", {})
+    k = (n + 1) // 2
+    meds = np.partition(D, k - 1, axis=1)[:, k - 1]
+    want = (int(np.flatnonzero(meds == meds.min())[0]), float(meds.min()))
+    stats = {}
+    assert exact.min_median("l1", X, 0, est, 16, method, stats=stats) == want
+    assert stats["refined"] >= 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_refinement_holds_against_estimates_at_the_edges_of_their_bound(seed):
+    """Estimated medians chosen as adversarially as the bound allows: the canonical winner's as high as it may
+    be, every other row's as low; ties on the lower end and duplicates. The refinement still returns the
+    canonical brute force, which a threshold or a tie rule one term too tight would miss."""
+    from cs_fast.kernels import exact
+
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(20, 200)), int(rng.integers(2, 10))
+    X = rng.standard_normal((n, d))
+    X[rng.choice(n, n // 5)] = X[rng.choice(n, n // 5)]  # duplicates: tied canonical medians
+    D = canonical_matrix(X, "l1", {})
+    k = (n + 1) // 2
+    M = np.partition(D, k - 1, axis=1)[:, k - 1]
+    want = int(np.flatnonzero(M == M.min())[0])
+    rho = 10.0 ** rng.uniform(-6, -2)
+    E = 0.1 * M.min() * rng.random(n) * (rng.random() < 0.7)
+    bound = exact.SumBound(rho, E)
+    Em = bound.Emax
+    # The largest estimate a row's bound allows (lo(seen) = M) and the smallest (hi(seen) = M), a hair inside.
+    high = (M + E + Em) / (1.0 - rho) * (1 - 1e-12)
+    low = np.maximum(M / (1.0 + rho) - E - Em, 0.0) * (1 + 1e-12)
+    seen = low.copy()
+    seen[M == M.min()] = high[M == M.min()]
+    assert exact.refine("l1", X, 0, seen, bound) == (want, float(M.min()))
