@@ -123,7 +123,6 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
         The index and the canonical lower median (see the module docstring).
     """
     n = F.shape[0]
-    k = (n + 1) // 2
     bound = est.bound
     seen = np.full(n, np.inf)
     if method == "pruned":
@@ -132,6 +131,22 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
         prune.min_median(est.reduction, est.data, est.arg, tile, stats=stats, slack=bound.threshold, seen=seen)
     else:
         cpu.min_median(est.reduction, est.data, est.arg, tile, slack=bound.threshold, seen=seen)
+    return refine(reduction, F, arg, seen, bound, stats)
+
+
+def refine(reduction, F, arg, seen, bound, stats=None):
+    """The canonical brute force among the candidates of the estimated medians ``seen`` (inf: above the threshold).
+
+    ``seen[i]`` is row ``i``'s estimated lower median, or inf where the
+    estimate pass proved it above ``bound.threshold`` of the smallest one.
+    The candidates (``seen <= threshold``) are taken in increasing lower end
+    (:meth:`SumBound.lower`; ties in index order), each with its canonical row
+    (:func:`cs_fast.kernels.cpu.rows`) and exact lower median, until the lower
+    end passes the best canonical median; a candidate whose lower end equals
+    it is still taken when its index is smaller. Returns ``(index, radius)``.
+    """
+    n = F.shape[0]
+    k = (n + 1) // 2
     cand = np.flatnonzero(seen <= bound.threshold(float(seen.min())))
     lower = bound.lower(seen[cand], cand)
     order = np.argsort(lower, kind="stable")  # cand is sorted: equal lower ends keep the index order
