@@ -20,6 +20,7 @@ empty boxes, nearly parallel vectors, n across tile boundaries):
 A fast subset always runs; ``-m large`` runs the larger one (bigger n, more seeds).
 """
 
+import numba
 import numpy as np
 import pytest
 
@@ -298,3 +299,30 @@ def test_refinement_holds_against_estimates_at_the_edges_of_their_bound(seed):
     seen = low.copy()
     seen[M == M.min()] = high[M == M.min()]
     assert exact.refine("l1", X, 0, seen, bound) == (want, float(M.min()))
+
+
+def test_refinement_takes_a_smaller_index_whose_lower_end_ties_the_best():
+    """Row 1 duplicates row 3 (same canonical median); row 3's lower end comes first and sets the best, row 1's
+    lower end equals that best exactly: it must still be refined, and win the tie by its index."""
+    from cs_fast.kernels import exact
+
+    class Exact:  # lower ends equal to the estimates, every row a candidate
+        E = np.zeros(6)
+
+        @staticmethod
+        def threshold(best):
+            return np.inf
+
+        @staticmethod
+        def lower(m, rows):
+            return m
+
+    X = np.array([[0.0], [1.0], [5.0], [1.0], [2.0], [9.0]])
+    M = 1.0  # rows 1 and 3: distances 1, 0, 4, 0, 1, 8 -> lower median (k = 3) is 1
+    seen = np.array([5.0, M, 5.0, M - 0.5, 5.0, 5.0])
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)  # one candidate a batch: row 3 is refined before row 1 is considered
+    try:
+        assert exact.refine("l1", X, 0, seen, Exact()) == (1, M)
+    finally:
+        numba.set_num_threads(threads)
