@@ -4,9 +4,9 @@ A record holds everything about one distance: its name and aliases, its
 relaxed-triangle factor :math:`\gamma` (``d(a, c) <= gamma * (d(a, b) + d(b, c))``),
 the input layout it expects and the check of it, the featurize transform
 (once per sample, O(n d)), the name of the pairwise reduction in
-:mod:`cs_fast.kernels.pair`, and a float64 numpy reference written from the
+:mod:`cs_fast.kernels.pair`, a float64 numpy reference written from the
 definition (not from the featurized form), which the parity tests compare the
-kernels against.
+kernels against, and the stated accuracy of its canonical distance.
 
 =================  ======================================  =====  ===========
 metric             distance                                gamma  upper bound
@@ -19,6 +19,27 @@ metric             distance                                gamma  upper bound
 ``l1``             Manhattan distance                      1      none
 ``angular``        arccos(cos(a, b)) / pi                  1      1
 =================  ======================================  =====  ===========
+
+Canonical distances and estimates
+---------------------------------
+``featurize`` gives the features of the *canonical* distance: the inputs'
+own values (float32 upcast exactly), with the difference of the two samples
+taken first wherever the definition allows it (``tv``: the images themselves,
+then the neighbour differences of their difference; weighted ``sqfeat``:
+``w (a - b)^2``; ``angular``: the raw rows, no rounded unit vectors; boxes:
+``(U - I) / U`` from coordinate differences), accumulated in float64. Each
+record states how far that can be from the exact distance
+(:attr:`Metric.accuracy`, :attr:`Metric.error_bound`): relative to the
+distance itself wherever float64 allows it. Every front door and every exact
+median returns these numbers, bit for bit (:func:`cs_fast.kernels.cpu.rows`;
+the device has its own canonical order, :mod:`cs_fast.kernels.cuda`).
+
+``estimate`` (``l1`` and ``tv``) gives what the fast paths read -- ``tv``: the
+neighbour differences of the samples centred on a per-pixel median of some of
+them, stored in the input dtype -- with a
+:class:`cs_fast.kernels.exact.SumBound` to the canonical distances; the
+center is searched on the estimates and the candidates refined
+(:mod:`cs_fast.kernels.exact`).
 """
 
 from dataclasses import dataclass, field

@@ -326,3 +326,36 @@ def test_refinement_takes_a_smaller_index_whose_lower_end_ties_the_best():
         assert exact.refine("l1", X, 0, seen, Exact()) == (1, M)
     finally:
         numba.set_num_threads(threads)
+
+
+def test_a_fastmath_caller_compiled_first_does_not_change_the_canonical_bits(tmp_path):
+    """numba compiles a function whose options leave fastmath unset with its first jitted caller's fastmath,
+    and caches it so: the canonical kernels write fastmath=False out. In a fresh cache, the box count (a
+    fastmath kernel) compiles box_row first; box_row must still round as the strict box_pair does."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, cs_fast\n"
+        "from cs_fast.kernels import cpu\n"
+        "rng = np.random.default_rng(5)\n"
+        "base = np.array([0.3, 0.0, 1.1, 0.2])\n"
+        "X = base + 0.05 * rng.standard_normal((400, 4))\n"
+        "cs_fast.min_median(X, 'jaccard', method='brute')  # box_fused_tile (fastmath) compiles box_row\n"
+        "F = np.ascontiguousarray(X)\n"
+        "FT = np.ascontiguousarray(F.T)\n"
+        "bad = 0\n"
+        "for i in range(0, 400, 7):\n"
+        "    row = np.empty(400)\n"
+        "    cpu.box_row(FT, i, row)\n"
+        "    ref = np.array([cpu.K.box_pair(F, i, F, j, 0) for j in range(400)])\n"
+        "    bad += int((row != ref).sum())\n"
+        "print('mismatches', bad)\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "mismatches 0"

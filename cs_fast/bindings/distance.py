@@ -134,7 +134,11 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
             FB = FA if same else _featurize(m, B, params, gpu)
         red = reduction_for(m, FA)
         if gpu:
-            D = ck.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
+            est = _fast_estimates(m, params, A, B, same, output_dtype(A), gpu)
+            if est is not None:
+                D = ck.pairwise(est[0].reduction, est[0].data, est[1].data, est[0].arg, output_dtype(A))
+            else:
+                D = ck.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
         else:
             # float32 product and its bound (kernels/mixed_cpu.py); None: a centred norm is not
             # finite (NaN or inf in the input: check_finite raises) or too large for float32.
@@ -147,22 +151,39 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
         return wrap_like(D, kind)
 
 
-def _fast_estimates(m, params, A, B, same, dtype):
+def _estimate(m, arr, params, gpu, centre=None):
+    """``m.estimate`` where the kernels run: on the device for device data, else on the host (uploaded for the device)."""
+    if gpu and is_numba_device_array(arr):
+        from . import device
+
+        return device.estimate(m, arr, params, centre)
+    est = m.estimate(arr, params, centre)
+    if gpu:
+        return exact.Estimate(ck.upload(est.data), est.arg, est.reduction, est.bound)
+    return est
+
+
+def _fast_estimates(m, params, A, B, same, dtype, gpu=False):
     """The estimate features of a float32 front door's fast path, both sides centred alike; else None.
 
     Only where the estimate is a blocked l1 sum (``tv``): the canonical
     features of ``l1`` already are its fast path's, and the others have no
     faster float32 path.
     """
-    if np.dtype(dtype) != np.float32 or m.estimate is None or m.name == "l1":
-        return None
-    from ..metrics import tv_centre
+    from ..metrics import tv_layout
 
-    centre = tv_centre(A)
-    EA = m.estimate(A, params, centre)
-    if EA.reduction != "l1":
-        return None
-    return EA, (EA if same else m.estimate(B, params, centre))
+    if np.dtype(dtype) != np.float32 or m.name != "tv" or tv_layout(A.shape, params)[2]:
+        return None  # float64 output, or channel-l2 tv (its estimate has no faster float32 path)
+    if gpu and is_numba_device_array(A):
+        from ..kernels import cuda_featurize as kf
+
+        centre = kf.tv_centre(A.reshape(tv_layout(A.shape, params)[0]))
+    else:
+        from ..metrics import tv_centre
+
+        centre = tv_centre(A)
+    EA = _estimate(m, A, params, gpu, centre)
+    return EA, (EA if same else _estimate(m, B, params, gpu, centre))
 
 
 def _host_pairwise(m, params, red, A, B, FA, FB, same, dtype):
@@ -212,10 +233,12 @@ def pdist(X, metric="l2", *, backend="auto", **params):
         if gpu:
             from ..kernels import cuda_featurize as kf
 
+            est = _fast_estimates(m, params, X, X, True, dtype, gpu)
+            red, G, arg = (red, F.data, F.arg) if est is None else (est[0].reduction, est[0].data, est[0].arg)
             out = ck.empty(n * (n - 1) // 2, dtype)  # from the caller's pool, on its stream
             for i0 in range(0, max(n - 1, 0), tile):
                 i1 = min(n - 1, i0 + tile)
-                kf.condense(ck.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, dtype), i0, n, out)
+                kf.condense(ck.pairwise(red, G[i0:i1], G[i0 + 1 :], arg, dtype), i0, n, out)
             return wrap_like(out, kind)
         if red in ("sq", "l2", "wsq") and np.dtype(dtype) == np.float32 and F.data.shape[1]:
             # centred once, one symmetric float32 product, the bound (kernels/mixed_cpu.py)
@@ -381,7 +404,13 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
             method = _auto_method(red, n)
         if gpu:
             budget = ck.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
-            if method == "pruned":
+            if m.name == "tv":
+                # The device's fast tv kernels read the centred estimate features: search on them,
+                # refine the candidates with the canonical (images-first) distances.
+                est = _estimate(m, Z, params, gpu)
+                index, radius = ck.exact_min_median(red, F.data, F.arg, est, tile=tile, max_memory=budget,
+                                                    method=method, stats=stats)
+            elif method == "pruned":
                 from ..kernels import cuda_prune
 
                 index, radius = cuda_prune.min_median(red, F.data, F.arg, tile=tile, max_memory=budget,

@@ -4,29 +4,46 @@ All inputs are featurized, C-contiguous 2-D arrays (see :mod:`cs_fast.metrics`).
 Distances are accumulated in float64; outputs are written in the dtype of the
 ``out`` array the caller passes.
 
+What it guarantees: one arithmetic per pair. :func:`rows` is the canonical
+float64 distance of every metric on the CPU; ``to_center``, ``paired``,
+float64 ``cdist``/``pdist``, every exact median of ``min_median`` (brute
+force, pruned, and the refinements of :mod:`cs_fast.kernels.exact` and
+:mod:`cs_fast.kernels.mixed_cpu`) and the certification distances all read it,
+so the same pair has the same bits whoever asks, and ``d(a, b)`` and
+``d(b, a)`` round alike. The canonical arithmetic takes the samples'
+difference first (exact for nearby floats) and stays within each metric's
+stated bound of the exact distance (:mod:`cs_fast.metrics`). Everything else
+here is an *estimate*: fast, within a stated bound, used only to decide
+(counts, pruning, candidates) or as float32 output.
+
 Kernels and why they look the way they do:
 
+* canonical rows: ``_sq_rows_block``, ``_wsq_rows_block``,
+  ``_l1_rows_block``, ``_tv_rows_block`` (the long sums; each distance is one
+  compiled loop, reassociated so LLVM vectorizes it, whose order is then
+  fixed; ``tv`` computes the samples' difference once per pair and its
+  neighbour differences from it), :func:`box_row` / :func:`box_rows_to`
+  (boxes, strict and branch-free: vectorized), and the strict pair functions
+  of :data:`K` for masks and angles (``_rows_block``). ``fastmath=False`` is
+  written out on the strict ones: numba compiles a function whose options
+  leave it unset with the fastmath of its first jitted caller, and caches it
+  so.
 * ``pairwise_<reduction>``: generic, one pair function per entry, rows in
-  parallel. Serves boxes, masks, angular and grouped-l2 TV.
-* :func:`l1_pairwise`: the long L1 reduction (``l1`` and ``tv`` after its
-  finite-difference transform). Register-blocked 2 x 4 rows over feature
-  chunks that fit the caches, chunk sums in the storage dtype (vectorized),
-  added to float64 accumulators per chunk so float32 loses no accuracy over
-  long rows.
-* :func:`sq_pairwise`: squared distances as ``|a|^2 + |b|^2 - 2 a.b`` with a
-  float64 GEMM on column-centred features; pairs where that form could have
-  cancelled (``d < tau (|a|^2 + |b|^2)``) are recomputed directly. Serves
-  float64 output.
-* :func:`sq_pairwise_mixed`, :func:`sq_min_median`: the same form with a
-  *float32* GEMM (BLAS) on centred features and the rigorous per-entry bound
-  of :mod:`cs_fast.kernels.mixed_precision`; only what the bound cannot
-  decide is recomputed in float64. Float32 output of ``cdist``/``pdist`` and
-  every ``min_median`` of ``sq``/``l2``.
-* :func:`sq_rows`: the canonical float64 ``sq`` distances of a few rows to
-  all rows (``to_center``, and the refinement of ``min_median``: one
-  compiled kernel, so the radius is bit for bit a ``to_center`` median).
-* ``fused_tile_<reduction>`` / :func:`tile_select`: the per-row lower median
-  for :func:`min_median`, with pruning (see there).
+  parallel (strict: the same bits as :func:`rows`).
+* :func:`l1_pairwise`: the long L1 estimate (``l1`` rows, ``tv`` on its
+  centred features). Register-blocked 2 x 4 rows over feature chunks that fit
+  the caches, chunk sums in the storage dtype (vectorized), added to float64
+  accumulators per chunk: float32 ``cdist``/``pdist`` and the estimate pass of
+  ``min_median``.
+* :func:`tv_estimate`: the centred tv features and the norms of their bound.
+* :func:`sq_pairwise_mixed`, :func:`sq_min_median`: the float32 GEMM (BLAS)
+  on centred (weighted: scaled) rows with the rigorous per-entry bound of
+  :mod:`cs_fast.kernels.mixed_precision`; only what the bound cannot decide
+  is recomputed in float64. :func:`sq_pairwise` (float64 GEMM with a
+  cancellation guard) stays for the benchmarks' comparison.
+* ``fused_tile_<reduction>`` / :func:`tile_select` / :func:`box_fused_tile`:
+  the per-row lower median for :func:`min_median`, with pruning (see there);
+  with ``slack`` the estimate pass of :mod:`cs_fast.kernels.exact`.
 
 Every kernel is compiled by :func:`cs_fast.kernels.jit.kernel` (numba's
 on-disk cache, keyed also on the pair/select/features sources it inlines), and

@@ -45,8 +45,10 @@ def _build():
     if _KERNELS:
         return _KERNELS
     cuda = ck.cuda_module()
+    from numba import float64
+
     dev = retarget([features], cuda.jit(device=True))
-    tv_index, tv_difference = dev.tv_index, dev.tv_difference
+    tv_index, tv_difference, tv_centred = dev.tv_index, dev.tv_difference, dev.tv_centred_difference
     empty_box, mask_word = dev.empty_box, dev.mask_word
 
     @cuda.jit
@@ -83,6 +85,49 @@ def _build():
         for i in range(r, X.shape[0], cuda.gridsize(2)[1]):
             if t < C * P:
                 out[i, tv_index(p, c, C, P, grouped)] = tv_difference(X, i, c, p, H, W)
+
+    @cuda.jit
+    def tv_estimate(X, C0, grouped, out):
+        # The estimate features of tv: neighbour differences of X - C0 in float64, stored in out's dtype.
+        t, r = cuda.grid(2)
+        C = X.shape[1]
+        H = X.shape[2]
+        W = X.shape[3]
+        P = (H - 1) * W + H * (W - 1)
+        c = t // P
+        p = t - c * P
+        for i in range(r, X.shape[0], cuda.gridsize(2)[1]):
+            if t < C * P:
+                out[i, tv_index(p, c, C, P, grouped)] = tv_centred(X, C0, i, c, p, H, W)
+
+    @cuda.jit
+    def tv_norms(X, C0, G, norms):
+        # norms[i] = (sum |G[i]|, sum |X[i] - C0|) in float64, a thread a row (the estimate bound's a_i, b_i).
+        i = cuda.grid(1)
+        if i < X.shape[0]:
+            a = 0.0
+            for k in range(G.shape[1]):
+                a += abs(np.float64(G[i, k]))
+            b = 0.0
+            for k in range(X.shape[1]):
+                b += abs(np.float64(X[i, k]) - C0[k])
+            norms[i, 0] = a
+            norms[i, 1] = b
+
+    @cuda.jit
+    def lower_median_rows(X, step, count, out):
+        # out[k] = the lower median of X[0, k], X[step, k], ... (count rows), as float64: a thread a column.
+        k = cuda.grid(1)
+        if k < X.shape[1]:
+            vals = cuda.local.array(15, float64)
+            for s in range(count):
+                v = np.float64(X[s * step, k])
+                q = s
+                while q > 0 and vals[q - 1] > v:  # insertion sort
+                    vals[q] = vals[q - 1]
+                    q -= 1
+                vals[q] = v
+            out[k] = vals[(count - 1) // 2]
 
     @cuda.jit
     def scale(X, s, out):
@@ -164,7 +209,8 @@ def _build():
             if jj < block.shape[1] and j > i:
                 out[i * n - (i * (i + 1)) // 2 + (j - i - 1)] = block[r, jj]
 
-    _KERNELS.update(boxes=boxes, masks=masks, tv=tv, scale=scale, unit_rows=unit_rows,
+    _KERNELS.update(boxes=boxes, masks=masks, tv=tv, tv_estimate=tv_estimate, tv_norms=tv_norms,
+                    lower_median_rows=lower_median_rows, scale=scale, unit_rows=unit_rows,
                     flag_rows=flag_rows, count_rows=count_rows, count_within=count_within,
                     condense=condense, zero_ints=zero_ints, ledger_init=ledger_init, count_into=count_into)
     return _KERNELS
@@ -215,6 +261,33 @@ def tv(X, grouped):
     out = ck.empty((n, C * P), X.dtype)
     _launch2("tv", n, C * P, X, bool(grouped), out)
     return out
+
+
+def tv_centre(X):
+    """Device twin of :func:`cs_fast.metrics.tv_centre`: per pixel the lower median of up to 15 spread rows (float64)."""
+    _build()
+    flat = X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
+    n = flat.shape[0]
+    step = max(1, n // 15)
+    count = min(15, (n - 1) // step + 1)
+    out = ck.empty(flat.shape[1], np.float64)
+    _launch1("lower_median_rows", flat.shape[1], flat, step, count, out)
+    return out
+
+
+def tv_estimate(X, centre, grouped):
+    """Estimate features of (n, C, H, W) images centred on the float64 (C * H * W) ``centre``: as ``cpu.tv_estimate``.
+
+    Returns ``(features (n, C * P) in X's dtype, norms (n, 2) float64)``.
+    """
+    _build()
+    n, C, H, W = X.shape
+    P = (H - 1) * W + H * (W - 1)
+    out = ck.empty((n, C * P), X.dtype)
+    _launch2("tv_estimate", n, C * P, X, centre.reshape(C, H, W), bool(grouped), out)
+    norms = ck.empty((n, 2), np.float64)
+    _launch1("tv_norms", n, X.reshape(n, C * H * W), centre, out, norms)
+    return out, norms
 
 
 def scale(X, s):

@@ -134,7 +134,7 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
     return refine(reduction, F, arg, seen, bound, stats)
 
 
-def refine(reduction, F, arg, seen, bound, stats=None):
+def refine(reduction, F, arg, seen, bound, stats=None, medians=None, step=None):
     """The canonical brute force among the candidates of the estimated medians ``seen`` (inf: above the threshold).
 
     ``seen[i]`` is row ``i``'s estimated lower median, or inf where the
@@ -144,16 +144,26 @@ def refine(reduction, F, arg, seen, bound, stats=None):
     (:func:`cs_fast.kernels.cpu.rows`) and exact lower median, until the lower
     end passes the best canonical median; a candidate whose lower end equals
     it is still taken when its index is smaller. Returns ``(index, radius)``.
+    ``medians(rows)``, the canonical lower medians of an int64 array of rows
+    (default: :func:`cs_fast.kernels.cpu.rows` and a selection, ``step``
+    rows at a time, one a thread); the device passes its own
+    (:func:`cs_fast.kernels.cuda.exact_min_median`).
     """
     n = F.shape[0]
     k = (n + 1) // 2
+    if medians is None:
+        step = max(1, numba.get_num_threads())
+        D = np.empty((step, n))
+
+        def medians(rows):
+            cpu.rows(reduction, F, np.ascontiguousarray(F[rows]), arg, D[:rows.size])
+            return [float(cpu._kth_smallest(D[r].copy(), k)) for r in range(rows.size)]
+    step = step or 1
     cand = np.flatnonzero(seen <= bound.threshold(float(seen.min())))
     lower = bound.lower(seen[cand], cand)
     order = np.argsort(lower, kind="stable")  # cand is sorted: equal lower ends keep the index order
     cand, lower = cand[order], lower[order]
     best, best_index, refined = np.inf, -1, 0
-    step = max(1, numba.get_num_threads())
-    D = np.empty((min(step, max(1, cand.size)), n))
     pos = 0
     while pos < cand.size and lower[pos] <= best:
         take = []
@@ -164,10 +174,7 @@ def refine(reduction, F, arg, seen, bound, stats=None):
             pos += 1
         if not take:
             continue
-        rows = np.array(take, dtype=np.int64)
-        cpu.rows(reduction, F, np.ascontiguousarray(F[rows]), arg, D[:rows.size])
-        for r, i in enumerate(take):
-            m = float(cpu._kth_smallest(D[r].copy(), k))
+        for i, m in zip(take, medians(np.array(take, dtype=np.int64))):
             refined += 1
             if m < best or (m == best and i < best_index):
                 best, best_index = m, i

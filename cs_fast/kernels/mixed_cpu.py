@@ -3,8 +3,9 @@
 What it guarantees
 ------------------
 * :func:`min_median` returns the index and radius of brute force over the
-  canonical float64 distances (:func:`cs_fast.kernels.cpu.sq_rows`, the ones
-  ``to_center`` returns), bit for bit; ties go to the smallest index.
+  canonical float64 distances (:func:`cs_fast.kernels.cpu.rows`: ``sq`` or,
+  with ``weights``, ``wsq``; the ones ``to_center`` returns), bit for bit;
+  ties go to the smallest index.
 * :func:`pairwise` / :func:`condensed` (float32 output) are within relative
   :data:`~cs_fast.kernels.mixed_precision.CDIST_RTOL` of the canonical float64
   distance, plus the float32 rounding of the result (``l2``: of its square

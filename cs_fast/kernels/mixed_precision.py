@@ -96,6 +96,15 @@ evaluation of ``lo``, ``hi`` itself (a dozen roundings of relative size
 The ``l2`` distance is ``sqrt`` of ``sq`` (correctly rounded, monotone), so
 the same intervals serve it after ``sqrt``.
 
+Weighted ``sqfeat`` (``wsq``): the canonical distance is
+``sum_k w_k fl(F_ik - F_jk)**2`` (the samples' difference first; four
+roundings a term), and the GEMM reads the centred rows scaled after centring,
+``X_ik = fl32(fl64(fl64(F_ik - s_k) r_k))`` with ``r_k = fl(sqrt(w_k))``. Step
+4 then has three roundings (``rho`` from ``(1 + u)(1 + v)**3``, counting the
+difference in float64), and step 5 compares with ``|r (F_i - F_j)|**2``,
+whose ``r_k**2 = w_k (1 + v)**2``: ``g = gamma_{d+6}(v)``
+(``sq_coefficients(weighted=True)``). Everything else is unchanged.
+
 The bound is worst case (``d u`` where random rounding gives ``sqrt(d) u``):
 sound whatever the BLAS does, loose by design. For samples around a common
 base the centred norms are about the distances, so ``E / D`` is about

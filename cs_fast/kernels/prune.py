@@ -27,8 +27,9 @@ How. Rows are visited in tiles in a seeded random order (trimed's; visiting
 in increasing-bound order computed as many rows in full on jittered boxes,
 see ``SORT``), skipping rows already settled. Each tile's rows are computed in
 full with the routines brute force uses (:func:`cs_fast.kernels.cpu.box_row`,
-``l1_rows``, ``sq_rows``, the pair functions), so every distance is the same
-float on both paths; their exact lower medians are selected, the
+the canonical :func:`cs_fast.kernels.cpu.rows`, the strict pair functions;
+``l1`` here is always the blocked estimate ``l1_rows`` of the estimate pass),
+so every distance is the same float on both paths; their exact lower medians are selected, the
 (median, index) best updated, and every open row's bound tightened. Where the
 distances are cheap (boxes, short rows) and a tile of ``m`` full rows settles
 fewer than ``RATIO * m`` others (the core around the center, or inputs that
@@ -37,6 +38,12 @@ pass with its early exit instead (a row stops once too few of its distances
 can be below the best); for boxes that pass also skips the columns that the
 triangle inequality through the best row places outside the row's reach.
 Inputs that do not prune then cost about what brute force does.
+
+The estimate pass. With ``slack`` (:mod:`cs_fast.kernels.exact`) the rows are
+estimates of a canonical distance: every comparison with the best becomes a
+comparison with ``slack(best)``, so that every row that may canonically win
+gets its exact estimated median (``seen``) and the candidates are refined
+afterwards.
 
 Boxes in float32. When every coordinate is exactly a float32 in a safe range
 (:func:`box32_columns`), boxes are bounded and counted in float32 (eight SIMD
