@@ -414,7 +414,7 @@ def _sq_finish(A, B, na2, nb2, G, guard, take_sqrt):
             G[i, j] = math.sqrt(v) if take_sqrt else v
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, fastmath=False)  # the centred features' arithmetic, as derived and as the device's
 def tv_estimate(X, centre, grouped, out, norms):
     """Write the TV neighbour differences of ``X - centre`` into ``out``; per row, the norms the estimate bound needs.
 
