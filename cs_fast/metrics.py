@@ -52,7 +52,7 @@ from ._checks import describe, nonfinite_rows_error, real_dtype
 
 @dataclass(frozen=True)
 class Features:
-    """Featurized samples: a C-contiguous 2-D array, the reduction's argument, and the reduction when it is not the metric's.
+    """Featurized samples: a C-contiguous 2-D array, the reduction's argument, the reduction if not the metric's.
 
     ``arg`` is an int (the packed image shape of ``tv``, the blocks of
     ``grouped_l2``) or, for weighted ``sqfeat``, the float64 weights (a host or

@@ -194,8 +194,11 @@ def test_gpu_model_quick_mode_compiles_and_estimates(ptx_target, tmp_path):
     for name, entry in doc["kernels"].items():
         r = entry["sm_90"]
         assert r["spill_store_bytes"] == 0 and r["spill_load_bytes"] == 0, name
-        # the register-blocked l1 holds 4 x 4 float32 and float64 sums a thread (118 on sm_90 when committed)
-        assert r["registers"] <= (128 if "blocked" in name else 64), (name, r["registers"])
+        # the register-blocked l1 holds 4 x 4 float32 and float64 sums a thread (118 on sm_90 when committed);
+        # the box count's float64 fallback is the relative-error box formula (66 on sm_90: three 256-thread
+        # blocks an SM instead of four; forcing 64 spills)
+        limit = 128 if "blocked" in name else 72 if name.startswith("box_rows") else 64
+        assert r["registers"] <= limit, (name, r["registers"])
     names = [w["name"] for w in doc["workloads"]]
     assert any("boxes min_median" in n for n in names) and any("order_statistic" in n for n in names)
     assert all(w["arithmetic"] for w in doc["workloads"])

@@ -102,7 +102,8 @@ def make_case(metric, dtype, n, seed):
         v = rng.standard_normal(d) * 10.0 ** rng.uniform(-3, 3)
         smallest = -13 if dtype == np.float64 else -6
         tilt = 10.0 ** (smallest if seed % 3 == 1 else rng.uniform(smallest, -1))
-        X = v * rng.uniform(0.5, 2.0, (n, 1)) ** (rng.random() < 0.3) + tilt * np.linalg.norm(v) * rng.standard_normal((n, d))
+        scaled = rng.uniform(0.5, 2.0, (n, 1)) ** (rng.random() < 0.3)  # rows of unequal norm, some draws
+        X = v * scaled + tilt * np.linalg.norm(v) * rng.standard_normal((n, d))
         if rng.random() < 0.2:
             X[: n // 3] *= -1.0  # antiparallel samples
         label = f"d={d} tilt={tilt:.1e}"

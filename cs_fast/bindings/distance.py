@@ -152,7 +152,7 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
 
 
 def _estimate(m, arr, params, gpu, centre=None):
-    """``m.estimate`` where the kernels run: on the device for device data, else on the host (uploaded for the device)."""
+    """``m.estimate`` where the kernels run: on the device for device data, else on the host (uploaded for cuda)."""
     if gpu and is_numba_device_array(arr):
         from . import device
 

@@ -18,13 +18,13 @@ here is an *estimate*: fast, within a stated bound, used only to decide
 
 Kernels and why they look the way they do:
 
-* canonical rows: ``_sq_rows_block``, ``_wsq_rows_block``,
-  ``_l1_rows_block``, ``_tv_rows_block`` (the long sums; each distance is one
-  compiled loop, reassociated so LLVM vectorizes it, whose order is then
-  fixed; ``tv`` computes the samples' difference once per pair and its
-  neighbour differences from it), :func:`box_row` / :func:`box_rows_to`
-  (boxes, strict and branch-free: vectorized), and the strict pair functions
-  of :data:`K` for masks and angles (``_rows_block``). ``fastmath=False`` is
+* canonical rows (:func:`rows`, :func:`row_kernels`): the long sums ``sq``,
+  ``wsq``, ``l1`` (``_rows_block`` bound to an inline sum) and ``tv``
+  (``_tv_rows_block``: the samples' difference once per pair, its neighbour
+  differences from it) -- each distance one compiled loop, reassociated so
+  LLVM vectorizes it, whose order is then fixed --, :func:`box_row` /
+  :func:`box_rows_to` (boxes: ``box_value``, strict, vectorized), and the
+  strict pair functions of :data:`K` for masks and angles (``_rows_block``). ``fastmath=False`` is
   written out on the strict ones: numba compiles a function whose options
   leave it unset with the fastmath of its first jitted caller, and caches it
   so.
@@ -186,43 +186,31 @@ def count_loose(t):
     return t * _COUNT_SLACK + _COUNT_TINY
 
 
-@kernel(nogil=True, error_model="numpy", inline="always")
+_box_value = K.box_value
+
+
+@kernel(nogil=True, inline="always")
 def _box_to(ax1, ay1, ax2, ay2, x1, y1, x2, y2, out):
-    # d(a, box j) for every j of the columns x1, y1, x2, y2: box_value's arithmetic, branch-free.
-    a_empty = ax2 <= ax1
+    # d(a, box j) for every j of the columns x1, y1, x2, y2: box_value's arithmetic (strict; LLVM
+    # inlines it and turns its branch into selects, so the loop vectorizes).
     for j in range(out.shape[0]):
-        bx1 = x1[j]
-        by1 = y1[j]
-        bx2 = x2[j]
-        by2 = y2[j]
-        ix1 = max(ax1, bx1)
-        iy1 = max(ay1, by1)
-        ix2 = min(ax2, bx2)
-        iy2 = min(ay2, by2)
-        iw = ix2 - ix1
-        ih = iy2 - iy1
-        gap = ((ax2 - ix2) + (ix1 - ax1)) * (ay2 - ay1) + iw * ((ay2 - iy2) + (iy1 - ay1)) + (
-            ((bx2 - ix2) + (ix1 - bx1)) * (by2 - by1) + iw * ((by2 - iy2) + (iy1 - by1)))
-        d = gap / (iw * ih + gap)
-        out[j] = d if (iw > 0.0) & (ih > 0.0) else (0.0 if a_empty & (bx2 <= bx1) else 1.0)
+        out[j] = _box_value(ax1, ay1, ax2, ay2, x1[j], y1[j], x2[j], y2[j])
 
 
-@kernel(nogil=True, error_model="numpy", fastmath=False)
+@kernel(nogil=True, fastmath=False)
 def box_row(FT, i, out):
     """Jaccard distances of box ``i`` to every box, into ``out`` (``FT``: boxes transposed, (4, n)).
 
-    The arithmetic of :func:`cs_fast.kernels.pair.box_value`, operation for
-    operation, branch-free so it vectorizes (``error_model='numpy'``: the 0/0
-    of disjoint or empty boxes is a NaN that the select discards, not an
-    exception). No fastmath: strict IEEE arithmetic gives every caller -- the
-    brute-force exact pass, the pruned center's full rows, ``to_center`` and
-    ``cdist`` (:func:`box_rows_to`) -- the same floats, vectorized or not
+    :func:`cs_fast.kernels.pair.box_value` on every pair, vectorized. No
+    fastmath: strict IEEE arithmetic gives every caller -- the brute-force
+    exact pass, the pruned center's full rows, ``to_center`` and ``cdist``
+    (:func:`box_rows_to`) -- the same floats, vectorized or not
     (tests/test_exact_fuzz.py).
     """
     _box_to(FT[0, i], FT[1, i], FT[2, i], FT[3, i], FT[0], FT[1], FT[2], FT[3], out)
 
 
-@kernel(parallel=True, error_model="numpy", fastmath=False)
+@kernel(parallel=True, fastmath=False)
 def box_rows_to(A, FT, out):
     """``out[r, j] = d(A[r], box j)`` with ``FT`` the other boxes transposed (4, n); ``out`` float64 or float32."""
     for r in prange(A.shape[0]):
@@ -491,67 +479,50 @@ _ROW_BLOCK = 64  # rows of F per parallel task
 
 
 # The canonical row kernels of the long sums. Each distance is the one loop of
-# its *_rows_block kernel, whichever driver calls it (one thread or parallel
+# its reduction's block kernel, whichever driver calls it (one thread or parallel
 # blocks, to_center, cdist, paired, a refinement): the loop is compiled once,
 # with reassociation so that LLVM vectorizes it, and its order is then fixed
-# (tests/test_exact_fuzz.py holds every front door to the same bits). diag:
-# out[0, j] = d(V[j], F[j]) (paired) instead of out[r, j] = d(V[r], F[j]).
+# (tests/test_exact_fuzz.py holds every front door to the same bits). The
+# block kernels are _rows_block bound to the inline sums below (tv has its own:
+# it needs scratch rows); diag: out[0, j] = d(V[j], F[j]) (paired) instead of
+# out[r, j] = d(V[r], F[j]).
 
 
-@kernel(fastmath=_PAIR_FASTMATH)
-def _sq_rows_block(F, V, out, j0, j1, diag):
-    # The one definition of the canonical sq distance: each entry is this
-    # loop's sum in its (vectorized) order, whichever driver calls it.
-    m = V.shape[0]
-    d = F.shape[1]
-    for j in range(j0, j1):
-        r0 = j if diag else 0
-        r1 = j + 1 if diag else m
-        for r in range(r0, r1):
-            acc = 0.0
-            for k in range(d):
-                t = np.float64(F[j, k]) - np.float64(V[r, k])
-                acc += t * t
-            out[0 if diag else r, j] = acc
+@kernel(fastmath=_PAIR_FASTMATH, inline="always")
+def _sq_sum(F, j, V, r, arg):
+    acc = 0.0
+    for k in range(F.shape[1]):
+        t = np.float64(F[j, k]) - np.float64(V[r, k])
+        acc += t * t
+    return acc
 
 
-@kernel(fastmath=_PAIR_FASTMATH)
-def _wsq_rows_block(F, V, out, j0, j1, diag, w):
+@kernel(fastmath=_PAIR_FASTMATH, inline="always")
+def _wsq_sum(F, j, V, r, w):
     # Weighted sq, the samples' difference first: sum_k w_k (F[j, k] - V[r, k])**2.
-    m = V.shape[0]
-    d = F.shape[1]
-    for j in range(j0, j1):
-        r0 = j if diag else 0
-        r1 = j + 1 if diag else m
-        for r in range(r0, r1):
-            acc = 0.0
-            for k in range(d):
-                t = np.float64(F[j, k]) - np.float64(V[r, k])
-                acc += w[k] * (t * t)
-            out[0 if diag else r, j] = acc
+    acc = 0.0
+    for k in range(F.shape[1]):
+        t = np.float64(F[j, k]) - np.float64(V[r, k])
+        acc += w[k] * (t * t)
+    return acc
+
+
+@kernel(fastmath=_PAIR_FASTMATH, inline="always")
+def _l1_sum(F, j, V, r, arg):
+    acc = 0.0
+    for k in range(F.shape[1]):
+        acc += abs(np.float64(F[j, k]) - np.float64(V[r, k]))
+    return acc
 
 
 @kernel(fastmath=_PAIR_FASTMATH)
-def _l1_rows_block(F, V, out, j0, j1, diag):
-    m = V.shape[0]
-    d = F.shape[1]
-    for j in range(j0, j1):
-        r0 = j if diag else 0
-        r1 = j + 1 if diag else m
-        for r in range(r0, r1):
-            acc = 0.0
-            for k in range(d):
-                acc += abs(np.float64(F[j, k]) - np.float64(V[r, k]))
-            out[0 if diag else r, j] = acc
-
-
-@kernel(fastmath=_PAIR_FASTMATH)
-def _tv_rows_block(F, V, out, j0, j1, diag, H, W, grouped, hmask):
-    # TV(V[r] - F[j]) of flattened (C, H, W) images: the difference of the two samples first
-    # (e, exact in float64 for float32 pixels), then per channel the vertical neighbour
-    # differences and the horizontal ones (one loop over the channel, the row ends masked
-    # out: hmask[q] is False where q is the last pixel of a row); channel-l1, or with
+def _tv_rows_block(F, V, out, j0, j1, diag, arg):
+    # TV(V[r] - F[j]) of flattened (C, H, W) images, arg = (H, W, grouped, hmask): the difference
+    # of the two samples first (e, exact in float64 for float32 pixels), then per channel the
+    # vertical neighbour differences and the horizontal ones (one loop over the channel, the row
+    # ends masked out: hmask[q] is False where q is the last pixel of a row); channel-l1, or with
     # grouped the l2 norm over channels per position (s: the position's sum of squares).
+    H, W, grouped, hmask = arg
     m = V.shape[0]
     d = F.shape[1]
     hw = H * W
@@ -595,32 +566,43 @@ def _tv_rows_block(F, V, out, j0, j1, diag, H, W, grouped, hmask):
             out[0 if diag else r, j] = acc
 
 
-@kernel(parallel=True)
-def _sq_rows_parallel(F, V, out, block, diag):
+# Below this many element operations the row kernels run on one thread: a
+# parallel launch costs more than it saves there, most of all on a busy machine
+# and right after BLAS, whose worker threads keep spinning for a while.
+_SERIAL_WORK = 1 << 24
+_ROW_BLOCK = 64  # rows of F per parallel task
+
+
+def _rows_parallel(F, V, out, block, diag, arg):
     n = F.shape[0]
     for b in prange((n + block - 1) // block):
-        _sq_rows_block(F, V, out, b * block, min(n, (b + 1) * block), diag)
+        rows_fn(F, V, out, b * block, min(n, (b + 1) * block), diag, arg)  # noqa: F821 (bound by specialize)
 
 
-@kernel(parallel=True)
-def _wsq_rows_parallel(F, V, out, block, diag, w):
-    n = F.shape[0]
-    for b in prange((n + block - 1) // block):
-        _wsq_rows_block(F, V, out, b * block, min(n, (b + 1) * block), diag, w)
+_ROW_DRIVERS = {}
 
 
-@kernel(parallel=True)
-def _l1_rows_parallel(F, V, out, block, diag):
-    n = F.shape[0]
-    for b in prange((n + block - 1) // block):
-        _l1_rows_block(F, V, out, b * block, min(n, (b + 1) * block), diag)
+def row_kernels(reduction):
+    """``(block, parallel)`` row kernels of a reduction's canonical distances (built once, compiled lazily).
 
-
-@kernel(parallel=True)
-def _tv_rows_parallel(F, V, out, block, diag, H, W, grouped, hmask):
-    n = F.shape[0]
-    for b in prange((n + block - 1) // block):
-        _tv_rows_block(F, V, out, b * block, min(n, (b + 1) * block), diag, H, W, grouped, hmask)
+    ``block(F, V, out, j0, j1, diag, arg)`` computes rows ``j0 .. j1`` of ``F``
+    on one thread; ``parallel(F, V, out, block_rows, diag, arg)`` the same in
+    parallel blocks of rows, calling ``block``: the same bits either way.
+    """
+    if reduction == "l2":
+        return row_kernels("sq")  # its square root is taken after
+    if reduction not in _ROW_DRIVERS:
+        sums = {"sq": _sq_sum, "wsq": _wsq_sum, "l1": _l1_sum}
+        if reduction == "tv":
+            block = _tv_rows_block
+        elif reduction in sums:
+            block = specialize(_rows_block, reduction + "_canonical", {"fastmath": _PAIR_FASTMATH},
+                               pair_fn=sums[reduction])
+        else:
+            block = _generic(reduction)[2]
+        parallel = specialize(_rows_parallel, reduction, {"parallel": True}, rows_fn=block)
+        _ROW_DRIVERS[reduction] = (block, parallel)
+    return _ROW_DRIVERS[reduction]
 
 
 def _row_mask(H, W):
@@ -630,28 +612,18 @@ def _row_mask(H, W):
     return mask
 
 
-def _drive(serial, parallel, F, V, out, diag, extra, block=None):
-    n = F.shape[0]
-    per_row = 1 if diag else V.shape[0]
-    if n * per_row * max(1, F.shape[1]) < _SERIAL_WORK:
-        serial(F, V, out, 0, n, diag, *extra)
-    else:
-        parallel(F, V, out, block or _ROW_BLOCK, diag, *extra)
-    return out
-
-
 def sq_rows(F, V, out, diag=False):
     """``out[r, j] = sum_k (F[j, k] - V[r, k])**2`` summed directly in float64: the canonical ``sq``.
 
-    Every entry is computed by :func:`_sq_rows_block`'s one compiled loop
-    (one thread per entry, one fixed vectorized order), on one thread or in
-    parallel blocks of rows: a distance has the same bits whoever asks --
-    ``to_center`` (``V`` the center), ``cdist``, ``paired`` (``diag``:
-    ``out[0, j] = d(V[j], F[j])``) or the refinement of :func:`sq_min_median`
-    (``V`` the candidate rows) -- and however many threads run
-    (tests/test_mixed_precision.py holds the two drivers equal).
+    Every entry is computed by one compiled loop (one thread per entry, one
+    fixed vectorized order), on one thread or in parallel blocks of rows: a
+    distance has the same bits whoever asks -- ``to_center`` (``V`` the
+    center), ``cdist``, ``paired`` (``diag``: ``out[0, j] = d(V[j], F[j])``) or
+    the refinement of :func:`sq_min_median` (``V`` the candidate rows) -- and
+    however many threads run (tests/test_mixed_precision.py holds the drivers
+    equal).
     """
-    return _drive(_sq_rows_block, _sq_rows_parallel, F, V, out, diag, ())
+    return rows("sq", F, V, 0, out, diag)
 
 
 #: The reductions whose canonical distances have a row kernel of their own (the rest: the strict pair functions).
@@ -663,48 +635,30 @@ def rows(reduction, F, V, arg, out, diag=False):
 
     The one arithmetic per pair of every CPU front door and of every exact
     median: the long sums (``sq``, ``l2``, ``wsq``, ``l1``, ``tv``, ``tv2``)
-    by their ``*_rows_block`` kernels, boxes, masks and angles by the strict
-    pair functions of :mod:`cs_fast.kernels.pair` (``box_row``, the brute-force
-    box rows, repeats ``box_pair`` operation for operation). Distances are
-    symmetric bit for bit (``d(a, b)`` and ``d(b, a)`` round alike), so the
-    order of the two arguments never matters. ``arg``: the reduction's
-    parameter (``tv``/``tv2``: the packed image shape; ``wsq``: the float64
-    weights).
+    by their row kernels (:func:`row_kernels`), boxes by :func:`box_rows_to`
+    (``box_value`` vectorized), masks and angles by the strict pair functions
+    of :mod:`cs_fast.kernels.pair`. Distances are symmetric bit for bit
+    (``d(a, b)`` and ``d(b, a)`` round alike), so the order of the two
+    arguments never matters. ``arg``: the reduction's parameter (``tv``/``tv2``:
+    the packed image shape; ``wsq``: the float64 weights).
     """
-    if reduction in ("sq", "l2"):
-        sq_rows(F, V, out, diag)
-        if reduction == "l2":
-            np.sqrt(out, out=out)
-        return out
-    if reduction == "wsq":
-        return _drive(_wsq_rows_block, _wsq_rows_parallel, F, V, out, diag, (arg,))
-    if reduction == "l1":
-        return _drive(_l1_rows_block, _l1_rows_parallel, F, V, out, diag, ())
-    if reduction in ("tv", "tv2"):
-        H, W = K.tv_shape(arg)
-        extra = (H, W, reduction == "tv2", _row_mask(H, W))
-        return _drive(_tv_rows_block, _tv_rows_parallel, F, V, out, diag, extra, block=8)
     if reduction == "box" and not diag:
         box_rows_to(V, np.ascontiguousarray(F.T), out)
-    elif F.shape[0]:
-        _rows_parallel_generic(reduction)(F, V, out, 16, diag, arg)
-    return out
-
-
-_ROWS_PARALLEL = {}
-
-
-def _rows_parallel(F, V, out, block, diag, arg):
+        return out
+    block_rows = _ROW_BLOCK
+    if reduction in ("tv", "tv2"):
+        H, W = K.tv_shape(arg)
+        arg, block_rows = (H, W, reduction == "tv2", _row_mask(H, W)), 8
+        reduction = "tv"
+    block, parallel = row_kernels(reduction)
     n = F.shape[0]
-    for b in prange((n + block - 1) // block):
-        rows_fn(F, V, out, b * block, min(n, (b + 1) * block), diag, arg)  # noqa: F821 (bound by specialize)
-
-
-def _rows_parallel_generic(reduction):
-    if reduction not in _ROWS_PARALLEL:
-        _ROWS_PARALLEL[reduction] = specialize(_rows_parallel, reduction, {"parallel": True},
-                                               rows_fn=_generic(reduction)[2])
-    return _ROWS_PARALLEL[reduction]
+    if n * (1 if diag else V.shape[0]) * max(1, F.shape[1]) < _SERIAL_WORK:
+        block(F, V, out, 0, n, diag, arg)
+    elif n:
+        parallel(F, V, out, block_rows, diag, arg)
+    if reduction == "l2":
+        np.sqrt(out, out=out)
+    return out
 
 
 @kernel(fastmath=_PAIR_FASTMATH)

@@ -424,7 +424,8 @@ def count_rows(reduction, F, start, m, arg, k, bound, bound_index, surv, nsurv, 
         kernel = kernel32
         if blocked is not None and L1_BLOCKED_COUNT:
             kernel, rows_a_block, threads = blocked
-    ck.launch(kernel, ck._blocks(m, rows_a_block), (threads, threads))(F, start, m, ck.kernel_arg(arg), k, bound, bound_index,
+    ck.launch(kernel, ck._blocks(m, rows_a_block), (threads, threads))(F, start, m, ck.kernel_arg(arg), k, bound,
+                                                                      bound_index,
                                                                       surv, nsurv, med)
 
 

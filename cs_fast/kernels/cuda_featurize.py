@@ -8,10 +8,12 @@ of the host featurize in :mod:`cs_fast.metrics` (the per-element math is
 ========== ==================================================================
 boxes      float64 copy, every empty box set to [0, 0, 0, 0]
 masks      bit-packed uint64 words, ``np.packbits`` order
-tv         neighbour differences, channel-major or grouped by position
-scale      ``x * s[k]`` in float64, stored in the output dtype (sqfeat weights)
-unit_rows  rows divided by their float64 l2 norm (angular)
+tv         the estimate features: neighbour differences of the samples centred
+           on a per-pixel lower median of some of them (``tv_centre``), channel-
+           major or grouped by position, and the norms of their bound
 ========== ==================================================================
+
+The other metrics' canonical features are the rows themselves (no kernel).
 
 The helpers count what validation needs (rows with NaN/inf, all-zero rows,
 distances within a radius) so only counts come back to the host, and
@@ -48,7 +50,7 @@ def _build():
     from numba import float64
 
     dev = retarget([features], cuda.jit(device=True))
-    tv_index, tv_difference, tv_centred = dev.tv_index, dev.tv_difference, dev.tv_centred_difference
+    tv_index, tv_centred = dev.tv_index, dev.tv_centred_difference
     empty_box, mask_word = dev.empty_box, dev.mask_word
 
     @cuda.jit
@@ -72,19 +74,6 @@ def _build():
         for i in range(r, out.shape[0], cuda.gridsize(2)[1]):
             if w < out.shape[1]:
                 out[i, w] = mask_word(M, i, w)
-
-    @cuda.jit
-    def tv(X, grouped, out):
-        t, r = cuda.grid(2)
-        C = X.shape[1]
-        H = X.shape[2]
-        W = X.shape[3]
-        P = (H - 1) * W + H * (W - 1)
-        c = t // P
-        p = t - c * P
-        for i in range(r, X.shape[0], cuda.gridsize(2)[1]):
-            if t < C * P:
-                out[i, tv_index(p, c, C, P, grouped)] = tv_difference(X, i, c, p, H, W)
 
     @cuda.jit
     def tv_estimate(X, C0, grouped, out):
@@ -128,25 +117,6 @@ def _build():
                     q -= 1
                 vals[q] = v
             out[k] = vals[(count - 1) // 2]
-
-    @cuda.jit
-    def scale(X, s, out):
-        k, r = cuda.grid(2)
-        for i in range(r, X.shape[0], cuda.gridsize(2)[1]):
-            if k < X.shape[1]:
-                out[i, k] = np.float64(X[i, k]) * s[k]
-
-    @cuda.jit
-    def unit_rows(X, out):
-        i = cuda.grid(1)
-        if i < X.shape[0]:
-            acc = 0.0
-            for k in range(X.shape[1]):
-                v = np.float64(X[i, k])
-                acc += v * v
-            norm = math.sqrt(acc)
-            for k in range(X.shape[1]):
-                out[i, k] = np.float64(X[i, k]) / norm
 
     @cuda.jit
     def flag_rows(X, nonzero, flags):
@@ -209,8 +179,8 @@ def _build():
             if jj < block.shape[1] and j > i:
                 out[i * n - (i * (i + 1)) // 2 + (j - i - 1)] = block[r, jj]
 
-    _KERNELS.update(boxes=boxes, masks=masks, tv=tv, tv_estimate=tv_estimate, tv_norms=tv_norms,
-                    lower_median_rows=lower_median_rows, scale=scale, unit_rows=unit_rows,
+    _KERNELS.update(boxes=boxes, masks=masks, tv_estimate=tv_estimate, tv_norms=tv_norms,
+                    lower_median_rows=lower_median_rows,
                     flag_rows=flag_rows, count_rows=count_rows, count_within=count_within,
                     condense=condense, zero_ints=zero_ints, ledger_init=ledger_init, count_into=count_into)
     return _KERNELS
@@ -253,18 +223,8 @@ def masks(M):
     return out
 
 
-def tv(X, grouped):
-    """Neighbour differences of (n, C, H, W) images: (n, C * P), as ``cpu.tv_features``."""
-    _build()
-    n, C, H, W = X.shape
-    P = (H - 1) * W + H * (W - 1)
-    out = ck.empty((n, C * P), X.dtype)
-    _launch2("tv", n, C * P, X, bool(grouped), out)
-    return out
-
-
 def tv_centre(X):
-    """Device twin of :func:`cs_fast.metrics.tv_centre`: per pixel the lower median of up to 15 spread rows (float64)."""
+    """Device twin of :func:`cs_fast.metrics.tv_centre`: per pixel the lower median of up to 15 spread rows."""
     _build()
     flat = X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
     n = flat.shape[0]
@@ -288,22 +248,6 @@ def tv_estimate(X, centre, grouped):
     norms = ck.empty((n, 2), np.float64)
     _launch1("tv_norms", n, X.reshape(n, C * H * W), centre, out, norms)
     return out, norms
-
-
-def scale(X, s):
-    """``X[i, k] * s[k]`` (float64 product) in the dtype of ``X``; ``s`` is a float64 device vector."""
-    _build()
-    out = ck.empty(X.shape, X.dtype)
-    _launch2("scale", X.shape[0], X.shape[1], X, s, out)
-    return out
-
-
-def unit_rows(X):
-    """Rows of ``X`` divided by their l2 norm (float64 arithmetic), in the dtype of ``X``."""
-    _build()
-    out = ck.empty(X.shape, X.dtype)
-    _launch1("unit_rows", X.shape[0], X, out)
-    return out
 
 
 # --------------------------------------------------------------------------- helpers

@@ -74,7 +74,8 @@ class SumBound:
         return float(self.E.max(initial=0.0))
 
     def threshold(self, best):
-        """``thr(best)``: every row whose canonical median may beat a row of estimated median ``best`` has its estimated median ``<=`` this."""
+        """``thr(best)``: the estimated median of every row that may canonically beat one of estimated median ``best``
+        is at most this."""
         if not best < np.inf:
             return np.inf
         rho, Em = self.rho, self.Emax

@@ -1,7 +1,7 @@
 """Per-element featurize math, written once and compiled for both targets.
 
 Plain Python over scalars and array elements, like :mod:`cs_fast.kernels.pair`:
-:mod:`cs_fast.kernels.cpu` compiles it with ``numba.njit`` (``tv_features``
+:mod:`cs_fast.kernels.cpu` compiles it with ``numba.njit`` (``tv_estimate``
 uses :func:`tv_index`) and :mod:`cs_fast.kernels.cuda_featurize` with
 ``numba.cuda.jit(device=True)``, so the two featurize paths cannot drift
 apart in layout. The host featurize of boxes and masks is vectorized numpy
@@ -25,24 +25,6 @@ def tv_index(p, c, channels, positions, grouped):
     if grouped:
         return p * channels + c
     return c * positions + p
-
-
-def tv_difference(X, i, c, p, H, W):
-    """Neighbour difference ``p`` of channel ``c`` of image ``X[i]`` (shape (n, C, H, W)).
-
-    ``p`` runs over the ``(H - 1) W`` vertical differences ``X[h + 1, w] - X[h, w]``
-    in row-major (h, w) order, then the ``H (W - 1)`` horizontal ones
-    ``X[h, w + 1] - X[h, w]``. Computed in the storage dtype, as the host does.
-    """
-    nv = (H - 1) * W
-    if p < nv:
-        h = p // W
-        w = p - h * W
-        return X[i, c, h + 1, w] - X[i, c, h, w]
-    q = p - nv
-    h = q // (W - 1)
-    w = q - h * (W - 1)
-    return X[i, c, h, w + 1] - X[i, c, h, w]
 
 
 def tv_centred_difference(X, C0, i, c, p, H, W):

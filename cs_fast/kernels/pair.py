@@ -74,8 +74,12 @@ def box_value(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2):
     iw = ix2 - ix1
     ih = iy2 - iy1
     if iw > 0.0 and ih > 0.0:
-        gap = ((ax2 - ix2) + (ix1 - ax1)) * (ay2 - ay1) + iw * ((ay2 - iy2) + (iy1 - ay1)) + (
-            ((bx2 - ix2) + (ix1 - bx1)) * (by2 - by1) + iw * ((by2 - iy2) + (iy1 - by1)))
+        # What each box has beyond the overlap, per axis (the overlap's own coordinates then die).
+        wa = (ax2 - ix2) + (ix1 - ax1)
+        wb = (bx2 - ix2) + (ix1 - bx1)
+        ha = (ay2 - iy2) + (iy1 - ay1)
+        hb = (by2 - iy2) + (iy1 - by1)
+        gap = (wa * (ay2 - ay1) + iw * ha) + (wb * (by2 - by1) + iw * hb)
         return gap / (iw * ih + gap)
     # Disjoint, or an empty box (canonical empties never overlap anything): 1, or 0 for two empties.
     return 0.0 if (ax2 <= ax1 and bx2 <= bx1) else 1.0
