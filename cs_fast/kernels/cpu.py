@@ -186,7 +186,10 @@ def count_loose(t):
     return t * _COUNT_SLACK + _COUNT_TINY
 
 
-_box_value = K.box_value
+# box_value inlined where numba compiles the caller (a parallel kernel too): LLVM then sees the branch
+# and turns it into selects, so the row loop vectorizes (a call to the separately compiled K.box_value
+# from a prange body is not inlined, and costs ~5x).
+_box_value = numba.njit(inline="always", fastmath=False)(pair.box_value)
 
 
 @kernel(nogil=True, inline="always")
