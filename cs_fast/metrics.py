@@ -86,8 +86,8 @@ class Metric:
     #: ``(XA, XB, params, exact) -> (na, nb)``: the bound of :attr:`accuracy`
     #: for each pair, given the exact distances (what the tests hold it to).
     error_bound: Optional[Callable] = field(default=None, repr=False)
-    #: ``(validated array, params, centre=None) -> cs_fast.kernels.exact.Estimate``:
-    #: the fast path's features and their bound to the canonical distances
+    #: ``(validated array, params, centre=None, bound=True) -> cs_fast.kernels.exact.Estimate``:
+    #: the fast path's features and (unless ``bound=False``) their bound to the canonical distances
     #: (None: the fast path reads the canonical features and is exact).
     estimate: Optional[Callable] = field(default=None, repr=False)
 
@@ -382,7 +382,7 @@ def _chunk_rho(d, dtype):
     return gamma(int(d) + chunks + 2)
 
 
-def _l1_estimate(arr, params, centre=None):
+def _l1_estimate(arr, params, centre=None, bound=True):
     """The fast path of ``l1``: the blocked kernels on the rows themselves (no feature error, E = 0)."""
     from .kernels.exact import Estimate, SumBound
 
@@ -403,10 +403,11 @@ def tv_centre(arr):
     n = images.shape[0]
     step = max(1, n // 15)
     pick = images[: step * 15 : step][:15]
-    return np.ascontiguousarray(np.sort(pick, axis=0)[(pick.shape[0] - 1) // 2].astype(np.float64))
+    mid = (pick.shape[0] - 1) // 2
+    return np.ascontiguousarray(np.partition(pick, mid, axis=0)[mid].astype(np.float64))
 
 
-def _tv_estimate(arr, params, centre=None):
+def _tv_estimate(arr, params, centre=None, bound=True):
     """The fast path of ``tv``: neighbour differences of the samples centred on ``centre``, and their bound.
 
     Features ``g = fl(fl(y_hi - y_lo))`` of ``y = fl64(x - centre)``, stored in
@@ -432,11 +433,11 @@ def _tv_estimate(arr, params, centre=None):
     n, c, h, w = X.shape
     C0 = tv_centre(X) if centre is None else np.ascontiguousarray(centre, dtype=np.float64).reshape(c, h, w)
     out = np.empty((n, c * positions), dtype=X.dtype)
-    norms = np.zeros((n, 2))
+    norms = np.zeros((n if bound else 0, 2))  # bound=False: the features alone (float32 cdist)
     if n:
         tv_estimate(X, C0, grouped, out, norms)
     return Estimate(out, positions if grouped else 0, "grouped_l2" if grouped else "l1",
-                    tv_bound(out.dtype, c, positions, grouped, norms))
+                    tv_bound(out.dtype, c, positions, grouped, norms) if bound else None)
 
 
 def tv_bound(dtype, channels, positions, grouped, norms):

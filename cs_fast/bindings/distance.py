@@ -151,13 +151,16 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
         return wrap_like(D, kind)
 
 
-def _estimate(m, arr, params, gpu, centre=None):
-    """``m.estimate`` where the kernels run: on the device for device data, else on the host (uploaded for cuda)."""
+def _estimate(m, arr, params, gpu, centre=None, bound=True):
+    """``m.estimate`` where the kernels run: on the device for device data, else on the host (uploaded for cuda).
+
+    ``bound=False``: the features alone, no bound (the float32 fast path's output needs none).
+    """
     if gpu and is_numba_device_array(arr):
         from . import device
 
         return device.estimate(m, arr, params, centre)
-    est = m.estimate(arr, params, centre)
+    est = m.estimate(arr, params, centre) if bound else m.estimate(arr, params, centre, bound=False)
     if gpu:
         return exact.Estimate(ck.upload(est.data), est.arg, est.reduction, est.bound)
     return est
@@ -182,8 +185,8 @@ def _fast_estimates(m, params, A, B, same, dtype, gpu=False):
         from ..metrics import tv_centre
 
         centre = tv_centre(A)
-    EA = _estimate(m, A, params, gpu, centre)
-    return EA, (EA if same else _estimate(m, B, params, gpu, centre))
+    EA = _estimate(m, A, params, gpu, centre, bound=False)
+    return EA, (EA if same else _estimate(m, B, params, gpu, centre, bound=False))
 
 
 def _host_pairwise(m, params, red, A, B, FA, FB, same, dtype):

@@ -76,7 +76,7 @@ _PAIR_FASTMATH = {"reassoc", "nsz"}
 # is written out: numba compiles a function whose options leave fastmath unset with
 # the fastmath of the first jitted caller (and caches it so), which would let a
 # fastmath counting kernel fuse or reorder the canonical arithmetic.
-K = retarget([pair, select, features], numba.njit(nogil=True, fastmath=False))
+K = retarget([pair, select, features], numba.njit(nogil=True, fastmath=False, error_model="numpy"))
 # The same functions with reassociation, for estimates only (grouped_l2 on tv's
 # centred features): vectorized, within the estimate bound whatever the order.
 KF = retarget([pair], numba.njit(nogil=True, fastmath=_PAIR_FASTMATH))
@@ -186,21 +186,21 @@ def count_loose(t):
     return t * _COUNT_SLACK + _COUNT_TINY
 
 
-# box_value inlined where numba compiles the caller (a parallel kernel too): LLVM then sees the branch
-# and turns it into selects, so the row loop vectorizes (a call to the separately compiled K.box_value
-# from a prange body is not inlined, and costs ~5x).
-_box_value = numba.njit(inline="always", fastmath=False)(pair.box_value)
+# box_value inlined where numba compiles the caller (a parallel kernel too), so the row loops vectorize
+# (a call to the separately compiled K.box_value from a prange body is not inlined: ~5x slower).
+_box_value = numba.njit(inline="always", fastmath=False, error_model="numpy")(pair.box_value)
 
 
-@kernel(nogil=True, inline="always")
+@kernel(nogil=True, error_model="numpy", inline="always")
 def _box_to(ax1, ay1, ax2, ay2, x1, y1, x2, y2, out):
-    # d(a, box j) for every j of the columns x1, y1, x2, y2: box_value's arithmetic (strict; LLVM
-    # inlines it and turns its branch into selects, so the loop vectorizes).
+    # d(a, box j) for every j of the columns x1, y1, x2, y2: box_value's arithmetic, inlined (numba
+    # compiles it with the caller's options: the callers take numpy's error model, so no zero-division
+    # check branches the loop, which then vectorizes).
     for j in range(out.shape[0]):
         out[j] = _box_value(ax1, ay1, ax2, ay2, x1[j], y1[j], x2[j], y2[j])
 
 
-@kernel(nogil=True, fastmath=False)
+@kernel(nogil=True, fastmath=False, error_model="numpy")
 def box_row(FT, i, out):
     """Jaccard distances of box ``i`` to every box, into ``out`` (``FT``: boxes transposed, (4, n)).
 
@@ -213,7 +213,7 @@ def box_row(FT, i, out):
     _box_to(FT[0, i], FT[1, i], FT[2, i], FT[3, i], FT[0], FT[1], FT[2], FT[3], out)
 
 
-@kernel(parallel=True, fastmath=False)
+@kernel(parallel=True, fastmath=False, error_model="numpy")
 def box_rows_to(A, FT, out):
     """``out[r, j] = d(A[r], box j)`` with ``FT`` the other boxes transposed (4, n); ``out`` float64 or float32."""
     for r in prange(A.shape[0]):
@@ -375,6 +375,26 @@ def l1_pairwise(A, B, acc):
     return acc
 
 
+@kernel(fastmath=_FASTMATH)
+def l1_row_estimate(F, i, out):
+    """``out[j]`` = the l1 estimate of rows ``i`` and ``j`` as :func:`l1_pairwise` forms it, one row at a time.
+
+    The same error structure (storage-dtype chunk sums of at most ``_KC``
+    terms, added in float64), so the same bound, without pairing the row with
+    a padding copy: the refinement of :mod:`cs_fast.kernels.exact` reads one
+    candidate's estimates.
+    """
+    d = F.shape[1]
+    zero = F[0, 0] - F[0, 0]
+    for j in range(F.shape[0]):
+        acc = 0.0
+        for k0 in range(0, d, _KC):
+            k1 = min(d, k0 + _KC)
+            acc += _l1_slices(F[i, k0:k1], F[j, k0:k1], zero)
+        out[j] = acc
+    return out
+
+
 def l1_rows(F, rows, out):
     """float64 l1 distances of the rows ``rows`` of ``F`` to every row, into ``out[:len(rows)]``.
 
@@ -405,6 +425,10 @@ def _sq_finish(A, B, na2, nb2, G, guard, take_sqrt):
             G[i, j] = math.sqrt(v) if take_sqrt else v
 
 
+# features.tv_norms (the device's too), reassociated: bounds, so any summation order.
+_tv_norms = numba.njit(fastmath=_PAIR_FASTMATH, inline="always")(features.tv_norms)
+
+
 @kernel(parallel=True, fastmath=False)  # the centred features' arithmetic, as derived and as the device's
 def tv_estimate(X, centre, grouped, out, norms):
     """Write the TV neighbour differences of ``X - centre`` into ``out``; per row, the norms the estimate bound needs.
@@ -419,35 +443,30 @@ def tv_estimate(X, centre, grouped, out, norms):
     (``p * C + c``), as the channel-l2 reduction reads them; the column layout
     is :func:`cs_fast.kernels.features.tv_index`, the value
     :func:`cs_fast.kernels.features.tv_centred_difference`, both shared with
-    the device. ``norms[i] = (sum_p |out[i, p]|, sum_k |y_k|)`` in float64.
-    One pass over the images, in parallel.
+    the device. ``norms`` (n, 2), or (0, 2) for none: ``(sum_p |out[i, p]|,
+    sum_k |y_k|)`` in float64. One pass over the images, in parallel.
     """
     n, C, H, W = X.shape
     P = (H - 1) * W + H * (W - 1)
     nv = (H - 1) * W
+    flat = X.reshape(n, C * H * W)
+    centre_flat = centre.reshape(C * H * W)
     for i in prange(n):
-        a = 0.0
-        b = 0.0
         for c in range(C):
-            for h in range(H):
-                for w in range(W):
-                    b += abs(np.float64(X[i, c, h, w]) - centre[c, h, w])
             for h in range(H - 1):
+                base = c * P + h * W  # channel-major: a contiguous run of W columns
                 for w in range(W):
-                    p = h * W + w
-                    idx = _tv_index(p, c, C, P, grouped)
+                    idx = _tv_index(h * W + w, c, C, P, grouped) if grouped else base + w
                     out[i, idx] = (np.float64(X[i, c, h + 1, w]) - centre[c, h + 1, w]) - (
                         np.float64(X[i, c, h, w]) - centre[c, h, w])
-                    a += abs(np.float64(out[i, idx]))
             for h in range(H):
+                base = c * P + nv + h * (W - 1)
                 for w in range(W - 1):
-                    p = nv + h * (W - 1) + w
-                    idx = _tv_index(p, c, C, P, grouped)
+                    idx = _tv_index(nv + h * (W - 1) + w, c, C, P, grouped) if grouped else base + w
                     out[i, idx] = (np.float64(X[i, c, h, w + 1]) - centre[c, h, w + 1]) - (
                         np.float64(X[i, c, h, w]) - centre[c, h, w])
-                    a += abs(np.float64(out[i, idx]))
-        norms[i, 0] = a
-        norms[i, 1] = b
+        if norms.shape[0]:
+            norms[i, 0], norms[i, 1] = _tv_norms(out, flat, centre_flat, i)
 
 
 def centre(F, shift=None):
@@ -491,31 +510,9 @@ _ROW_BLOCK = 64  # rows of F per parallel task
 # out[r, j] = d(V[r], F[j]).
 
 
-@kernel(fastmath=_PAIR_FASTMATH, inline="always")
-def _sq_sum(F, j, V, r, arg):
-    acc = 0.0
-    for k in range(F.shape[1]):
-        t = np.float64(F[j, k]) - np.float64(V[r, k])
-        acc += t * t
-    return acc
-
-
-@kernel(fastmath=_PAIR_FASTMATH, inline="always")
-def _wsq_sum(F, j, V, r, w):
-    # Weighted sq, the samples' difference first: sum_k w_k (F[j, k] - V[r, k])**2.
-    acc = 0.0
-    for k in range(F.shape[1]):
-        t = np.float64(F[j, k]) - np.float64(V[r, k])
-        acc += w[k] * (t * t)
-    return acc
-
-
-@kernel(fastmath=_PAIR_FASTMATH, inline="always")
-def _l1_sum(F, j, V, r, arg):
-    acc = 0.0
-    for k in range(F.shape[1]):
-        acc += abs(np.float64(F[j, k]) - np.float64(V[r, k]))
-    return acc
+# The pair functions' own loops, reassociated and inlined into the block template: one definition.
+_sq_sum, _wsq_sum, _l1_sum = (numba.njit(fastmath=_PAIR_FASTMATH, inline="always")(f)
+                              for f in (pair.sq_pair, pair.wsq_pair, pair.l1_pair))
 
 
 @kernel(fastmath=_PAIR_FASTMATH)

@@ -50,7 +50,7 @@ def _build():
     from numba import float64
 
     dev = retarget([features], cuda.jit(device=True))
-    tv_index, tv_centred = dev.tv_index, dev.tv_centred_difference
+    tv_index, tv_centred, norms_of = dev.tv_index, dev.tv_centred_difference, dev.tv_norms
     empty_box, mask_word = dev.empty_box, dev.mask_word
 
     @cuda.jit
@@ -94,14 +94,7 @@ def _build():
         # norms[i] = (sum |G[i]|, sum |X[i] - C0|) in float64, a thread a row (the estimate bound's a_i, b_i).
         i = cuda.grid(1)
         if i < X.shape[0]:
-            a = 0.0
-            for k in range(G.shape[1]):
-                a += abs(np.float64(G[i, k]))
-            b = 0.0
-            for k in range(X.shape[1]):
-                b += abs(np.float64(X[i, k]) - C0[k])
-            norms[i, 0] = a
-            norms[i, 1] = b
+            norms[i, 0], norms[i, 1] = norms_of(G, X, C0, i)
 
     @cuda.jit
     def lower_median_rows(X, step, count, out):

@@ -86,6 +86,11 @@ class SumBound:
         """Lower ends of the canonical medians of ``rows`` from their estimated medians ``m``."""
         return (1.0 - self.rho) * m * (1.0 - SAFETY) - (self.E[rows] + self.Emax) * (1.0 + SAFETY)
 
+    def interval(self, e, i):
+        """``(lo, hi)`` of the canonical distances of row ``i`` to every row from its estimates ``e`` (one row)."""
+        E = (self.E[i] + self.E) * (1.0 + SAFETY)
+        return (1.0 - self.rho) * e * (1.0 - SAFETY) - E, (1.0 + self.rho) * (e + E) * (1.0 + SAFETY)
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -132,7 +137,52 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
         prune.min_median(est.reduction, est.data, est.arg, tile, stats=stats, slack=bound.threshold, seen=seen)
     else:
         cpu.min_median(est.reduction, est.data, est.arg, tile, slack=bound.threshold, seen=seen)
-    return refine(reduction, F, arg, seen, bound, stats)
+    return refine(reduction, F, arg, seen, bound, stats, medians=partial_medians(reduction, F, arg, est))
+
+
+def _estimate_row(est, i):
+    """Row ``i`` of the estimate distances (any summation order: the bound holds for every one)."""
+    if est.reduction == "l1":
+        return cpu.l1_row_estimate(est.data, i, np.empty(est.data.shape[0]))
+    return cpu.pairwise(est.reduction, est.data[i:i + 1], est.data, est.arg, np.float64)[0]
+
+
+def partial_medians(reduction, F, arg, est):
+    """``medians(rows)`` for :func:`refine`: canonical lower medians that sum only the entries near the median.
+
+    Row ``i``'s estimates give an interval ``[lo_j, hi_j]`` for each canonical
+    ``D_ij`` (:meth:`SumBound.interval`), and :func:`median_within` computes
+    only the canonical distances near the median, each with the bits
+    ``to_center`` gives it.
+    """
+    n = F.shape[0]
+    k = (n + 1) // 2
+
+    def medians(rows):
+        return [median_within(reduction, F, arg, int(i), *est.bound.interval(_estimate_row(est, int(i)), int(i)),
+                              k)[0] for i in rows]
+
+    return medians
+
+
+def median_within(reduction, F, arg, i, lo, hi, k):
+    """Row ``i``'s canonical ``k``-th smallest distance, given ``lo_j <= D_ij <= hi_j`` for every ``j``.
+
+    With ``L``, ``H`` the ``k``-th smallest ``lo`` and ``hi``, entries with
+    ``hi_j < L`` lie below the median (fewer than ``k`` of them), entries with
+    ``lo_j > H`` above it; the median is the ``(k - below)``-th smallest
+    canonical distance of the rest, the only ones computed
+    (:func:`cs_fast.kernels.cpu.rows` on the gathered rows: the same loop on
+    the same operands as the whole row). Returns ``(median, entries computed)``.
+    """
+    L = np.partition(lo, k - 1)[k - 1]
+    H = np.partition(hi, k - 1)[k - 1]
+    below_mask = hi < L
+    below = int(np.count_nonzero(below_mask))
+    cols = np.flatnonzero(~below_mask & ~(lo > H))
+    D = np.empty((1, cols.size))
+    cpu.rows(reduction, np.ascontiguousarray(F[cols]), np.ascontiguousarray(F[i:i + 1]), arg, D)
+    return float(np.partition(D[0], k - below - 1)[k - below - 1]), int(cols.size)
 
 
 def refine(reduction, F, arg, seen, bound, stats=None, medians=None, step=None):
@@ -146,9 +196,10 @@ def refine(reduction, F, arg, seen, bound, stats=None, medians=None, step=None):
     end passes the best canonical median; a candidate whose lower end equals
     it is still taken when its index is smaller. Returns ``(index, radius)``.
     ``medians(rows)``, the canonical lower medians of an int64 array of rows
-    (default: :func:`cs_fast.kernels.cpu.rows` and a selection, ``step``
-    rows at a time, one a thread); the device passes its own
-    (:func:`cs_fast.kernels.cuda.exact_min_median`).
+    (default: whole rows of :func:`cs_fast.kernels.cpu.rows` and a
+    selection, ``step`` rows at a time, one a thread; :func:`min_median`
+    passes :func:`partial_medians`, the device
+    :func:`cs_fast.kernels.cuda.exact_min_median` its own).
     """
     n = F.shape[0]
     k = (n + 1) // 2

@@ -45,6 +45,17 @@ def tv_centred_difference(X, C0, i, c, p, H, W):
     return (np.float64(X[i, c, h, w + 1]) - C0[c, h, w + 1]) - (np.float64(X[i, c, h, w]) - C0[c, h, w])
 
 
+def tv_norms(G, X, C0, i):
+    """``(sum_p |G[i, p]|, sum_k |X[i, k] - C0[k]|)`` in float64: the norms of the tv estimate bound's ``E_i``."""
+    a = 0.0
+    for k in range(G.shape[1]):
+        a += abs(np.float64(G[i, k]))
+    b = 0.0
+    for k in range(X.shape[1]):
+        b += abs(np.float64(X[i, k]) - C0[k])
+    return a, b
+
+
 def empty_box(x1, y1, x2, y2):
     """A box with non-positive width or height is the empty set."""
     return x2 <= x1 or y2 <= y1

@@ -221,19 +221,13 @@ def _exact_median(F, Grow, na32, i, a, coef, k, w=None):
     the entries in between, which alone are summed in float64. Returns
     ``(median, entries summed)``.
     """
+    from .exact import median_within
+
     n = Grow.shape[0]
     lo = np.empty(n)
     hi = np.empty(n)
     _entry_intervals(Grow, na32, i, a, coef, lo, hi)
-    L = np.partition(lo, k - 1)[k - 1]
-    H = np.partition(hi, k - 1)[k - 1]
-    below_mask = hi < L
-    below = int(np.count_nonzero(below_mask))
-    cols = np.flatnonzero(~below_mask & ~(lo > H))
-    D = np.empty((1, cols.size))
-    # The canonical kernel on the gathered rows: each entry is the same loop on the same operands.
-    cpu.rows("sq" if w is None else "wsq", np.ascontiguousarray(F[cols]), np.ascontiguousarray(F[i:i + 1]), w, D)
-    return float(np.partition(D[0], k - below - 1)[k - below - 1]), int(cols.size)
+    return median_within("sq" if w is None else "wsq", F, w, i, lo, hi, k)
 
 
 def _sqrt_bucket_top(U):

@@ -66,23 +66,29 @@ def box_pair(A, i, B, j, arg):
 
 
 def box_value(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2):
-    """The arithmetic of :func:`box_pair` on eight float64 coordinates (``cpu.box_row`` repeats it)."""
+    """The arithmetic of :func:`box_pair` on eight float64 coordinates (``cpu.box_row`` inlines it).
+
+    Branch-free, so that row loops vectorize: the quotient is formed for every
+    pair and selected only for overlapping ones (for disjoint or empty boxes it
+    may be 0/0, a NaN that is discarded: the CPU compiles this with numpy's
+    error model).
+    """
     ix1 = max(ax1, bx1)
     iy1 = max(ay1, by1)
     ix2 = min(ax2, bx2)
     iy2 = min(ay2, by2)
     iw = ix2 - ix1
     ih = iy2 - iy1
-    if iw > 0.0 and ih > 0.0:
-        # What each box has beyond the overlap, per axis (the overlap's own coordinates then die).
-        wa = (ax2 - ix2) + (ix1 - ax1)
-        wb = (bx2 - ix2) + (ix1 - bx1)
-        ha = (ay2 - iy2) + (iy1 - ay1)
-        hb = (by2 - iy2) + (iy1 - by1)
-        gap = (wa * (ay2 - ay1) + iw * ha) + (wb * (by2 - by1) + iw * hb)
-        return gap / (iw * ih + gap)
+    # What each box has beyond the overlap, per axis (the overlap's own coordinates then die).
+    wa = (ax2 - ix2) + (ix1 - ax1)
+    wb = (bx2 - ix2) + (ix1 - bx1)
+    ha = (ay2 - iy2) + (iy1 - ay1)
+    hb = (by2 - iy2) + (iy1 - by1)
+    gap = (wa * (ay2 - ay1) + iw * ha) + (wb * (by2 - by1) + iw * hb)
+    d = gap / (iw * ih + gap)
     # Disjoint, or an empty box (canonical empties never overlap anything): 1, or 0 for two empties.
-    return 0.0 if (ax2 <= ax1 and bx2 <= bx1) else 1.0
+    apart = 0.0 if (ax2 <= ax1) & (bx2 <= bx1) else 1.0
+    return d if (iw > 0.0) & (ih > 0.0) else apart
 
 
 def _popcount64(x):
