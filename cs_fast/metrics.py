@@ -404,6 +404,7 @@ def tv_centre(arr):
     step = max(1, n // 15)
     pick = images[: step * 15 : step][:15]
     mid = (pick.shape[0] - 1) // 2
+    # The same value as the device's insertion sort (cs_fast.kernels.features.lower_median_column).
     return np.ascontiguousarray(np.partition(pick, mid, axis=0)[mid].astype(np.float64))
 
 

@@ -79,7 +79,12 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
 
     A drop-in for :func:`scipy.spatial.distance.cdist`: returns an
     ``(len(XA), len(XB))`` matrix with ``out[i, j] = d(XA[i], XB[j])``.
-    float32 inputs give float32 output, anything else float64. numpy in,
+    float32 inputs give float32 output, anything else float64. float64
+    output is the canonical distance of every pair, the same bits
+    :func:`to_center`, :func:`paired` and :func:`min_median` use; float32
+    output of ``tv``, ``l1``, ``sqfeat`` and ``l2`` comes from float32 fast
+    paths within their stated bounds of it (:attr:`cs_fast.metrics.Metric.accuracy`),
+    of the other metrics it is the canonical distance rounded. numpy in,
     numpy out; torch in, torch out (CPU tensors are viewed, not copied); CUDA
     torch / CuPy / numba device arrays in, the same type out, on the device.
 
@@ -346,6 +351,17 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
     Returns ``(index, radius)`` of the row with the smallest such median
     (the smallest index among ties): the paper's 2-approximate minimum
     enclosing ball of half the samples (beta = 2 gamma).
+
+    Exact: the distances are the canonical float64 ones of the inputs' own
+    values (within each metric's stated bound of the exact distance,
+    :attr:`cs_fast.metrics.Metric.accuracy`), the same bits as
+    :func:`to_center`, float64 :func:`cdist` and :func:`paired` return for
+    the same pair; the result is brute force over them, and ``radius`` is the
+    lower median of ``to_center(Z, Z[index])`` bit for bit. Fast paths
+    (float32 products and sums, ``tv``'s centred features) only decide which
+    rows can win, within their derived bounds; the rows that may are
+    computed canonically (:mod:`cs_fast.kernels.exact`,
+    :mod:`cs_fast.kernels.mixed_cpu`).
 
     Rows are processed in tiles and never hold the ``n x n`` matrix: extra
     memory is ``O(tile * n)``. A counting pass discards rows that cannot beat

@@ -425,8 +425,11 @@ def _sq_finish(A, B, na2, nb2, G, guard, take_sqrt):
             G[i, j] = math.sqrt(v) if take_sqrt else v
 
 
-# features.tv_norms (the device's too), reassociated: bounds, so any summation order.
-_tv_norms = numba.njit(fastmath=_PAIR_FASTMATH, inline="always")(features.tv_norms)
+
+
+# features.tv_norms (the device's too), reassociated: bounds, so any summation order. Not inlined by
+# numba: an inlined body takes its caller's options, and tv_estimate's are strict.
+_tv_norms = numba.njit(fastmath=_PAIR_FASTMATH)(features.tv_norms)
 
 
 @kernel(parallel=True, fastmath=False)  # the centred features' arithmetic, as derived and as the device's

@@ -51,6 +51,7 @@ def _build():
 
     dev = retarget([features], cuda.jit(device=True))
     tv_index, tv_centred, norms_of = dev.tv_index, dev.tv_centred_difference, dev.tv_norms
+    lower_median = dev.lower_median_column
     empty_box, mask_word = dev.empty_box, dev.mask_word
 
     @cuda.jit
@@ -101,15 +102,7 @@ def _build():
         # out[k] = the lower median of X[0, k], X[step, k], ... (count rows), as float64: a thread a column.
         k = cuda.grid(1)
         if k < X.shape[1]:
-            vals = cuda.local.array(15, float64)
-            for s in range(count):
-                v = np.float64(X[s * step, k])
-                q = s
-                while q > 0 and vals[q - 1] > v:  # insertion sort
-                    vals[q] = vals[q - 1]
-                    q -= 1
-                vals[q] = v
-            out[k] = vals[(count - 1) // 2]
+            out[k] = lower_median(X, k, step, count, cuda.local.array(15, float64))
 
     @cuda.jit
     def flag_rows(X, nonzero, flags):

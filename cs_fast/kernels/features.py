@@ -45,6 +45,22 @@ def tv_centred_difference(X, C0, i, c, p, H, W):
     return (np.float64(X[i, c, h, w + 1]) - C0[c, h, w + 1]) - (np.float64(X[i, c, h, w]) - C0[c, h, w])
 
 
+def lower_median_column(X, k, step, count, vals):
+    """The lower median of ``X[0, k], X[step, k], ...`` (``count`` rows), as float64; ``vals``: scratch of ``count``.
+
+    An insertion sort of the column's few values: the device's tv centre (``count <= 15``; the host
+    takes ``np.partition``, the same value).
+    """
+    for s in range(count):
+        v = np.float64(X[s * step, k])
+        q = s
+        while q > 0 and vals[q - 1] > v:
+            vals[q] = vals[q - 1]
+            q -= 1
+        vals[q] = v
+    return vals[(count - 1) // 2]
+
+
 def tv_norms(G, X, C0, i):
     """``(sum_p |G[i, p]|, sum_k |X[i, k] - C0[k]|)`` in float64: the norms of the tv estimate bound's ``E_i``."""
     a = 0.0
