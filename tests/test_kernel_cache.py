@@ -112,8 +112,8 @@ def test_edited_kernel_sources_are_not_served_stale(tmp_path):
     assert _run(code, env, cwd=tmp_path).stdout.strip().splitlines()[-1] == "[1.0, 1.0]"
     pair_py = src / "cs_fast" / "kernels" / "pair.py"
     text = pair_py.read_text()
-    edited = text.replace("return 0.0 if (ax2 <= ax1 and bx2 <= bx1) else 1.0",
-                          "return 0.0 if (ax2 <= ax1 and bx2 <= bx1) else 2.0")
+    edited = text.replace("apart = 0.0 if (ax2 <= ax1) & (bx2 <= bx1) else 1.0",
+                          "apart = 0.0 if (ax2 <= ax1) & (bx2 <= bx1) else 2.0")
     assert edited != text
     pair_py.write_text(edited)
     assert _run(code, env, cwd=tmp_path).stdout.strip().splitlines()[-1] == "[2.0, 2.0]"
