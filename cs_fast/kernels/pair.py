@@ -69,9 +69,8 @@ def box_value(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2):
     """The arithmetic of :func:`box_pair` on eight float64 coordinates (``cpu.box_row`` inlines it).
 
     Branch-free, so that row loops vectorize: the quotient is formed for every
-    pair and selected only for overlapping ones (for disjoint or empty boxes it
-    may be 0/0, a NaN that is discarded: the CPU compiles this with numpy's
-    error model).
+    pair (over 1 where the union is empty) and selected only for overlapping
+    ones.
     """
     ix1 = max(ax1, bx1)
     iy1 = max(ay1, by1)
@@ -85,7 +84,8 @@ def box_value(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2):
     ha = (ay2 - iy2) + (iy1 - ay1)
     hb = (by2 - iy2) + (iy1 - by1)
     gap = (wa * (ay2 - ay1) + iw * ha) + (wb * (by2 - by1) + iw * hb)
-    d = gap / (iw * ih + gap)
+    union = iw * ih + gap  # positive wherever the quotient is used (overlapping boxes)
+    d = gap / (union if union > 0.0 else 1.0)
     # Disjoint, or an empty box (canonical empties never overlap anything): 1, or 0 for two empties.
     apart = 0.0 if (ax2 <= ax1) & (bx2 <= bx1) else 1.0
     return d if (iw > 0.0) & (ih > 0.0) else apart

@@ -17,7 +17,8 @@ cuda = pytest.importorskip("numba.cuda")
 import cs_fast  # noqa: E402
 from cs_fast.bindings import device  # noqa: E402
 from cs_fast.bindings.distance import _to_center64  # noqa: E402
-from cs_fast.metrics import check_metric_params, get_metric  # noqa: E402
+from cs_fast.kernels import cuda as ck  # noqa: E402
+from cs_fast.metrics import check_metric_params, get_metric, reduction_for  # noqa: E402
 from exact_reference import reference  # noqa: E402  (tests/)
 from test_exact_fuzz import METRICS, lower_median, make_case  # noqa: E402  (tests/)
 
@@ -47,9 +48,16 @@ def test_device_center_is_its_own_canonical_brute_force(case):
     got = {method: cs_fast.min_median(dX, metric, method=method, **params) for method in ("brute", "pruned")}
     assert got["brute"] == got["pruned"], f"{where}: {got}"
     index, radius = got["brute"]
-    D = np.stack([_host(_to_center64(dX, dX[i], metric, params)[0]) for i in range(n)])
+    # The device's canonical distances of every pair in one launch (the simulator starts a Python thread
+    # per CUDA thread of every launch: n to_center calls would cost minutes), then to_center on the center.
+    m = get_metric(metric)
+    params = check_metric_params(m, params)
+    F = device.featurize(m, m.prepare(dX, "Z", params, device.DEVICE_OPS), params)
+    D = _host(ck.pairwise(reduction_for(m, F), F.data, F.data, F.arg, np.float64))
+    own = _host(_to_center64(dX, dX[index], metric, params)[0])
+    assert np.array_equal(own, D[index]), f"{where}: to_center differs from the pairwise kernel"
     assert np.array_equal(D, D.T), f"{where}: device distances not symmetric bit for bit"
-    assert radius == lower_median(D[index]), f"{where}: radius is not its to_center row's lower median"
+    assert radius == lower_median(own), f"{where}: radius is not its to_center row's lower median"
     k = (n + 1) // 2
     meds = np.partition(D, k - 1, axis=1)[:, k - 1]
     assert (index, radius) == (int(np.flatnonzero(meds == meds.min())[0]), float(meds.min())), where
