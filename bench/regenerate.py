@@ -74,6 +74,10 @@ SETS = {
                     ["bench/distributed_throughput.py", "--inputs", "24", "--out", f"{R}/distributed-amd-epyc"]),
     "gpu-model": ("the H100 performance model of the device kernels (ptxas -v for sm_90 and sm_75; an estimate, no GPU needed)",
                   ["bench/gpu_model.py", "--out", f"{R}/gpu-model"]),
+    "exact-ab": ("issue 24's before/after: the benchmarks' cs_fast calls on 3e8e45b (git worktree add /tmp/old "
+                 "3e8e45b) and on this tree, interleaved",
+                 ["bench/exact_ab.py", "--old", "/tmp/old", "--new", REPO, "--rounds", "3", "--reps", "5",
+                  "--out", f"{R}/exact-ab"]),
     "mutation": ("mutation testing of bounds.py, smoothing.py, kernels/select.py (not a benchmark; tens of minutes)",
                  ["bench/mutation.py", "--out", f"{R}/mutation"]),
 }

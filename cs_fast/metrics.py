@@ -4,9 +4,9 @@ A record holds everything about one distance: its name and aliases, its
 relaxed-triangle factor :math:`\gamma` (``d(a, c) <= gamma * (d(a, b) + d(b, c))``),
 the input layout it expects and the check of it, the featurize transform
 (once per sample, O(n d)), the name of the pairwise reduction in
-:mod:`cs_fast.kernels.pair`, and a float64 numpy reference written from the
+:mod:`cs_fast.kernels.pair`, a float64 numpy reference written from the
 definition (not from the featurized form), which the parity tests compare the
-kernels against.
+kernels against, and the stated accuracy of its canonical distance.
 
 =================  ======================================  =====  ===========
 metric             distance                                gamma  upper bound
@@ -19,6 +19,27 @@ metric             distance                                gamma  upper bound
 ``l1``             Manhattan distance                      1      none
 ``angular``        arccos(cos(a, b)) / pi                  1      1
 =================  ======================================  =====  ===========
+
+Canonical distances and estimates
+---------------------------------
+``featurize`` gives the features of the *canonical* distance: the inputs'
+own values (float32 upcast exactly), with the difference of the two samples
+taken first wherever the definition allows it (``tv``: the images themselves,
+then the neighbour differences of their difference; weighted ``sqfeat``:
+``w (a - b)^2``; ``angular``: the raw rows, no rounded unit vectors; boxes:
+``(U - I) / U`` from coordinate differences), accumulated in float64. Each
+record states how far that can be from the exact distance
+(:attr:`Metric.accuracy`, :attr:`Metric.error_bound`): relative to the
+distance itself wherever float64 allows it. Every front door and every exact
+median returns these numbers, bit for bit (:func:`cs_fast.kernels.cpu.rows`;
+the device has its own canonical order, :mod:`cs_fast.kernels.cuda`).
+
+``estimate`` (``l1`` and ``tv``) gives what the fast paths read -- ``tv``: the
+neighbour differences of the samples centred on a per-pixel median of some of
+them, stored in the input dtype -- with a
+:class:`cs_fast.kernels.exact.SumBound` to the canonical distances; the
+center is searched on the estimates and the candidates refined
+(:mod:`cs_fast.kernels.exact`).
 """
 
 from dataclasses import dataclass, field
@@ -31,10 +52,16 @@ from ._checks import describe, nonfinite_rows_error, real_dtype
 
 @dataclass(frozen=True)
 class Features:
-    """Featurized samples: a C-contiguous 2-D array and the reduction's int argument."""
+    """Featurized samples: a C-contiguous 2-D array, the reduction's argument, the reduction if not the metric's.
+
+    ``arg`` is an int (the packed image shape of ``tv``, the blocks of
+    ``grouped_l2``) or, for weighted ``sqfeat``, the float64 weights (a host or
+    device array, where the rows live).
+    """
 
     data: np.ndarray
-    arg: int = 0
+    arg: object = 0
+    reduction: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,16 @@ class Metric:
     #: The largest distance the metric can take, None when unbounded: a
     #: certificate with eps_out at least this says nothing (``vacuous``).
     upper_bound: Optional[float] = None
+    #: The stated accuracy of the canonical float64 distance against the exact
+    #: distance of the inputs' own values, and how it is derived.
+    accuracy: str = field(default="", repr=False)
+    #: ``(XA, XB, params, exact) -> (na, nb)``: the bound of :attr:`accuracy`
+    #: for each pair, given the exact distances (what the tests hold it to).
+    error_bound: Optional[Callable] = field(default=None, repr=False)
+    #: ``(validated array, params, centre=None, bound=True) -> cs_fast.kernels.exact.Estimate``:
+    #: the fast path's features and (unless ``bound=False``) their bound to the canonical distances
+    #: (None: the fast path reads the canonical features and is exact).
+    estimate: Optional[Callable] = field(default=None, repr=False)
 
     def check_params(self, params):
         unknown = sorted(set(params) - set(self.params))
@@ -250,8 +287,9 @@ def tv_differences(arr):
 
     ``arr`` is (n, k), (n, H, W) or (n, C, H, W); a 1-D signal is one row of
     one channel. ``P`` counts the neighbour pairs of one channel. The
-    featurize step uses the one-pass kernel ``cs_fast.kernels.cpu.tv_features``,
-    which the tests hold to this.
+    estimate featurize uses the one-pass kernel
+    ``cs_fast.kernels.cpu.tv_estimate`` (on the samples centred first), which
+    the tests hold to this.
     """
     n = arr.shape[0]
     arr = _as_images(arr)
@@ -273,9 +311,10 @@ def _as_images(arr):
 def tv_layout(shape, params):
     """(image shape (n, C, H, W), positions P, grouped) of tv features for inputs of ``shape``.
 
-    Features are (n, C * P); ``grouped`` (channel-l2 over several channels)
-    puts each position's channels side by side, as the grouped-l2 reduction
-    reads them. Host and device featurize share this.
+    Estimate features are (n, C * P); ``grouped`` (channel-l2 over several
+    channels) puts each position's channels side by side, as the grouped-l2
+    reduction reads them, and makes the canonical reduction ``tv2``. Host and
+    device featurize share this.
     """
     shape = tuple(shape)
     images = {2: shape[:1] + (1, 1) + shape[1:], 3: shape[:1] + (1,) + shape[1:], 4: shape}[len(shape)]
@@ -285,31 +324,186 @@ def tv_layout(shape, params):
     return images, positions, grouped
 
 
-def _featurize_tv(arr, params):
-    from .kernels.cpu import tv_features
+def tv_arg(images):
+    """The ``arg`` of the ``tv``/``tv2`` pair functions: ``H * 2**32 + W`` of (n, C, H, W) images."""
+    _, _, h, w = images
+    return (int(h) << 32) | int(w)
 
-    images, positions, grouped = tv_layout(arr.shape, params)
-    images = np.ascontiguousarray(arr.reshape(images))
-    n, c, h, w = images.shape
-    out = np.empty((n, c * positions), dtype=images.dtype)
-    if n:
-        tv_features(images, grouped, out)
-    return Features(out, positions if grouped else 0)
+
+def _featurize_tv(arr, params):
+    """The canonical tv features: the images themselves, flattened (the distance takes their difference first)."""
+    images, _, grouped = tv_layout(arr.shape, params)
+    flat = _contiguous(arr.reshape(images[0], int(np.prod(images[1:]))))
+    return Features(flat, tv_arg(images), "tv2" if grouped else "tv")
 
 
 def _featurize_sqfeat(arr, params):
-    flat = _rows(arr)
+    """The rows themselves; with weights the float64 weights ride along (``wsq``: the difference first, then ``w``)."""
+    flat = _contiguous(_rows(arr))
     weights = params.get("weights")
     if weights is None:
-        return Features(_contiguous(flat))
-    w = sqfeat_weights(weights, flat.shape[1], flat.dtype)
-    return Features(_contiguous((flat * np.sqrt(w)).astype(flat.dtype, copy=False)))
+        return Features(flat)
+    return Features(flat, sqfeat_weights(weights, flat.shape[1], flat.dtype), "wsq")
 
 
 def _featurize_angular(arr, params):
-    flat = _rows(arr).astype(np.float64)
-    unit = flat / np.linalg.norm(flat, axis=1, keepdims=True)
-    return Features(_contiguous(unit.astype(arr.dtype, copy=False)))
+    """The rows themselves: no unit vector is rounded on its own (see ``cs_fast.kernels.pair.angular_pair``)."""
+    return Features(_contiguous(_rows(arr)))
+
+
+# --------------------------------------------------------------------------- estimates and bounds
+# u = 2**-53; gamma(m) = m u / (1 - m u) bounds the relative error of m roundings
+# (Higham, Accuracy and Stability, 3.1), of a sum of m + 1 non-negative terms in
+# any order included.
+
+U64 = 2.0 ** -53
+U32 = 2.0 ** -24
+
+
+def gamma(m, u=U64):
+    """``m u / (1 - m u)``: the relative error of ``m`` roundings of unit ``u``."""
+    mu = m * u
+    if mu >= 0.5:
+        raise ValueError(f"d: {m} roundings are beyond the float error analysis (m u = {mu:.3g} >= 0.5)")
+    return mu / (1.0 - mu)
+
+
+def _chunk_rho(d, dtype):
+    """Relative error of the blocked l1 sums (cs_fast.kernels.cpu.l1_pairwise) against the exact l1 of their rows.
+
+    Terms ``|a - b|`` in the storage dtype (one rounding) summed in chunks of at
+    most 512 in any order (vectorized), chunk sums added in float64.
+    """
+    from .kernels.cpu import _KC
+
+    chunks = -(-int(d) // _KC)
+    if np.dtype(dtype) == np.float32:
+        return (1.0 + gamma(_KC + 1, U32)) * (1.0 + gamma(chunks + 1)) - 1.0
+    return gamma(int(d) + chunks + 2)
+
+
+def _l1_estimate(arr, params, centre=None, bound=True):
+    """The fast path of ``l1``: the blocked kernels on the rows themselves (no feature error, E = 0)."""
+    from .kernels.exact import Estimate, SumBound
+
+    F = _contiguous(_rows(arr))
+    d = F.shape[1]
+    rho_e, rho_c = _chunk_rho(d, F.dtype), gamma(d)
+    return Estimate(F, 0, "l1", SumBound((rho_e + rho_c) / (1.0 - rho_e), np.zeros(F.shape[0])))
+
+
+def tv_centre(arr):
+    """A centre for the tv estimate features: per pixel the lower median of up to 15 spread samples, as float64.
+
+    Every value is one of the samples' own (so ``x - centre`` is exact in
+    float64 for float32 pixels), and a median of several samples, so one
+    outlier cannot put the centre far from the rest.
+    """
+    images = _as_images(arr)
+    n = images.shape[0]
+    step = max(1, n // 15)
+    pick = images[: step * 15 : step][:15]
+    mid = (pick.shape[0] - 1) // 2
+    # The same value as the device's insertion sort (cs_fast.kernels.features.lower_median_column).
+    return np.ascontiguousarray(np.partition(pick, mid, axis=0)[mid].astype(np.float64))
+
+
+def _tv_estimate(arr, params, centre=None, bound=True):
+    """The fast path of ``tv``: neighbour differences of the samples centred on ``centre``, and their bound.
+
+    Features ``g = fl(fl(y_hi - y_lo))`` of ``y = fl64(x - centre)``, stored in
+    the input dtype (unit ``u_f``: 2**-24 for float32, 0 for float64). Against
+    the exact centred differences ``G`` each is off by at most
+    ``(u_f + u)(1 + 3 u_f)|g| + 1.01 u (|y_hi| + |y_lo|)`` (one float64
+    rounding of ``y``, of the difference, and the storage rounding), so the
+    exact l1 (l2 per position) of ``g_i - g_j`` is within
+    ``E_i + E_j`` of the exact TV of the samples' difference, with
+    ``E_i = (u_f + u)(1 + 3 u_f) a_i + 8.1 u b_i``, ``a_i = sum |g_i|``,
+    ``b_i = sum |y_i|`` (each pixel is in at most four neighbour pairs; the
+    second ``4 u b_i`` covers the canonical distance's own term in the
+    samples' difference, ``|x_i - x_j| <= |y_i| + |y_j|``). The estimate's
+    summation is within ``rho_e`` of its exact value, the canonical distance
+    within ``rho_c`` of the exact TV, so :class:`cs_fast.kernels.exact.SumBound`
+    holds with ``rho = (rho_e + rho_c) / (1 - rho_e)`` and these ``E_i``.
+    """
+    from .kernels.cpu import tv_estimate
+    from .kernels.exact import Estimate, SumBound
+
+    images, positions, grouped = tv_layout(arr.shape, params)
+    X = np.ascontiguousarray(arr.reshape(images))
+    n, c, h, w = X.shape
+    C0 = tv_centre(X) if centre is None else np.ascontiguousarray(centre, dtype=np.float64).reshape(c, h, w)
+    out = np.empty((n, c * positions), dtype=X.dtype)
+    norms = np.zeros((n if bound else 0, 2))  # bound=False: the features alone (float32 cdist)
+    if n:
+        tv_estimate(X, C0, grouped, out, norms)
+    return Estimate(out, positions if grouped else 0, "grouped_l2" if grouped else "l1",
+                    tv_bound(out.dtype, c, positions, grouped, norms) if bound else None)
+
+
+def tv_bound(dtype, channels, positions, grouped, norms):
+    """The :class:`cs_fast.kernels.exact.SumBound` of the tv estimate features (see :func:`_tv_estimate`)."""
+    from .kernels.exact import SumBound
+
+    d = channels * positions
+    uf = U32 if np.dtype(dtype) == np.float32 else 0.0
+    up = 1.0 + gamma(d + 2)  # the float64 sums a_i, b_i, rounded up
+    E = ((uf + U64) * (1.0 + 3.0 * uf) * norms[:, 0] + 8.1 * U64 * norms[:, 1]) * up
+    if grouped:
+        rho_e, rho_c = gamma(2 * d + 2 * positions + 8), gamma(positions + channels + 3)
+    else:
+        rho_e, rho_c = _chunk_rho(d, dtype), gamma(positions + 1)
+    return SumBound((rho_e + rho_c) / (1.0 - rho_e), np.ascontiguousarray(E))
+
+
+def _pairwise_norm1(A, B):
+    """``|A_i - B_j|_1`` in float64 for every pair (rounded up), for the bounds."""
+    A = _rows(A).astype(np.float64)
+    B = _rows(B).astype(np.float64)
+    out = np.empty((len(A), len(B)))
+    for i in range(len(A)):
+        out[i] = np.abs(A[i] - B).sum(axis=1)
+    return out * (1.0 + gamma(A.shape[1] + 2))
+
+
+def _bound_jaccard(A, B, params, exact):
+    return gamma(14) * exact
+
+
+def _bound_mask(A, B, params, exact):
+    return U64 * exact
+
+
+def _bound_tv(A, B, params, exact):
+    images, positions, grouped = tv_layout(A.shape, params)
+    channels = images[1]
+    rel = gamma(positions + channels + 4) if grouped else gamma(positions + 1)
+    return rel * exact + 4.01 * U64 * _pairwise_norm1(A, B)
+
+
+def _bound_sq(A, B, params, exact):
+    d = int(np.prod(A.shape[1:]))
+    return gamma(d + (3 if params.get("weights") is not None else 2)) * exact
+
+
+def _bound_l2(A, B, params, exact):
+    return gamma(int(np.prod(A.shape[1:])) + 3) * exact
+
+
+def _bound_l1(A, B, params, exact):
+    return gamma(int(np.prod(A.shape[1:]))) * exact
+
+
+def _bound_angular(A, B, params, exact):
+    A = _rows(A).astype(np.float64)
+    B = _rows(B).astype(np.float64)
+    d = A.shape[1]
+    na = np.linalg.norm(A, axis=1)[:, None]
+    nb = np.linalg.norm(B, axis=1)[None, :]
+    chord = np.empty((len(A), len(B)))
+    for i in range(len(A)):
+        chord[i] = np.minimum(np.linalg.norm(A[i] - B, axis=1), np.linalg.norm(A[i] + B, axis=1))
+    return gamma(d + 10) * exact + (4 * d + 24) * U64 / np.pi * chord / np.maximum(na, nb) * 1.01
 
 
 # --------------------------------------------------------------------------- references
@@ -415,6 +609,14 @@ JACCARD = Metric(
     reduction="box",
     reference=_ref_jaccard,
     upper_bound=1.0,
+    accuracy=(
+        "|D - d| <= gamma(14) d (u = 2**-53, gamma(m) = m u / (1 - m u)), relative to the distance: overlapping "
+        "boxes are computed as (U - I) / U with U - I = (A - I) + (B - I) summed from coordinate differences, "
+        "A - I = (w_a - w_i) h_a + w_i (h_a - h_i), w_a - w_i = (x2_a - x2_i) + (x1_i - x1_a): every term is "
+        "non-negative and carries at most 4 roundings, so U - I is within gamma(6), I = w_i h_i within gamma(3), "
+        "U = I + (U - I) within gamma(7), and the quotient within gamma(14). Disjoint boxes are exactly 1, two "
+        "empty boxes exactly 0. Assumes every width, height and product is a normal float64 (no underflow)."),
+    error_bound=_bound_jaccard,
 )
 
 JACCARD_MASK = Metric(
@@ -428,6 +630,8 @@ JACCARD_MASK = Metric(
     reduction="mask",
     reference=_ref_jaccard_mask,
     upper_bound=1.0,
+    accuracy="|D - d| <= u d: (|A or B| - |A and B|) / |A or B| of exact integer counts, one rounding.",
+    error_bound=_bound_mask,
 )
 
 TV = Metric(
@@ -438,8 +642,20 @@ TV = Metric(
     params=("channel_norm",),
     prepare=_prepare_tv,
     featurize=_featurize_tv,
-    reduction="l1",  # or grouped_l2 for channel_norm=2 (see reduction_for)
+    reduction="tv",  # tv2 for channel_norm=2 over several channels (see _featurize_tv)
     reference=_ref_tv,
+    accuracy=(
+        "|D - d| <= gamma(P + 1) d + 4.01 u |x_i - x_j|_1 (channel l1; gamma(P + C + 4) d + 4.01 u |x_i - x_j|_1 for "
+        "channel l2), P the neighbour pairs of one channel, C the channels. The samples' difference first: "
+        "e = fl(x_i - x_j) is exact for float32 pixels (two float32 values within 2**28 of each other in "
+        "magnitude) and for float64 pixels within a factor 2 of each other (Sterbenz), else within u of "
+        "|x_i - x_j| per pixel; each neighbour difference fl(e_hi - e_lo) is one rounding of the exact one up to "
+        "those (each pixel is in at most four pairs), and the sum of P non-negative terms adds gamma(P - 1). So "
+        "for samples around a common base (float32, or float64 close to each other) the error is relative to "
+        "the distance alone. float32 cdist/pdist: the blocked float32 sums of the centred estimate features, "
+        "within cs_fast.kernels.exact.SumBound of D, then rounded to float32."),
+    error_bound=_bound_tv,
+    estimate=_tv_estimate,
 )
 
 SQFEAT = Metric(
@@ -450,8 +666,15 @@ SQFEAT = Metric(
     params=("weights",),
     prepare=_prepare_vectors(lambda: SQFEAT),
     featurize=_featurize_sqfeat,
-    reduction="sq",
+    reduction="sq",  # wsq with weights (see _featurize_sqfeat)
     reference=_ref_sqfeat,
+    accuracy=(
+        "|D - d| <= gamma(d + 2) d unweighted, gamma(d + 3) d with weights, relative to the distance: each term "
+        "w_k (fl(a_k - b_k))**2 takes the samples' difference first (exact for float32, within u otherwise: "
+        "two roundings once squared), the square and the weight one rounding each, and the sum of d "
+        "non-negative terms gamma(d - 1). float32 cdist/pdist: within 2**-10 of D "
+        "(cs_fast.kernels.mixed_precision), rounded to float32."),
+    error_bound=_bound_sq,
 )
 
 L2 = Metric(
@@ -464,6 +687,10 @@ L2 = Metric(
     featurize=_featurize_identity,
     reduction="l2",
     reference=_ref_l2,
+    accuracy=(
+        "|D - d| <= gamma(d + 3) d: the square root (one rounding, halving the relative error) of the sqfeat "
+        "sum. float32 cdist/pdist: as sqfeat, then one more float32 rounding."),
+    error_bound=_bound_l2,
 )
 
 L1 = Metric(
@@ -476,6 +703,12 @@ L1 = Metric(
     featurize=_featurize_identity,
     reduction="l1",
     reference=_ref_l1,
+    accuracy=(
+        "|D - d| <= gamma(d) d: terms |fl(a_k - b_k)| (exact for float32, one rounding otherwise) summed in "
+        "float64, gamma(d - 1) for d non-negative terms. float32 cdist/pdist: the blocked float32 chunk sums, "
+        "within gamma_32(513) + gamma(d / 512 + 1) of d (u_32 = 2**-24), rounded to float32."),
+    error_bound=_bound_l1,
+    estimate=_l1_estimate,
 )
 
 ANGULAR = Metric(
@@ -489,6 +722,18 @@ ANGULAR = Metric(
     reduction="angular",
     reference=_ref_angular,
     upper_bound=1.0,
+    accuracy=(
+        "|D - d| <= gamma(d + 10) d + (4 d + 24) u r / pi with r = min(|x - y|, |x + y|) / max(|x|, |y|): "
+        "relative to the angle for rows of similar norm, at most (4 d + 24) u r / pi otherwise. Derivation "
+        "(cs_fast.kernels.pair.angular_pair; x the row of smaller norm s, t = |y|, e = y - x, f = y + x): "
+        "f.e = t**2 - s**2 is within gamma(d + 2) |f| |e| and the norms within gamma(d / 2 + 2), so "
+        "alpha = f.e / (s (s + t)) = (t - s) / s is within gamma(2 d + 9) r_m / s, r_m = min(|e|, |f|) "
+        "(|alpha| s = t - s <= r_m, |f|, |e| <= s + t); the chords alpha x - e = 2 t sin(theta / 2) and "
+        "alpha x + f = 2 t cos(theta / 2) then carry (gamma(2 d + 9) + 2 u) r_m plus gamma(d / 2 + 3) of "
+        "themselves, and atan2 turns errors da, db of the two legs into at most "
+        "(da cos(theta / 2) + db sin(theta / 2)) / (2 t) of theta / 2. The rows' own norms are assumed not to "
+        "overflow float64 when squared."),
+    error_bound=_bound_angular,
 )
 
 _REGISTRY = {m.name: m for m in (JACCARD, JACCARD_MASK, TV, SQFEAT, L2, L1, ANGULAR)}
@@ -521,10 +766,8 @@ def check_metric_params(metric, params):
 
 
 def reduction_for(metric, features):
-    """Name of the pair function for featurized data (tv switches on channel_norm)."""
-    if metric is TV and features.arg:
-        return "grouped_l2"
-    return metric.reduction
+    """Name of the pair function for featurized data (tv and weighted sqfeat name theirs in the features)."""
+    return features.reduction or metric.reduction
 
 
 def prepare_pair(metric, XA, XB, params, names=("XA", "XB"), ops=HOST_OPS):

@@ -19,9 +19,9 @@ def test_featurize_kernels_compile_to_ptx(ptx_target, monkeypatch):
     for dt in (nt.float64, nt.float32):
         signatures += [
             ("boxes", (A(dt), A(nt.float64))),
-            ("tv", (A(dt, 4), nt.boolean, A(dt))),
-            ("scale", (A(dt), A(nt.float64, 1), A(dt))),
-            ("unit_rows", (A(dt), A(dt))),
+            ("tv_estimate", (A(dt, 4), A(nt.float64, 3), nt.boolean, A(dt))),
+            ("tv_norms", (A(dt), A(nt.float64, 1), A(dt), A(nt.float64))),
+            ("lower_median_rows", (A(dt), nt.int64, nt.int64, A(nt.float64, 1))),
             ("flag_rows", (A(dt), nt.boolean, A(nt.int32, 1))),
             ("condense", (A(dt), nt.int64, nt.int64, A(dt, 1))),
         ]

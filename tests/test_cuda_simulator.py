@@ -54,15 +54,16 @@ def _ptx_signatures(nt):
     A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731
     A1 = lambda dt: nt.Array(dt, 1, "C")  # noqa: E731
     dtypes = {"mask": [nt.uint64]}
-    for red in ("box", "l1", "sq", "l2", "grouped_l2", "angular"):
+    for red in ("box", "l1", "sq", "l2", "grouped_l2", "angular", "tv", "tv2", "wsq"):
         dtypes[red] = [nt.float64, nt.float32]
     for red, dts in dtypes.items():
+        arg = A1(nt.float64) if red == "wsq" else nt.int64  # weighted sqfeat: the device weights
         for dt in dts:
             for out in (nt.float64, nt.float32):
                 for slot in (0, 1):  # generic, tiled
-                    yield (red, slot), (A2(dt), A2(dt), nt.int64, A2(out))
+                    yield (red, slot), (A2(dt), A2(dt), arg, A2(out))
             for slot in (2, 3):  # to_center, paired
-                yield (red, slot), (A2(dt), A2(dt), nt.int64, A1(nt.float64))
+                yield (red, slot), (A2(dt), A2(dt), arg, A1(nt.float64))
     for dt, key in ((nt.float64, nt.uint64), (nt.float32, nt.uint32)):
         args = (A2(dt), A2(key), nt.int64, nt.int64, nt.uint64, nt.uint64, A1(nt.float64), A1(nt.float64))
         yield ("common", 1), args
@@ -87,10 +88,11 @@ def _ptx_signatures(nt):
     for red, dts in dtypes.items():
         if red == "box":
             continue
+        arg = A1(nt.float64) if red == "wsq" else nt.int64
         for dt in dts:
-            yield ("count", red, 0), (A2(dt), nt.int64, nt.int64, nt.int64, nt.int64, A1(nt.float64), A1(nt.int64),
+            yield ("count", red, 0), (A2(dt), nt.int64, nt.int64, arg, nt.int64, A1(nt.float64), A1(nt.int64),
                                       A1(nt.int64), A1(nt.int64), A1(nt.float64))
-            yield ("count", red, 1), (A2(dt), A1(nt.int64), A1(nt.int64), nt.int64, A2(nt.float64))
+            yield ("count", red, 1), (A2(dt), A1(nt.int64), A1(nt.int64), arg, A2(nt.float64))
     # the float32 count of l1 (tv) with its margin
     yield ("count", "l1", 3), (A2(nt.float32), nt.int64, nt.int64, nt.int64, nt.int64, A1(nt.float64), A1(nt.int64),
                                A1(nt.int64), A1(nt.int64), A1(nt.float64))
@@ -129,8 +131,9 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
     # 38 pairwise + 13 to_center + 13 paired + 2 select + 1 fold, and issue 15's 4 multi-block
     # select + 6 warp-per-row to_center + the register-blocked float32 l1 + 2 box kernels, and the
     # survivors' select + the fused count and survivors' rows of 5 reductions x 2 dtypes (mask: 1)
-    # + the float32 l1 count, one-pair-a-thread and register-blocked
-    assert count == 80 + 1 + 2 * 11 + 2
+    # + the float32 l1 count, one-pair-a-thread and register-blocked; the canonical tv, tv2 and wsq
+    # (3 reductions x 2 dtypes: the generic kernel for 2 outputs, to_center, paired; the count and rows)
+    assert count == 80 + 1 + 2 * 11 + 2 + 3 * 2 * 4 + 3 * 2 * 2
 
 
 def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):
@@ -191,8 +194,11 @@ def test_gpu_model_quick_mode_compiles_and_estimates(ptx_target, tmp_path):
     for name, entry in doc["kernels"].items():
         r = entry["sm_90"]
         assert r["spill_store_bytes"] == 0 and r["spill_load_bytes"] == 0, name
-        # the register-blocked l1 holds 4 x 4 float32 and float64 sums a thread (118 on sm_90 when committed)
-        assert r["registers"] <= (128 if "blocked" in name else 64), (name, r["registers"])
+        # the register-blocked l1 holds 4 x 4 float32 and float64 sums a thread (118 on sm_90 when committed);
+        # the box count's float64 fallback is the relative-error box formula (66 on sm_90: three 256-thread
+        # blocks an SM instead of four; forcing 64 spills)
+        limit = 128 if "blocked" in name else 72 if name.startswith("box_rows") else 64
+        assert r["registers"] <= limit, (name, r["registers"])
     names = [w["name"] for w in doc["workloads"]]
     assert any("boxes min_median" in n for n in names) and any("order_statistic" in n for n in names)
     assert all(w["arithmetic"] for w in doc["workloads"])

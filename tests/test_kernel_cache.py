@@ -106,15 +106,17 @@ def test_edited_kernel_sources_are_not_served_stale(tmp_path):
     # numba itself checks only the cached function's own file; the pair functions live in pair.py.
     src = _copy_package(tmp_path)
     env = _env(src, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    code = _COUNT + "import numpy as np, cs_fast\nprint(cs_fast.paired(np.zeros((2, 3)), np.ones((2, 3)), metric='cityblock').tolist())\n"
-    assert _run(code, env, cwd=tmp_path).stdout.strip().splitlines()[-1] == "[3.0, 3.0]"
+    # Two disjoint boxes: distance 1, from box_value in pair.py (cpu.py's generic rows driver inlines it).
+    code = _COUNT + ("import numpy as np, cs_fast\nprint(cs_fast.paired(np.array([[0, 0, 1, 1.0]] * 2), "
+                     "np.array([[2, 2, 3, 3.0]] * 2), metric='jaccard').tolist())\n")
+    assert _run(code, env, cwd=tmp_path).stdout.strip().splitlines()[-1] == "[1.0, 1.0]"
     pair_py = src / "cs_fast" / "kernels" / "pair.py"
     text = pair_py.read_text()
-    edited = text.replace('        acc += abs(np.float64(A[i, k]) - np.float64(B[j, k]))\n    return acc',
-                          '        acc += abs(np.float64(A[i, k]) - np.float64(B[j, k]))\n    return acc + 1.0')
+    edited = text.replace("apart = 0.0 if (ax2 <= ax1) & (bx2 <= bx1) else 1.0",
+                          "apart = 0.0 if (ax2 <= ax1) & (bx2 <= bx1) else 2.0")
     assert edited != text
     pair_py.write_text(edited)
-    assert _run(code, env, cwd=tmp_path).stdout.strip().splitlines()[-1] == "[4.0, 4.0]"
+    assert _run(code, env, cwd=tmp_path).stdout.strip().splitlines()[-1] == "[2.0, 2.0]"
 
 
 def test_read_only_package_caches_in_the_user_cache(tmp_path):

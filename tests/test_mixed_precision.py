@@ -196,10 +196,21 @@ def test_canonical_rows_have_the_same_bits_on_one_thread_and_in_parallel(d, dtyp
     """to_center (large: parallel blocks) and the refinement (small: one thread) share every bit."""
     F = (100.0 + rng.standard_normal((300, d))).astype(dtype)
     V = np.ascontiguousarray(F[[5, 7, 100]])
-    serial, parallel = np.empty((3, 300)), np.empty((3, 300))
-    cpu._sq_rows_block(F, V, serial, 0, 300)
-    cpu._sq_rows_parallel(F, V, parallel, 7)
-    assert np.array_equal(serial, parallel)
+    w = 10.0 ** rng.uniform(-4, 4, d)
+    tv_arg = (1 << 32) | d  # one channel, one image row of d pixels
+    for red, arg in [("sq", 0), ("wsq", w), ("l1", 0), ("tv", (1, d, False, cpu._row_mask(1, d)))]:
+        block, parallel_fn = cpu.row_kernels(red)
+        serial, parallel = np.empty((3, 300)), np.empty((3, 300))
+        block(F, V, serial, 0, 300, False, arg)
+        parallel_fn(F, V, parallel, 7, False, arg)
+        assert np.array_equal(serial, parallel), red
+        # paired (diag) reads the same loop: d(V[r], F[j]) for the pairs it is given
+        diag = np.empty((1, 300))
+        block(F, np.ascontiguousarray(F[::-1]), diag, 0, 300, True, arg)
+        full = np.empty((300, 300))
+        block(F, F, full, 0, 300, False, arg)
+        assert np.array_equal(diag[0], full[np.arange(300)[::-1], np.arange(300)]), red
+    assert cpu.rows("tv", F, V, tv_arg, np.empty((3, 300))) is not None
     X, na = np.empty(F.shape, np.float32), np.empty(300)
     X2, na2 = np.empty(F.shape, np.float32), np.empty(300)
     shift = F.mean(axis=0, dtype=np.float64)

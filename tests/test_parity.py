@@ -132,17 +132,28 @@ def test_large_tile_free_cdist_sizes(rng):
 
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (4, 6, 7), (4, 9), (4, 2, 1, 5), (4, 1, 5, 1)])
 @pytest.mark.parametrize("channel_norm", [1, 2])
-def test_tv_feature_kernel_matches_numpy_transform(shape, channel_norm, rng):
-    X = rng.standard_normal(shape).astype(np.float32)
-    feats = get_metric("tv").featurize(X, {"channel_norm": channel_norm})
-    diffs = cs_fast.metrics.tv_differences(X)  # (n, C, P)
+def test_tv_estimate_kernel_matches_numpy_transform(shape, channel_norm, rng):
+    """The estimate features: neighbour differences of the centred samples, in float64, stored as float32."""
+    X = (100.0 + rng.standard_normal(shape)).astype(np.float32)
+    centre = X[1].astype(np.float64)
+    est = get_metric("tv").estimate(X, {"channel_norm": channel_norm}, centre)
+    diffs = cs_fast.metrics.tv_differences(X.astype(np.float64) - centre).astype(np.float32)  # (n, C, P)
     if channel_norm == 2 and diffs.shape[1] > 1:
         expected = diffs.transpose(0, 2, 1).reshape(len(X), -1)
-        assert feats.arg == diffs.shape[2]
+        assert (est.reduction, est.arg) == ("grouped_l2", diffs.shape[2])
     else:
         expected = diffs.reshape(len(X), -1)
-        assert feats.arg == 0
-    np.testing.assert_array_equal(feats.data, expected)
+        assert (est.reduction, est.arg) == ("l1", 0)
+    np.testing.assert_array_equal(est.data, expected)
+    assert not est.data[1].any()  # the centre's own features are zero
+
+
+def test_tv_canonical_features_are_the_images(rng):
+    X = rng.standard_normal((4, 3, 5, 6)).astype(np.float32)
+    F = get_metric("tv").featurize(X, {})
+    np.testing.assert_array_equal(F.data, X.reshape(4, -1))
+    assert (F.reduction, F.arg) == ("tv", (5 << 32) | 6)
+    assert get_metric("tv").featurize(X, {"channel_norm": 2}).reduction == "tv2"
 
 
 @pytest.mark.parametrize("n", SIZES)

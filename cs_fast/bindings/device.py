@@ -13,7 +13,7 @@ import numpy as np
 from .._checks import nonfinite_rows_error
 from ..kernels import cuda as ck
 from ..kernels import cuda_featurize as kf
-from ..metrics import Features, check_metric_params, get_metric, reduction_for, sqfeat_weights, tv_layout
+from ..metrics import Features, check_metric_params, get_metric, reduction_for, sqfeat_weights, tv_arg, tv_layout
 from .arrays import _simulated, device_view, is_numba_device_array
 
 
@@ -80,7 +80,7 @@ DEVICE_OPS = DeviceOps()
 
 
 def featurize(metric, arr, params, cache=None):
-    """Device twin of ``metric.featurize``: same features, computed where ``arr`` lives.
+    """Device twin of ``metric.featurize``: the same canonical features, where ``arr`` lives.
 
     ``arr`` is a prepared (validated, dtype-fixed, contiguous) device array.
     Metric parameters stay host values (``weights`` is validated on the host
@@ -94,28 +94,46 @@ def featurize(metric, arr, params, cache=None):
     if name == "jaccard_mask":
         return Features(kf.masks(arr.reshape(n, int(np.prod(arr.shape[1:])))))
     if name == "tv":
-        images, positions, grouped = tv_layout(arr.shape, params)
-        return Features(kf.tv(arr.reshape(images), grouped), positions if grouped else 0)
+        images, _, grouped = tv_layout(arr.shape, params)
+        flat = arr.reshape(n, int(np.prod(images[1:])))
+        return Features(flat, tv_arg(images), "tv2" if grouped else "tv")
     flat = arr.reshape(n, int(np.prod(arr.shape[1:])))
     if name == "sqfeat" and params.get("weights") is not None:
-        key = ("sqrt_weights", flat.shape[1], np.dtype(flat.dtype).str)
+        key = ("weights", flat.shape[1])
         if cache is None or key not in cache:
-            w = sqfeat_weights(params["weights"], flat.shape[1], flat.dtype)
-            root = ck.upload(np.sqrt(w))
+            w = ck.upload(sqfeat_weights(params["weights"], flat.shape[1], flat.dtype))
             if cache is None:
-                return Features(kf.scale(flat, root))
-            cache[key] = root
-        return Features(kf.scale(flat, cache[key]))
-    if name == "angular":
-        return Features(kf.unit_rows(flat))
-    if name in ("sqfeat", "l2", "l1"):
+                return Features(flat, w, "wsq")
+            cache[key] = w
+        return Features(flat, cache[key], "wsq")
+    if name in ("sqfeat", "l2", "l1", "angular"):
         return Features(flat)
     raise NotImplementedError(f"metric: {name!r} has no device featurize")
 
 
+def estimate(metric, arr, params, centre=None):
+    """Device twin of ``metric.estimate`` for ``tv``: centred features on the device, their bound on the host.
+
+    Only the per-row bound ``E`` (n floats) comes back to the host; the
+    features stay on the device. ``centre``: a float64 device vector of the
+    per-sample size (default: :func:`cs_fast.kernels.cuda_featurize.tv_centre`).
+    """
+    from ..kernels.exact import Estimate
+    from ..metrics import tv_bound
+
+    images, positions, grouped = tv_layout(arr.shape, params)
+    X = arr.reshape(images)
+    if centre is None:
+        centre = kf.tv_centre(X)
+    G, norms = kf.tv_estimate(X, centre, grouped)
+    return Estimate(G, positions if grouped else 0, "grouped_l2" if grouped else "l1",
+                    tv_bound(G.dtype, images[1], positions, grouped, ck.fetch(norms)))
+
+
 def upload(features):
-    """Host features copied to the device (``backend='cuda'`` with host data)."""
-    return Features(ck.upload(features.data), features.arg)
+    """Host features copied to the device (``backend='cuda'`` with host data); array arguments too (weights)."""
+    arg = ck.upload(features.arg) if hasattr(features.arg, "shape") else features.arg
+    return Features(ck.upload(features.data), arg, features.reduction)
 
 
 def count_within(d, bound):

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from .._checks import check_int
-from ..kernels import cpu, mixed_cpu, prune
+from ..kernels import cpu, exact, mixed_cpu, prune
 from ..kernels import cuda as ck
 from ..metrics import HOST_OPS, HostOps, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
 from .arrays import device_scope, device_view, host_view, is_numba_device_array, on_device, placement, wrap_like
@@ -79,7 +79,12 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
 
     A drop-in for :func:`scipy.spatial.distance.cdist`: returns an
     ``(len(XA), len(XB))`` matrix with ``out[i, j] = d(XA[i], XB[j])``.
-    float32 inputs give float32 output, anything else float64. numpy in,
+    float32 inputs give float32 output, anything else float64. float64
+    output is the canonical distance of every pair, the same bits
+    :func:`to_center`, :func:`paired` and :func:`min_median` use; float32
+    output of ``tv``, ``l1``, ``sqfeat`` and ``l2`` comes from float32 fast
+    paths within their stated bounds of it (:attr:`cs_fast.metrics.Metric.accuracy`),
+    of the other metrics it is the canonical distance rounded. numpy in,
     numpy out; torch in, torch out (CPU tensors are viewed, not copied); CUDA
     torch / CuPy / numba device arrays in, the same type out, on the device.
 
@@ -134,15 +139,68 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
             FB = FA if same else _featurize(m, B, params, gpu)
         red = reduction_for(m, FA)
         if gpu:
-            D = ck.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
+            est = _fast_estimates(m, params, A, B, same, output_dtype(A), gpu)
+            if est is not None:
+                D = ck.pairwise(est[0].reduction, est[0].data, est[1].data, est[0].arg, output_dtype(A))
+            else:
+                D = ck.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
         else:
             # float32 product and its bound (kernels/mixed_cpu.py); None: a centred norm is not
             # finite (NaN or inf in the input: check_finite raises) or too large for float32.
-            D = mixed_cpu.pairwise(FA.data, FB.data, red == "l2") if mixed and FA.data.shape[1] else None
+            weights = FA.arg if red == "wsq" else None
+            D = (mixed_cpu.pairwise(FA.data, FB.data, red == "l2", weights=weights)
+                 if mixed and FA.data.shape[1] else None)
             if D is None:
                 check_finite()
-                D = cpu.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
+                D = _host_pairwise(m, params, red, A, B, FA, FB, same, output_dtype(A))
         return wrap_like(D, kind)
+
+
+def _estimate(m, arr, params, gpu, centre=None, bound=True):
+    """``m.estimate`` where the kernels run: on the device for device data, else on the host (uploaded for cuda).
+
+    ``bound=False``: the features alone, no bound (the float32 fast path's output needs none).
+    """
+    if gpu and is_numba_device_array(arr):
+        from . import device
+
+        return device.estimate(m, arr, params, centre)
+    est = m.estimate(arr, params, centre) if bound else m.estimate(arr, params, centre, bound=False)
+    if gpu:
+        return exact.Estimate(ck.upload(est.data), est.arg, est.reduction, est.bound)
+    return est
+
+
+def _fast_estimates(m, params, A, B, same, dtype, gpu=False):
+    """The estimate features of a float32 front door's fast path, both sides centred alike; else None.
+
+    Only where the estimate is a blocked l1 sum (``tv``): the canonical
+    features of ``l1`` already are its fast path's, and the others have no
+    faster float32 path.
+    """
+    from ..metrics import tv_layout
+
+    if np.dtype(dtype) != np.float32 or m.name != "tv" or tv_layout(A.shape, params)[2]:
+        return None  # float64 output, or channel-l2 tv (its estimate has no faster float32 path)
+    if gpu and is_numba_device_array(A):
+        from ..kernels import cuda_featurize as kf
+
+        centre = kf.tv_centre(A.reshape(tv_layout(A.shape, params)[0]))
+    else:
+        from ..metrics import tv_centre
+
+        centre = tv_centre(A)
+    EA = _estimate(m, A, params, gpu, centre, bound=False)
+    return EA, (EA if same else _estimate(m, B, params, gpu, centre, bound=False))
+
+
+def _host_pairwise(m, params, red, A, B, FA, FB, same, dtype):
+    """Host distances of every row of ``A`` to every row of ``B`` in ``dtype`` (see :func:`cdist`)."""
+    est = _fast_estimates(m, params, A, B, same, dtype)
+    if est is not None:
+        EA, EB = est
+        return cpu.pairwise(EA.reduction, EA.data, EB.data, EA.arg, dtype)
+    return cpu.pairwise(red, FA.data, FB.data, FA.arg, dtype)
 
 
 class _FiniteLater(HostOps):
@@ -183,21 +241,26 @@ def pdist(X, metric="l2", *, backend="auto", **params):
         if gpu:
             from ..kernels import cuda_featurize as kf
 
+            est = _fast_estimates(m, params, X, X, True, dtype, gpu)
+            red, G, arg = (red, F.data, F.arg) if est is None else (est[0].reduction, est[0].data, est[0].arg)
             out = ck.empty(n * (n - 1) // 2, dtype)  # from the caller's pool, on its stream
             for i0 in range(0, max(n - 1, 0), tile):
                 i1 = min(n - 1, i0 + tile)
-                kf.condense(ck.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, dtype), i0, n, out)
+                kf.condense(ck.pairwise(red, G[i0:i1], G[i0 + 1 :], arg, dtype), i0, n, out)
             return wrap_like(out, kind)
-        if red in ("sq", "l2") and np.dtype(dtype) == np.float32 and F.data.shape[1]:
+        if red in ("sq", "l2", "wsq") and np.dtype(dtype) == np.float32 and F.data.shape[1]:
             # centred once, one symmetric float32 product, the bound (kernels/mixed_cpu.py)
-            out = mixed_cpu.condensed(F.data, red == "l2", DEFAULT_TILE_BYTES)
+            out = mixed_cpu.condensed(F.data, red == "l2", DEFAULT_TILE_BYTES,
+                                      weights=F.arg if red == "wsq" else None)
             if out is not None:
                 return wrap_like(out, kind)
         out = np.empty(n * (n - 1) // 2, dtype=dtype)
+        est = _fast_estimates(m, params, X, X, True, dtype)
+        red, G, arg = (red, F.data, F.arg) if est is None else (est[0].reduction, est[0].data, est[0].arg)
         pos = 0
         for i0 in range(0, max(n - 1, 0), tile):
             i1 = min(n - 1, i0 + tile)
-            block = cpu.pairwise(red, F.data[i0:i1], F.data[i0 + 1 :], F.arg, out.dtype)
+            block = cpu.pairwise(red, G[i0:i1], G[i0 + 1 :], arg, out.dtype)
             for r in range(i1 - i0):
                 row = block[r, r:]
                 out[pos : pos + row.size] = row
@@ -267,7 +330,7 @@ METHODS = ("auto", "pruned", "brute")
 # tv on the digits model 1.23x at 10^4; sq/l2 rows are one float32 GEMM
 # for all rows (kernels/mixed_precision.py), which the row-by-row float64 sums of the pruned search
 # lose to by 6-13x.
-_PRUNED_FROM = {"box": 10_000, "sq": None, "l2": None}
+_PRUNED_FROM = {"box": 10_000, "sq": None, "l2": None, "wsq": None}
 
 
 def _auto_method(red, n):
@@ -288,6 +351,17 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
     Returns ``(index, radius)`` of the row with the smallest such median
     (the smallest index among ties): the paper's 2-approximate minimum
     enclosing ball of half the samples (beta = 2 gamma).
+
+    Exact: the distances are the canonical float64 ones of the inputs' own
+    values (within each metric's stated bound of the exact distance,
+    :attr:`cs_fast.metrics.Metric.accuracy`), the same bits as
+    :func:`to_center`, float64 :func:`cdist` and :func:`paired` return for
+    the same pair; the result is brute force over them, and ``radius`` is the
+    lower median of ``to_center(Z, Z[index])`` bit for bit. Fast paths
+    (float32 products and sums, ``tv``'s centred features) only decide which
+    rows can win, within their derived bounds; the rows that may are
+    computed canonically (:mod:`cs_fast.kernels.exact`,
+    :mod:`cs_fast.kernels.mixed_cpu`).
 
     Rows are processed in tiles and never hold the ``n x n`` matrix: extra
     memory is ``O(tile * n)``. A counting pass discards rows that cannot beat
@@ -344,12 +418,18 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
             max_memory = check_int(max_memory, "max_memory")
         F = _featurize(m, Z, params, gpu)
         red = reduction_for(m, F)
-        root = red == "sq"  # sqfeat: a squared metric, bounded on its roots
+        root = red in ("sq", "wsq")  # sqfeat: a squared metric, bounded on its roots
         if method == "auto":
             method = _auto_method(red, n)
         if gpu:
             budget = ck.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
-            if method == "pruned":
+            if m.name == "tv":
+                # The device's fast tv kernels read the centred estimate features: search on them,
+                # refine the candidates with the canonical (images-first) distances.
+                est = _estimate(m, Z, params, gpu)
+                index, radius = ck.exact_min_median(red, F.data, F.arg, est, tile=tile, max_memory=budget,
+                                                    method=method, stats=stats)
+            elif method == "pruned":
                 from ..kernels import cuda_prune
 
                 index, radius = cuda_prune.min_median(red, F.data, F.arg, tile=tile, max_memory=budget,
@@ -362,13 +442,18 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
                 # The pruned search holds a second, smaller scratch buffer for its selections.
                 per_row = 8 * n if method == "brute" else 8 * n + 8 * min(n, n // 4 + 4096)
                 tile = max(numba.get_num_threads(), min(1024, budget // per_row))
-                if red in ("sq", "l2") and method == "brute":
+                if red in ("sq", "l2", "wsq") and method == "brute":
                     # float32 GEMM rows, uncapped: one tile of all rows is a symmetric product
                     tile = max(numba.get_num_threads(), min(n, budget // (4 * n)))
-            if method == "pruned":
+            if m.estimate is not None:
+                # Search on the fast estimates, refine the candidates with the canonical distances.
+                est = m.estimate(Z, params)
+                index, radius = exact.min_median(red, F.data, F.arg, est, tile, method, stats=stats)
+            elif method == "pruned":
                 index, radius = prune.min_median(red, F.data, F.arg, tile, root=root, stats=stats)
-            elif red in ("sq", "l2"):  # float32 product, the bound, float64 where it cannot decide
-                index, radius = mixed_cpu.min_median(F.data, red == "l2", tile)
+            elif red in ("sq", "l2", "wsq"):  # float32 product, the bound, float64 where it cannot decide
+                index, radius = mixed_cpu.min_median(F.data, red == "l2", tile,
+                                                     weights=F.arg if red == "wsq" else None)
             else:
                 index, radius = cpu.min_median(red, F.data, F.arg, tile)
     return int(index), float(radius)

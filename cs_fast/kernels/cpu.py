@@ -4,29 +4,46 @@ All inputs are featurized, C-contiguous 2-D arrays (see :mod:`cs_fast.metrics`).
 Distances are accumulated in float64; outputs are written in the dtype of the
 ``out`` array the caller passes.
 
+What it guarantees: one arithmetic per pair. :func:`rows` is the canonical
+float64 distance of every metric on the CPU; ``to_center``, ``paired``,
+float64 ``cdist``/``pdist``, every exact median of ``min_median`` (brute
+force, pruned, and the refinements of :mod:`cs_fast.kernels.exact` and
+:mod:`cs_fast.kernels.mixed_cpu`) and the certification distances all read it,
+so the same pair has the same bits whoever asks, and ``d(a, b)`` and
+``d(b, a)`` round alike. The canonical arithmetic takes the samples'
+difference first (exact for nearby floats) and stays within each metric's
+stated bound of the exact distance (:mod:`cs_fast.metrics`). Everything else
+here is an *estimate*: fast, within a stated bound, used only to decide
+(counts, pruning, candidates) or as float32 output.
+
 Kernels and why they look the way they do:
 
+* canonical rows (:func:`rows`, :func:`row_kernels`): the long sums ``sq``,
+  ``wsq``, ``l1`` (``_rows_block`` bound to an inline sum) and ``tv``
+  (``_tv_rows_block``: the samples' difference once per pair, its neighbour
+  differences from it) -- each distance one compiled loop, reassociated so
+  LLVM vectorizes it, whose order is then fixed --, :func:`box_row` /
+  :func:`box_rows_to` (boxes: ``box_value``, strict, vectorized), and the
+  strict pair functions of :data:`K` for masks and angles (``_rows_block``). ``fastmath=False`` is
+  written out on the strict ones: numba compiles a function whose options
+  leave it unset with the fastmath of its first jitted caller, and caches it
+  so.
 * ``pairwise_<reduction>``: generic, one pair function per entry, rows in
-  parallel. Serves boxes, masks, angular and grouped-l2 TV.
-* :func:`l1_pairwise`: the long L1 reduction (``l1`` and ``tv`` after its
-  finite-difference transform). Register-blocked 2 x 4 rows over feature
-  chunks that fit the caches, chunk sums in the storage dtype (vectorized),
-  added to float64 accumulators per chunk so float32 loses no accuracy over
-  long rows.
-* :func:`sq_pairwise`: squared distances as ``|a|^2 + |b|^2 - 2 a.b`` with a
-  float64 GEMM on column-centred features; pairs where that form could have
-  cancelled (``d < tau (|a|^2 + |b|^2)``) are recomputed directly. Serves
-  float64 output.
-* :func:`sq_pairwise_mixed`, :func:`sq_min_median`: the same form with a
-  *float32* GEMM (BLAS) on centred features and the rigorous per-entry bound
-  of :mod:`cs_fast.kernels.mixed_precision`; only what the bound cannot
-  decide is recomputed in float64. Float32 output of ``cdist``/``pdist`` and
-  every ``min_median`` of ``sq``/``l2``.
-* :func:`sq_rows`: the canonical float64 ``sq`` distances of a few rows to
-  all rows (``to_center``, and the refinement of ``min_median``: one
-  compiled kernel, so the radius is bit for bit a ``to_center`` median).
-* ``fused_tile_<reduction>`` / :func:`tile_select`: the per-row lower median
-  for :func:`min_median`, with pruning (see there).
+  parallel (strict: the same bits as :func:`rows`).
+* :func:`l1_pairwise`: the long L1 estimate (``l1`` rows, ``tv`` on its
+  centred features). Register-blocked 2 x 4 rows over feature chunks that fit
+  the caches, chunk sums in the storage dtype (vectorized), added to float64
+  accumulators per chunk: float32 ``cdist``/``pdist`` and the estimate pass of
+  ``min_median``.
+* :func:`tv_estimate`: the centred tv features and the norms of their bound.
+* :func:`sq_pairwise_mixed`, :func:`sq_min_median`: the float32 GEMM (BLAS)
+  on centred (weighted: scaled) rows with the rigorous per-entry bound of
+  :mod:`cs_fast.kernels.mixed_precision`; only what the bound cannot decide
+  is recomputed in float64. :func:`sq_pairwise` (float64 GEMM with a
+  cancellation guard) stays for the benchmarks' comparison.
+* ``fused_tile_<reduction>`` / :func:`tile_select` / :func:`box_fused_tile`:
+  the per-row lower median for :func:`min_median`, with pruning (see there);
+  with ``slack`` the estimate pass of :mod:`cs_fast.kernels.exact`.
 
 Every kernel is compiled by :func:`cs_fast.kernels.jit.kernel` (numba's
 on-disk cache, keyed also on the pair/select/features sources it inlines), and
@@ -46,20 +63,31 @@ from .jit import kernel, specialize
 from .retarget import retarget
 
 # reassoc lets LLVM vectorize float reductions; nnan/ninf stay off so NaN and inf
-# keep their IEEE meaning (inputs are checked finite anyway).
+# keep their IEEE meaning (inputs are checked finite anyway). Only on estimates
+# (counting tests, float32 fast paths) and on the canonical row kernels, whose
+# one compiled loop fixes the order.
 _FASTMATH = {"reassoc", "contract", "nsz"}
 
 # Reassociation only (no nnan/ninf, no FMA contraction): lets LLVM vectorize the
-# float64 reductions of the pair functions, and keeps NaN/inf propagation and
-# the plain multiply-add rounding of the box formula (tests/test_fastmath.py).
+# float64 reductions, keeps NaN/inf propagation (tests/test_fastmath.py).
 _PAIR_FASTMATH = {"reassoc", "nsz"}
-K = retarget([pair, select, features], numba.njit(nogil=True, fastmath=_PAIR_FASTMATH))
+# The pair functions in strict IEEE arithmetic: every driver that inlines one
+# (counts, full rows, to_center) gets the same bits for the same pair. fastmath=False
+# is written out: numba compiles a function whose options leave fastmath unset with
+# the fastmath of the first jitted caller (and caches it so), which would let a
+# fastmath counting kernel fuse or reorder the canonical arithmetic.
+K = retarget([pair, select, features], numba.njit(nogil=True, fastmath=False, error_model="numpy"))
+# The same functions with reassociation, for estimates only (grouped_l2 on tv's
+# centred features): vectorized, within the estimate bound whatever the order.
+KF = retarget([pair], numba.njit(nogil=True, fastmath=_PAIR_FASTMATH))
+_ESTIMATES = ("grouped_l2",)
 # numba cannot look names up in a namespace object: bind the ones used here.
 _kth_smallest = K.kth_smallest
 _count_below = K.count_below
 _sq_pair = K.sq_pair
+_wsq_pair = K.wsq_pair
 _tv_index = K.tv_index  # the layout the device featurize shares (kernels/features.py)
-_sq_interval = kernel()(mixed_precision.sq_interval)  # the one bound, compiled for the CPU
+_sq_interval = kernel(fastmath=False)(mixed_precision.sq_interval)  # the one bound, compiled for the CPU
 
 # The cancellation guard of the GEMM form: relative rounding of the float64
 # product is ~1e-16 * sqrt(d) * (|a|^2 + |b|^2); recomputing every pair with
@@ -100,21 +128,32 @@ def _fused_tile(F, i0, i1, k, bound, arg, buf, med):
             med[r] = np.inf
 
 
-def _paired(A, B, arg, out):
-    for i in prange(A.shape[0]):
-        out[i] = pair_fn(A, i, B, i, arg)  # noqa: F821
+def _rows_block(F, V, out, j0, j1, diag, arg):
+    # out[r, j] = d(V[r], F[j]) for j in [j0, j1); with diag, out[0, j] = d(V[j], F[j]).
+    for j in range(j0, j1):
+        r0 = j if diag else 0
+        r1 = j + 1 if diag else V.shape[0]
+        for r in range(r0, r1):
+            out[0 if diag else r, j] = pair_fn(F, j, V, r, arg)  # noqa: F821
 
 
 _GENERIC = {}
 
 
 def _generic(reduction):
-    """The (pairwise, fused_tile, paired) drivers for one pair function (built once, compiled lazily)."""
+    """The (pairwise, fused_tile, rows_block) drivers for one pair function (built once, compiled lazily).
+
+    Canonical reductions take the strict pair functions (:data:`K`); the
+    estimate-only ``grouped_l2`` the reassociated ones (:data:`KF`).
+    """
     if reduction not in _GENERIC:
-        pair_fn = getattr(K, reduction + "_pair")
-        _GENERIC[reduction] = tuple(
-            specialize(template, reduction, {"parallel": True}, pair_fn=pair_fn)
-            for template in (_pairwise, _fused_tile, _paired)
+        fast = reduction in _ESTIMATES
+        pair_fn = getattr(KF if fast else K, reduction + "_pair")
+        suffix = reduction + ("_fast" if fast else "")
+        _GENERIC[reduction] = (
+            specialize(_pairwise, suffix, {"parallel": True, "fastmath": False}, pair_fn=pair_fn),
+            specialize(_fused_tile, suffix, {"parallel": True, "fastmath": False}, pair_fn=pair_fn),
+            specialize(_rows_block, suffix, {"fastmath": False}, pair_fn=pair_fn),
         )
     return _GENERIC[reduction]
 
@@ -131,44 +170,64 @@ def tile_select(D, k, bound, med):
 
 
 _box_pair = K.box_pair
-_COUNT_SLACK = 1.0 + 1e-12  # the division-free test below may only over-count, never under-count
+# The counting test below may only over-count, never under-count, against the canonical distance
+# (cs_fast.kernels.pair.box_value). It reads U - I as (A + B - I) - I in the estimate's own rounding:
+# within 16.1 u U of the exact U - I (u = 2**-53; A, B, I with three roundings each, U <= A + B <= 2 U),
+# and the canonical distance is within 12.1 u d of d = (U - I) / U. So d_canonical < t implies
+# U - I < (t (1 + 12.1 u) + 16.1 u) U, which the test admits with loose = t (1 + 1e-12) + 1e-14
+# (more than 30x the 25.3 u t + 16.2 u it needs, reassociation and contraction included).
+_COUNT_SLACK = 1.0 + 1e-12
+_COUNT_TINY = 1e-14
 
 
-@kernel(nogil=True, error_model="numpy")
+@kernel(nogil=True, inline="always")
+def count_loose(t):
+    """The relaxed threshold of the division-free box count for threshold ``t`` (see ``_COUNT_SLACK``)."""
+    return t * _COUNT_SLACK + _COUNT_TINY
+
+
+# box_value inlined where numba compiles the caller (a parallel kernel too), so the row loops vectorize
+# (a call to the separately compiled K.box_value from a prange body is not inlined: ~5x slower).
+_box_value = numba.njit(inline="always", fastmath=False, error_model="numpy")(pair.box_value)
+
+
+@kernel(nogil=True, error_model="numpy", inline="always")
+def _box_to(ax1, ay1, ax2, ay2, x1, y1, x2, y2, out):
+    # d(a, box j) for every j of the columns x1, y1, x2, y2: box_value's arithmetic, inlined (numba
+    # compiles it with the caller's options: the callers take numpy's error model, so no zero-division
+    # check branches the loop, which then vectorizes).
+    for j in range(out.shape[0]):
+        out[j] = _box_value(ax1, ay1, ax2, ay2, x1[j], y1[j], x2[j], y2[j])
+
+
+@kernel(nogil=True, fastmath=False, error_model="numpy")
 def box_row(FT, i, out):
     """Jaccard distances of box ``i`` to every box, into ``out`` (``FT``: boxes transposed, (4, n)).
 
-    The formula of :func:`cs_fast.kernels.pair.box_pair`, branch-free so it
-    vectorizes (``error_model='numpy'``: the 0/0 of two empty boxes is a NaN
-    that the select discards, not an exception). No fastmath: strict IEEE
-    arithmetic gives every caller -- the brute-force exact pass and the pruned
-    center's full rows -- the same floats.
+    :func:`cs_fast.kernels.pair.box_value` on every pair, vectorized. No
+    fastmath: strict IEEE arithmetic gives every caller -- the brute-force
+    exact pass, the pruned center's full rows, ``to_center`` and ``cdist``
+    (:func:`box_rows_to`) -- the same floats, vectorized or not
+    (tests/test_exact_fuzz.py).
     """
-    x1 = FT[0]
-    y1 = FT[1]
-    x2 = FT[2]
-    y2 = FT[3]
-    ax1 = x1[i]
-    ay1 = y1[i]
-    ax2 = x2[i]
-    ay2 = y2[i]
-    area = (ax2 - ax1) * (ay2 - ay1)
-    for j in range(out.shape[0]):
-        iw = max(min(ax2, x2[j]) - max(ax1, x1[j]), 0.0)
-        ih = max(min(ay2, y2[j]) - max(ay1, y1[j]), 0.0)
-        inter = iw * ih
-        union = area + (x2[j] - x1[j]) * (y2[j] - y1[j]) - inter
-        d = 1.0 - inter / union
-        out[j] = d if union > 0.0 else 0.0
+    _box_to(FT[0, i], FT[1, i], FT[2, i], FT[3, i], FT[0], FT[1], FT[2], FT[3], out)
+
+
+@kernel(parallel=True, fastmath=False, error_model="numpy")
+def box_rows_to(A, FT, out):
+    """``out[r, j] = d(A[r], box j)`` with ``FT`` the other boxes transposed (4, n); ``out`` float64 or float32."""
+    for r in prange(A.shape[0]):
+        _box_to(A[r, 0], A[r, 1], A[r, 2], A[r, 3], FT[0], FT[1], FT[2], FT[3], out[r])
 
 
 @kernel(fastmath=_FASTMATH, inline="always")
 def box_below(ax1, ay1, ax2, ay2, area, bx1, by1, bx2, by2, loose, one_below, zero_below):
-    """The counting test of :func:`box_fused_tile` for one pair: is ``d(a, b)`` below the row's threshold?
+    """The counting test of :func:`box_fused_tile` for one pair: may ``d(a, b)`` be below the row's threshold?
 
-    Overlapping pairs: ``union - inter < loose * union`` (no division; ``loose`` carries the slack).
-    Disjoint pairs are exactly 1, or 0 for two empty boxes: tested exactly through ``one_below``
-    (``1 < t``) and ``zero_below`` (``0 < t``). Branch-free, so the callers' loops vectorize.
+    Overlapping pairs: ``union - inter < loose * union`` (no division; ``loose = count_loose(t)``
+    carries the slack that makes it a superset of the canonical ``d < t``). Disjoint pairs are
+    exactly 1, or 0 for two empty boxes: tested exactly through ``one_below`` (``1 < t``) and
+    ``zero_below`` (``0 < t``). Branch-free, so the callers' loops vectorize.
     """
     iw = max(min(ax2, bx2) - max(ax1, bx1), 0.0)
     ih = max(min(ay2, by2) - max(ay1, by1), 0.0)
@@ -205,7 +264,7 @@ def box_fused_tile(F, FT, rows, k, best, best_index, buf, med, evals):
     for r in prange(rows.shape[0]):
         i = rows[r]
         t = best if i > best_index else np.nextafter(best, np.inf)
-        loose = t * _COUNT_SLACK
+        loose = count_loose(t)
         zero_below = 0.0 < t  # d = 0: two empty boxes
         one_below = 1.0 < t  # d = 1: disjoint boxes, one of them possibly empty
         ax1 = x1[i]
@@ -316,6 +375,26 @@ def l1_pairwise(A, B, acc):
     return acc
 
 
+@kernel(fastmath=_FASTMATH)
+def l1_row_estimate(F, i, out):
+    """``out[j]`` = the l1 estimate of rows ``i`` and ``j`` as :func:`l1_pairwise` forms it, one row at a time.
+
+    The same error structure (storage-dtype chunk sums of at most ``_KC``
+    terms, added in float64), so the same bound, without pairing the row with
+    a padding copy: the refinement of :mod:`cs_fast.kernels.exact` reads one
+    candidate's estimates.
+    """
+    d = F.shape[1]
+    zero = F[0, 0] - F[0, 0]
+    for j in range(F.shape[0]):
+        acc = 0.0
+        for k0 in range(0, d, _KC):
+            k1 = min(d, k0 + _KC)
+            acc += _l1_slices(F[i, k0:k1], F[j, k0:k1], zero)
+        out[j] = acc
+    return out
+
+
 def l1_rows(F, rows, out):
     """float64 l1 distances of the rows ``rows`` of ``F`` to every row, into ``out[:len(rows)]``.
 
@@ -346,33 +425,51 @@ def _sq_finish(A, B, na2, nb2, G, guard, take_sqrt):
             G[i, j] = math.sqrt(v) if take_sqrt else v
 
 
-@kernel(parallel=True)
-def tv_features(X, grouped, out):
-    """Write the TV neighbour differences of (n, C, H, W) images into ``out``.
 
-    ``out`` is (n, C * P) with P = (H - 1) W + H (W - 1): for each channel the
-    vertical differences ``X[h + 1, w] - X[h, w]`` in row-major (h, w) order,
-    then the horizontal ones ``X[h, w + 1] - X[h, w]``. With ``grouped`` the
-    channels of one position are adjacent instead (``p * C + c``), as the
-    channel-l2 reduction reads them. One pass over the images, in parallel;
-    ``cs_fast.metrics.tv_differences`` is the numpy reference. The column
-    layout is :func:`cs_fast.kernels.features.tv_index`, shared with the device.
+
+# features.tv_norms (the device's too), reassociated: bounds, so any summation order. Not inlined by
+# numba: an inlined body takes its caller's options, and tv_estimate's are strict.
+_tv_norms = numba.njit(fastmath=_PAIR_FASTMATH)(features.tv_norms)
+
+
+@kernel(parallel=True, fastmath=False)  # the centred features' arithmetic, as derived and as the device's
+def tv_estimate(X, centre, grouped, out, norms):
+    """Write the TV neighbour differences of ``X - centre`` into ``out``; per row, the norms the estimate bound needs.
+
+    ``X`` is (n, C, H, W) images, ``centre`` a float64 (C, H, W) image (one
+    of the samples' own values, so that ``X - centre`` is exact in float64
+    for float32 inputs). ``out`` is (n, C * P) with P = (H - 1) W + H (W - 1):
+    for each channel the vertical differences ``y[h + 1, w] - y[h, w]`` of
+    ``y = X - centre`` in row-major (h, w) order, then the horizontal ones
+    ``y[h, w + 1] - y[h, w]``, computed in float64 and stored in ``out``'s
+    dtype. With ``grouped`` the channels of one position are adjacent instead
+    (``p * C + c``), as the channel-l2 reduction reads them; the column layout
+    is :func:`cs_fast.kernels.features.tv_index`, the value
+    :func:`cs_fast.kernels.features.tv_centred_difference`, both shared with
+    the device. ``norms`` (n, 2), or (0, 2) for none: ``(sum_p |out[i, p]|,
+    sum_k |y_k|)`` in float64. One pass over the images, in parallel.
     """
     n, C, H, W = X.shape
     P = (H - 1) * W + H * (W - 1)
     nv = (H - 1) * W
+    flat = X.reshape(n, C * H * W)
+    centre_flat = centre.reshape(C * H * W)
     for i in prange(n):
         for c in range(C):
             for h in range(H - 1):
+                base = c * P + h * W  # channel-major: a contiguous run of W columns
                 for w in range(W):
-                    p = h * W + w
-                    idx = _tv_index(p, c, C, P, grouped)
-                    out[i, idx] = X[i, c, h + 1, w] - X[i, c, h, w]
+                    idx = _tv_index(h * W + w, c, C, P, grouped) if grouped else base + w
+                    out[i, idx] = (np.float64(X[i, c, h + 1, w]) - centre[c, h + 1, w]) - (
+                        np.float64(X[i, c, h, w]) - centre[c, h, w])
             for h in range(H):
+                base = c * P + nv + h * (W - 1)
                 for w in range(W - 1):
-                    p = nv + h * (W - 1) + w
-                    idx = _tv_index(p, c, C, P, grouped)
-                    out[i, idx] = X[i, c, h, w + 1] - X[i, c, h, w]
+                    idx = _tv_index(nv + h * (W - 1) + w, c, C, P, grouped) if grouped else base + w
+                    out[i, idx] = (np.float64(X[i, c, h, w + 1]) - centre[c, h, w + 1]) - (
+                        np.float64(X[i, c, h, w]) - centre[c, h, w])
+        if norms.shape[0]:
+            norms[i, 0], norms[i, 1] = _tv_norms(out, flat, centre_flat, i)
 
 
 def centre(F, shift=None):
@@ -406,43 +503,164 @@ _SERIAL_WORK = 1 << 24
 _ROW_BLOCK = 64  # rows of F per parallel task
 
 
+# The canonical row kernels of the long sums. Each distance is the one loop of
+# its reduction's block kernel, whichever driver calls it (one thread or parallel
+# blocks, to_center, cdist, paired, a refinement): the loop is compiled once,
+# with reassociation so that LLVM vectorizes it, and its order is then fixed
+# (tests/test_exact_fuzz.py holds every front door to the same bits). The
+# block kernels are _rows_block bound to the inline sums below (tv has its own:
+# it needs scratch rows); diag: out[0, j] = d(V[j], F[j]) (paired) instead of
+# out[r, j] = d(V[r], F[j]).
+
+
+# The pair functions' own loops, reassociated and inlined into the block template: one definition.
+_sq_sum, _wsq_sum, _l1_sum = (numba.njit(fastmath=_PAIR_FASTMATH, inline="always")(f)
+                              for f in (pair.sq_pair, pair.wsq_pair, pair.l1_pair))
+
+
 @kernel(fastmath=_PAIR_FASTMATH)
-def _sq_rows_block(F, V, out, j0, j1):
-    # The one definition of the canonical sq distance: each entry is this
-    # loop's sum in its (vectorized) order, whichever driver calls it.
+def _tv_rows_block(F, V, out, j0, j1, diag, arg):
+    # TV(V[r] - F[j]) of flattened (C, H, W) images, arg = (H, W, grouped, hmask): the difference
+    # of the two samples first (e, exact in float64 for float32 pixels), then per channel the
+    # vertical neighbour differences and the horizontal ones (one loop over the channel, the row
+    # ends masked out: hmask[q] is False where q is the last pixel of a row); channel-l1, or with
+    # grouped the l2 norm over channels per position (s: the position's sum of squares).
+    H, W, grouped, hmask = arg
     m = V.shape[0]
     d = F.shape[1]
+    hw = H * W
+    nv = hw - W
+    C = d // hw
+    e = np.empty(d)
+    s = np.empty(hw)
     for j in range(j0, j1):
-        for r in range(m):
-            acc = 0.0
+        r0 = j if diag else 0
+        r1 = j + 1 if diag else m
+        for r in range(r0, r1):
             for k in range(d):
-                t = np.float64(F[j, k]) - np.float64(V[r, k])
-                acc += t * t
-            out[r, j] = acc
+                e[k] = np.float64(F[j, k]) - np.float64(V[r, k])
+            acc = 0.0
+            if grouped:
+                for p in range(nv):
+                    s[p] = 0.0
+                for c in range(C):
+                    ec = e[c * hw:(c + 1) * hw]
+                    for p in range(nv):
+                        t = ec[p + W] - ec[p]
+                        s[p] += t * t
+                for p in range(nv):
+                    acc += math.sqrt(s[p])
+                for q in range(hw - 1):
+                    s[q] = 0.0
+                for c in range(C):
+                    ec = e[c * hw:(c + 1) * hw]
+                    for q in range(hw - 1):
+                        t = ec[q + 1] - ec[q]
+                        s[q] += t * t
+                for q in range(hw - 1):
+                    acc += math.sqrt(s[q]) if hmask[q] else 0.0
+            else:
+                for c in range(C):
+                    ec = e[c * hw:(c + 1) * hw]
+                    for p in range(nv):
+                        acc += abs(ec[p + W] - ec[p])
+                    for q in range(hw - 1):
+                        acc += abs(ec[q + 1] - ec[q]) if hmask[q] else 0.0
+            out[0 if diag else r, j] = acc
 
 
-@kernel(parallel=True)
-def _sq_rows_parallel(F, V, out, block):
+# Below this many element operations the row kernels run on one thread: a
+# parallel launch costs more than it saves there, most of all on a busy machine
+# and right after BLAS, whose worker threads keep spinning for a while.
+_SERIAL_WORK = 1 << 24
+_ROW_BLOCK = 64  # rows of F per parallel task
+
+
+def _rows_parallel(F, V, out, block, diag, arg):
     n = F.shape[0]
     for b in prange((n + block - 1) // block):
-        _sq_rows_block(F, V, out, b * block, min(n, (b + 1) * block))
+        rows_fn(F, V, out, b * block, min(n, (b + 1) * block), diag, arg)  # noqa: F821 (bound by specialize)
 
 
-def sq_rows(F, V, out):
+_ROW_DRIVERS = {}
+
+
+def row_kernels(reduction):
+    """``(block, parallel)`` row kernels of a reduction's canonical distances (built once, compiled lazily).
+
+    ``block(F, V, out, j0, j1, diag, arg)`` computes rows ``j0 .. j1`` of ``F``
+    on one thread; ``parallel(F, V, out, block_rows, diag, arg)`` the same in
+    parallel blocks of rows, calling ``block``: the same bits either way.
+    """
+    if reduction == "l2":
+        return row_kernels("sq")  # its square root is taken after
+    if reduction not in _ROW_DRIVERS:
+        sums = {"sq": _sq_sum, "wsq": _wsq_sum, "l1": _l1_sum}
+        if reduction == "tv":
+            block = _tv_rows_block
+        elif reduction in sums:
+            block = specialize(_rows_block, reduction + "_canonical", {"fastmath": _PAIR_FASTMATH},
+                               pair_fn=sums[reduction])
+        else:
+            block = _generic(reduction)[2]
+        parallel = specialize(_rows_parallel, reduction, {"parallel": True}, rows_fn=block)
+        _ROW_DRIVERS[reduction] = (block, parallel)
+    return _ROW_DRIVERS[reduction]
+
+
+def _row_mask(H, W):
+    """hmask of :func:`_tv_rows_block`: False at the last pixel of each image row."""
+    mask = np.ones(max(0, H * W - 1), dtype=np.bool_)
+    mask[W - 1::W] = False
+    return mask
+
+
+def sq_rows(F, V, out, diag=False):
     """``out[r, j] = sum_k (F[j, k] - V[r, k])**2`` summed directly in float64: the canonical ``sq``.
 
-    Every entry is computed by :func:`_sq_rows_block`'s one compiled loop
-    (one thread per entry, one fixed vectorized order), on one thread or in
-    parallel blocks of rows: a distance has the same bits whoever asks --
-    ``to_center`` (``V`` the center) or the refinement of
-    :func:`sq_min_median` (``V`` the candidate rows) -- and however many
-    threads run (tests/test_mixed_precision.py holds the two drivers equal).
+    Every entry is computed by one compiled loop (one thread per entry, one
+    fixed vectorized order), on one thread or in parallel blocks of rows: a
+    distance has the same bits whoever asks -- ``to_center`` (``V`` the
+    center), ``cdist``, ``paired`` (``diag``: ``out[0, j] = d(V[j], F[j])``) or
+    the refinement of :func:`sq_min_median` (``V`` the candidate rows) -- and
+    however many threads run (tests/test_mixed_precision.py holds the drivers
+    equal).
     """
+    return rows("sq", F, V, 0, out, diag)
+
+
+#: The reductions whose canonical distances have a row kernel of their own (the rest: the strict pair functions).
+ROW_KERNELS = ("sq", "l2", "wsq", "tv", "tv2")
+
+
+def rows(reduction, F, V, arg, out, diag=False):
+    """The canonical float64 distances ``out[r, j] = d(V[r], F[j])`` (``diag``: ``out[0, j] = d(V[j], F[j])``).
+
+    The one arithmetic per pair of every CPU front door and of every exact
+    median: the long sums (``sq``, ``l2``, ``wsq``, ``l1``, ``tv``, ``tv2``)
+    by their row kernels (:func:`row_kernels`), boxes by :func:`box_rows_to`
+    (``box_value`` vectorized), masks and angles by the strict pair functions
+    of :mod:`cs_fast.kernels.pair`. Distances are symmetric bit for bit
+    (``d(a, b)`` and ``d(b, a)`` round alike), so the order of the two
+    arguments never matters. ``arg``: the reduction's parameter (``tv``/``tv2``:
+    the packed image shape; ``wsq``: the float64 weights).
+    """
+    if reduction == "box" and not diag:
+        box_rows_to(V, np.ascontiguousarray(F.T), out)
+        return out
+    block_rows = _ROW_BLOCK
+    if reduction in ("tv", "tv2"):
+        H, W = K.tv_shape(arg)
+        arg, block_rows = (H, W, reduction == "tv2", _row_mask(H, W)), 8
+        reduction = "tv"
+    block, parallel = row_kernels(reduction)
     n = F.shape[0]
-    if n * V.shape[0] * max(1, F.shape[1]) < _SERIAL_WORK:
-        _sq_rows_block(F, V, out, 0, n)
-    else:
-        _sq_rows_parallel(F, V, out, _ROW_BLOCK)
+    if n * (1 if diag else V.shape[0]) * max(1, F.shape[1]) < _SERIAL_WORK:
+        block(F, V, out, 0, n, diag, arg)
+    elif n:
+        parallel(F, V, out, block_rows, diag, arg)
+    if reduction == "l2":
+        np.sqrt(out, out=out)
     return out
 
 
@@ -461,6 +679,20 @@ def _centre32_block(F, shift, X, na, i0, i1):
         na[i] = acc
 
 
+@kernel(fastmath=_PAIR_FASTMATH)
+def _centre32w_block(F, shift, r, X, na, i0, i1):
+    # Weighted rows: X = fl32(fl64(F - shift) * r), r = sqrt(w) in float64 (three roundings:
+    # mixed_precision.sq_coefficients(weighted=True)), after the samples are centred.
+    for i in range(i0, i1):
+        acc = 0.0
+        for k in range(F.shape[1]):
+            x = np.float32((np.float64(F[i, k]) - np.float64(shift[k])) * r[k])
+            X[i, k] = x
+            y = np.float64(x)
+            acc += y * y
+        na[i] = acc
+
+
 @kernel(parallel=True)
 def _centre32_parallel(F, shift, X, na, block):
     n = F.shape[0]
@@ -468,20 +700,35 @@ def _centre32_parallel(F, shift, X, na, block):
         _centre32_block(F, shift, X, na, b * block, min(n, (b + 1) * block))
 
 
-def centre32(F, shift, X, na):
-    """``X = fl32(F - shift)`` and ``na[i] = sum_k X[i, k]**2`` in float64 (the mixed GEMM's inputs)."""
-    if F.size < _SERIAL_WORK:
+@kernel(parallel=True)
+def _centre32w_parallel(F, shift, r, X, na, block):
+    n = F.shape[0]
+    for b in prange((n + block - 1) // block):
+        _centre32w_block(F, shift, r, X, na, b * block, min(n, (b + 1) * block))
+
+
+def centre32(F, shift, X, na, r=None):
+    """``X = fl32(F - shift)`` (``r``: ``fl32((F - shift) r)``, weighted) and ``na[i] = sum_k X[i, k]**2`` in float64.
+
+    The mixed GEMM's inputs.
+    """
+    if r is not None:
+        if F.size < _SERIAL_WORK:
+            _centre32w_block(F, shift, r, X, na, 0, F.shape[0])
+        else:
+            _centre32w_parallel(F, shift, r, X, na, _ROW_BLOCK)
+    elif F.size < _SERIAL_WORK:
         _centre32_block(F, shift, X, na, 0, F.shape[0])
     else:
         _centre32_parallel(F, shift, X, na, _ROW_BLOCK)
 
 
-def _centred32(F, shift):
+def _centred32(F, shift, r=None):
     shift = np.ascontiguousarray(shift, dtype=F.dtype)  # float32 data: a float32 shift (see _centre32_block)
     X = np.empty(F.shape, dtype=np.float32)
     na = np.empty(F.shape[0])
     if F.shape[0]:
-        centre32(F, shift, X, na)
+        centre32(F, shift, X, na, r)
     return X, na
 
 
@@ -539,9 +786,9 @@ def _sq_estimates_rows(G, naA, naB, T, flags, i0, i1):
 
 
 @kernel()
-def _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1):
+def _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1, w=None):
     # Entries below their row's threshold: their own interval (column norm, not
-    # the largest), and float64 where even that is wider than rtol.
+    # the largest), and float64 where even that is wider than rtol (w: weighted rows).
     c, c64, rho, g, abs_sq, abs_eps = coef
     for i in range(i0, i1):
         if flags[i] == 0:
@@ -552,7 +799,7 @@ def _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1):
             if dt < Ti:
                 lo, hi = _sq_interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
                 if not hi - lo <= rtol * lo:
-                    G[i, j] = _sq_pair(A, i, B, j, 0)
+                    G[i, j] = _sq_pair(A, i, B, j, 0) if w is None else _wsq_pair(A, i, B, j, w)
             # kept: the estimate and the float64 value lie in [lo, hi]: |dt - D64| <= rtol * D64
 
 
@@ -634,7 +881,7 @@ def _median_intervals(m, a, i0, amax, coef, lo, hi):
         lo[i0 + r], hi[i0 + r] = _sq_interval(np.float64(m[r]), a[i0 + r], amax, c, c64, rho, g, abs_sq, abs_eps)
 
 
-def sq_min_median(F, take_sqrt, tile):
+def sq_min_median(F, take_sqrt, tile, w=None):
     """:func:`min_median` for ``sq``/``l2``: float32 GEMM, bound, float64 refinement.
 
     Every row's lower median gets an interval from a float32 GEMM tile, a
@@ -646,12 +893,16 @@ def sq_min_median(F, take_sqrt, tile):
     The result is the brute force over :func:`sq_rows`'s distances, bit for
     bit (ties: the smallest index). Returns ``(index, radius, candidates)``.
     Extra memory: the float32 centred copy and one float32 ``tile x n`` tile.
+    ``w``: float64 weights (``wsq``: the GEMM reads the centred rows scaled by
+    ``sqrt(w)``, the refinement the canonical weighted rows).
     """
     n, d = F.shape
     k = (n + 1) // 2
-    X, na = _centred32(F, F.mean(axis=0))  # any shift is exact; the column mean in F's dtype
+    weighted = w is not None
+    r = np.sqrt(w) if weighted else None
+    X, na = _centred32(F, F.mean(axis=0), r)  # any shift is exact; the column mean in F's dtype
     if na.max() < mixed_precision.MAX_NORM2:
-        coef = mixed_precision.sq_coefficients(d, estimate_roundoff=mixed_precision.U32)
+        coef = mixed_precision.sq_coefficients(d, estimate_roundoff=mixed_precision.U32, weighted=weighted)
         a = mixed_precision.norm_upper(na, d)
         amax = float(a.max())
         na32 = na.astype(np.float32)
@@ -676,14 +927,14 @@ def sq_min_median(F, take_sqrt, tile):
     best, best_index = np.inf, -1
     step = max(1, numba.get_num_threads())
     for s in range(0, len(order), step):
-        rows = order[s : s + step]
-        rows = rows[lo[rows] <= best]  # sorted by lower end: past the best, no row can win
-        if rows.size == 0:
+        take = order[s : s + step]
+        take = take[lo[take] <= best]  # sorted by lower end: past the best, no row can win
+        if take.size == 0:
             break
-        D = np.empty((rows.size, n))
-        sq_rows(F, F[rows], D)
-        for r, i in enumerate(rows):
-            m = _kth_smallest(D[r], k)
+        D = np.empty((take.size, n))
+        rows("wsq" if weighted else "sq", F, np.ascontiguousarray(F[take]), w, D)
+        for q, i in enumerate(take):
+            m = _kth_smallest(D[q], k)
             if take_sqrt:
                 m = math.sqrt(m)
             if m < best or (m == best and i < best_index):
@@ -692,54 +943,69 @@ def sq_min_median(F, take_sqrt, tile):
 
 
 def pairwise(reduction, A, B, arg, out_dtype):
-    """Full (na, nb) distance matrix for a reduction, in ``out_dtype``."""
-    if reduction == "l1":
-        acc = np.zeros((A.shape[0], B.shape[0]))
-        return l1_pairwise(A, B, acc).astype(out_dtype, copy=False)
-    if reduction in ("sq", "l2"):
-        if np.dtype(out_dtype) == np.float32 and A.shape[1]:
+    """Full (na, nb) distance matrix for a reduction, in ``out_dtype``.
+
+    float64 output: the canonical distances of :func:`rows`, bit for bit the
+    ones ``to_center`` and ``min_median`` use. float32 output of the long sums
+    takes the float32 fast paths, within their stated bounds of the canonical
+    distance: ``l1`` the blocked float32 chunk sums (:func:`l1_pairwise`),
+    ``sq``/``l2`` the float32 GEMM with its bound (:func:`sq_pairwise_mixed`).
+    Everything else is the canonical distance rounded to ``out_dtype``.
+    """
+    if np.dtype(out_dtype) == np.float32:
+        if reduction == "l1":
+            acc = np.zeros((A.shape[0], B.shape[0]))
+            return l1_pairwise(A, B, acc).astype(out_dtype, copy=False)
+        if reduction in ("sq", "l2") and A.shape[1]:
             G = sq_pairwise_mixed(A, B, reduction == "l2")
             if G is not None:
                 return G
-        shift = A.astype(np.float64).mean(axis=0)
-        G = sq_pairwise(centre(A, shift), centre(B, shift), reduction == "l2")
-        return G.astype(out_dtype, copy=False)
+    if reduction in ROW_KERNELS or reduction == "l1":
+        out = np.empty((A.shape[0], B.shape[0]))
+        rows(reduction, B, A, arg, out)
+        return out.astype(out_dtype, copy=False)
+    # Strict arithmetic rounds alike in every driver: these write whole rows, vectorized where they can.
     out = np.empty((A.shape[0], B.shape[0]), dtype=out_dtype)
-    _generic(reduction)[0](A, B, arg, out)
+    if reduction == "box":
+        box_rows_to(A, np.ascontiguousarray(B.T), out)
+    else:
+        _generic(reduction)[0](A, B, arg, out)
     return out
 
 
 def to_center(reduction, F, C, arg):
-    """float64 distances from every row of ``F`` to the single row ``C`` (shape (1, d)).
-
-    ``sq``/``l2``: :func:`sq_rows`, the canonical float64 sums (memory
-    bound: reading float32 rows costs the same whatever precision adds them).
-    """
-    if reduction in ("sq", "l2"):
-        out = np.empty((1, F.shape[0]))
-        sq_rows(F, np.ascontiguousarray(C), out)
-        return np.sqrt(out[0], out=out[0]) if reduction == "l2" else out[0]
-    out = np.empty((F.shape[0], 1))
-    _generic(reduction)[0](F, C, arg, out)
-    return out[:, 0]
+    """The canonical float64 distances from every row of ``F`` to the single row ``C`` (shape (1, d))."""
+    out = np.empty((1, F.shape[0]))
+    rows(reduction, F, np.ascontiguousarray(C), arg, out)
+    return out[0]
 
 
 def paired(reduction, A, B, arg):
-    """float64 distances ``d(A[i], B[i])`` of matching rows."""
-    out = np.empty(A.shape[0])
-    _generic(reduction)[2](A, B, arg, out)
-    return out
+    """The canonical float64 distances ``d(A[i], B[i])`` of matching rows."""
+    out = np.empty((1, A.shape[0]))
+    rows(reduction, B, A, arg, out, diag=True)
+    return out[0]
 
 
-def min_median(reduction, F, arg, tile):
-    """Index and value of the smallest lower median of the rows of ``D(F, F)``.
+def min_median(reduction, F, arg, tile, slack=None, seen=None):
+    """Index and value of the smallest lower median of the rows of ``D(F, F)``, brute force.
 
     Rows are processed ``tile`` at a time. A row with fewer than
     ``k = ceil(n / 2)`` distances strictly below ``best`` (the best median so
     far) has median ``>= best`` and cannot replace it (ties keep the smaller
     index, and rows are visited in index order); only rows that pass that
     counting pass run an exact selection. Extra memory is one float64
-    ``tile x n`` buffer. ``sq`` and ``l2`` go to :func:`sq_min_median`.
+    ``tile x n`` buffer. ``sq`` and ``l2`` go to :func:`sq_min_median`. The
+    distances are the reduction's row kernels: canonical for boxes, masks and
+    angles; for ``l1`` and ``grouped_l2`` the fast estimates that
+    :mod:`cs_fast.kernels.exact` refines.
+
+    ``slack`` (a non-decreasing function of the best median, ``slack(m) >=
+    m``) turns this into the estimate pass of :mod:`cs_fast.kernels.exact`:
+    a row's exact median is computed whenever it is ``<= slack(best)``
+    (instead of ``< best``), and ``seen[i]`` receives every computed median
+    (inf for the rows the count settled: their medians exceed ``slack`` of the
+    best at that time, which is at least ``slack`` of the final best).
     """
     if reduction in ("sq", "l2"):
         index, radius, _ = sq_min_median(F, reduction == "l2", tile)
@@ -762,17 +1028,18 @@ def min_median(reduction, F, arg, tile):
     while start < n:
         stop = min(n, start + size)
         size = min(tile, 2 * size)  # the bound tightens fastest with small early tiles
-        rows = stop - start
+        m = stop - start
+        bound = best if slack is None else np.nextafter(slack(best), np.inf)
         if reduction == "box":
-            box_fused_tile(F, FT, np.arange(start, stop), k, best, -1, buf, med, evals)  # index order: strict
-            meds = med[:rows]
+            box_fused_tile(F, FT, np.arange(start, stop), k, bound, -1, buf, med, evals)  # index order: strict
         elif direct:
-            fused(F, start, stop, k, best, arg, buf, med)
-            meds = med[:rows]
+            fused(F, start, stop, k, bound, arg, buf, med)
         else:
             D = l1_rows(F, np.arange(start, stop), buf)
-            tile_select(D, k, best, med)
-            meds = med[:rows]
+            tile_select(D, k, bound, med)
+        meds = med[:m]
+        if seen is not None:
+            seen[start:stop] = meds
         r = int(np.argmin(meds))
         if meds[r] < best:
             best = float(meds[r])

@@ -15,8 +15,9 @@ Kernels and why they look the way they do:
 
 * generic 2-D grid kernel, one thread per pair, built from the retargeted
   pair function of :mod:`cs_fast.kernels.pair` (one definition of the math,
-  two targets). Serves boxes, masks, angular and grouped-l2 TV, whose rows are
-  short or whose reduction is not a plain sum of per-feature terms.
+  two targets). Serves boxes, masks, angular, ``tv``/``tv2`` on the images
+  themselves (the samples' difference first) and weighted ``sqfeat``
+  (``wsq``), and grouped-l2 on tv's estimate features.
 * register-blocked kernel for the long sums ``l1`` (also ``tv`` after its
   finite-difference transform), ``sq`` and ``l2``
   (:mod:`cs_fast.kernels.cuda_blocked`): a 16 x 16 block owns a 64 x 64
@@ -35,8 +36,10 @@ Kernels and why they look the way they do:
 * the previous 16 x 16 shared-memory tiled kernel (one output a thread,
   float64 chunk sums: shared-memory bound) stays for comparison
   (``_launch_pairwise(..., tiled=True)``, ``bench/gpu_model.py``).
-* :func:`to_center` of the long sums: a warp per row, lanes striding the
-  features (coalesced), partial sums folded in shared memory.
+* :func:`to_center` of the long sums: a warp per row, lane ``l`` summing the
+  ``T``-feature chunks ``l, l + 32, ...`` exactly as the tiled kernel sums a
+  chunk, and lane 0 adding the chunk sums in chunk order: the tiled kernel's
+  bits. ``paired`` likewise (one thread a pair).
 * :func:`min_median` streams row tiles sized to ``max_memory`` and never
   writes a distance row that cannot win. The best is first seeded with the
   exact medians of ``SEED_ROWS`` random rows (so pruning does not depend on
@@ -98,17 +101,24 @@ its median is ``>= best`` and it cannot win. As the seeded best may come
 from a row of larger index, rows before the best's index count ``<= best``
 (an equal median with a smaller index still wins).
 
-Rounding: the selection and the counts are exact, so ``min_median`` equals
-brute force on the device's own distances bit for bit. The fused count
-calls the very device functions of ``pairwise`` in the same order (should
-the float64 tiled kernel change its summation order,
-:mod:`cs_fast.kernels.cuda_count` must follow; ``tests/cuda_sim/
-test_fused_count.py`` fails until it does). The distances themselves match
-the CPU's to the last few ulps, not bit for bit: the tiled sums add
-16-feature chunk sums (the CPU kernels use their own blocking and a GEMM),
-and NVVM contracts ``a * b + c`` into FMA even without fastmath
-(numba-cuda has no switch for ``-fma=0``; the same code contracts the same
-way in the count and in ``pairwise``). ``d(x, x) = 0`` still holds for
+Rounding: one arithmetic per pair on the device. ``pairwise`` (float64
+output), ``to_center``, ``paired``, the fused counts, the pruned center and
+the certification distances compute a pair the same way: the long sums in the
+tiled kernel's chunk order, everything else with the pair function. The
+selection and the counts are exact, so ``min_median`` equals brute force on
+the device's own distances bit for bit, and its radius is the lower median of
+the device's ``to_center`` row. The fused count calls the very device
+functions of ``pairwise`` in the same order (should the float64 tiled kernel
+change its summation order, :mod:`cs_fast.kernels.cuda_count` and
+``to_center`` must follow; ``tests/cuda_sim/test_fused_count.py`` and
+``tests/cuda_sim/test_exact_device.py`` fail until they do). ``tv``'s fast
+kernels read its centred estimate features: :func:`exact_min_median` searches
+on them with a slack and refines the candidates with the canonical distances.
+The distances match the CPU's within each metric's stated bound, not bit for
+bit: each backend sums the long rows in its own order, and NVVM contracts
+``a * b + c`` into FMA even without fastmath (numba-cuda has no switch for
+``-fma=0``; the same code contracts the same way in every kernel that calls
+it; under the simulator nothing contracts). ``d(x, x) = 0`` still holds for
 every reduction.
 
 Under the simulator (``NUMBA_ENABLE_CUDASIM=1``), where every CUDA thread is
@@ -212,6 +222,11 @@ def fetch(arr):
     if stream != 0:
         stream.synchronize()
     return host
+
+
+def kernel_arg(arg):
+    """A reduction's parameter as the kernels take it: an int, or (weighted sqfeat) the device weights as they are."""
+    return arg if hasattr(arg, "shape") else int(arg)
 
 
 def cuda_module():
@@ -487,47 +502,64 @@ def _reduction_kernels(reduction):
         if i < A.shape[0] and j < B.shape[0]:
             out[i, j] = pair_fn(A, i, B, j, arg)
 
-    @cuda.jit
-    def column(F, C, arg, out):
-        i = cuda.grid(1)
-        if i < F.shape[0]:
-            out[i] = pair_fn(F, i, C, 0, arg)
-
     lanes_kernel = None
     if reduction in _TILED:
-        lane_fn = dev.l1_pair if reduction == "l1" else dev.sq_pair
+        # The long sums' one device arithmetic, the tiled kernel's: T-feature chunk sums, each
+        # summed in order by chunk_fn, added in chunk order (pairwise, the fused counts, to_center
+        # and paired all give these bits; T is fixed per process at build time).
+        chunk_fn = dev.l1_pair if reduction == "l1" else dev.sq_pair
         lane_sqrt = reduction == "l2"
+
+        @cuda.jit(device=True)
+        def chunked(A, i, B, j, arg):
+            acc = 0.0
+            for k0 in range(0, A.shape[1], T):
+                acc += chunk_fn(A[:, k0:k0 + T], i, B[:, k0:k0 + T], j, arg)
+            return math.sqrt(acc) if lane_sqrt else acc
+
         W = SIM_LANES if _simulated() else LANES
         R = ROWS_PER_BLOCK
         lane_shape = (R, W)
 
         @cuda.jit
         def lanes_kernel(F, C, arg, out):
-            # A warp per row: lane l sums features l, l + W, ... (adjacent lanes read adjacent
-            # features: coalesced), then a shared-memory tree fold adds the W partial sums.
+            # W lanes per row: lane l sums the T-feature chunks l, l + W, ... (chunk_fn, as the tiled
+            # kernel sums a chunk) into shared memory; lane 0 then adds each round's W chunk sums in
+            # chunk order. The same bits as `chunked`, with the row read by W lanes at once.
             part = cuda.shared.array(lane_shape, float64)
             lane = cuda.threadIdx.x
             rr = cuda.threadIdx.y
             i = cuda.blockIdx.x * R + rr
+            ok = i < F.shape[0]
+            d = F.shape[1]
             acc = 0.0
-            if i < F.shape[0]:
-                acc = lane_fn(F[:, lane::W], i, C[:, lane::W], 0, arg)
-            part[rr, lane] = acc
-            cuda.syncthreads()
-            s = W // 2
-            while s > 0:
-                if lane < s:
-                    part[rr, lane] += part[rr, lane + s]
+            for c0 in range(0, d, W * T):
+                k0 = c0 + lane * T
+                part[rr, lane] = chunk_fn(F[:, k0:k0 + T], i, C[:, k0:k0 + T], 0, arg) if (ok and k0 < d) else 0.0
                 cuda.syncthreads()
-                s //= 2
-            if lane == 0 and i < F.shape[0]:
-                out[i] = math.sqrt(part[rr, 0]) if lane_sqrt else part[rr, 0]
+                if lane == 0:
+                    for q in range(W):
+                        if c0 + q * T < d:
+                            acc += part[rr, q]
+                cuda.syncthreads()
+            if lane == 0 and ok:
+                out[i] = math.sqrt(acc) if lane_sqrt else acc
+
+        exact_fn = chunked
+    else:
+        exact_fn = pair_fn
+
+    @cuda.jit
+    def column(F, C, arg, out):
+        i = cuda.grid(1)
+        if i < F.shape[0]:
+            out[i] = exact_fn(F, i, C, 0, arg)
 
     @cuda.jit
     def paired(A, B, arg, out):
         i = cuda.grid(1)
         if i < A.shape[0]:
-            out[i] = pair_fn(A, i, B, i, arg)
+            out[i] = exact_fn(A, i, B, i, arg)
 
     tiled = None
     if reduction in _TILED:
@@ -768,7 +800,7 @@ def _launch_pairwise(reduction, A, B, arg, out, tiled=None):
     step = _MAX_GRID_Y * T  # rows of A one launch can cover (grid y is limited)
     for r0 in range(0, na if nb else 0, step):
         r1 = min(na, r0 + step)
-        launch(kernel, (_blocks(nb, T), _blocks(r1 - r0, T)), (T, T))(A[r0:r1], B, int(arg), out[r0:r1])
+        launch(kernel, (_blocks(nb, T), _blocks(r1 - r0, T)), (T, T))(A[r0:r1], B, kernel_arg(arg), out[r0:r1])
     return out
 
 
@@ -823,7 +855,7 @@ def _rowwise(kernel, A, B, arg, out):
         out = empty(A.shape[0], np.float64)
     if A.shape[0]:
         threads = 128
-        launch(kernel, _blocks(A.shape[0], threads), threads)(A, B, int(arg), out)
+        launch(kernel, _blocks(A.shape[0], threads), threads)(A, B, kernel_arg(arg), out)
     return out
 
 
@@ -843,7 +875,7 @@ def to_center(reduction, F, C, arg, out=None):
     n = F.shape[0]
     if n:
         W = SIM_LANES if _simulated() else LANES
-        launch(lanes, _blocks(n, ROWS_PER_BLOCK), (W, ROWS_PER_BLOCK))(F, C, int(arg), out)
+        launch(lanes, _blocks(n, ROWS_PER_BLOCK), (W, ROWS_PER_BLOCK))(F, C, kernel_arg(arg), out)
     return out
 
 
@@ -914,7 +946,8 @@ def _seed_rows(n, count):
     return np.sort(np.random.default_rng(_SEED_ROWS_SEED).choice(n, size=count, replace=False)).astype(np.int64)
 
 
-def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY, fused=True, stats=None):
+def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY, fused=True, stats=None, slack=None,
+               seen=None):
     """Index and value of the smallest lower median of the rows of ``D(F, F)``.
 
     The lower median of row i is the ``ceil(n / 2)``-th smallest of its n
@@ -939,6 +972,13 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY, fuse
     bit for bit. ``stats``: a dict that receives ``seeds`` and ``survivors``
     (rows whose distance row was written after seeding; one host read at the
     end).
+
+    ``slack``, ``seen``: the estimate pass of
+    :func:`exact_min_median` (as :func:`cs_fast.kernels.cpu.min_median`): rows
+    are counted against ``slack(best)`` (``<=``, no tie rule) instead of the
+    best, and the host array ``seen`` receives every median selected (inf for
+    the rows the count settled). One scalar read per tile for the threshold,
+    the tile's medians for ``seen``.
 
     Raises
     ------
@@ -1004,6 +1044,13 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY, fuse
         j = int(np.lexsort((seeds, got))[0])
         best = upload(np.array([got[j]]))
         best_index = upload(np.array([seeds[j]], dtype=np.int64))
+        if seen is not None:
+            seen[seeds] = got
+    # What the count compares with: the best (ties by index), or in the estimate pass slack(best) (<=).
+    bound, bound_index = best, best_index
+    if slack is not None:
+        thr = float(np.nextafter(slack(float(fetch(best)[0])), np.inf))
+        bound, bound_index = upload(np.array([thr])), upload(np.array([-1], dtype=np.int64))
     for t, start in enumerate(tiles):
         stop = min(n, start + rows)
         m = stop - start
@@ -1012,18 +1059,52 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY, fuse
                                          keys[:m], med_bits)
         elif fused:
             count = nsurv[t:t + 1]
-            cuda_count.count_rows(reduction, F, start, m, arg, k, best, best_index, surv, count, med)
+            cuda_count.count_rows(reduction, F, start, m, arg, k, bound, bound_index, surv, count, med)
             cuda_count.write_rows(reduction, F, surv, count, m, arg, D)
             launch(select_slots, m, threads)(keys, surv, count, start, k, nbits, sign, full, med_bits, reads)
         else:
             _launch_pairwise(reduction, F[start:stop], F, arg, D[:m])
-            launch(select_rows, m, threads)(D[:m], keys[:m], k, nbits, sign, full, best, med)
+            launch(select_rows, m, threads)(D[:m], keys[:m], k, nbits, sign, full, bound, med)
         launch(fold_best, 1, fold_threads)(med, m, start, best, best_index)
+        if slack is not None:
+            seen[start:stop] = fetch(med[:m])
+            bound.copy_to_device(np.array([np.nextafter(slack(float(fetch(best)[0])), np.inf)]),
+                                 stream=current_stream())
     if stats is not None:
         stats["seeds"] = s
         if reduction != "box" and fused:
             stats["survivors"] = int(fetch(nsurv)[:len(tiles)].sum())
     return int(fetch(best_index)[0]), float(fetch(best)[0])
+
+
+def exact_min_median(reduction, F, arg, est, tile=None, max_memory=DEFAULT_MAX_MEMORY, method="brute", stats=None):
+    """The device twin of :func:`cs_fast.kernels.exact.min_median`: estimate pass, canonical refinement.
+
+    The estimate pass is :func:`min_median` (or the pruned
+    :func:`cs_fast.kernels.cuda_prune.min_median`) on the device estimate
+    features with ``slack = est.bound.threshold``; each candidate's canonical
+    median is :func:`order_statistic` of its :func:`to_center` row, so the
+    result is the device's canonical brute force and the radius the lower
+    median of the device's ``to_center(Z, Z[index])``, bit for bit.
+    """
+    from . import exact
+
+    n = F.shape[0]
+    k = (n + 1) // 2
+    seen = np.full(n, np.inf)
+    if method == "pruned":
+        from . import cuda_prune
+
+        cuda_prune.min_median(est.reduction, est.data, est.arg, tile=tile, max_memory=max_memory, stats=stats,
+                              slack=est.bound.threshold, seen=seen)
+    else:
+        min_median(est.reduction, est.data, est.arg, tile=tile, max_memory=max_memory, stats=stats,
+                   slack=est.bound.threshold, seen=seen)
+
+    def medians(rows):
+        return [order_statistic(to_center(reduction, F, F[i:i + 1], arg), k) for i in rows]
+
+    return exact.refine(reduction, F, arg, seen, est.bound, stats, medians=medians)
 
 
 # --------------------------------------------------------------------------- sq / l2 with cuBLAS

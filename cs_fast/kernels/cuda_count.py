@@ -8,8 +8,11 @@ computes the distance rows of the survivors only, bit for bit the rows
 ``cuda.pairwise`` would write. So a pruned ``min_median`` is the same
 ``(index, radius)`` as brute force over the device's own distance matrix.
 
-The decision is exact. It is counted in float64, except ``l1`` (``tv``) on
-float32 rows, which is counted in float32 with a rigorous relative margin
+The decision is exact. It is counted in float64, except ``l1`` on float32
+rows (``l1`` itself, and the centred estimate features of ``tv``, whose
+count is the estimate pass of :func:`cs_fast.kernels.cuda.exact_min_median`:
+there ``best`` is the pass's slack threshold), which is counted in float32
+with a rigorous relative margin
 (:data:`L1_COUNT_MARGIN`; inside it the float64 distance decides), by
 default over register-blocked tiles (:func:`_make_blocked_count`: 64 rows a
 block, 4 x 4 pairs a thread, the narrow sums of
@@ -421,7 +424,8 @@ def count_rows(reduction, F, start, m, arg, k, bound, bound_index, surv, nsurv, 
         kernel = kernel32
         if blocked is not None and L1_BLOCKED_COUNT:
             kernel, rows_a_block, threads = blocked
-    ck.launch(kernel, ck._blocks(m, rows_a_block), (threads, threads))(F, start, m, int(arg), k, bound, bound_index,
+    ck.launch(kernel, ck._blocks(m, rows_a_block), (threads, threads))(F, start, m, ck.kernel_arg(arg), k, bound,
+                                                                      bound_index,
                                                                       surv, nsurv, med)
 
 
@@ -429,4 +433,4 @@ def write_rows(reduction, F, surv, nsurv, most, arg, D):
     """Launch the survivors' distance rows into ``D[:nsurv[0]]``; ``most`` bounds ``nsurv[0]``."""
     _, kernel, T, _, _ = _kernels(reduction)
     if most > 0:
-        ck.launch(kernel, ck._blocks(most, T), (T, T))(F, surv, nsurv, int(arg), D)
+        ck.launch(kernel, ck._blocks(most, T), (T, T))(F, surv, nsurv, ck.kernel_arg(arg), D)

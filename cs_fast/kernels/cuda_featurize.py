@@ -8,10 +8,12 @@ of the host featurize in :mod:`cs_fast.metrics` (the per-element math is
 ========== ==================================================================
 boxes      float64 copy, every empty box set to [0, 0, 0, 0]
 masks      bit-packed uint64 words, ``np.packbits`` order
-tv         neighbour differences, channel-major or grouped by position
-scale      ``x * s[k]`` in float64, stored in the output dtype (sqfeat weights)
-unit_rows  rows divided by their float64 l2 norm (angular)
+tv         the estimate features: neighbour differences of the samples centred
+           on a per-pixel lower median of some of them (``tv_centre``), channel-
+           major or grouped by position, and the norms of their bound
 ========== ==================================================================
+
+The other metrics' canonical features are the rows themselves (no kernel).
 
 The helpers count what validation needs (rows with NaN/inf, all-zero rows,
 distances within a radius) so only counts come back to the host, and
@@ -45,8 +47,11 @@ def _build():
     if _KERNELS:
         return _KERNELS
     cuda = ck.cuda_module()
+    from numba import float64
+
     dev = retarget([features], cuda.jit(device=True))
-    tv_index, tv_difference = dev.tv_index, dev.tv_difference
+    tv_index, tv_centred, norms_of = dev.tv_index, dev.tv_centred_difference, dev.tv_norms
+    lower_median = dev.lower_median_column
     empty_box, mask_word = dev.empty_box, dev.mask_word
 
     @cuda.jit
@@ -72,7 +77,8 @@ def _build():
                 out[i, w] = mask_word(M, i, w)
 
     @cuda.jit
-    def tv(X, grouped, out):
+    def tv_estimate(X, C0, grouped, out):
+        # The estimate features of tv: neighbour differences of X - C0 in float64, stored in out's dtype.
         t, r = cuda.grid(2)
         C = X.shape[1]
         H = X.shape[2]
@@ -82,26 +88,21 @@ def _build():
         p = t - c * P
         for i in range(r, X.shape[0], cuda.gridsize(2)[1]):
             if t < C * P:
-                out[i, tv_index(p, c, C, P, grouped)] = tv_difference(X, i, c, p, H, W)
+                out[i, tv_index(p, c, C, P, grouped)] = tv_centred(X, C0, i, c, p, H, W)
 
     @cuda.jit
-    def scale(X, s, out):
-        k, r = cuda.grid(2)
-        for i in range(r, X.shape[0], cuda.gridsize(2)[1]):
-            if k < X.shape[1]:
-                out[i, k] = np.float64(X[i, k]) * s[k]
-
-    @cuda.jit
-    def unit_rows(X, out):
+    def tv_norms(X, C0, G, norms):
+        # norms[i] = (sum |G[i]|, sum |X[i] - C0|) in float64, a thread a row (the estimate bound's a_i, b_i).
         i = cuda.grid(1)
         if i < X.shape[0]:
-            acc = 0.0
-            for k in range(X.shape[1]):
-                v = np.float64(X[i, k])
-                acc += v * v
-            norm = math.sqrt(acc)
-            for k in range(X.shape[1]):
-                out[i, k] = np.float64(X[i, k]) / norm
+            norms[i, 0], norms[i, 1] = norms_of(G, X, C0, i)
+
+    @cuda.jit
+    def lower_median_rows(X, step, count, out):
+        # out[k] = the lower median of X[0, k], X[step, k], ... (count rows), as float64: a thread a column.
+        k = cuda.grid(1)
+        if k < X.shape[1]:
+            out[k] = lower_median(X, k, step, count, cuda.local.array(15, float64))
 
     @cuda.jit
     def flag_rows(X, nonzero, flags):
@@ -164,7 +165,8 @@ def _build():
             if jj < block.shape[1] and j > i:
                 out[i * n - (i * (i + 1)) // 2 + (j - i - 1)] = block[r, jj]
 
-    _KERNELS.update(boxes=boxes, masks=masks, tv=tv, scale=scale, unit_rows=unit_rows,
+    _KERNELS.update(boxes=boxes, masks=masks, tv_estimate=tv_estimate, tv_norms=tv_norms,
+                    lower_median_rows=lower_median_rows,
                     flag_rows=flag_rows, count_rows=count_rows, count_within=count_within,
                     condense=condense, zero_ints=zero_ints, ledger_init=ledger_init, count_into=count_into)
     return _KERNELS
@@ -207,30 +209,31 @@ def masks(M):
     return out
 
 
-def tv(X, grouped):
-    """Neighbour differences of (n, C, H, W) images: (n, C * P), as ``cpu.tv_features``."""
+def tv_centre(X):
+    """Device twin of :func:`cs_fast.metrics.tv_centre`: per pixel the lower median of up to 15 spread rows."""
+    _build()
+    flat = X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
+    n = flat.shape[0]
+    step = max(1, n // 15)
+    count = min(15, (n - 1) // step + 1)
+    out = ck.empty(flat.shape[1], np.float64)
+    _launch1("lower_median_rows", flat.shape[1], flat, step, count, out)
+    return out
+
+
+def tv_estimate(X, centre, grouped):
+    """Estimate features of (n, C, H, W) images centred on the float64 (C * H * W) ``centre``: as ``cpu.tv_estimate``.
+
+    Returns ``(features (n, C * P) in X's dtype, norms (n, 2) float64)``.
+    """
     _build()
     n, C, H, W = X.shape
     P = (H - 1) * W + H * (W - 1)
     out = ck.empty((n, C * P), X.dtype)
-    _launch2("tv", n, C * P, X, bool(grouped), out)
-    return out
-
-
-def scale(X, s):
-    """``X[i, k] * s[k]`` (float64 product) in the dtype of ``X``; ``s`` is a float64 device vector."""
-    _build()
-    out = ck.empty(X.shape, X.dtype)
-    _launch2("scale", X.shape[0], X.shape[1], X, s, out)
-    return out
-
-
-def unit_rows(X):
-    """Rows of ``X`` divided by their l2 norm (float64 arithmetic), in the dtype of ``X``."""
-    _build()
-    out = ck.empty(X.shape, X.dtype)
-    _launch1("unit_rows", X.shape[0], X, out)
-    return out
+    _launch2("tv_estimate", n, C * P, X, centre.reshape(C, H, W), bool(grouped), out)
+    norms = ck.empty((n, 2), np.float64)
+    _launch1("tv_norms", n, X.reshape(n, C * H * W), centre, out, norms)
+    return out, norms
 
 
 # --------------------------------------------------------------------------- helpers

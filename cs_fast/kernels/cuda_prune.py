@@ -129,13 +129,17 @@ def _build():
 
 
 def min_median(reduction, F, arg, tile=None, max_memory=ck.DEFAULT_MAX_MEMORY, root=False, stats=None,
-               margin=None):
+               margin=None, slack=None, seen=None):
     """Index and value of the smallest lower median of ``D(F, F)`` on the device, pruned.
 
     Parameters as :func:`cs_fast.kernels.cuda.min_median`, plus ``root``,
     ``stats`` and ``margin`` as :func:`cs_fast.kernels.prune.min_median`.
     Device memory: the ``tile x n`` distance buffer (sized to
     ``max_memory``), the gathered rows, and O(n) for the bounds and states.
+    ``slack``, ``seen``: the estimate pass of
+    :func:`cs_fast.kernels.cuda.exact_min_median` (rows are skipped only when
+    their bound exceeds ``slack(best)``; ``seen`` receives every median; a
+    scalar and the tile's medians are read back per tile).
     """
     select_rows = ck._build()[1]
     next_rows, gather, fold_lex, tighten = _build()
@@ -167,6 +171,10 @@ def min_median(reduction, F, arg, tile=None, max_memory=ck.DEFAULT_MAX_MEMORY, r
     best_index = ck.upload(np.array([n], dtype=np.int64))
     skipped = ck.upload(np.zeros(1, np.int64))
     no_bound = ck.upload(np.array([np.inf]))  # exact medians for every row: the bounds need them
+    # What tighten skips against: the best (ties by index), or in the estimate pass slack(best).
+    skip_best, skip_index = best, best_index
+    if slack is not None:
+        skip_best, skip_index = ck.upload(np.array([np.inf])), ck.upload(np.array([n], dtype=np.int64))
     sel_threads = ck._select_threads(n, 256)
     fold_threads = 4 if ck._simulated() else ck.REDUCE_THREADS
     col_threads = 32 if ck._simulated() else 256
@@ -182,8 +190,11 @@ def min_median(reduction, F, arg, tile=None, max_memory=ck.DEFAULT_MAX_MEMORY, r
         ck._launch_pairwise(reduction, G[:c], F, arg, D[:c])
         ck.launch(select_rows, c, sel_threads)(D[:c], keys[:c], k, nbits, sign, full, no_bound, med)
         ck.launch(fold_lex, 1, fold_threads)(med, rows, count, best, best_index)
+        if slack is not None:
+            seen[ck.fetch(rows[:c])] = ck.fetch(med[:c])
+            skip_best.copy_to_device(np.array([slack(float(ck.fetch(best)[0]))]), stream=ck.current_stream())
         ck.launch(tighten, ck._blocks(n, col_threads), col_threads)(
-            D, med, rows, count, root, float(eps), float(tiny), lb, state, best, best_index, skipped)
+            D, med, rows, count, root, float(eps), float(tiny), lb, state, skip_best, skip_index, skipped)
     if stats is not None:
         evaluated = rows_full * n
         stats.update(

@@ -3,8 +3,9 @@
 What it guarantees
 ------------------
 * :func:`min_median` returns the index and radius of brute force over the
-  canonical float64 distances (:func:`cs_fast.kernels.cpu.sq_rows`, the ones
-  ``to_center`` returns), bit for bit; ties go to the smallest index.
+  canonical float64 distances (:func:`cs_fast.kernels.cpu.rows`: ``sq`` or,
+  with ``weights``, ``wsq``; the ones ``to_center`` returns), bit for bit;
+  ties go to the smallest index.
 * :func:`pairwise` / :func:`condensed` (float32 output) are within relative
   :data:`~cs_fast.kernels.mixed_precision.CDIST_RTOL` of the canonical float64
   distance, plus the float32 rounding of the result (``l2``: of its square
@@ -103,12 +104,15 @@ def shift_of(F):
     return mean.astype(F.dtype)
 
 
-def centred(F, shift):
-    """``X = fl32(F - shift)`` and the float64 norms² of its rows, in one pass (the product's inputs)."""
+def centred(F, shift, r=None):
+    """``X = fl32(F - shift)`` and the float64 norms² of its rows, in one pass (the product's inputs).
+
+    ``r``: float64 ``sqrt(w)`` of weighted rows, applied after centring (``X = fl32((F - shift) r)``).
+    """
     X = np.empty(F.shape, dtype=np.float32)
     na = np.empty(F.shape[0])
     if F.shape[0]:
-        cpu.centre32(F, shift, X, na)
+        cpu.centre32(F, shift, X, na, r)
     return X, na
 
 
@@ -206,7 +210,7 @@ def _entry_intervals(Grow, na32, i, a, coef, lo, hi):
         lo[j], hi[j] = _sq_interval(np.float64(dt), ai, a[j], c, c64, rho, g, abs_sq, abs_eps)
 
 
-def _exact_median(F, Grow, na32, i, a, coef, k):
+def _exact_median(F, Grow, na32, i, a, coef, k, w=None):
     """The canonical lower median of row ``i`` (the ``k``-th smallest of :func:`cpu.sq_rows`' row), exactly.
 
     Entries whose interval lies wholly below ``L`` (the ``k``-th smallest lower
@@ -217,19 +221,13 @@ def _exact_median(F, Grow, na32, i, a, coef, k):
     the entries in between, which alone are summed in float64. Returns
     ``(median, entries summed)``.
     """
+    from .exact import median_within
+
     n = Grow.shape[0]
     lo = np.empty(n)
     hi = np.empty(n)
     _entry_intervals(Grow, na32, i, a, coef, lo, hi)
-    L = np.partition(lo, k - 1)[k - 1]
-    H = np.partition(hi, k - 1)[k - 1]
-    below_mask = hi < L
-    below = int(np.count_nonzero(below_mask))
-    cols = np.flatnonzero(~below_mask & ~(lo > H))
-    D = np.empty((1, cols.size))
-    # The canonical kernel on the gathered rows: each entry is the same loop on the same operands.
-    cpu.sq_rows(np.ascontiguousarray(F[cols]), np.ascontiguousarray(F[i:i + 1]), D)
-    return float(np.partition(D[0], k - below - 1)[k - below - 1]), int(cols.size)
+    return median_within("sq" if w is None else "wsq", F, w, i, lo, hi, k)
 
 
 def _sqrt_bucket_top(U):
@@ -238,7 +236,7 @@ def _sqrt_bucket_top(U):
     return float(np.nextafter(s * s, np.inf))
 
 
-def min_median(F, take_sqrt, tile, stats=None):
+def min_median(F, take_sqrt, tile, stats=None, weights=None):
     """:func:`cs_fast.min_median` for ``sq``/``l2`` on the host: index and radius of brute force, bit for bit.
 
     ``U`` from the exact selection of :data:`SEED_ROWS` rows, then the
@@ -256,16 +254,21 @@ def min_median(F, take_sqrt, tile, stats=None):
     ``stats``, a dict, gets ``candidates`` (rows whose lower end is at most
     the smallest upper end), ``refined`` (rows whose median was computed
     exactly) and ``summed`` (float64 distances computed for them).
+    ``weights``: the float64 weights of ``sqfeat`` (``wsq``): the product reads
+    the centred rows scaled by ``sqrt(w)``, the bound is the weighted one
+    (``mp.sq_coefficients(weighted=True)``) and the exact medians are the
+    canonical weighted distances.
     """
     n, d = F.shape
     k = (n + 1) // 2
-    X, na = centred(F, shift_of(F))
+    weighted = weights is not None
+    X, na = centred(F, shift_of(F), np.sqrt(weights) if weighted else None)
     if not na.max() < mp.MAX_NORM2:
-        index, radius, candidates = cpu.sq_min_median(F, take_sqrt, tile)
+        index, radius, candidates = cpu.sq_min_median(F, take_sqrt, tile, weights)
         if stats is not None:
             stats.update(candidates=candidates, refined=candidates, summed=candidates * n)
         return index, radius
-    coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32)
+    coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32, weighted=weighted)
     a = mp.norm_upper(na, d)
     amax = float(a.max())
     na32 = na.astype(np.float32)
@@ -310,7 +313,7 @@ def min_median(F, take_sqrt, tile, stats=None):
         if lo[r] == best and i > best_index:
             continue  # its median is >= best and a tie keeps the smaller index
         Grow = G[i] if whole else (X[i:i + 1] @ X.T)[0]
-        m, s = _exact_median(F, Grow, na32, i, a, coef, k)
+        m, s = _exact_median(F, Grow, na32, i, a, coef, k, weights)
         refined += 1
         summed += s
         if take_sqrt:
@@ -352,27 +355,27 @@ def _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1):
 
 
 @kernel(depends=(cpu,), parallel=True)
-def _finish_parallel(A, B, G, naA, naB, aA, aB, T, self_offset, flags, coef, rtol, block):
+def _finish_parallel(A, B, G, naA, naB, aA, aB, T, self_offset, flags, coef, rtol, block, w):
     n = G.shape[0]
     for b in numba.prange((n + block - 1) // block):
         i0 = b * block
         i1 = min(n, i0 + block)
         _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1)
-        cpu._sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1)
+        cpu._sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1, w)
 
 
 # No row of A is a row of B (see _estimates_rows).
 _NO_SELF = np.iinfo(np.int64).min // 2
 
 
-def _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, self_offset=_NO_SELF):
+def _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, self_offset=_NO_SELF, w=None):
     # The float32 product of centred rows, float32 estimates and cpu's keep/fix kernels
     # (an entry whose own interval is wider than rtol is summed in float64).
     # Each max on its own: NaN propagates through ndarray.max, not through Python's max().
     if not (naA.max(initial=0.0) < mp.MAX_NORM2 and naB.max(initial=0.0) < mp.MAX_NORM2):
         return None  # too large for a float32 GEMM, or not finite (NaN or inf in the input)
     d = A.shape[1]
-    coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32)
+    coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32, weighted=w is not None)
     G = XA @ XB.T  # float32 BLAS; XA @ XA.T (one set with itself) is a SYRK
     aA = mp.norm_upper(naA, d)
     aB = aA if naB is naA else mp.norm_upper(naB, d)
@@ -383,15 +386,15 @@ def _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, self_offset=_NO_SELF):
     naB32 = naA32 if naB is naA else naB.astype(np.float32)
     if G.size * 8 < cpu._SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster
         _estimates_rows(G, naA32, naB32, T, self_offset, flags, 0, G.shape[0])
-        cpu._sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0])
+        cpu._sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0], w)
     else:
-        _finish_parallel(A, B, G, naA32, naB32, aA, aB, T, self_offset, flags, coef, float(rtol), 16)
+        _finish_parallel(A, B, G, naA32, naB32, aA, aB, T, self_offset, flags, coef, float(rtol), 16, w)
     if take_sqrt:
         np.sqrt(G, out=G)
     return G
 
 
-def pairwise(A, B, take_sqrt, rtol=mp.CDIST_RTOL):
+def pairwise(A, B, take_sqrt, rtol=mp.CDIST_RTOL, weights=None):
     """float32 ``(len(A), len(B))`` ``sq``/``l2`` distances, each within relative ``rtol`` of the canonical float64 one.
 
     Rows centred on :func:`shift_of` ``A``; ``A`` and ``B`` the same rows
@@ -401,11 +404,12 @@ def pairwise(A, B, take_sqrt, rtol=mp.CDIST_RTOL):
     raises; else it sums in float64).
     """
     shift = shift_of(A)
-    XA, naA = centred(A, shift)
+    r = None if weights is None else np.sqrt(weights)
+    XA, naA = centred(A, shift, r)
     if cpu._same_rows(A, B):
-        return _finish(A, B, XA, naA, XA, naA, take_sqrt, rtol, self_offset=0)
-    XB, naB = centred(B, shift)
-    return _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol)
+        return _finish(A, B, XA, naA, XA, naA, take_sqrt, rtol, self_offset=0, w=weights)
+    XB, naB = centred(B, shift, r)
+    return _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, w=weights)
 
 
 @kernel(depends=(cpu,))
@@ -419,7 +423,7 @@ def _condense_rows(G, i0, j0, n, out):
             out[pos + j - i - 1] = G[r, j - j0]
 
 
-def condensed(F, take_sqrt, max_bytes, rtol=mp.CDIST_RTOL):
+def condensed(F, take_sqrt, max_bytes, rtol=mp.CDIST_RTOL, weights=None):
     """``pdist`` of ``sq``/``l2`` in float32, within relative ``rtol`` (as :func:`pairwise`).
 
     Centres once; one symmetric product when the float32 ``n x n`` matrix
@@ -429,9 +433,9 @@ def condensed(F, take_sqrt, max_bytes, rtol=mp.CDIST_RTOL):
     """
     n = F.shape[0]
     out = np.empty(n * (n - 1) // 2, dtype=np.float32)
-    X, na = centred(F, shift_of(F))
+    X, na = centred(F, shift_of(F), None if weights is None else np.sqrt(weights))
     if 4 * n * n <= max_bytes:
-        G = _finish(F, F, X, na, X, na, take_sqrt, rtol, self_offset=0)
+        G = _finish(F, F, X, na, X, na, take_sqrt, rtol, self_offset=0, w=weights)
         if G is None:
             return None
         _condense_rows(G, 0, 0, n, out)
@@ -440,7 +444,7 @@ def condensed(F, take_sqrt, max_bytes, rtol=mp.CDIST_RTOL):
     for i0 in range(0, n - 1, tile):
         i1 = min(n - 1, i0 + tile)
         G = _finish(F[i0:i1], F[i0 + 1:], X[i0:i1], na[i0:i1], X[i0 + 1:], na[i0 + 1:], take_sqrt, rtol,
-                    self_offset=-1)
+                    self_offset=-1, w=weights)
         if G is None:
             return None
         _condense_rows(G, i0, i0 + 1, n, out)

@@ -96,6 +96,15 @@ evaluation of ``lo``, ``hi`` itself (a dozen roundings of relative size
 The ``l2`` distance is ``sqrt`` of ``sq`` (correctly rounded, monotone), so
 the same intervals serve it after ``sqrt``.
 
+Weighted ``sqfeat`` (``wsq``): the canonical distance is
+``sum_k w_k fl(F_ik - F_jk)**2`` (the samples' difference first; four
+roundings a term), and the GEMM reads the centred rows scaled after centring,
+``X_ik = fl32(fl64(fl64(F_ik - s_k) r_k))`` with ``r_k = fl(sqrt(w_k))``. Step
+4 then has three roundings (``rho`` from ``(1 + u)(1 + v)**3``, counting the
+difference in float64), and step 5 compares with ``|r (F_i - F_j)|**2``,
+whose ``r_k**2 = w_k (1 + v)**2``: ``g = gamma_{d+6}(v)``
+(``sq_coefficients(weighted=True)``). Everything else is unchanged.
+
 The bound is worst case (``d u`` where random rounding gives ``sqrt(d) u``):
 sound whatever the BLAS does, loose by design. For samples around a common
 base the centred norms are about the distances, so ``E / D`` is about
@@ -126,7 +135,7 @@ def _gamma(m, u):
     return mu / (1.0 - mu)
 
 
-def sq_coefficients(d, input_roundoff=0.0, estimate_roundoff=U64):
+def sq_coefficients(d, input_roundoff=0.0, estimate_roundoff=U64, weighted=False):
     """The constants of :func:`sq_interval` for dimension ``d``.
 
     Parameters
@@ -140,6 +149,13 @@ def sq_coefficients(d, input_roundoff=0.0, estimate_roundoff=U64):
         Unit roundoff of the precision ``dt`` is formed in (the norms are
         rounded to it, then added and the doubled product subtracted):
         :data:`U64`, or :data:`U32` for float32 estimates.
+    weighted : bool
+        The rows are weighted (``sqfeat`` with weights): the GEMM reads
+        ``X_i = fl32(fl64(fl64(F_i - s) * r))`` with ``r = fl(sqrt(w))`` (three
+        roundings, ``rho = (1 + u)(1 + v)**2 - 1`` over ``1 -`` itself), and the
+        canonical distance is ``sum_k w_k fl(F_ik - F_jk)**2`` (four roundings a
+        term, and ``r_k**2 = w_k (1 + v)**2``: ``g = gamma_{d+6}(v)`` against
+        ``|r (F_i - F_j)|**2``).
 
     Returns
     -------
@@ -156,9 +172,9 @@ def sq_coefficients(d, input_roundoff=0.0, estimate_roundoff=U64):
     gv = _gamma(d, U64)
     beta = gv + ue * (1.0 + gv)  # the norms: float64 sum, then rounded to the estimate's precision
     c64 = beta + 2.0 * ue * (1.0 + ue) * (2.0 + beta + c)
-    r = U32 + U64 + U32 * U64
+    r = (1.0 + U32) * (1.0 + U64) ** (3 if weighted else 1) - 1.0
     rho = r / (1.0 - r)
-    g = _gamma(d + 2, U64)
+    g = _gamma(d + (6 if weighted else 2), U64)
     return (c, c64, rho, g, 4.0 * (d + 1) * TINY32, 2.0 * math.sqrt(d) * TINY32)
 
 

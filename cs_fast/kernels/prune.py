@@ -27,8 +27,9 @@ How. Rows are visited in tiles in a seeded random order (trimed's; visiting
 in increasing-bound order computed as many rows in full on jittered boxes,
 see ``SORT``), skipping rows already settled. Each tile's rows are computed in
 full with the routines brute force uses (:func:`cs_fast.kernels.cpu.box_row`,
-``l1_rows``, ``sq_rows``, the pair functions), so every distance is the same
-float on both paths; their exact lower medians are selected, the
+the canonical :func:`cs_fast.kernels.cpu.rows`, the strict pair functions;
+``l1`` here is always the blocked estimate ``l1_rows`` of the estimate pass),
+so every distance is the same float on both paths; their exact lower medians are selected, the
 (median, index) best updated, and every open row's bound tightened. Where the
 distances are cheap (boxes, short rows) and a tile of ``m`` full rows settles
 fewer than ``RATIO * m`` others (the core around the center, or inputs that
@@ -37,6 +38,12 @@ pass with its early exit instead (a row stops once too few of its distances
 can be below the best); for boxes that pass also skips the columns that the
 triangle inequality through the best row places outside the row's reach.
 Inputs that do not prune then cost about what brute force does.
+
+The estimate pass. With ``slack`` (:mod:`cs_fast.kernels.exact`) the rows are
+estimates of a canonical distance: every comparison with the best becomes a
+comparison with ``slack(best)``, so that every row that may canonically win
+gets its exact estimated median (``seen``) and the candidates are refined
+afterwards.
 
 Boxes in float32. When every coordinate is exactly a float32 in a safe range
 (:func:`box32_columns`), boxes are bounded and counted in float32 (eight SIMD
@@ -316,9 +323,11 @@ _GENERIC = {}
 def _generic(reduction):
     """(pair_rows, count_tile) for one pair function: templates bound by jit.specialize, built once."""
     if reduction not in _GENERIC:
-        pair_fn = getattr(cpu.K, reduction + "_pair")
+        fast = reduction in cpu._ESTIMATES  # estimates take the reassociated pair functions (cpu.KF)
+        pair_fn = getattr(cpu.KF if fast else cpu.K, reduction + "_pair")
+        suffix = "prune_" + reduction + ("_fast" if fast else "")
         _GENERIC[reduction] = tuple(
-            specialize(template, "prune_" + reduction, dict(parallel=True, **_KERNEL), pair_fn=pair_fn)
+            specialize(template, suffix, dict(parallel=True, **_KERNEL), pair_fn=pair_fn)
             for template in (_pair_rows, _count_tile)
         )
     return _GENERIC[reduction]
@@ -354,7 +363,7 @@ def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, s
     for r in prange(rows.shape[0]):
         i = rows[r]
         t = best if i > best_index else np.nextafter(best, np.inf)
-        loose = t * cpu._COUNT_SLACK
+        loose = cpu.count_loose(t)
         zero_below = 0.0 < t
         one_below = 1.0 < t
         a = dpiv[i]
@@ -965,7 +974,7 @@ class _Rows:
                 self.C = box32_columns(F)
         # No empty box: the float32 counts may take the bare test (_count32's `simple`).
         self.positive = self.C is not None and bool(np.all(self.C[4] > 0)) and SIMPLE_TEST
-        self.tiled = reduction in ("l1", "sq", "l2")
+        self.tiled = reduction in ("l1",) + cpu.ROW_KERNELS
         self.cheap = reduction in _CHEAP or (not self.tiled and F.shape[1] < _SHORT_ROW)
         self.generic = None if self.tiled else _generic(reduction)
 
@@ -978,11 +987,9 @@ class _Rows:
         elif self.reduction == "box":
             _box_rows(self.FT, rows, D)
         elif self.tiled:
-            # The canonical float64 sums of to_center and of the mixed-precision brute force
-            # (cpu.sq_rows), so that both paths see the same floats.
-            cpu.sq_rows(self.F, np.ascontiguousarray(self.F[rows]), D)
-            if self.reduction == "l2":
-                np.sqrt(D, out=D)
+            # The canonical float64 rows of to_center and of the mixed-precision brute force
+            # (cpu.rows), so that every path sees the same floats.
+            cpu.rows(self.reduction, self.F, np.ascontiguousarray(self.F[rows]), self.arg, D)
         else:
             self.generic[0](self.F, rows, self.arg, D)
         return D
@@ -1093,7 +1100,7 @@ def _next_rows(order, pos, state, m, out):
     return c, pos
 
 
-def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, trace=None):
+def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, trace=None, slack=None, seen=None):
     """Index and value of the smallest lower median of ``D(F, F)``, pruned.
 
     Parameters
@@ -1119,6 +1126,13 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     trace : dict, optional
         Filled with the final ``lower_bounds`` (on the roots with ``root``)
         and ``state`` (0 open, 1 computed, 2 skipped) of every row, for tests.
+    slack, seen : optional
+        The estimate pass of :mod:`cs_fast.kernels.exact` (as
+        :func:`cs_fast.kernels.cpu.min_median`): a row's exact median is
+        computed whenever it may be ``<= slack(best)``, rows are skipped only
+        when their bound exceeds ``slack(best)``, and ``seen[i]`` receives every
+        median computed (inf where only a floor is known: those exceed
+        ``slack`` of the best at the time).
 
     Returns
     -------
@@ -1176,23 +1190,27 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         size = min(tile, 2 * size)
         full = bounding or not src.cheap
         compact = False
+        # Exact search: below the best (ties by index). Estimate pass: at most slack(best), no ties.
+        c_best, c_index = (best, best_index) if slack is None else (np.nextafter(slack(best), np.inf), -1)
         if full and src.C is not None:
             compact = OPEN_ROWS and not npiv  # the pivots' tile needs whole rows
-            D = src.bound_rows(tr, k, best, best_index, buf, buf32, scratch, med, floor, cols if compact else None)
+            D = src.bound_rows(tr, k, c_best, c_index, buf, buf32, scratch, med, floor, cols if compact else None)
             evaluated += m * n + int(np.count_nonzero(np.isfinite(med[:m]))) * n
             rows_full += m
         elif full:
             D = src.full(tr, buf)
-            _finish_rows(D, tr, k, best, best_index, True, scratch, med[:m], floor[:m])
+            _finish_rows(D, tr, k, c_best, c_index, True, scratch, med[:m], floor[:m])
             evaluated += m * n
             rows_full += m
         else:
             evals[:m] = 0
-            src.count(tr, k, best, best_index, buf, scratch, med[:m], evals[:m])
+            src.count(tr, k, c_best, c_index, buf, scratch, med[:m], evals[:m])
             evaluated += int(evals[:m].sum())
             rows_counted += m
         state[tr] = DONE
         open_now -= m
+        if seen is not None:
+            seen[tr] = med[:m]
         # Lexicographic (median, index) minimum over the tile and the best so far.
         for r in range(m):
             v = med[r]
@@ -1200,7 +1218,9 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
             if v < best or (v == best and i < best_index):
                 best, best_index = float(v), i
         if full:
-            skipped = int(_tighten(D, floor[:m], root, eps, tiny, cols, lbc, state, best, best_index, _CHUNK,
+            # Skip a row whose bound exceeds the best (ties by index); in the estimate pass, slack(best).
+            t_best, t_index = (best, best_index) if slack is None else (slack(best), n)
+            skipped = int(_tighten(D, floor[:m], root, eps, tiny, cols, lbc, state, t_best, t_index, _CHUNK,
                                    compact))
             open_now -= skipped
             if 2 * open_now < cols.shape[0]:
