@@ -1,8 +1,9 @@
 """Pinned certificates: fixed seeds, models and settings whose certificates must not change.
 
 ``tests/data/certificate_pins.json`` holds the ``to_dict()`` of every case below,
-made by the code of 2026-12-06 (commit 4b1cecb) before the exact bounds existed,
-so with the paper's Hoeffding/DKW statistics. ``tests/test_certificate_pins.py``
+made before the exact bounds existed, so with the paper's Hoeffding/DKW
+statistics (first at commit 4b1cecb; regenerated once when the distances became
+exact to their inputs, which moved 12 of the 27 records in their last bits). ``tests/test_certificate_pins.py``
 recomputes each case with ``bounds="paper"`` and requires every pinned field to
 be the same bits. Regenerate (only when a change is meant to alter them, and
 say why in the commit)::

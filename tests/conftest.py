@@ -116,18 +116,3 @@ def ptx_target(monkeypatch):
     # Device functions compile for the current device's capability: stand one in.
     monkeypatch.setattr(dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=(8, 0)))
     return cuda, nt
-
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "large: the larger differential fuzz (tests/test_exact_fuzz.py); run with -m large")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked ``large`` run only when selected (``-m large``)."""
-    if "large" in (config.getoption("markexpr") or ""):
-        return
-    skip = pytest.mark.skip(reason="the larger fuzz: run with -m large")
-    for item in items:
-        if "large" in item.keywords:
-            item.add_marker(skip)

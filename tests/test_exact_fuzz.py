@@ -17,7 +17,7 @@ empty boxes, nearly parallel vectors, n across tile boundaries):
   (``Metric.error_bound``) of the exact distance (:mod:`exact_reference`),
   and the chosen center's exact median is the smallest up to twice that bound.
 
-A fast subset always runs; ``-m large`` runs the larger one (bigger n, more seeds).
+A fast subset always runs; ``-m slow`` runs the larger one (bigger n, more seeds).
 """
 
 import numba
@@ -237,7 +237,7 @@ def test_fast_fuzz(case):
     check_case(*case)
 
 
-@pytest.mark.large
+@pytest.mark.slow
 @pytest.mark.parametrize("case", LARGE, ids=_id)
 def test_large_fuzz(case):
     check_case(*case)
