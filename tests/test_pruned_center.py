@@ -40,8 +40,11 @@ def test_parity_random(case, dtype, n, tile, rng):
     X = make_samples(metric, rng, n, dtype, shape)
     brute, pruned, stats = both(X, metric, tile=tile, **params)
     assert_same(brute, pruned)
-    # A counted row that turns out a candidate is computed again in full: at most 2 n^2.
-    assert stats["pairs"] == n * n and 0 < stats["evaluated"] <= 2 * n * n
+    # Distinct pairs, at most n^2; a counted row that turns out a candidate is computed again in
+    # full (recomputed): the work is at most 2 n^2.
+    assert stats["pairs"] == n * n and 0 < stats["evaluated"] <= n * n
+    assert stats["fraction"] == stats["evaluated"] / (n * n) and 0 < stats["fraction"] <= 1
+    assert 0 <= stats["recomputed"] and stats["evaluated"] + stats["recomputed"] <= 2 * n * n
     assert stats["rows_full"] + stats["rows_counted"] + stats["rows_skipped"] == n
 
 
@@ -269,8 +272,6 @@ def test_bad_method_and_stats_are_rejected():
         cs_fast.min_median(X, "l2", method="fast")
     with pytest.raises(TypeError, match="stats: received list"):
         cs_fast.min_median(X, "l2", stats=[])
-    with pytest.raises(ValueError, match="stats: only method='pruned'"):
-        cs_fast.min_median(X, "l2", method="brute", stats={})
 
 
 def test_center_smoothing_uses_the_pruned_search(monkeypatch):
@@ -313,10 +314,11 @@ def test_auto_method_picks_by_reduction_and_size_and_answers_alike(rng):
     X = jittered_boxes(rng, 500)
     stats = {}
     assert cs_fast.min_median(X, "jaccard", stats=stats) == cs_fast.min_median(X, "jaccard", method="pruned")
-    assert stats == {}  # auto took brute force at this size: nothing to report
+    assert stats["method"] == "brute"  # auto took brute force at this size, and says so
     T = rng.normal(size=(301, 3, 4, 5))
+    stats = {}
     assert cs_fast.min_median(T, "tv", stats=stats) == cs_fast.min_median(T, "tv", method="brute")
-    assert stats["pairs"] == 301 ** 2  # auto took the pruned search for tv
+    assert stats["method"] == "pruned" and stats["pairs"] == 301 ** 2  # auto took the pruned search for tv
     with pytest.raises(ValueError, match="method: received 'fast'"):
         cs_fast.min_median(X, "jaccard", method="fast")
 
@@ -584,3 +586,34 @@ def test_bare_count_test_keeps_brute_force_answer(simple, monkeypatch, rng):
         X = X.astype(np.float32)
         brute, pruned, stats = both(X, "jaccard", tile=64)
         assert_same(brute, pruned)
+
+
+STATS_KEYS = {"method", "evaluated", "recomputed", "pairs", "fraction", "rows_full", "rows_counted", "rows_skipped"}
+
+
+@pytest.mark.parametrize("method", ["auto", "brute", "pruned"])
+def test_stats_are_filled_on_every_path(case, method, rng):
+    """Every metric, dtype and method fills the same keys; fraction is a share of the n^2 pairs."""
+    metric, params, shape = case
+    params = resolve_params(params, shape, rng)
+    for dtype in (np.float64, np.float32):
+        n = 40
+        X = make_samples(metric, rng, n, dtype, shape)
+        stats = {}
+        got = cs_fast.min_median(X, metric, method=method, stats=stats, **params)
+        assert got == cs_fast.min_median(X, metric, method="brute", **params)
+        assert STATS_KEYS <= set(stats), sorted(STATS_KEYS - set(stats))
+        assert stats["method"] in ("brute", "pruned") and (method == "auto" or stats["method"] == method)
+        assert stats["pairs"] == n * n and 0 < stats["evaluated"] <= n * n
+        assert stats["fraction"] == stats["evaluated"] / (n * n) and 0.0 < stats["fraction"] <= 1.0
+        assert stats["rows_full"] + stats["rows_counted"] + stats["rows_skipped"] == n
+
+
+def test_stats_fraction_stays_a_share_when_rows_are_recomputed(rng):
+    """Boxes: float32 screens refined in float64 and pivot rows are recomputed, not counted twice."""
+    X = jittered_boxes(rng, 3000)
+    for method in ("brute", "pruned"):
+        stats = {}
+        cs_fast.min_median(X, "jaccard", method=method, stats=stats)
+        assert stats["recomputed"] > 0, stats
+        assert 0 < stats["fraction"] <= 1 and stats["evaluated"] <= stats["pairs"]

@@ -393,18 +393,46 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
     method : {'auto', 'pruned', 'brute'}
         Skip rows by their lower bounds, visit every row, or choose (default).
     stats : dict, optional
-        Filled with what the pruned search did: ``evaluated`` (distances
-        computed), ``pairs`` (``n^2``), ``fraction`` (their ratio),
-        ``rows_full``, ``rows_counted`` (rows given only the counting pass)
-        and ``rows_skipped`` (rows never touched). Only when the pruned search runs
-        (``method='pruned'``, or ``'auto'`` choosing it; a brute-force run leaves it empty).
+        Filled with what the search did, on every path: ``method`` (the one
+        that ran, ``'pruned'`` or ``'brute'``), ``evaluated`` (ordered pairs
+        ``(i, j)`` whose distance was computed, at most ``n^2``), ``pairs``
+        (``n^2``), ``fraction`` (``evaluated / pairs``, in [0, 1]),
+        ``recomputed`` (further evaluations of pairs already counted: a
+        float64 refinement of a float32 screen, pivot rows; the work is
+        ``evaluated + recomputed``), ``rows_full`` (rows computed in full;
+        brute force: every row), ``rows_counted`` (rows given only the
+        counting pass) and ``rows_skipped`` (rows never touched); some paths
+        add their own (``candidates``, ``refined``, ``summed``, ``seeds``,
+        ``survivors``). On the device's brute-force path the count's early
+        exit is not tallied: ``evaluated`` is ``n^2`` there, an upper bound.
+
+    Returns
+    -------
+    index : int
+        The row of the center (the smallest among tied medians).
+    radius : float
+        Its lower median distance, a float64.
+
+    Examples
+    --------
+    Three points near the origin and one far away: the center is the middle
+    of the cluster, and half of the samples lie within its radius.
+
+    >>> import numpy as np
+    >>> import cs_fast
+    >>> Z = np.array([[0.0, 0.0], [0.1, 0.0], [0.2, 0.0], [5.0, 0.0]])
+    >>> index, radius = cs_fast.min_median(Z, "l2")
+    >>> int(index), round(radius, 6)
+    (1, 0.1)
+    >>> stats = {}
+    >>> _ = cs_fast.min_median(Z, "l2", method="brute", stats=stats)
+    >>> stats["method"], stats["pairs"], 0.0 <= stats["fraction"] <= 1.0
+    ('brute', 16, True)
     """
     if method not in METHODS:
         raise ValueError(f"method: received {method!r}; expected one of {METHODS}")
     if stats is not None and not isinstance(stats, dict):
         raise TypeError(f"stats: received {type(stats).__name__}; expected a dict to fill, or None")
-    if stats is not None and method == "brute":
-        raise ValueError("stats: only method='pruned' reports statistics; received method='brute'")
     m, params = _metric(metric, params)
     (Z,), kind, ops, gpu = _load(backend, [("Z", Z)])
     with device_scope(kind):
@@ -452,8 +480,25 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
             elif method == "pruned":
                 index, radius = prune.min_median(red, F.data, F.arg, tile, root=root, stats=stats)
             elif red in ("sq", "l2", "wsq"):  # float32 product, the bound, float64 where it cannot decide
-                index, radius = mixed_cpu.min_median(F.data, red == "l2", tile,
+                index, radius = mixed_cpu.min_median(F.data, red == "l2", tile, stats=stats,
                                                      weights=F.arg if red == "wsq" else None)
+                if stats is not None:  # every pair in float32, the undecided rows' pairs again in float64
+                    stats.update(evaluated=n * n, recomputed=stats.get("summed", 0))
             else:
-                index, radius = cpu.min_median(red, F.data, F.arg, tile)
+                index, radius = cpu.min_median(red, F.data, F.arg, tile, stats=stats)
+    if stats is not None:
+        _complete_stats(stats, method, n)
     return int(index), float(radius)
+
+
+def _complete_stats(stats, method, n):
+    """The keys :func:`min_median` promises on every path; brute force visits every row."""
+    stats["method"] = method
+    stats.setdefault("evaluated", n * n)  # the device's brute force: its early exit is not tallied
+    stats.setdefault("recomputed", 0)
+    stats["pairs"] = n * n
+    stats["fraction"] = stats["evaluated"] / float(n * n)
+    if method == "brute":
+        stats.update(rows_full=n, rows_counted=0, rows_skipped=0)
+    if not 0.0 <= stats["fraction"] <= 1.0:  # a tally that counted a pair twice: a bug, never clipped
+        raise AssertionError(f"min_median stats: evaluated {stats['evaluated']} of {n * n} pairs")

@@ -987,7 +987,7 @@ def paired(reduction, A, B, arg):
     return out[0]
 
 
-def min_median(reduction, F, arg, tile, slack=None, seen=None):
+def min_median(reduction, F, arg, tile, slack=None, seen=None, stats=None):
     """Index and value of the smallest lower median of the rows of ``D(F, F)``, brute force.
 
     Rows are processed ``tile`` at a time. A row with fewer than
@@ -1023,6 +1023,7 @@ def min_median(reduction, F, arg, tile, slack=None, seen=None):
     buf = np.empty((min(tile, n), n))
     med = np.empty(min(tile, n))
     evals = np.empty(min(tile, n), np.int64)
+    evaluated = recomputed = 0
     start = 0
     size = first
     while start < n:
@@ -1032,11 +1033,16 @@ def min_median(reduction, F, arg, tile, slack=None, seen=None):
         bound = best if slack is None else np.nextafter(slack(best), np.inf)
         if reduction == "box":
             box_fused_tile(F, FT, np.arange(start, stop), k, bound, -1, buf, med, evals)  # index order: strict
+            walked = int(np.minimum(evals[:m], n).sum())  # a row's walk visits distinct columns
+            evaluated += walked
+            recomputed += int(evals[:m].sum()) - walked
         elif direct:
             fused(F, start, stop, k, bound, arg, buf, med)
+            evaluated += m * n
         else:
             D = l1_rows(F, np.arange(start, stop), buf)
             tile_select(D, k, bound, med)
+            evaluated += m * n
         meds = med[:m]
         if seen is not None:
             seen[start:stop] = meds
@@ -1045,4 +1051,6 @@ def min_median(reduction, F, arg, tile, slack=None, seen=None):
             best = float(meds[r])
             best_index = start + r
         start = stop
+    if stats is not None:
+        stats.update(evaluated=int(evaluated), recomputed=int(recomputed))
     return best_index, best

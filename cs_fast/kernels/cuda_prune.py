@@ -198,7 +198,8 @@ def min_median(reduction, F, arg, tile=None, max_memory=ck.DEFAULT_MAX_MEMORY, r
     if stats is not None:
         evaluated = rows_full * n
         stats.update(
-            evaluated=int(evaluated), pairs=n * n, fraction=evaluated / float(n * n), rows_full=int(rows_full),
+            evaluated=int(evaluated), recomputed=0, pairs=n * n, fraction=evaluated / float(n * n),
+            rows_full=int(rows_full),
             rows_counted=0, rows_skipped=int(ck.fetch(skipped)[0]),
         )
     return int(ck.fetch(best_index)[0]), float(ck.fetch(best)[0])

@@ -119,7 +119,7 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
         The estimate pass: :func:`cs_fast.kernels.cpu.min_median` or
         :func:`cs_fast.kernels.prune.min_median`.
     stats : dict, optional
-        The pruned pass's statistics, plus ``candidates`` (rows given a
+        The estimate pass's statistics, plus ``candidates`` (rows given a
         canonical lower end) and ``refined`` (rows whose canonical median was
         computed).
 
@@ -136,7 +136,7 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
 
         prune.min_median(est.reduction, est.data, est.arg, tile, stats=stats, slack=bound.threshold, seen=seen)
     else:
-        cpu.min_median(est.reduction, est.data, est.arg, tile, slack=bound.threshold, seen=seen)
+        cpu.min_median(est.reduction, est.data, est.arg, tile, slack=bound.threshold, seen=seen, stats=stats)
     return refine(reduction, F, arg, seen, bound, stats, medians=partial_medians(reduction, F, arg, est))
 
 

@@ -1117,8 +1117,11 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     root : bool
         The distances are squares of a metric (``sqfeat``): bound on the roots.
     stats : dict, optional
-        Filled with ``evaluated`` (distances computed), ``pairs`` (``n^2``),
-        ``fraction``, ``rows_full`` (rows computed in full), ``rows_counted``
+        Filled with ``evaluated`` (ordered pairs whose distance was computed,
+        at most ``n^2``), ``recomputed`` (further evaluations of pairs already
+        counted: float64 refinements of float32 screens, pivot rows; the work
+        is ``evaluated + recomputed``), ``pairs`` (``n^2``), ``fraction``
+        (``evaluated / pairs``, in [0, 1]), ``rows_full`` (rows computed in full), ``rows_counted``
         (rows given the counting pass) and ``rows_skipped`` (rows never touched).
     margin : (eps, tiny), optional
         Override of :func:`rounding_margin` (tests use it to show that a
@@ -1171,7 +1174,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     bounding = True  # full rows, exact medians, bounds tightened; else the counting pass
     npiv = 0  # > 0: the next full tile's rows become the counting pass's pivots
     size = min(tile, threads)
-    evaluated = rows_full = rows_counted = 0
+    evaluated = recomputed = rows_full = rows_counted = 0
     while open_now > 0:
         if pos >= order.shape[0] or (SORT and bounding and 2 * open_now < open_at_sort):
             # Re-sort the open rows by bound. Bounds only rise, so a stale order
@@ -1195,7 +1198,9 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         if full and src.C is not None:
             compact = OPEN_ROWS and not npiv  # the pivots' tile needs whole rows
             D = src.bound_rows(tr, k, c_best, c_index, buf, buf32, scratch, med, floor, cols if compact else None)
-            evaluated += m * n + int(np.count_nonzero(np.isfinite(med[:m]))) * n
+            evaluated += m * n
+            # rows whose float32 screen could not decide are evaluated again in float64
+            recomputed += int(np.count_nonzero(np.isfinite(med[:m]))) * n
             rows_full += m
         elif full:
             D = src.full(tr, buf)
@@ -1205,7 +1210,10 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         else:
             evals[:m] = 0
             src.count(tr, k, c_best, c_index, buf, scratch, med[:m], evals[:m])
-            evaluated += int(evals[:m].sum())
+            # A row's walk visits distinct columns; beyond n, a row finished in full was evaluated again.
+            walked = int(np.minimum(evals[:m], n).sum())
+            evaluated += walked
+            recomputed += int(evals[:m].sum()) - walked
             rows_counted += m
         state[tr] = DONE
         open_now -= m
@@ -1230,7 +1238,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
                 lbc = lb[cols]
             if npiv:
                 # This tile's rows (random open rows: the core) and the best row become the pivots.
-                evaluated += src.set_pivots(D, best_index, eps, tiny)
+                recomputed += src.set_pivots(D, best_index, eps, tiny)  # the best row, already full
                 npiv = 0
                 bounding = False
             elif SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
@@ -1240,13 +1248,13 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
                 else:
                     bounding = False  # the bounds stopped paying for their rows: count instead
                     if PIVOT and src.reduction == "box" and best_index < n:
-                        evaluated += src.set_pivot(best_index, eps, tiny, buf)
+                        recomputed += src.set_pivot(best_index, eps, tiny, buf)  # the best row, already full
     if trace is not None:
         lb[cols] = lbc
         trace.update(lower_bounds=lb, state=state)
     if stats is not None:
         stats.update(
-            evaluated=int(evaluated), pairs=n * n, fraction=evaluated / float(n * n),
+            evaluated=int(evaluated), recomputed=int(recomputed), pairs=n * n, fraction=evaluated / float(n * n),
             rows_full=int(rows_full), rows_counted=int(rows_counted),
             rows_skipped=int(np.count_nonzero(state == SKIPPED)),
         )
