@@ -176,6 +176,14 @@ def _check_finite(ops, arr, name):
 
 def _prepare_boxes(x, name, params, ops=HOST_OPS):
     arr = ops.array(x, name)
+    if arr.dtype == np.bool_:
+        # scipy's 'jaccard' is the set distance of boolean vectors: read as boxes they would all be
+        # empty or degenerate and every distance 0, a silent wrong answer.
+        raise TypeError(
+            f"{name}: received a boolean array of shape {tuple(arr.shape)}; metric 'jaccard' reads boxes "
+            "(x1, y1, x2, y2) as numbers. For the Jaccard distance of boolean vectors or masks "
+            "(scipy's 'jaccard') use metric 'jaccard_mask'"
+        )
     dtype = real_dtype(arr.dtype, name)
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise _rank_error(name, JACCARD, arr)
@@ -660,7 +668,7 @@ TV = Metric(
 
 SQFEAT = Metric(
     name="sqfeat",
-    aliases=("sqeuclidean", "lpips"),
+    aliases=("sqeuclidean",),
     gamma=2.0,
     layout="feature arrays of shape (n, ...) with at least one feature",
     params=("weights",),
@@ -739,18 +747,79 @@ ANGULAR = Metric(
 _REGISTRY = {m.name: m for m in (JACCARD, JACCARD_MASK, TV, SQFEAT, L2, L1, ANGULAR)}
 _LOOKUP = {alias: m for m in _REGISTRY.values() for alias in (m.name,) + m.aliases}
 
+# Names a user may reasonably try whose meaning differs from every registered metric: refused
+# with the reason, never mapped to something that computes another quantity.
+_REFUSED = {
+    "lpips": (
+        "LPIPS is not a distance on raw pixels: it is 'sqfeat' on the features of a perceptual network. "
+        "Compute the features once per image (cs_fast.models.lpips_adapter.LPIPSFeatures) and pass them "
+        "with metric 'sqfeat'"
+    ),
+    "cosine": (
+        "scipy's 'cosine' distance (1 - cos) breaks the triangle inequality, which the center's guarantee "
+        "needs; use 'angular' (the angle between the vectors, a metric)"
+    ),
+}
+
 
 def available_metrics():
-    """Names of the registered metrics, e.g. ``['angular', 'jaccard', ...]``."""
+    """Names of the registered metrics, sorted.
+
+    Each name is accepted by :func:`get_metric`, :func:`cs_fast.cdist`,
+    :func:`cs_fast.min_median` and :class:`cs_fast.CenterSmoothing`; the
+    aliases (scipy's names among them) are on each :class:`Metric` record.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> import cs_fast
+    >>> cs_fast.available_metrics()
+    ['angular', 'jaccard', 'jaccard_mask', 'l1', 'l2', 'sqfeat', 'tv']
+    """
     return sorted(_REGISTRY)
 
 
 def get_metric(metric):
-    """Return the :class:`Metric` for a name or alias (or a Metric itself)."""
+    """The :class:`Metric` record of a name or alias (or a Metric itself).
+
+    Names are case-insensitive. A name whose usual meaning no registered
+    metric computes (``'lpips'`` on raw pixels, scipy's ``'cosine'``) is
+    refused with the reason rather than mapped to something else.
+
+    Parameters
+    ----------
+    metric : str or Metric
+        A name from :func:`available_metrics` or one of its aliases.
+
+    Returns
+    -------
+    Metric
+
+    Raises
+    ------
+    ValueError
+        For an unknown or refused name; the message lists the known ones.
+
+    Examples
+    --------
+    scipy's ``'sqeuclidean'`` is cs_fast's ``sqfeat``, whose certificates
+    use gamma = 2 (the squared distance satisfies a relaxed triangle
+    inequality with constant 2):
+
+    >>> import cs_fast
+    >>> m = cs_fast.get_metric("sqeuclidean")
+    >>> m.name, m.gamma
+    ('sqfeat', 2.0)
+    """
     if isinstance(metric, Metric):
         return metric
     if isinstance(metric, str) and metric.lower() in _LOOKUP:
         return _LOOKUP[metric.lower()]
+    if isinstance(metric, str) and metric.lower() in _REFUSED:
+        raise ValueError(f"metric: received {metric!r}; {_REFUSED[metric.lower()]}")
     known = ", ".join(f"{m.name} (aliases: {', '.join(m.aliases)})" for m in _REGISTRY.values())
     raise ValueError(f"metric: received {metric!r}; expected one of: {known}")
 
