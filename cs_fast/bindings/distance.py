@@ -110,6 +110,26 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
         ``backend='cpu'`` receives device data.
     RuntimeError
         If the CUDA backend is needed but not usable (no numba-cuda, no GPU).
+
+    Examples
+    --------
+    The same numbers as scipy, under cs_fast's names or scipy's:
+
+    >>> import numpy as np
+    >>> import cs_fast
+    >>> XA = np.array([[0.0, 0.0], [3.0, 4.0]])
+    >>> XB = np.array([[0.0, 0.0], [6.0, 8.0], [3.0, 0.0]])
+    >>> cs_fast.cdist(XA, XB, "euclidean")
+    array([[ 0., 10.,  3.],
+           [ 5.,  5.,  4.]])
+
+    Boxes ``(x1, y1, x2, y2)`` under ``jaccard`` (one minus intersection
+    over union); float32 in, float32 out:
+
+    >>> boxes = np.array([[0, 0, 2, 2], [1, 1, 3, 3]], dtype=np.float32)
+    >>> D = cs_fast.cdist(boxes, boxes, "jaccard")
+    >>> D.dtype, round(float(D[0, 1]), 4)
+    (dtype('float32'), 0.8571)
     """
     m, params = _metric(metric, params)
     same = XB is XA  # cdist(X, X): validate and featurize once (and one symmetric product for sq/l2)
@@ -226,6 +246,20 @@ def pdist(X, metric="l2", *, backend="auto", **params):
     Returns the ``n (n - 1) / 2`` distances ``d(X[i], X[j])`` for ``i < j`` in
     row-major order; ``scipy.spatial.distance.squareform`` turns it into the
     square matrix. Only the upper triangle is computed, in row tiles.
+    Arguments as :func:`cdist`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cs_fast
+    >>> X = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    >>> cs_fast.pdist(X, "l2")
+    array([ 5., 10.,  5.])
+    >>> from scipy.spatial.distance import squareform
+    >>> squareform(cs_fast.pdist(X, "l1"))
+    array([[ 0.,  7., 14.],
+           [ 7.,  0.,  7.],
+           [14.,  7.,  0.]])
     """
     m, params = _metric(metric, params)
     (X,), kind, ops, gpu = _load(backend, [("X", X)])
@@ -273,7 +307,22 @@ def to_center(Z, center, metric="l2", *, backend="auto", **params):
 
     ``center`` has the per-sample shape of ``Z`` (``Z.shape[1:]``) and lives
     where ``Z`` does. Returns a length-``len(Z)`` vector of the caller's type,
-    float32 for float32 inputs, else float64.
+    float32 for float32 inputs, else float64. These are the distances the
+    center check and the certificate rank (the same bits as float64
+    :func:`cdist` for each pair). Other arguments as :func:`cdist`.
+
+    Examples
+    --------
+    Total variation (the sum of absolute differences of neighbouring
+    pixels) of each image's difference from a reference image:
+
+    >>> import numpy as np
+    >>> import cs_fast
+    >>> Z = np.zeros((3, 2, 2))
+    >>> Z[1, 0, 0] = 1.0   # one bright pixel: two neighbour differences of 1
+    >>> Z[2] = 5.0         # a constant shift: no neighbour differences
+    >>> cs_fast.to_center(Z, Z[0], "tv")
+    array([0., 2., 0.])
     """
     d64, dtype, kind = _to_center64(Z, center, metric, params, backend)
     with device_scope(kind):
@@ -285,6 +334,16 @@ def paired(XA, XB, metric="l2", *, backend="auto", **params):
 
     The row-wise form of :func:`cdist` (``sklearn.metrics.pairwise.paired_distances``
     style, and the ``dist_fn(batch1, batch2)`` signature of the authors' code).
+    Other arguments as :func:`cdist`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cs_fast
+    >>> XA = np.array([[0.0, 0.0], [1.0, 1.0]])
+    >>> XB = np.array([[3.0, 4.0], [1.0, 2.0]])
+    >>> cs_fast.paired(XA, XB, "sqfeat")
+    array([25.,  1.])
     """
     m, params = _metric(metric, params)
     (A, B), kind, ops, gpu = _load(backend, [("XA", XA), ("XB", XB)])
@@ -415,19 +474,20 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
 
     Examples
     --------
-    Three points near the origin and one far away: the center is the middle
-    of the cluster, and half of the samples lie within its radius.
+    Four points near the origin and one far away: the center is the point
+    with the most neighbours close by, and at least half of the samples
+    (itself included) lie within its radius.
 
     >>> import numpy as np
     >>> import cs_fast
-    >>> Z = np.array([[0.0, 0.0], [0.1, 0.0], [0.2, 0.0], [5.0, 0.0]])
+    >>> Z = np.array([[0.0, 0.0], [0.1, 0.0], [0.2, 0.0], [0.35, 0.0], [5.0, 0.0]])
     >>> index, radius = cs_fast.min_median(Z, "l2")
     >>> int(index), round(radius, 6)
     (1, 0.1)
     >>> stats = {}
     >>> _ = cs_fast.min_median(Z, "l2", method="brute", stats=stats)
     >>> stats["method"], stats["pairs"], 0.0 <= stats["fraction"] <= 1.0
-    ('brute', 16, True)
+    ('brute', 25, True)
     """
     if method not in METHODS:
         raise ValueError(f"method: received {method!r}; expected one of {METHODS}")
