@@ -168,6 +168,15 @@ def test_extra_install_hints_work_from_a_clone():
     from cs_fast import distributed
 
     assert "pip install -e '.[distributed]'" in distributed.RAY_INSTALL
+    # cs_fast is installed from its clone: no message may advise installing it from an index
+    import pathlib
+    import re
+
+    root = pathlib.Path(cli.__file__).parent
+    wrong = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if re.search(r"pip install ['\"]?cs_fast\[", line)]
+    assert not wrong, wrong
 
 
 def test_plan_prints_both_rule_sets(capsys):

@@ -6,7 +6,7 @@ def cuda_problem():
     try:
         from numba import cuda
     except ImportError:
-        return "numba-cuda is not installed (pip install 'cs_fast[cuda]')"
+        return "numba-cuda is not installed (pip install -e '.[cuda]' in the cs_fast clone, or: pip install numba-cuda)"
     try:
         if not cuda.is_available():
             return "numba-cuda found no usable GPU (no NVIDIA driver or no device)"

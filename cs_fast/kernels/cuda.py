@@ -239,7 +239,7 @@ def cuda_module():
     except ImportError as err:
         raise ImportError(
             "cs_fast.kernels.cuda needs the numba-cuda package (the CUDA target of numba); "
-            "install it with: pip install numba-cuda  (or pip install 'cs_fast[cuda]')"
+            "install it with: pip install -e '.[cuda]' in the cs_fast clone (or: pip install numba-cuda)"
         ) from err
     cuda = module
     return cuda
