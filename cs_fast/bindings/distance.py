@@ -103,8 +103,17 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
         Metric parameters, e.g. ``channel_norm=2`` for ``tv`` or
         ``weights=w`` for ``sqfeat``.
 
+    Returns
+    -------
+    array of shape (len(XA), len(XB))
+        Of the inputs' array type (numpy, torch, CuPy or numba device),
+        float32 for float32 inputs, else float64.
+
     Raises
     ------
+    TypeError
+        If an input's dtype does not fit the metric (e.g. a boolean array
+        under ``'jaccard'``, which reads boxes).
     ValueError
         If one input is on the host and the other on a device, or
         ``backend='cpu'`` receives device data.
