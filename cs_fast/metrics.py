@@ -174,6 +174,23 @@ def _check_finite(ops, arr, name):
         raise nonfinite_rows_error(name, count, arr.shape[0], first)
 
 
+def _widen(ops, arr, dtype, name):
+    """``arr`` as ``dtype``; 64-bit integers beyond 2**53, which float64 would round, are refused.
+
+    Every smaller integer, bool and float16 widens exactly. Host arrays are checked (one pass for the
+    extremes); device arrays of 64-bit integers are converted as they are.
+    """
+    if isinstance(arr, np.ndarray) and arr.dtype.kind in "iu" and arr.dtype.itemsize == 8 and arr.size:
+        big = max(abs(int(arr.min())), abs(int(arr.max())))
+        if big > 2**53:
+            raise ValueError(
+                f"{name}: received {arr.dtype} values up to {big} in magnitude; cs_fast computes in "
+                f"float64, which holds integers exactly only up to 2**53 = {2**53}; expected integers "
+                "within that range, or floating-point values"
+            )
+    return ops.astype(arr, dtype)
+
+
 def _prepare_boxes(x, name, params, ops=HOST_OPS):
     arr = ops.array(x, name)
     if arr.dtype == np.bool_:
@@ -187,7 +204,7 @@ def _prepare_boxes(x, name, params, ops=HOST_OPS):
     dtype = real_dtype(arr.dtype, name)
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise _rank_error(name, JACCARD, arr)
-    arr = ops.astype(arr, dtype)
+    arr = _widen(ops, arr, dtype, name)
     _check_finite(ops, arr, name)
     return arr
 
@@ -214,7 +231,7 @@ def _prepare_tv(x, name, params, ops=HOST_OPS):
             f"{name}: received an array of shape {tuple(arr.shape)}; metric 'tv' needs at least one "
             "pair of adjacent entries per sample"
         )
-    arr = ops.astype(arr, dtype)
+    arr = _widen(ops, arr, dtype, name)
     _check_finite(ops, arr, name)
     return arr
 
@@ -225,7 +242,7 @@ def _prepare_vectors(metric):
         dtype = real_dtype(arr.dtype, name)
         if arr.ndim < 2 or (arr.shape[0] > 0 and _per_sample(arr.shape) == 0):
             raise _rank_error(name, metric(), arr)
-        arr = ops.flatten(ops.astype(arr, dtype))
+        arr = ops.flatten(_widen(ops, arr, dtype, name))
         _check_finite(ops, arr, name)
         return arr
 

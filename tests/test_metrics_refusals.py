@@ -55,3 +55,17 @@ def test_every_alias_names_the_same_quantity_as_its_scipy_namesake():
         np.testing.assert_allclose(cs_fast.cdist(X, X, alias), cdist(X, X, scipy_name), rtol=1e-12, atol=1e-15)
     aliases = {a for name in cs_fast.available_metrics() for a in cs_fast.get_metric(name).aliases}
     assert not aliases & {"lpips", "cosine", "hamming", "correlation"}
+
+
+@pytest.mark.parametrize("metric", ["l2", "jaccard", "tv", "angular"])
+def test_integers_float64_would_round_are_refused(metric):
+    X = np.zeros((3, 4), dtype=np.int64) + np.array([0, 0, 2, 2])
+    X[1, 2] = 2**53 + 1  # float64(2**53 + 1) == 2**53: the distance would be of another input
+    with pytest.raises(ValueError, match=r"XA: received int64 values up to 9007199254740993 .*2\*\*53"):
+        cs_fast.cdist(X, X, metric)
+    X[1, 2] = 2**53  # exact in float64: accepted
+    assert cs_fast.cdist(X, X, metric).shape == (3, 3)
+    U = X.astype(np.uint64)
+    U[1, 2] = 2**64 - 1
+    with pytest.raises(ValueError, match="uint64 values up to 18446744073709551615"):
+        cs_fast.pdist(U, metric)
