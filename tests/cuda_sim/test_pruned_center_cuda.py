@@ -103,3 +103,15 @@ def test_bindings_choose_the_method_on_the_device(rng):
     pruned = cs_fast.min_median(dX, "jaccard", tile=3, method="pruned", stats=stats)
     assert pruned == cs_fast.min_median(dX, "jaccard", tile=3, method="brute")
     assert 0 < stats["fraction"] <= 1
+
+
+@pytest.mark.parametrize("metric", ["jaccard", "tv"])
+def test_device_stats_are_filled_on_the_brute_force_path_too(rng, metric):
+    X = (np.array([30.0, 40.0, 80.0, 120.0]) + rng.normal(0, 6, (12, 4)) if metric == "jaccard"
+         else rng.normal(size=(12, 3, 4)))
+    stats = {}
+    got = cs_fast.min_median(cuda.to_device(X), metric, tile=4, method="brute", stats=stats)
+    assert got == cs_fast.min_median(X, metric, method="brute")
+    assert stats["method"] == "brute" and stats["pairs"] == 144 and stats["rows_full"] == 12
+    # the device's count exits early without a tally: n^2 is its stated upper bound
+    assert stats["evaluated"] == 144 and stats["fraction"] == 1.0 and stats["recomputed"] == 0
