@@ -400,3 +400,41 @@ def test_m_for_level_is_the_first_of_its_run():
     assert bounds.m_for_level(p, p, 0.005) is None  # the level never reaches p itself
     with pytest.raises(TypeError, match="level: received None"):
         bounds.m_for_level(None, p, 0.005)
+
+
+# Every public function refuses a probability or margin at the edge of its open interval (the
+# smallest value a widened check would let through), naming the argument and the interval.
+EDGE_CALLS = [
+    ("alpha", 1.0, lambda v: bounds.exact_rank(100, 0.9, v)),
+    ("alpha", 1.0, lambda v: bounds.clopper_pearson_lower(60, 100, v)),
+    ("alpha1", 1.0, lambda v: bounds.lemma1_margin(100, v)),
+    ("delta", 0.5, lambda v: bounds.paper_threshold(2000, v, 0.005)),
+    ("delta", 0.5, lambda v: bounds.center_check(1500, 2000, v, 0.005)),
+    ("alpha1", 1.0, lambda v: bounds.center_check(1500, 2000, 0.05, v)),
+    ("alpha2", 1.0, lambda v: bounds.certification_rank(1000, 0.9, v)),
+    ("alpha2", 1.0, lambda v: bounds.smallest_m(0.9, v)),
+    ("delta", 0.5, lambda v: bounds.admissible(2000, v, 0.005)),
+    ("alpha1", 1.0, lambda v: bounds.admissible(2000, 0.05, v)),
+    ("delta", 0.5, lambda v: bounds.smallest_n(v, 0.005)),
+    ("alpha1", 1.0, lambda v: bounds.smallest_n(0.05, v)),
+    ("delta", 0.5, lambda v: bounds.require_certifiable(2000, 1000, 0.5, 0.25, delta=v)),
+    ("alpha1", 1.0, lambda v: bounds.require_certifiable(2000, 1000, 0.5, 0.25, alpha1=v)),
+    ("alpha2", 1.0, lambda v: bounds.require_certifiable(2000, 1000, 0.5, 0.25, alpha2=v)),
+    ("delta", 0.5, lambda v: bounds.plan(2.0, delta=v)),
+    ("alpha1", 1.0, lambda v: bounds.plan(2.0, alpha1=v)),
+    ("alpha2", 1.0, lambda v: bounds.plan(2.0, alpha2=v)),
+]
+
+
+@pytest.mark.parametrize("name,edge,call", EDGE_CALLS, ids=[f"{i}-{c[0]}" for i, c in enumerate(EDGE_CALLS)])
+def test_probabilities_and_margins_at_their_interval_edges_are_refused(name, edge, call):
+    for value in (edge, 0.0, -edge):
+        with pytest.raises(ValueError, match=rf"{name}: received .*open interval \(0\.0, {edge}\)"):
+            call(value)
+    with pytest.raises(ValueError, match=f"{name}: received nan; expected a finite number"):
+        call(float("nan"))
+
+
+def test_order_statistic_refuses_a_level_of_zero():
+    with pytest.raises(ValueError, match="q: received 0.0"):
+        bounds.order_statistic(np.arange(5.0), 0.0)
