@@ -551,8 +551,6 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
             elif red in ("sq", "l2", "wsq"):  # float32 product, the bound, float64 where it cannot decide
                 index, radius = mixed_cpu.min_median(F.data, red == "l2", tile, stats=stats,
                                                      weights=F.arg if red == "wsq" else None)
-                if stats is not None:  # every pair in float32, the undecided rows' pairs again in float64
-                    stats.update(evaluated=n * n, recomputed=stats.get("summed", 0))
             else:
                 index, radius = cpu.min_median(red, F.data, F.arg, tile, stats=stats)
     if stats is not None:

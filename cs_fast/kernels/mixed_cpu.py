@@ -253,7 +253,8 @@ def min_median(F, take_sqrt, tile, stats=None, weights=None):
 
     ``stats``, a dict, gets ``candidates`` (rows whose lower end is at most
     the smallest upper end), ``refined`` (rows whose median was computed
-    exactly) and ``summed`` (float64 distances computed for them).
+    exactly), ``summed`` (float64 distances computed for them), ``evaluated``
+    (``n^2``: every pair in the product) and ``recomputed`` (``summed``).
     ``weights``: the float64 weights of ``sqfeat`` (``wsq``): the product reads
     the centred rows scaled by ``sqrt(w)``, the bound is the weighted one
     (``mp.sq_coefficients(weighted=True)``) and the exact medians are the
@@ -266,7 +267,8 @@ def min_median(F, take_sqrt, tile, stats=None, weights=None):
     if not na.max() < mp.MAX_NORM2:
         index, radius, candidates = cpu.sq_min_median(F, take_sqrt, tile, weights)
         if stats is not None:
-            stats.update(candidates=candidates, refined=candidates, summed=candidates * n)
+            stats.update(candidates=candidates, refined=candidates, summed=candidates * n, evaluated=n * n,
+                         recomputed=candidates * n)
         return index, radius
     coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32, weighted=weighted)
     a = mp.norm_upper(na, d)
@@ -321,7 +323,8 @@ def min_median(F, take_sqrt, tile, stats=None, weights=None):
         if m < best or (m == best and i < best_index):
             best, best_index = m, i
     if stats is not None:
-        stats.update(candidates=int(order.size), refined=refined, summed=summed)
+        # every pair in float32, the undecided rows' pairs again in float64
+        stats.update(candidates=int(order.size), refined=refined, summed=summed, evaluated=n * n, recomputed=summed)
     return best_index, float(best)
 
 
