@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from ..bounds import ALPHA_DEFAULT, DELTA_DEFAULT
 from ..seeds import root_seed  # noqa: F401  (used by the sweeps below and re-exported)
 
 #: The scalar fields of a :class:`cs_fast.Certificate` that the sweeps report.
@@ -50,13 +51,13 @@ def add_bounds_argument(parser):
                              "default: %(default)s)")
 
 
-def add_statistics_arguments(parser, delta=0.05):
+def add_statistics_arguments(parser, delta=DELTA_DEFAULT):
     """``--delta``, ``--alpha1``, ``--alpha2`` and ``--bounds`` of a sweep."""
     parser.add_argument("--delta", type=float, default=delta,
                         help="abstain unless the center check's margin is at most this (default: %(default)s)")
-    parser.add_argument("--alpha1", type=float, default=0.005,
+    parser.add_argument("--alpha1", type=float, default=ALPHA_DEFAULT,
                         help="failure probability of the center check (default: %(default)s)")
-    parser.add_argument("--alpha2", type=float, default=0.005,
+    parser.add_argument("--alpha2", type=float, default=ALPHA_DEFAULT,
                         help="failure probability of the radius bound (default: %(default)s)")
     add_bounds_argument(parser)
 
