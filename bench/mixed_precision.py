@@ -80,7 +80,7 @@ def run_targets(reps, check_brute_force=True, log=print):
         check = {}
         if op == "min_median":
             stats = {}
-            mixed_cpu.min_median(np.ascontiguousarray(X), False, n, stats=stats)
+            mixed_cpu.min_median("sq", np.ascontiguousarray(X), 0, n, stats=stats)
             check["rows_given_an_interval"] = stats["candidates"]
             check["rows_refined"] = stats["refined"]
             check["float64_distances_summed"] = stats["summed"]

@@ -3,8 +3,8 @@ r"""The metric registry: one :class:`Metric` record per distance.
 A record holds everything about one distance: its name and aliases, its
 relaxed-triangle factor :math:`\gamma` (``d(a, c) <= gamma * (d(a, b) + d(b, c))``),
 the input layout it expects and the check of it, the featurize transform
-(once per sample, O(n d)), the name of the pairwise reduction in
-:mod:`cs_fast.kernels.pair`, a float64 numpy reference written from the
+(once per sample, O(n d)), the record of its pairwise reduction in
+:mod:`cs_fast.kernels.reductions`, a float64 numpy reference written from the
 definition (not from the featurized form), which the parity tests compare the
 kernels against, and the stated accuracy of its canonical distance.
 
@@ -48,6 +48,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._checks import describe, nonfinite_rows_error, real_dtype
+from .kernels import reductions
+from .kernels.reductions import Reduction
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,11 @@ class Features:
 
     data: np.ndarray
     arg: object = 0
-    reduction: Optional[str] = None
+    reduction: Optional[Reduction] = None  # a name is taken for its record
+
+    def __post_init__(self):
+        if self.reduction is not None:
+            object.__setattr__(self, "reduction", reductions.get(self.reduction))
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class Metric:
     params: tuple
     prepare: Callable  # (array, argname, params, ops=HOST_OPS) -> validated array (dtype fixed, finite)
     featurize: Callable  # (validated array, params) -> Features
-    reduction: str  # name of the pair function in cs_fast.kernels.pair
+    reduction: Reduction  # the pairwise reduction of the features (cs_fast.kernels.reductions)
     reference: Callable = field(repr=False)  # (XA, XB, params) -> float64 (na, nb)
     #: The largest distance the metric can take, None when unbounded: a
     #: certificate with eps_out at least this says nothing (``vacuous``).
@@ -359,7 +365,7 @@ def _featurize_tv(arr, params):
     """The canonical tv features: the images themselves, flattened (the distance takes their difference first)."""
     images, _, grouped = tv_layout(arr.shape, params)
     flat = _contiguous(arr.reshape(images[0], int(np.prod(images[1:]))))
-    return Features(flat, tv_arg(images), "tv2" if grouped else "tv")
+    return Features(flat, tv_arg(images), reductions.TV2 if grouped else reductions.TV)
 
 
 def _featurize_sqfeat(arr, params):
@@ -368,7 +374,7 @@ def _featurize_sqfeat(arr, params):
     weights = params.get("weights")
     if weights is None:
         return Features(flat)
-    return Features(flat, sqfeat_weights(weights, flat.shape[1], flat.dtype), "wsq")
+    return Features(flat, sqfeat_weights(weights, flat.shape[1], flat.dtype), reductions.WSQ)
 
 
 def _featurize_angular(arr, params):
@@ -399,11 +405,11 @@ def _chunk_rho(d, dtype):
     Terms ``|a - b|`` in the storage dtype (one rounding) summed in chunks of at
     most 512 in any order (vectorized), chunk sums added in float64.
     """
-    from .kernels.cpu import _KC
+    from .kernels.cpu import L1_CHUNK
 
-    chunks = -(-int(d) // _KC)
+    chunks = -(-int(d) // L1_CHUNK)
     if np.dtype(dtype) == np.float32:
-        return (1.0 + gamma(_KC + 1, U32)) * (1.0 + gamma(chunks + 1)) - 1.0
+        return (1.0 + gamma(L1_CHUNK + 1, U32)) * (1.0 + gamma(chunks + 1)) - 1.0
     return gamma(int(d) + chunks + 2)
 
 
@@ -414,7 +420,7 @@ def _l1_estimate(arr, params, centre=None, bound=True):
     F = _contiguous(_rows(arr))
     d = F.shape[1]
     rho_e, rho_c = _chunk_rho(d, F.dtype), gamma(d)
-    return Estimate(F, 0, "l1", SumBound((rho_e + rho_c) / (1.0 - rho_e), np.zeros(F.shape[0])))
+    return Estimate(F, 0, reductions.L1, SumBound((rho_e + rho_c) / (1.0 - rho_e), np.zeros(F.shape[0])))
 
 
 def tv_centre(arr):
@@ -462,7 +468,7 @@ def _tv_estimate(arr, params, centre=None, bound=True):
     norms = np.zeros((n if bound else 0, 2))  # bound=False: the features alone (float32 cdist)
     if n:
         tv_estimate(X, C0, grouped, out, norms)
-    return Estimate(out, positions if grouped else 0, "grouped_l2" if grouped else "l1",
+    return Estimate(out, positions if grouped else 0, reductions.GROUPED_L2 if grouped else reductions.L1,
                     tv_bound(out.dtype, c, positions, grouped, norms) if bound else None)
 
 
@@ -631,7 +637,7 @@ JACCARD = Metric(
     params=(),
     prepare=_prepare_boxes,
     featurize=_featurize_boxes,
-    reduction="box",
+    reduction=reductions.BOX,
     reference=_ref_jaccard,
     upper_bound=1.0,
     accuracy=(
@@ -652,7 +658,7 @@ JACCARD_MASK = Metric(
     params=(),
     prepare=_prepare_masks,
     featurize=_featurize_masks,
-    reduction="mask",
+    reduction=reductions.MASK,
     reference=_ref_jaccard_mask,
     upper_bound=1.0,
     accuracy="|D - d| <= u d: (|A or B| - |A and B|) / |A or B| of exact integer counts, one rounding.",
@@ -667,7 +673,7 @@ TV = Metric(
     params=("channel_norm",),
     prepare=_prepare_tv,
     featurize=_featurize_tv,
-    reduction="tv",  # tv2 for channel_norm=2 over several channels (see _featurize_tv)
+    reduction=reductions.TV,  # tv2 for channel_norm=2 over several channels (see _featurize_tv)
     reference=_ref_tv,
     accuracy=(
         "|D - d| <= gamma(P + 1) d + 4.01 u |x_i - x_j|_1 (channel l1; gamma(P + C + 4) d + 4.01 u |x_i - x_j|_1 for "
@@ -691,7 +697,7 @@ SQFEAT = Metric(
     params=("weights",),
     prepare=_prepare_vectors(lambda: SQFEAT),
     featurize=_featurize_sqfeat,
-    reduction="sq",  # wsq with weights (see _featurize_sqfeat)
+    reduction=reductions.SQ,  # wsq with weights (see _featurize_sqfeat)
     reference=_ref_sqfeat,
     accuracy=(
         "|D - d| <= gamma(d + 2) d unweighted, gamma(d + 3) d with weights, relative to the distance: each term "
@@ -710,7 +716,7 @@ L2 = Metric(
     params=(),
     prepare=_prepare_vectors(lambda: L2),
     featurize=_featurize_identity,
-    reduction="l2",
+    reduction=reductions.L2,
     reference=_ref_l2,
     accuracy=(
         "|D - d| <= gamma(d + 3) d: the square root (one rounding, halving the relative error) of the sqfeat "
@@ -726,7 +732,7 @@ L1 = Metric(
     params=(),
     prepare=_prepare_vectors(lambda: L1),
     featurize=_featurize_identity,
-    reduction="l1",
+    reduction=reductions.L1,
     reference=_ref_l1,
     accuracy=(
         "|D - d| <= gamma(d) d: terms |fl(a_k - b_k)| (exact for float32, one rounding otherwise) summed in "
@@ -744,7 +750,7 @@ ANGULAR = Metric(
     params=(),
     prepare=_prepare_angular,
     featurize=_featurize_angular,
-    reduction="angular",
+    reduction=reductions.ANGULAR,
     reference=_ref_angular,
     upper_bound=1.0,
     accuracy=(

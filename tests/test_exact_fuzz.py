@@ -188,7 +188,7 @@ def _estimates(est):
     from cs_fast.kernels import cpu
 
     n = est.data.shape[0]
-    if est.reduction == "l1":
+    if est.reduction.name == "l1":
         return cpu.l1_rows(est.data, np.arange(n), np.empty((n, n)))
     return cpu.pairwise(est.reduction, est.data, est.data, est.arg, np.float64)
 
@@ -197,7 +197,7 @@ def _fast_float32(m, X, params):
     """Does float32 cdist of this metric take a fast path (an estimate within a stated bound)?"""
     if m.name in ("l1", "sqfeat", "l2"):
         return True
-    return m.name == "tv" and m.estimate(X[:1], params).reduction == "l1"
+    return m.name == "tv" and m.estimate(X[:1], params).reduction.name == "l1"
 
 
 def _float32_interval(m, X, params, C):

@@ -225,7 +225,7 @@ def test_row_thresholds_keep_only_what_the_bound_keeps(rng):
     coef = mp.sq_coefficients(d)
     a = rng.uniform(0.5, 30.0, 50)
     T = np.empty(50)
-    cpu._accept_thresholds(a, float(a.max()), coef, mp.CDIST_RTOL, T)
+    cpu.accept_thresholds(a, float(a.max()), coef, mp.CDIST_RTOL, T)
     assert np.all(np.isfinite(T)) and np.all(T > 0)
     for i in range(50):
         for dt in T[i] * np.array([1.0, 1.0 + 1e-12, 1.5, 10.0, 1e6]):
@@ -263,7 +263,7 @@ def test_counting_path_is_brute_force(n, take_sqrt, dtype, rng):
     want = brute_force64(X, "l2" if take_sqrt else "sqfeat")
     for tile in sorted({n, 1, 3, max(1, n // 3)}):
         stats = {}
-        assert mixed_cpu.min_median(X, take_sqrt, tile, stats=stats) == want, tile
+        assert mixed_cpu.min_median("l2" if take_sqrt else "sq", X, 0, tile, stats=stats) == want, tile
         assert 1 <= stats["refined"] <= stats["candidates"] <= n
     assert want == cpu.sq_min_median(X, take_sqrt, max(1, n // 3))[:2]  # the previous path agrees
 
@@ -273,7 +273,7 @@ def test_counting_path_refines_few_entries(tile, rng):
     """On nearby samples one row is refined, and only the entries near its median are summed in float64."""
     X = nearby(rng, 500, 256)
     stats = {}
-    assert mixed_cpu.min_median(X, False, tile, stats=stats) == brute_force64(X, "sqfeat")
+    assert mixed_cpu.min_median("sq", X, 0, tile, stats=stats) == brute_force64(X, "sqfeat")
     assert stats["refined"] <= 3 and stats["summed"] < 500 * stats["refined"] // 2
 
 
@@ -282,7 +282,7 @@ def test_identical_rows_tie_to_index_zero(n):
     Y = np.tile(np.float32([1e3, -2e3, 5.0]), (n, 1))
     for tile in (n, 3):
         stats = {}
-        assert mixed_cpu.min_median(Y, True, tile, stats=stats) == (0, 0.0)
+        assert mixed_cpu.min_median("l2", Y, 0, tile, stats=stats) == (0, 0.0)
         assert stats["refined"] == 1  # the rest tie at lower end 0 with a larger index: skipped
 
 
@@ -360,9 +360,9 @@ def test_condensed_full_and_tiled(n, take_sqrt, rng):
     ref = get_metric("sqfeat").reference(X, X, {})[np.triu_indices(n, 1)]
     if take_sqrt:
         ref = np.sqrt(ref)
-    full = mixed_cpu.condensed(X, take_sqrt, 4 * n * n)
+    full = mixed_cpu.condensed("l2" if take_sqrt else "sq", X, 0, 4 * n * n)
     for max_bytes in (4 * n, 4 * n * 5):  # one row per tile, five rows per tile
-        tiled = mixed_cpu.condensed(X, take_sqrt, max_bytes)
+        tiled = mixed_cpu.condensed("l2" if take_sqrt else "sq", X, 0, max_bytes)
         np.testing.assert_allclose(tiled, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
     np.testing.assert_allclose(full, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
     np.testing.assert_array_equal(cs_fast.pdist(X, "l2" if take_sqrt else "sqfeat"), full)

@@ -270,7 +270,7 @@ def previous_float64(op):
         def run(Z, c):
             F = featurize(Z)
             out = np.empty((len(F), 1))
-            cpu._generic("sq")[0](F, featurize(c[None]), 0, out)
+            cpu.generic_drivers("sq")[0](F, featurize(c[None]), 0, out)
             return out[:, 0]
         return run
 

@@ -11,6 +11,7 @@ same dtype; :mod:`cs_fast.kernels.cuda_featurize`).
 import numpy as np
 
 from .._checks import nonfinite_rows_error
+from ..kernels import reductions
 from ..kernels import cuda as ck
 from ..kernels import cuda_featurize as kf
 from ..metrics import Features, check_metric_params, get_metric, reduction_for, sqfeat_weights, tv_arg, tv_layout
@@ -96,16 +97,16 @@ def featurize(metric, arr, params, cache=None):
     if name == "tv":
         images, _, grouped = tv_layout(arr.shape, params)
         flat = arr.reshape(n, int(np.prod(images[1:])))
-        return Features(flat, tv_arg(images), "tv2" if grouped else "tv")
+        return Features(flat, tv_arg(images), reductions.TV2 if grouped else reductions.TV)
     flat = arr.reshape(n, int(np.prod(arr.shape[1:])))
     if name == "sqfeat" and params.get("weights") is not None:
         key = ("weights", flat.shape[1])
         if cache is None or key not in cache:
             w = ck.upload(sqfeat_weights(params["weights"], flat.shape[1], flat.dtype))
             if cache is None:
-                return Features(flat, w, "wsq")
+                return Features(flat, w, reductions.WSQ)
             cache[key] = w
-        return Features(flat, cache[key], "wsq")
+        return Features(flat, cache[key], reductions.WSQ)
     if name in ("sqfeat", "l2", "l1", "angular"):
         return Features(flat)
     raise NotImplementedError(f"metric: {name!r} has no device featurize")
@@ -126,7 +127,7 @@ def estimate(metric, arr, params, centre=None):
     if centre is None:
         centre = kf.tv_centre(X)
     G, norms = kf.tv_estimate(X, centre, grouped)
-    return Estimate(G, positions if grouped else 0, "grouped_l2" if grouped else "l1",
+    return Estimate(G, positions if grouped else 0, reductions.GROUPED_L2 if grouped else reductions.L1,
                     tv_bound(G.dtype, images[1], positions, grouped, ck.fetch(norms)))
 
 

@@ -145,7 +145,7 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
     (A, B), kind, ops, gpu = _load(backend, [("XA", XA), ("XB", XB)])
     # float32 sq/l2 on the host: the finiteness check rides on the mixed path's centring pass
     # (see _FiniteLater); every other way out of this function runs it in full first.
-    mixed = (not gpu and m.reduction in ("sq", "l2")
+    mixed = (not gpu and m.reduction.gemm
              and getattr(A, "dtype", None) == np.float32 and getattr(B, "dtype", None) == np.float32)
     checks = _FINITE_LATER if mixed else ops
     with device_scope(kind):
@@ -176,9 +176,7 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
         else:
             # float32 product and its bound (kernels/mixed_cpu.py); None: a centred norm is not
             # finite (NaN or inf in the input: check_finite raises) or too large for float32.
-            weights = FA.arg if red == "wsq" else None
-            D = (mixed_cpu.pairwise(FA.data, FB.data, red == "l2", weights=weights)
-                 if mixed and FA.data.shape[1] else None)
+            D = mixed_cpu.pairwise(red, FA.data, FB.data, FA.arg) if mixed and FA.data.shape[1] else None
             if D is None:
                 check_finite()
                 D = _host_pairwise(m, params, red, A, B, FA, FB, same, output_dtype(A))
@@ -291,10 +289,9 @@ def pdist(X, metric="l2", *, backend="auto", **params):
                 i1 = min(n - 1, i0 + tile)
                 kf.condense(ck.pairwise(red, G[i0:i1], G[i0 + 1 :], arg, dtype), i0, n, out)
             return wrap_like(out, kind)
-        if red in ("sq", "l2", "wsq") and np.dtype(dtype) == np.float32 and F.data.shape[1]:
+        if red.gram and np.dtype(dtype) == np.float32 and F.data.shape[1]:
             # centred once, one symmetric float32 product, the bound (kernels/mixed_cpu.py)
-            out = mixed_cpu.condensed(F.data, red == "l2", DEFAULT_TILE_BYTES,
-                                      weights=F.arg if red == "wsq" else None)
+            out = mixed_cpu.condensed(red, F.data, F.arg, DEFAULT_TILE_BYTES)
             if out is not None:
                 return wrap_like(out, kind)
         out = np.empty(n * (n - 1) // 2, dtype=dtype)
@@ -391,22 +388,6 @@ def _to_center64(Z, center, metric, params, backend="auto"):
 
 
 METHODS = ("auto", "pruned", "brute")
-
-# Where the pruned search pays on the host (cs-fast bench --center, bench/results/prune/; boxes
-# re-measured with the float32 count, one thread, same process: 0.37x of brute force at n = 3000,
-# 1.26x at 10^4, 4.3x at 10^5 -- their brute-force counting pass is already cheap at small n),
-# tv on the digits model 1.23x at 10^4; sq/l2 rows are one float32 GEMM
-# for all rows (kernels/mixed_precision.py), which the row-by-row float64 sums of the pruned search
-# lose to by 6-13x.
-_PRUNED_FROM = {"box": 10_000, "sq": None, "l2": None, "wsq": None}
-
-
-def _auto_method(red, n):
-    """``method='auto'``: the pruned search where it is measured to pay, else brute force."""
-    if red not in _PRUNED_FROM:
-        return "pruned"
-    start = _PRUNED_FROM[red]
-    return "pruned" if start is not None and n >= start else "brute"
 
 
 def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, method="auto", stats=None,
@@ -515,9 +496,9 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
             max_memory = check_int(max_memory, "max_memory")
         F = _featurize(m, Z, params, gpu)
         red = reduction_for(m, F)
-        root = red in ("sq", "wsq")  # sqfeat: a squared metric, bounded on its roots
+        root = red.squared_metric  # sqfeat: a squared metric, bounded on its roots
         if method == "auto":
-            method = _auto_method(red, n)
+            method = red.auto_method(n)
         if gpu:
             budget = ck.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
             if m.name == "tv":
@@ -539,7 +520,7 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
                 # The pruned search holds a second, smaller scratch buffer for its selections.
                 per_row = 8 * n if method == "brute" else 8 * n + 8 * min(n, n // 4 + 4096)
                 tile = max(numba.get_num_threads(), min(1024, budget // per_row))
-                if red in ("sq", "l2", "wsq") and method == "brute":
+                if red.gram and method == "brute":
                     # float32 GEMM rows, uncapped: one tile of all rows is a symmetric product
                     tile = max(numba.get_num_threads(), min(n, budget // (4 * n)))
             if m.estimate is not None:
@@ -548,9 +529,8 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
                 index, radius = exact.min_median(red, F.data, F.arg, est, tile, method, stats=stats)
             elif method == "pruned":
                 index, radius = prune.min_median(red, F.data, F.arg, tile, root=root, stats=stats)
-            elif red in ("sq", "l2", "wsq"):  # float32 product, the bound, float64 where it cannot decide
-                index, radius = mixed_cpu.min_median(F.data, red == "l2", tile, stats=stats,
-                                                     weights=F.arg if red == "wsq" else None)
+            elif red.gram:  # float32 product, the bound, float64 where it cannot decide
+                index, radius = mixed_cpu.min_median(red, F.data, F.arg, tile, stats=stats)
             else:
                 index, radius = cpu.min_median(red, F.data, F.arg, tile, stats=stats)
     if stats is not None:

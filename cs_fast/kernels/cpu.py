@@ -58,7 +58,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import features, mixed_precision, pair, select
+from . import features, mixed_precision, pair, reductions, select
 from .jit import kernel, specialize
 from .retarget import retarget
 
@@ -66,7 +66,7 @@ from .retarget import retarget
 # keep their IEEE meaning (inputs are checked finite anyway). Only on estimates
 # (counting tests, float32 fast paths) and on the canonical row kernels, whose
 # one compiled loop fixes the order.
-_FASTMATH = {"reassoc", "contract", "nsz"}
+FASTMATH = {"reassoc", "contract", "nsz"}
 
 # Reassociation only (no nnan/ninf, no FMA contraction): lets LLVM vectorize the
 # float64 reductions, keeps NaN/inf propagation (tests/test_fastmath.py).
@@ -80,14 +80,13 @@ K = retarget([pair, select, features], numba.njit(nogil=True, fastmath=False, er
 # The same functions with reassociation, for estimates only (grouped_l2 on tv's
 # centred features): vectorized, within the estimate bound whatever the order.
 KF = retarget([pair], numba.njit(nogil=True, fastmath=_PAIR_FASTMATH))
-_ESTIMATES = ("grouped_l2",)
 # numba cannot look names up in a namespace object: bind the ones used here.
-_kth_smallest = K.kth_smallest
-_count_below = K.count_below
+kth_smallest = K.kth_smallest
+count_below = K.count_below
 _sq_pair = K.sq_pair
 _wsq_pair = K.wsq_pair
 _tv_index = K.tv_index  # the layout the device featurize shares (kernels/features.py)
-_sq_interval = kernel(fastmath=False)(mixed_precision.sq_interval)  # the one bound, compiled for the CPU
+sq_interval = kernel(fastmath=False)(mixed_precision.sq_interval)  # the one bound, compiled for the CPU
 
 # The cancellation guard of the GEMM form: relative rounding of the float64
 # product is ~1e-16 * sqrt(d) * (|a|^2 + |b|^2); recomputing every pair with
@@ -95,7 +94,7 @@ _sq_interval = kernel(fastmath=False)(mixed_precision.sq_interval)  # the one bo
 SQ_GUARD = 1e-6
 
 # Generic drivers: plain templates that call the reduction's pair function by
-# the global name ``pair_fn``; _generic binds it per reduction (jit.specialize),
+# the global name ``pair_fn``; generic_drivers binds it per reduction (jit.specialize),
 # so every driver is a cacheable plain function, not a closure.
 
 
@@ -123,7 +122,7 @@ def _fused_tile(F, i0, i1, k, bound, arg, buf, med):
         if below >= k:
             for j in range(n):
                 buf[r, j] = pair_fn(F, i, F, j, arg)  # noqa: F821
-            med[r] = _kth_smallest(buf[r], k)
+            med[r] = kth_smallest(buf[r], k)
         else:
             med[r] = np.inf
 
@@ -140,22 +139,23 @@ def _rows_block(F, V, out, j0, j1, diag, arg):
 _GENERIC = {}
 
 
-def _generic(reduction):
+def generic_drivers(reduction):
     """The (pairwise, fused_tile, rows_block) drivers for one pair function (built once, compiled lazily).
 
     Canonical reductions take the strict pair functions (:data:`K`); the
     estimate-only ``grouped_l2`` the reassociated ones (:data:`KF`).
     """
-    if reduction not in _GENERIC:
-        fast = reduction in _ESTIMATES
-        pair_fn = getattr(KF if fast else K, reduction + "_pair")
-        suffix = reduction + ("_fast" if fast else "")
-        _GENERIC[reduction] = (
+    R = reductions.get(reduction)
+    if R not in _GENERIC:
+        fast = R.estimate_only
+        pair_fn = getattr(KF if fast else K, R.pair)
+        suffix = R.name + ("_fast" if fast else "")
+        _GENERIC[R] = (
             specialize(_pairwise, suffix, {"parallel": True, "fastmath": False}, pair_fn=pair_fn),
             specialize(_fused_tile, suffix, {"parallel": True, "fastmath": False}, pair_fn=pair_fn),
             specialize(_rows_block, suffix, {"fastmath": False}, pair_fn=pair_fn),
         )
-    return _GENERIC[reduction]
+    return _GENERIC[R]
 
 
 @kernel(parallel=True)
@@ -163,8 +163,8 @@ def tile_select(D, k, bound, med):
     """Lower median of each row of ``D`` if it is ``< bound``, else inf (pruned)."""
     for r in prange(D.shape[0]):
         row = D[r]
-        if _count_below(row, bound) >= k:
-            med[r] = _kth_smallest(row, k)
+        if count_below(row, bound) >= k:
+            med[r] = kth_smallest(row, k)
         else:
             med[r] = np.inf
 
@@ -220,7 +220,7 @@ def box_rows_to(A, FT, out):
         _box_to(A[r, 0], A[r, 1], A[r, 2], A[r, 3], FT[0], FT[1], FT[2], FT[3], out[r])
 
 
-@kernel(fastmath=_FASTMATH, inline="always")
+@kernel(fastmath=FASTMATH, inline="always")
 def box_below(ax1, ay1, ax2, ay2, area, bx1, by1, bx2, by2, loose, one_below, zero_below):
     """The counting test of :func:`box_fused_tile` for one pair: may ``d(a, b)`` be below the row's threshold?
 
@@ -239,9 +239,9 @@ def box_below(ax1, ay1, ax2, ay2, area, bx1, by1, bx2, by2, loose, one_below, ze
     )
 
 
-@kernel(parallel=True, fastmath=_FASTMATH)
+@kernel(parallel=True, fastmath=FASTMATH)
 def box_fused_tile(F, FT, rows, k, best, best_index, buf, med, evals):
-    """:func:`_generic`'s fused tile for boxes, with a vectorized counting pass.
+    """:func:`generic_drivers`'s fused tile for boxes, with a vectorized counting pass.
 
     Row ``r`` of the tile is box ``rows[r]``. ``FT`` is ``F`` transposed
     (4, n), so the counting loop reads four contiguous columns. A row counts
@@ -290,15 +290,15 @@ def box_fused_tile(F, FT, rows, k, best, best_index, buf, med, evals):
         if below >= k:
             box_row(FT, i, buf[r])
             evals[r] += n
-            med[r] = _kth_smallest(buf[r], k)
+            med[r] = kth_smallest(buf[r], k)
         else:
             med[r] = np.inf
 
 
-_KC = 512  # feature chunk: the 2 + 4 row chunks stay in L1, a column block of all rows in L2/L3
+L1_CHUNK = 512  # feature chunk: the 2 + 4 row chunks stay in L1, a column block of all rows in L2/L3
 
 
-@kernel(fastmath=_FASTMATH, inline="always")
+@kernel(fastmath=FASTMATH, inline="always")
 def _l1_slices(a, b, zero):
     s = zero
     for k in range(a.shape[0]):
@@ -306,7 +306,7 @@ def _l1_slices(a, b, zero):
     return s
 
 
-@kernel(parallel=True, fastmath=_FASTMATH)
+@kernel(parallel=True, fastmath=FASTMATH)
 def _l1_chunk(A, B, k0, k1, acc):
     # Row slices indexed from 0: numba then knows the index is non-negative,
     # drops its negative-index wraparound, and LLVM emits contiguous vector loads.
@@ -370,16 +370,16 @@ def l1_pairwise(A, B, acc):
     d = A.shape[1]
     if A.shape[0] == 0 or B.shape[0] == 0:
         return acc
-    for k0 in range(0, d, _KC):
-        _l1_chunk(A, B, k0, min(k0 + _KC, d), acc)
+    for k0 in range(0, d, L1_CHUNK):
+        _l1_chunk(A, B, k0, min(k0 + L1_CHUNK, d), acc)
     return acc
 
 
-@kernel(fastmath=_FASTMATH)
+@kernel(fastmath=FASTMATH)
 def l1_row_estimate(F, i, out):
     """``out[j]`` = the l1 estimate of rows ``i`` and ``j`` as :func:`l1_pairwise` forms it, one row at a time.
 
-    The same error structure (storage-dtype chunk sums of at most ``_KC``
+    The same error structure (storage-dtype chunk sums of at most ``L1_CHUNK``
     terms, added in float64), so the same bound, without pairing the row with
     a padding copy: the refinement of :mod:`cs_fast.kernels.exact` reads one
     candidate's estimates.
@@ -388,8 +388,8 @@ def l1_row_estimate(F, i, out):
     zero = F[0, 0] - F[0, 0]
     for j in range(F.shape[0]):
         acc = 0.0
-        for k0 in range(0, d, _KC):
-            k1 = min(d, k0 + _KC)
+        for k0 in range(0, d, L1_CHUNK):
+            k1 = min(d, k0 + L1_CHUNK)
             acc += _l1_slices(F[i, k0:k1], F[j, k0:k1], zero)
         out[j] = acc
     return out
@@ -499,7 +499,7 @@ def sq_pairwise(A, B, take_sqrt):
 # Below this many element operations the sq/l2 helpers run on one thread: a
 # parallel launch costs more than it saves there, most of all on a busy machine
 # and right after BLAS, whose worker threads keep spinning for a while.
-_SERIAL_WORK = 1 << 24
+SERIAL_WORK = 1 << 24
 _ROW_BLOCK = 64  # rows of F per parallel task
 
 
@@ -572,7 +572,7 @@ def _tv_rows_block(F, V, out, j0, j1, diag, arg):
 # Below this many element operations the row kernels run on one thread: a
 # parallel launch costs more than it saves there, most of all on a busy machine
 # and right after BLAS, whose worker threads keep spinning for a while.
-_SERIAL_WORK = 1 << 24
+SERIAL_WORK = 1 << 24
 _ROW_BLOCK = 64  # rows of F per parallel task
 
 
@@ -592,20 +592,19 @@ def row_kernels(reduction):
     on one thread; ``parallel(F, V, out, block_rows, diag, arg)`` the same in
     parallel blocks of rows, calling ``block``: the same bits either way.
     """
-    if reduction == "l2":
-        return row_kernels("sq")  # its square root is taken after
-    if reduction not in _ROW_DRIVERS:
-        sums = {"sq": _sq_sum, "wsq": _wsq_sum, "l1": _l1_sum}
-        if reduction == "tv":
-            block = _tv_rows_block
-        elif reduction in sums:
-            block = specialize(_rows_block, reduction + "_canonical", {"fastmath": _PAIR_FASTMATH},
-                               pair_fn=sums[reduction])
+    R = reductions.get(reduction).squared  # a root (l2) runs its square's kernels; the root is taken after
+    if R not in _ROW_DRIVERS:
+        sums = {reductions.SQ: _sq_sum, reductions.WSQ: _wsq_sum, reductions.L1: _l1_sum}
+        if R.image:
+            block = _tv_rows_block  # tv and tv2: one kernel, the channel norm is its argument
+        elif R in sums:
+            block = specialize(_rows_block, R.name + "_canonical", {"fastmath": _PAIR_FASTMATH},
+                               pair_fn=sums[R])
         else:
-            block = _generic(reduction)[2]
-        parallel = specialize(_rows_parallel, reduction, {"parallel": True}, rows_fn=block)
-        _ROW_DRIVERS[reduction] = (block, parallel)
-    return _ROW_DRIVERS[reduction]
+            block = generic_drivers(R)[2]
+        parallel = specialize(_rows_parallel, R.name, {"parallel": True}, rows_fn=block)
+        _ROW_DRIVERS[R] = (block, parallel)
+    return _ROW_DRIVERS[R]
 
 
 def _row_mask(H, W):
@@ -629,10 +628,6 @@ def sq_rows(F, V, out, diag=False):
     return rows("sq", F, V, 0, out, diag)
 
 
-#: The reductions whose canonical distances have a row kernel of their own (the rest: the strict pair functions).
-ROW_KERNELS = ("sq", "l2", "wsq", "tv", "tv2")
-
-
 def rows(reduction, F, V, arg, out, diag=False):
     """The canonical float64 distances ``out[r, j] = d(V[r], F[j])`` (``diag``: ``out[0, j] = d(V[j], F[j])``).
 
@@ -645,21 +640,21 @@ def rows(reduction, F, V, arg, out, diag=False):
     arguments never matters. ``arg``: the reduction's parameter (``tv``/``tv2``:
     the packed image shape; ``wsq``: the float64 weights).
     """
-    if reduction == "box" and not diag:
+    R = reductions.get(reduction)
+    if R.box and not diag:
         box_rows_to(V, np.ascontiguousarray(F.T), out)
         return out
     block_rows = _ROW_BLOCK
-    if reduction in ("tv", "tv2"):
+    if R.image:
         H, W = K.tv_shape(arg)
-        arg, block_rows = (H, W, reduction == "tv2", _row_mask(H, W)), 8
-        reduction = "tv"
-    block, parallel = row_kernels(reduction)
+        arg, block_rows = (H, W, R is reductions.TV2, _row_mask(H, W)), 8
+    block, parallel = row_kernels(R)
     n = F.shape[0]
-    if n * (1 if diag else V.shape[0]) * max(1, F.shape[1]) < _SERIAL_WORK:
+    if n * (1 if diag else V.shape[0]) * max(1, F.shape[1]) < SERIAL_WORK:
         block(F, V, out, 0, n, diag, arg)
     elif n:
         parallel(F, V, out, block_rows, diag, arg)
-    if reduction == "l2":
+    if R.root:
         np.sqrt(out, out=out)
     return out
 
@@ -713,11 +708,11 @@ def centre32(F, shift, X, na, r=None):
     The mixed GEMM's inputs.
     """
     if r is not None:
-        if F.size < _SERIAL_WORK:
+        if F.size < SERIAL_WORK:
             _centre32w_block(F, shift, r, X, na, 0, F.shape[0])
         else:
             _centre32w_parallel(F, shift, r, X, na, _ROW_BLOCK)
-    elif F.size < _SERIAL_WORK:
+    elif F.size < SERIAL_WORK:
         _centre32_block(F, shift, X, na, 0, F.shape[0])
     else:
         _centre32_parallel(F, shift, X, na, _ROW_BLOCK)
@@ -733,7 +728,7 @@ def _centred32(F, shift, r=None):
 
 
 @kernel()
-def _accept_thresholds(aA, bmax, coef, rtol, T):
+def accept_thresholds(aA, bmax, coef, rtol, T):
     # T[i]: an estimate dt >= T[i] is kept for every column of row i. With the
     # largest column norm the interval only widens, and its relative width
     # hi / lo falls as dt grows (d/dx log of (sqrt(x + E) + eps) is smaller
@@ -751,7 +746,7 @@ def _accept_thresholds(aA, bmax, coef, rtol, T):
         x = max(y * y, 2.0 * e, 1e-300)
         kept = False
         while not kept and x < 1e300:
-            lo, hi = _sq_interval(x, ai, bmax, c, c64, rho, g, abs_sq, abs_eps)
+            lo, hi = sq_interval(x, ai, bmax, c, c64, rho, g, abs_sq, abs_eps)
             kept = lo > 0.0 and hi - lo <= ok * lo
             if not kept:
                 x *= 2.0
@@ -762,7 +757,7 @@ def _accept_thresholds(aA, bmax, coef, rtol, T):
         low = 0.0
         for _ in range(24):
             mid = 0.5 * (low + x)
-            lo, hi = _sq_interval(mid, ai, bmax, c, c64, rho, g, abs_sq, abs_eps)
+            lo, hi = sq_interval(mid, ai, bmax, c, c64, rho, g, abs_sq, abs_eps)
             if lo > 0.0 and hi - lo <= ok * lo:
                 x = mid
             else:
@@ -786,7 +781,7 @@ def _sq_estimates_rows(G, naA, naB, T, flags, i0, i1):
 
 
 @kernel()
-def _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1, w=None):
+def sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1, w=None):
     # Entries below their row's threshold: their own interval (column norm, not
     # the largest), and float64 where even that is wider than rtol (w: weighted rows).
     c, c64, rho, g, abs_sq, abs_eps = coef
@@ -797,7 +792,7 @@ def _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1, w=None):
         for j in range(G.shape[1]):
             dt = np.float64(G[i, j])
             if dt < Ti:
-                lo, hi = _sq_interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
+                lo, hi = sq_interval(dt, aA[i], aB[j], c, c64, rho, g, abs_sq, abs_eps)
                 if not hi - lo <= rtol * lo:
                     G[i, j] = _sq_pair(A, i, B, j, 0) if w is None else _wsq_pair(A, i, B, j, w)
             # kept: the estimate and the float64 value lie in [lo, hi]: |dt - D64| <= rtol * D64
@@ -810,10 +805,10 @@ def _sq_finish_parallel(A, B, G, naA, naB, aA, aB, T, flags, coef, rtol, block):
         i0 = b * block
         i1 = min(n, i0 + block)
         _sq_estimates_rows(G, naA, naB, T, flags, i0, i1)
-        _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1)
+        sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1)
 
 
-def _same_rows(A, B):
+def same_rows(A, B):
     return (A.shape == B.shape and A.strides == B.strides
             and A.__array_interface__["data"][0] == B.__array_interface__["data"][0])
 
@@ -824,7 +819,7 @@ def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     One float32 BLAS GEMM on rows centred on ``A``'s column mean, float32
     estimates ``na_i + na_j - 2 G_ij``, then
     :func:`cs_fast.kernels.mixed_precision.sq_interval`: an estimate above
-    its row's threshold (:func:`_accept_thresholds`) is kept; below it, its
+    its row's threshold (:func:`accept_thresholds`) is kept; below it, its
     own interval decides, and an entry whose interval is wider than ``rtol``
     times its lower end is recomputed directly in float64 (``sq_pair``).
     ``l2`` is the float32 square root of that (one more float32 rounding).
@@ -834,7 +829,7 @@ def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     # Any shift is exact (distances are translation invariant): the column mean in A's own dtype.
     shift = A.mean(axis=0) if A.shape[0] else np.zeros(A.shape[1], dtype=A.dtype)
     XA, naA = _centred32(A, shift)
-    if _same_rows(A, B):  # cdist(X, X): X @ X.T, which BLAS computes as a symmetric product (half the work)
+    if same_rows(A, B):  # cdist(X, X): X @ X.T, which BLAS computes as a symmetric product (half the work)
         XB, naB = XA, naA
     else:
         XB, naB = _centred32(B, shift)
@@ -845,11 +840,11 @@ def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     G = XA @ XB.T  # float32 BLAS; (na, nb) and C-contiguous
     aA, aB = mixed_precision.norm_upper(naA, d), mixed_precision.norm_upper(naB, d)
     T = np.empty(len(aA))
-    _accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
+    accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
     flags = np.empty(len(aA), dtype=np.int64)
-    if G.size * 8 < _SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster here
+    if G.size * 8 < SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster here
         _sq_estimates_rows(G, naA, naB, T, flags, 0, G.shape[0])
-        _sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0])
+        sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0])
     else:
         _sq_finish_parallel(A, B, G, naA, naB, aA, aB, T, flags, coef, float(rtol), 16)
     if take_sqrt:
@@ -878,7 +873,7 @@ def _median_intervals(m, a, i0, amax, coef, lo, hi):
     # the estimate): an interval for the row's canonical lower median.
     c, c64, rho, g, abs_sq, abs_eps = coef
     for r in range(m.shape[0]):
-        lo[i0 + r], hi[i0 + r] = _sq_interval(np.float64(m[r]), a[i0 + r], amax, c, c64, rho, g, abs_sq, abs_eps)
+        lo[i0 + r], hi[i0 + r] = sq_interval(np.float64(m[r]), a[i0 + r], amax, c, c64, rho, g, abs_sq, abs_eps)
 
 
 def sq_min_median(F, take_sqrt, tile, w=None):
@@ -934,7 +929,7 @@ def sq_min_median(F, take_sqrt, tile, w=None):
         D = np.empty((take.size, n))
         rows("wsq" if weighted else "sq", F, np.ascontiguousarray(F[take]), w, D)
         for q, i in enumerate(take):
-            m = _kth_smallest(D[q], k)
+            m = kth_smallest(D[q], k)
             if take_sqrt:
                 m = math.sqrt(m)
             if m < best or (m == best and i < best_index):
@@ -952,24 +947,25 @@ def pairwise(reduction, A, B, arg, out_dtype):
     ``sq``/``l2`` the float32 GEMM with its bound (:func:`sq_pairwise_mixed`).
     Everything else is the canonical distance rounded to ``out_dtype``.
     """
+    R = reductions.get(reduction)
     if np.dtype(out_dtype) == np.float32:
-        if reduction == "l1":
+        if R.chunk_estimates:
             acc = np.zeros((A.shape[0], B.shape[0]))
             return l1_pairwise(A, B, acc).astype(out_dtype, copy=False)
-        if reduction in ("sq", "l2") and A.shape[1]:
-            G = sq_pairwise_mixed(A, B, reduction == "l2")
+        if R.gemm and A.shape[1]:
+            G = sq_pairwise_mixed(A, B, R.root)
             if G is not None:
                 return G
-    if reduction in ROW_KERNELS or reduction == "l1":
+    if R.row_kernels or R.chunk_estimates:
         out = np.empty((A.shape[0], B.shape[0]))
-        rows(reduction, B, A, arg, out)
+        rows(R, B, A, arg, out)
         return out.astype(out_dtype, copy=False)
     # Strict arithmetic rounds alike in every driver: these write whole rows, vectorized where they can.
     out = np.empty((A.shape[0], B.shape[0]), dtype=out_dtype)
-    if reduction == "box":
+    if R.box:
         box_rows_to(A, np.ascontiguousarray(B.T), out)
     else:
-        _generic(reduction)[0](A, B, arg, out)
+        generic_drivers(R)[0](A, B, arg, out)
     return out
 
 
@@ -1007,16 +1003,17 @@ def min_median(reduction, F, arg, tile, slack=None, seen=None, stats=None):
     (inf for the rows the count settled: their medians exceed ``slack`` of the
     best at that time, which is at least ``slack`` of the final best).
     """
-    if reduction in ("sq", "l2"):
-        index, radius, _ = sq_min_median(F, reduction == "l2", tile)
+    R = reductions.get(reduction)
+    if R.gemm:
+        index, radius, _ = sq_min_median(F, R.root, tile)
         return index, radius
     n = F.shape[0]
     k = (n + 1) // 2
     best = np.inf
     best_index = -1
-    direct = reduction != "l1"
-    fused = _generic(reduction)[1] if direct else None
-    if reduction == "box":
+    direct = not R.chunk_estimates  # l1 reads its float32 chunk sums (l1_rows), the rest their pair function
+    fused = generic_drivers(R)[1] if direct else None
+    if R.box:
         FT = np.ascontiguousarray(F.T)
     # Small first tiles, doubling, give a tight bound early so later tiles prune.
     first = min(n, tile, max(1, numba.get_num_threads()))
@@ -1031,7 +1028,7 @@ def min_median(reduction, F, arg, tile, slack=None, seen=None, stats=None):
         size = min(tile, 2 * size)  # the bound tightens fastest with small early tiles
         m = stop - start
         bound = best if slack is None else np.nextafter(slack(best), np.inf)
-        if reduction == "box":
+        if R.box:
             box_fused_tile(F, FT, np.arange(start, stop), k, bound, -1, buf, med, evals)  # index order: strict
             walked = int(np.minimum(evals[:m], n).sum())  # a row's walk visits distinct columns
             evaluated += walked

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import cpu
+from . import cpu, reductions
 
 #: Relative widening of the threshold and the lower ends: covers the float64 evaluation of a few products.
 SAFETY = 2.0 ** -40
@@ -98,8 +98,11 @@ class Estimate:
 
     data: np.ndarray
     arg: object
-    reduction: str
+    reduction: reductions.Reduction  # a name is taken for its record
     bound: SumBound
+
+    def __post_init__(self):
+        object.__setattr__(self, "reduction", reductions.get(self.reduction))
 
 
 def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
@@ -142,7 +145,7 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
 
 def _estimate_row(est, i):
     """Row ``i`` of the estimate distances (any summation order: the bound holds for every one)."""
-    if est.reduction == "l1":
+    if est.reduction.chunk_estimates:
         return cpu.l1_row_estimate(est.data, i, np.empty(est.data.shape[0]))
     return cpu.pairwise(est.reduction, est.data[i:i + 1], est.data, est.arg, np.float64)[0]
 
@@ -209,7 +212,7 @@ def refine(reduction, F, arg, seen, bound, stats=None, medians=None, step=None):
 
         def medians(rows):
             cpu.rows(reduction, F, np.ascontiguousarray(F[rows]), arg, D[:rows.size])
-            return [float(cpu._kth_smallest(D[r].copy(), k)) for r in range(rows.size)]
+            return [float(cpu.kth_smallest(D[r].copy(), k)) for r in range(rows.size)]
     step = step or 1
     cand = np.flatnonzero(seen <= bound.threshold(float(seen.min())))
     lower = bound.lower(seen[cand], cand)

@@ -66,7 +66,7 @@ import math
 import numba
 import numpy as np
 
-from . import cpu
+from . import cpu, reductions
 from . import mixed_precision as mp
 from .jit import kernel
 
@@ -75,8 +75,8 @@ SHIFT_ROWS = 32
 #: Rows with the smallest centred norms whose exact median bound starts the counting pass.
 SEED_ROWS = 4
 
-_kth_smallest = cpu._kth_smallest  # select.kth_smallest, compiled for the CPU (numba binds it by name)
-_sq_interval = cpu._sq_interval  # the one bound, compiled for the CPU
+_kth_smallest = cpu.kth_smallest  # select.kth_smallest, compiled for the CPU (numba binds it by name)
+_sq_interval = cpu.sq_interval  # the one bound, compiled for the CPU
 
 
 @kernel(depends=(cpu,))
@@ -236,7 +236,15 @@ def _sqrt_bucket_top(U):
     return float(np.nextafter(s * s, np.inf))
 
 
-def min_median(F, take_sqrt, tile, stats=None, weights=None):
+def _gram(reduction, arg):
+    """``(take_sqrt, weights)`` of a sum of squared differences (``sq``, ``l2``, ``wsq``) and its argument."""
+    R = reductions.get(reduction)
+    if not R.gram:
+        raise ValueError(f"reduction: received {R.name!r}; expected a sum of squared differences (sq, l2, wsq)")
+    return R.root, (arg if R.weighted else None)
+
+
+def min_median(reduction, F, arg, tile, stats=None):
     """:func:`cs_fast.min_median` for ``sq``/``l2`` on the host: index and radius of brute force, bit for bit.
 
     ``U`` from the exact selection of :data:`SEED_ROWS` rows, then the
@@ -255,11 +263,13 @@ def min_median(F, take_sqrt, tile, stats=None, weights=None):
     the smallest upper end), ``refined`` (rows whose median was computed
     exactly), ``summed`` (float64 distances computed for them), ``evaluated``
     (``n^2``: every pair in the product) and ``recomputed`` (``summed``).
-    ``weights``: the float64 weights of ``sqfeat`` (``wsq``): the product reads
-    the centred rows scaled by ``sqrt(w)``, the bound is the weighted one
+    ``reduction`` is ``sq``, ``l2`` (the roots of ``sq``) or ``wsq``, whose
+    ``arg`` holds the float64 weights of ``sqfeat``: the product reads the
+    centred rows scaled by ``sqrt(w)``, the bound is the weighted one
     (``mp.sq_coefficients(weighted=True)``) and the exact medians are the
     canonical weighted distances.
     """
+    take_sqrt, weights = _gram(reduction, arg)
     n, d = F.shape
     k = (n + 1) // 2
     weighted = weights is not None
@@ -335,7 +345,7 @@ def min_median(F, take_sqrt, tile, stats=None, weights=None):
 def _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1):
     # G[i, j] <- (na_i + na_j) - 2 G[i, j] in float32 (the bound's float32 estimates; naA, naB
     # the float32 norms); flags[i]: how many fall below the row's keep threshold (those go to
-    # cpu._sq_fix_rows, which keeps an estimate >= T[i] and re-tests the rest one by one).
+    # cpu.sq_fix_rows, which keeps an estimate >= T[i] and re-tests the rest one by one).
     # Branch-free: vectorizes. Row i of A is row i + self_offset of B where both are the
     # same rows: that canonical distance is exactly 0 (fl(x - x) = 0), so it is set, not
     # summed in float64 (which the bound alone would ask for: its estimate is near 0).
@@ -364,7 +374,7 @@ def _finish_parallel(A, B, G, naA, naB, aA, aB, T, self_offset, flags, coef, rto
         i0 = b * block
         i1 = min(n, i0 + block)
         _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1)
-        cpu._sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1, w)
+        cpu.sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1, w)
 
 
 # No row of A is a row of B (see _estimates_rows).
@@ -383,13 +393,13 @@ def _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, self_offset=_NO_SELF, w=Non
     aA = mp.norm_upper(naA, d)
     aB = aA if naB is naA else mp.norm_upper(naB, d)
     T = np.empty(len(aA))
-    cpu._accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
+    cpu.accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
     flags = np.empty(len(aA), dtype=np.int64)
     naA32 = naA.astype(np.float32)
     naB32 = naA32 if naB is naA else naB.astype(np.float32)
-    if G.size * 8 < cpu._SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster
+    if G.size * 8 < cpu.SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster
         _estimates_rows(G, naA32, naB32, T, self_offset, flags, 0, G.shape[0])
-        cpu._sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0], w)
+        cpu.sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0], w)
     else:
         _finish_parallel(A, B, G, naA32, naB32, aA, aB, T, self_offset, flags, coef, float(rtol), 16, w)
     if take_sqrt:
@@ -397,19 +407,20 @@ def _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, self_offset=_NO_SELF, w=Non
     return G
 
 
-def pairwise(A, B, take_sqrt, rtol=mp.CDIST_RTOL, weights=None):
+def pairwise(reduction, A, B, arg, rtol=mp.CDIST_RTOL):
     """float32 ``(len(A), len(B))`` ``sq``/``l2`` distances, each within relative ``rtol`` of the canonical float64 one.
 
     Rows centred on :func:`shift_of` ``A``; ``A`` and ``B`` the same rows
     (``cdist(X, X)``) share one centred copy and one symmetric product.
     Returns None when the centred norms are too large for a float32 GEMM or
     not finite (a NaN or inf in the input: the caller's finiteness check then
-    raises; else it sums in float64).
+    raises; else it sums in float64). ``reduction`` and ``arg`` as in :func:`min_median`.
     """
+    take_sqrt, weights = _gram(reduction, arg)
     shift = shift_of(A)
     r = None if weights is None else np.sqrt(weights)
     XA, naA = centred(A, shift, r)
-    if cpu._same_rows(A, B):
+    if cpu.same_rows(A, B):
         return _finish(A, B, XA, naA, XA, naA, take_sqrt, rtol, self_offset=0, w=weights)
     XB, naB = centred(B, shift, r)
     return _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, w=weights)
@@ -426,14 +437,15 @@ def _condense_rows(G, i0, j0, n, out):
             out[pos + j - i - 1] = G[r, j - j0]
 
 
-def condensed(F, take_sqrt, max_bytes, rtol=mp.CDIST_RTOL, weights=None):
+def condensed(reduction, F, arg, max_bytes, rtol=mp.CDIST_RTOL):
     """``pdist`` of ``sq``/``l2`` in float32, within relative ``rtol`` (as :func:`pairwise`).
 
     Centres once; one symmetric product when the float32 ``n x n`` matrix
     fits in ``max_bytes``, else row tiles against the rows after them (the
     upper triangle only). Returns None when the centred norms are too large
-    for a float32 GEMM.
+    for a float32 GEMM. ``reduction`` and ``arg`` as in :func:`min_median`.
     """
+    take_sqrt, weights = _gram(reduction, arg)
     n = F.shape[0]
     out = np.empty(n * (n - 1) // 2, dtype=np.float32)
     X, na = centred(F, shift_of(F), None if weights is None else np.sqrt(weights))

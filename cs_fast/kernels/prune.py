@@ -64,7 +64,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import cpu
+from . import cpu, reductions
 from .jit import kernel, specialize
 
 # prune's kernels inline cpu.py's (box_row): its source joins their cache key.
@@ -79,9 +79,7 @@ SKIPPED = 2  # pruned by its lower bound
 # keeps sq/l2 below ~1e-8; float32 storage: l1 chunk sums of up to 512 terms in
 # float32, ~3e-5). Generous on purpose: a looser margin only costs pruning.
 _EPS = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-4}
-_BOUNDED = ("box", "mask", "angular")  # distances in [0, 1], formulas with cancellation near 0
 _TINY = 1e-12
-_CHEAP = ("box",)  # distances cheap enough that the counting pass beats the bounds once they stop paying
 _SHORT_ROW = 16  # direct reductions on rows shorter than this count as cheap too
 _SEED = 0x5EED
 _BOUND_TILE = 64  # rows per tile while bounding
@@ -112,10 +110,10 @@ def rounding_margin(reduction, dtype):
     ``|d_hat - d| <= eps d + tiny`` where ``d`` is the exact distance of the
     stored (featurized) rows; the pruning bounds subtract the matching margin.
     """
-    eps = _EPS.get(np.dtype(dtype), 1e-4)
-    if reduction in ("box", "mask"):
-        eps = _EPS[np.dtype(np.float64)]  # box features are float64; mask counts are exact
-    return eps, (_TINY if reduction in _BOUNDED else 0.0)
+    R = reductions.get(reduction)
+    eps = _EPS[np.dtype(np.float64)] if R.exact_features else _EPS.get(np.dtype(dtype), 1e-4)
+    # Distances in [0, 1] come from formulas with cancellation near 0: an absolute margin too.
+    return eps, (_TINY if R.bounded else 0.0)
 
 
 # --------------------------------------------------------------------------- numba kernels
@@ -139,7 +137,7 @@ def _select(row, k, scratch):
     if n <= 4096 or cap < 1024:
         tmp = scratch[:n] if cap >= n else np.empty(n)
         tmp[:] = row
-        return cpu._kth_smallest(tmp, k)
+        return cpu.kth_smallest(tmp, k)
     s = 512
     sample = np.empty(s)
     for t in range(s):
@@ -148,8 +146,8 @@ def _select(row, k, scratch):
     spread = 3.0 * math.sqrt(s * 0.25) + 1.0
     a = max(0, int(pos - spread))
     b = min(s - 1, int(pos + spread) + 1)
-    lo = cpu._kth_smallest(sample, a + 1)
-    hi = cpu._kth_smallest(sample, b + 1)  # after the first call sample[: a + 1] <= lo still holds
+    lo = cpu.kth_smallest(sample, a + 1)
+    hi = cpu.kth_smallest(sample, b + 1)  # after the first call sample[: a + 1] <= lo still holds
     below = 0
     m = 0
     last = cap - 1
@@ -159,10 +157,10 @@ def _select(row, k, scratch):
         scratch[min(m, last)] = v
         m += (v >= lo) & (v <= hi)
     if below < k <= below + m and m < cap:
-        return cpu._kth_smallest(scratch[:m], k - below)
+        return cpu.kth_smallest(scratch[:m], k - below)
     tmp = scratch[:n] if cap >= n else np.empty(n)
     tmp[:] = row
-    return cpu._kth_smallest(tmp, k)
+    return cpu.kth_smallest(tmp, k)
 
 
 @kernel(nogil=True, **_KERNEL)
@@ -185,8 +183,8 @@ def _median_floor(row, k, scratch):
     a = int((k - 1) * s / n - math.sqrt(s * 0.25))
     if a < 0:
         return _select(row, k, scratch)
-    lo = cpu._kth_smallest(sample, a + 1)
-    if cpu._count_below(row, lo) < k:
+    lo = cpu.kth_smallest(sample, a + 1)
+    if cpu.count_below(row, lo) < k:
         return lo
     return _select(row, k, scratch)
 
@@ -206,7 +204,7 @@ def _finish_rows(D, rows, k, best, best_index, want_bound, scratch, med, bound):
         i = rows[r]
         t = best if i > best_index else np.nextafter(best, np.inf)
         row = D[r]
-        if cpu._count_below(row, t) >= k:
+        if cpu.count_below(row, t) >= k:
             med[r] = _select(row, k, scratch[r])
             bound[r] = med[r]
         else:
@@ -322,15 +320,16 @@ _GENERIC = {}
 
 def _generic(reduction):
     """(pair_rows, count_tile) for one pair function: templates bound by jit.specialize, built once."""
-    if reduction not in _GENERIC:
-        fast = reduction in cpu._ESTIMATES  # estimates take the reassociated pair functions (cpu.KF)
-        pair_fn = getattr(cpu.KF if fast else cpu.K, reduction + "_pair")
-        suffix = "prune_" + reduction + ("_fast" if fast else "")
-        _GENERIC[reduction] = tuple(
+    R = reductions.get(reduction)
+    if R not in _GENERIC:
+        fast = R.estimate_only  # estimates take the reassociated pair functions (cpu.KF)
+        pair_fn = getattr(cpu.KF if fast else cpu.K, R.pair)
+        suffix = "prune_" + R.name + ("_fast" if fast else "")
+        _GENERIC[R] = tuple(
             specialize(template, suffix, dict(parallel=True, **_KERNEL), pair_fn=pair_fn)
             for template in (_pair_rows, _count_tile)
         )
-    return _GENERIC[reduction]
+    return _GENERIC[R]
 
 
 @kernel(parallel=True, **_KERNEL)
@@ -339,7 +338,7 @@ def _box_rows(FT, rows, out):
         cpu.box_row(FT, rows[r], out[r])
 
 
-@kernel(parallel=True, fastmath=cpu._FASTMATH, **_KERNEL)
+@kernel(parallel=True, fastmath=cpu.FASTMATH, **_KERNEL)
 def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, scratch, med, evals):
     """The box counting pass with the columns sorted by their distance to a pivot row.
 
@@ -560,7 +559,7 @@ def _floor32(row, k, scratch):
             a = int((k - 1) * s / n - mult * sd)
             if a < 0:
                 break
-            lo = cpu._kth_smallest(sample, a + 1)  # reorders the sample; later ranks are still exact
+            lo = cpu.kth_smallest(sample, a + 1)  # reorders the sample; later ranks are still exact
             c = 0
             for t in range(n):
                 c += row[t] < lo
@@ -684,7 +683,7 @@ def _box32_bound_open(C, FT, rows, k, best, best_index, Copen, out32, buf, scrat
                 a = int((k - 1) * s / n - mult * sd)
                 if a < 0:
                     break
-                lo = np.float64(cpu._kth_smallest(sample, a + 1))  # reorders the sample; later ranks still exact
+                lo = np.float64(cpu.kth_smallest(sample, a + 1))  # reorders the sample; later ranks still exact
                 if _box32_count_row(C, i, lo, positive) < k:
                     floor = lo
                     proven = lo >= t
@@ -962,29 +961,30 @@ class _Rows:
     """
 
     def __init__(self, reduction, F, arg):
-        self.reduction = reduction
+        self.reduction = reduction = reductions.get(reduction)
         self.F = F
         self.arg = arg
         self.n = F.shape[0]
         self.C = None  # float32 box columns (box32_columns), when the float32 bounds hold
         self._open = None  # (cols, C[:, cols]) of the last compaction (bound_rows)
-        if reduction == "box":
+        if reduction.box:
             self.FT = np.ascontiguousarray(F.T)
             if FLOAT32_BOXES:
                 self.C = box32_columns(F)
         # No empty box: the float32 counts may take the bare test (_count32's `simple`).
         self.positive = self.C is not None and bool(np.all(self.C[4] > 0)) and SIMPLE_TEST
-        self.tiled = reduction in ("l1",) + cpu.ROW_KERNELS
-        self.cheap = reduction in _CHEAP or (not self.tiled and F.shape[1] < _SHORT_ROW)
+        self.tiled = reduction.chunk_estimates or reduction.row_kernels
+        # Boxes are cheap enough that the counting pass beats the bounds once they stop paying.
+        self.cheap = reduction.box or (not self.tiled and F.shape[1] < _SHORT_ROW)
         self.generic = None if self.tiled else _generic(reduction)
 
     def full(self, rows, out):
         """Write the distances of ``rows`` to all rows into ``out[:len(rows)]``; return that view."""
         m = rows.shape[0]
         D = out[:m]
-        if self.reduction == "l1":
+        if self.reduction.chunk_estimates:
             cpu.l1_rows(self.F, rows, D)
-        elif self.reduction == "box":
+        elif self.reduction.box:
             _box_rows(self.FT, rows, D)
         elif self.tiled:
             # The canonical float64 rows of to_center and of the mixed-precision brute force
@@ -1015,7 +1015,7 @@ class _Rows:
 
         Returns the number of distances evaluated.
         """
-        if self.reduction != "box":
+        if not self.reduction.box:
             return 0
         if self.C is not None:
             drow = np.empty(self.n, np.float32)
@@ -1070,7 +1070,7 @@ class _Rows:
             else:
                 _box32_count_pivots(Cs, start, dp, _PIVOT_BUCKETS, self.C, self.FT, rows, k, cpu_best, best_index,
                                     reach, buf, scratch, med, evals, self.positive)
-        elif self.reduction == "box" and getattr(self, "pivot", None) is not None:
+        elif self.reduction.box and getattr(self, "pivot", None) is not None:
             FTs, ds, dpiv, dmax = self.pivot
             # |d(i,c) - |d(p,c) - d(p,i)|| rounding: each distance within eps d + tiny.
             reach = 4.0 * self.eps * (2.0 * dmax + best) + 4.0 * self.tiny
@@ -1081,7 +1081,7 @@ class _Rows:
             else:
                 _box_count_pivot(self.FT, FTs, ds, dpiv, rows, k, cpu_best, best_index, reach, buf, scratch, med,
                                  evals)
-        elif self.reduction == "box":
+        elif self.reduction.box:
             cpu.box_fused_tile(self.F, self.FT, rows, k, best, best_index, buf, med, evals)
         else:
             self.generic[1](self.F, rows, k, best, best_index, self.arg, buf, scratch, med, evals)
@@ -1242,12 +1242,12 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
                 npiv = 0
                 bounding = False
             elif SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
-                if PIVOT and src.reduction == "box" and best_index < n and src.C is not None and PIVOTS > 0:
+                if PIVOT and src.reduction.box and best_index < n and src.C is not None and PIVOTS > 0:
                     # One more full tile, of as many rows as the pivots' memory allows.
                     npiv = int(max(1, min(PIVOTS, tile, bound_tile, _PIVOT_BYTES // (24 * n))))
                 else:
                     bounding = False  # the bounds stopped paying for their rows: count instead
-                    if PIVOT and src.reduction == "box" and best_index < n:
+                    if PIVOT and src.reduction.box and best_index < n:
                         recomputed += src.set_pivot(best_index, eps, tiny, buf)  # the best row, already full
     if trace is not None:
         lb[cols] = lbc
