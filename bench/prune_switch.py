@@ -1,18 +1,19 @@
-"""When the pruned center should stop computing full rows for bounds: a scan of ``prune.RATIO``.
+"""When the pruned center should stop computing full rows for bounds: a scan of the pruned search's ``ratio``.
 
     python bench/prune_switch.py [--threads 1] [--out bench/results/prune/switch.txt]
 
 For cheap distances (boxes) :func:`cs_fast.kernels.prune.min_median` computes
 rows in full to tighten the triangle-inequality bounds until a tile of ``m``
-full rows settles fewer than ``RATIO * m`` other rows, then gives the rest the
+full rows settles fewer than ``ratio * m`` other rows, then gives the rest the
 counting pass. A full row costs its ``n`` distances plus a selection and a
 pass over every bound; a counted row stops early. This scan times the pruned
-search for several ``RATIO`` on jittered boxes (brute force in the same run
+search for several ``ratio`` (:class:`cs_fast.kernels.prune.PruneConfig`) on jittered boxes (brute force in the same run
 for the ratio), best of three, and the default is set from it. The result is
-exact whatever ``RATIO`` is (each row is checked against brute force here).
+exact whatever ``ratio`` is (each row is checked against brute force here).
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -35,7 +36,10 @@ def main(argv=None):
     from cs_fast.bench.center import _jittered
     from cs_fast.kernels import prune
 
-    default = prune.RATIO
+    from cs_fast.bindings.distance import host_tile
+
+    default = prune.DEFAULT_CONFIG.ratio
+    jaccard = cs_fast.get_metric("jaccard")
     warm = _jittered(np.random.default_rng(1), 300)
     cs_fast.min_median(warm, "jaccard", method="brute")
     cs_fast.min_median(warm, "jaccard", method="pruned")
@@ -50,22 +54,22 @@ def main(argv=None):
             times.append(time.perf_counter() - t0)
         return min(times), out
 
-    try:
-        for n in args.sizes:
-            Z = _jittered(np.random.default_rng([0, n]), n)
-            tb, ref = best_of(lambda: cs_fast.min_median(Z, "jaccard", method="brute"))
-            lines.append(f"{n:>8}{'brute':>14}{tb:>9.3f}{'1':>10}")
-            for ratio in args.ratios:
-                prune.RATIO = ratio
-                st = {}
-                tp, got = best_of(lambda: cs_fast.min_median(Z, "jaccard", method="pruned", stats=st))
-                if got != ref:
-                    raise AssertionError(f"RATIO {ratio}, n {n}: pruned {got} != brute {ref}")
-                lines.append(f"{n:>8}{'RATIO ' + format(ratio, 'g'):>14}{tp:>9.3f}{tb / tp:>9.2f}x"
-                             f"{100 * (st['evaluated'] + st['recomputed']) / st['pairs']:>10.2f}%{st['rows_full']:>7}{st['rows_counted']:>9}")
-                print(lines[-1], flush=True)
-    finally:
-        prune.RATIO = default
+    for n in args.sizes:
+        Z = _jittered(np.random.default_rng([0, n]), n)
+        tb, ref = best_of(lambda: cs_fast.min_median(Z, "jaccard", method="brute"))
+        lines.append(f"{n:>8}{'brute':>14}{tb:>9.3f}{'1':>10}")
+        F = jaccard.featurize(jaccard.prepare(Z, "Z", {}), {})
+        tile = host_tile(jaccard.reduction, n, "pruned")
+        for ratio in args.ratios:
+            config = dataclasses.replace(prune.DEFAULT_CONFIG, ratio=ratio)
+            st = {}
+            tp, got = best_of(lambda: prune.min_median(jaccard.reduction, F.data, F.arg, tile, stats=st,
+                                                       config=config))
+            if (int(got[0]), float(got[1])) != ref:
+                raise AssertionError(f"RATIO {ratio}, n {n}: pruned {got} != brute {ref}")
+            lines.append(f"{n:>8}{'RATIO ' + format(ratio, 'g'):>14}{tp:>9.3f}{tb / tp:>9.2f}x"
+                         f"{100 * (st['evaluated'] + st['recomputed']) / st['pairs']:>10.2f}%{st['rows_full']:>7}{st['rows_counted']:>9}")
+            print(lines[-1], flush=True)
     lines.append(f"load average at end {measure.load_average()}")
     text = "\n".join(lines)
     print(text)

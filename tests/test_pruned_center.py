@@ -8,12 +8,15 @@ rounding margin of the wrong sign prunes a row that wins, and the parity and
 invariant checks catch it.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cs_fast
+from cs_fast.bindings.distance import host_tile
 from cs_fast.kernels import cpu, prune
 from cs_fast.metrics import check_metric_params, get_metric, reduction_for
 from conftest import CASES, case_id, make_samples, resolve_params
@@ -24,6 +27,17 @@ def both(X, metric, **kw):
     stats = {}
     pruned = cs_fast.min_median(X, metric, method="pruned", stats=stats, **kw)
     return brute, pruned, stats
+
+
+def both_config(X, metric, tile=None, **tunables):
+    """``both`` with the pruned search's tunables changed (:class:`prune.PruneConfig`); the answer must not."""
+    F, red = _features(X, metric)
+    brute = cs_fast.min_median(X, metric, method="brute", tile=tile)
+    stats = {}
+    config = dataclasses.replace(prune.DEFAULT_CONFIG, **tunables)
+    tile = host_tile(red, len(X), "pruned") if tile is None else tile
+    index, radius = prune.min_median(red, F.data, F.arg, tile, root=red.squared_metric, stats=stats, config=config)
+    return brute, (index, radius), stats
 
 
 def assert_same(brute, pruned):
@@ -156,12 +170,11 @@ def test_pruning_skips_most_rows_of_jittered_boxes(dtype, rng):
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1e9])
-def test_every_phase_mix_is_exact(ratio, monkeypatch, rng):
+def test_every_phase_mix_is_exact(ratio, rng):
     """Bounds to the end (ratio 0), or the counting pass right after the first rows (huge ratio)."""
-    monkeypatch.setattr(prune, "RATIO", ratio)
     for X in (jittered_boxes(rng, 700), scattered_boxes(rng, 500), TIES["duplicates"](rng), TIES["mostly_empty"](rng)):
         for dtype in (np.float64, np.float32):
-            brute, pruned, stats = both(X.astype(dtype), "jaccard", tile=8)
+            brute, pruned, stats = both_config(X.astype(dtype), "jaccard", tile=8, ratio=ratio)
             assert_same(brute, pruned)
 
 
@@ -435,11 +448,10 @@ def test_float32_boxes_need_exact_coordinates_in_range(rng):
 
 
 @pytest.mark.parametrize("float32", [False, True])
-def test_box_paths_agree_at_scale(float32, monkeypatch, rng):
+def test_box_paths_agree_at_scale(float32, rng):
     """Both box paths (float32 and float64) give brute force's answer through every phase at n = 6000."""
-    monkeypatch.setattr(prune, "FLOAT32_BOXES", float32)
     X = jittered_boxes(rng, 6000).astype(np.float32)
-    brute, pruned, stats = both(X, "jaccard")
+    brute, pruned, stats = both_config(X, "jaccard", float32_boxes=float32)
     assert_same(brute, pruned)
     assert stats["rows_counted"] > 0 and stats["rows_skipped"] > 0
 
@@ -447,19 +459,17 @@ def test_box_paths_agree_at_scale(float32, monkeypatch, rng):
 @pytest.mark.parametrize("group", [1, 3])
 @pytest.mark.parametrize("pivots", [0, 1, 32])
 @pytest.mark.parametrize("ratio", [2.0, 1e9])
-def test_bucketed_pivots_count_exactly(pivots, ratio, group, monkeypatch, rng):
+def test_bucketed_pivots_count_exactly(pivots, ratio, group, rng):
     """The float32 count against the nearest of several bucketed pivots gives brute force's answer.
 
     ratio 1e9 switches to the count after the first rows, so nearly every row goes through it.
     (Checked by mutation: a window narrower by 0.02 than the triangle inequality allows fails here.)
     """
-    monkeypatch.setattr(prune, "PIVOTS", pivots)
-    monkeypatch.setattr(prune, "RATIO", ratio)
-    monkeypatch.setattr(prune, "GROUP", group)  # rows of one pivot counted a column block at a time
+    # group: rows of one pivot counted a column block at a time
     for X in (jittered_boxes(rng, 4000), jittered_boxes(rng, 3001, sigma=1.0), TIES["duplicates"](rng),
               TIES["mostly_empty"](rng), scattered_boxes(rng, 2000)):
         X = X.astype(np.float32)
-        brute, pruned, stats = both(X, "jaccard", tile=64)
+        brute, pruned, stats = both_config(X, "jaccard", tile=64, pivots=pivots, ratio=ratio, group=group)
         assert_same(brute, pruned)
         assert stats["rows_full"] + stats["rows_counted"] + stats["rows_skipped"] == len(X)
 
@@ -545,13 +555,12 @@ def test_open_row_bounds_are_floors_and_the_open_distances(layout, rng):
 
 
 @pytest.mark.parametrize("open_rows", [False, True])
-def test_open_row_bounds_keep_brute_force_answer(open_rows, monkeypatch, rng):
+def test_open_row_bounds_keep_brute_force_answer(open_rows, rng):
     """The pruned center with open-row bounds gives brute force's answer through every phase."""
-    monkeypatch.setattr(prune, "OPEN_ROWS", open_rows)
     for X in (jittered_boxes(rng, 9000), jittered_boxes(rng, 5001, sigma=1.0), TIES["duplicates"](rng),
               TIES["mostly_empty"](rng), scattered_boxes(rng, 6000)):
         X = X.astype(np.float32)
-        brute, pruned, stats = both(X, "jaccard", tile=64)
+        brute, pruned, stats = both_config(X, "jaccard", tile=64, open_rows=open_rows)
         assert_same(brute, pruned)
         assert stats["rows_full"] + stats["rows_counted"] + stats["rows_skipped"] == len(X)
 
@@ -582,12 +591,11 @@ def test_bare_count_test_is_the_full_one_without_empty_boxes(scale, rng):
 
 
 @pytest.mark.parametrize("simple", [False, True])
-def test_bare_count_test_keeps_brute_force_answer(simple, monkeypatch, rng):
+def test_bare_count_test_keeps_brute_force_answer(simple, rng):
     """Jittered boxes take the bare test, empty and disjoint ones the full one: brute force's answer either way."""
-    monkeypatch.setattr(prune, "SIMPLE_TEST", simple)
     for X in (jittered_boxes(rng, 7000), TIES["mostly_empty"](rng), TIES["duplicates"](rng), scattered_boxes(rng, 5000)):
         X = X.astype(np.float32)
-        brute, pruned, stats = both(X, "jaccard", tile=64)
+        brute, pruned, stats = both_config(X, "jaccard", tile=64, simple_test=simple)
         assert_same(brute, pruned)
 
 

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from .._checks import check_int
-from ..kernels import cpu, exact, mixed_cpu, prune
+from ..kernels import cpu, exact, mixed_cpu, prune, reductions
 from ..kernels import cuda as ck
 from ..metrics import HOST_OPS, HostOps, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
 from .arrays import device_scope, device_view, host_view, is_numba_device_array, on_device, placement, wrap_like
@@ -390,6 +390,22 @@ def _to_center64(Z, center, metric, params, backend="auto"):
 METHODS = ("auto", "pruned", "brute")
 
 
+def host_tile(reduction, n, method, max_memory=None):
+    """Rows per tile of the host's ``min_median`` over ``n`` samples within ``max_memory`` bytes.
+
+    Brute force holds a float64 ``tile x n`` buffer; the pruned search a second,
+    smaller scratch buffer for its selections; the float32 GEMM of the sums of
+    squares one float32 ``tile x n`` product, uncapped (one tile of all rows is
+    a symmetric product). Never fewer rows than threads.
+    """
+    budget = DEFAULT_TILE_BYTES if max_memory is None else max_memory
+    threads = numba.get_num_threads()
+    if reductions.get(reduction).gram and method == "brute":
+        return max(threads, min(n, budget // (4 * n)))
+    per_row = 8 * n if method == "brute" else 8 * n + 8 * min(n, n // 4 + 4096)
+    return max(threads, min(1024, budget // per_row))
+
+
 def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, method="auto", stats=None,
                **params):
     """The sample with the smallest lower median distance to all samples.
@@ -516,13 +532,7 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
                 index, radius = ck.min_median(red, F.data, F.arg, tile=tile, max_memory=budget)
         else:
             if tile is None:
-                budget = DEFAULT_TILE_BYTES if max_memory is None else max_memory
-                # The pruned search holds a second, smaller scratch buffer for its selections.
-                per_row = 8 * n if method == "brute" else 8 * n + 8 * min(n, n // 4 + 4096)
-                tile = max(numba.get_num_threads(), min(1024, budget // per_row))
-                if red.gram and method == "brute":
-                    # float32 GEMM rows, uncapped: one tile of all rows is a symmetric product
-                    tile = max(numba.get_num_threads(), min(n, budget // (4 * n)))
+                tile = host_tile(red, n, method, max_memory)
             if m.estimate is not None:
                 # Search on the fast estimates, refine the candidates with the canonical distances.
                 est = m.estimate(Z, params)

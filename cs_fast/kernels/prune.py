@@ -25,14 +25,14 @@ keep a row that could have been skipped, never skip one that could win.
 
 How. Rows are visited in tiles in a seeded random order (trimed's; visiting
 in increasing-bound order computed as many rows in full on jittered boxes,
-see ``SORT``), skipping rows already settled. Each tile's rows are computed in
+see :class:`PruneConfig`), skipping rows already settled. Each tile's rows are computed in
 full with the routines brute force uses (:func:`cs_fast.kernels.cpu.box_row`,
 the canonical :func:`cs_fast.kernels.cpu.rows`, the strict pair functions;
 ``l1`` here is always the blocked estimate ``l1_rows`` of the estimate pass),
 so every distance is the same float on both paths; their exact lower medians are selected, the
 (median, index) best updated, and every open row's bound tightened. Where the
 distances are cheap (boxes, short rows) and a tile of ``m`` full rows settles
-fewer than ``RATIO * m`` others (the core around the center, or inputs that
+fewer than ``ratio * m`` others (:class:`PruneConfig`) (the core around the center, or inputs that
 do not prune at all: scattered boxes), the rest gets the brute-force counting
 pass with its early exit instead (a row stops once too few of its distances
 can be below the best); for boxes that pass also skips the columns that the
@@ -52,13 +52,14 @@ a derived error bound (``_BOX32_TINY``), and the count test is widened by
 ``_BOX32_PAD`` so that it can only over-count the pairs below a threshold (the
 derivation is written above :func:`box32_columns`); only a row that may win
 gets brute force's float64 row and exact median. The counting pass uses up to
-``PIVOTS`` pivots (random core rows and the best row, their columns bucketed by
+``pivots`` pivots (random core rows and the best row, their columns bucketed by
 distance in linear time, :func:`_pivot_buckets`): each row takes its nearest
 pivot and evaluates only the shell of columns the triangle inequality leaves
 undecided (:func:`_box32_count_pivots`). Index and radius stay brute force's.
 """
 
 import math
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -84,19 +85,6 @@ _SHORT_ROW = 16  # direct reductions on rows shorter than this count as cheap to
 _SEED = 0x5EED
 _BOUND_TILE = 64  # rows per tile while bounding
 _MIN_BOUND_ROWS = 32  # rows computed in full before the bounds may be given up (8 gave up too soon)
-# Tuning switches (module-level so tests and experiments can flip them; the
-# result is exact whatever they are):
-# SORT: re-sort the open rows by bound whenever half of them have closed. Measured
-#   on jittered boxes it computed as many rows in full as the seeded random order
-#   (trimed's), which it only adds sorting to; off, the order is re-sorted by bound
-#   only when the random order runs out.
-# SWITCH / RATIO: for cheap distances, give the bounds up once a tile of m full rows
-#   closes fewer than RATIO * m other rows, and count the rest.
-# PIVOT: count boxes against the pivot-sorted window (_box_count_pivot).
-SORT = False
-SWITCH = True
-PIVOT = True
-RATIO = 4.0
 _CHUNK = 4096  # bound entries per task of _tighten (32 KiB: stays in L1)
 # Strided sample of _median_floor: its proposal lies about sqrt(s) / (2 s) in rank below the
 # median (4096: 0.8 %); a larger sample costs more to select in (measured: 2048 and 8192 were slower).
@@ -424,22 +412,65 @@ _BOX32_TINY = 2.0 ** -17
 _BOX32_RANGE = (2.0 ** -20, 2.0 ** 40)
 _Z32 = np.float32(0.0)
 _ONE32 = np.float32(1.0)
-# Tuning/A-B switches (module level): False keeps boxes on the float64 kernels; PIVOTS
-# random core rows (plus the best row) become the float32 count's pivots (0: the best row
-# alone, sorted, as _box_count_pivot), within _PIVOT_BYTES (24 bytes per pivot and box).
-FLOAT32_BOXES = True
-# OPEN_ROWS: float32 bound rows hold only the distances to the open rows, their floor from a
-# division-free count (_box32_bound_open); False: whole rows (_box32_bound_rows), as before.
-OPEN_ROWS = True
-# SIMPLE_TEST: without empty boxes and below t = 1, the float32 counts take the bare test (_count32).
-SIMPLE_TEST = True
-PIVOTS = 16
 _PIVOT_BYTES = 384 * 2**20  # 16 pivots at 10^6 boxes (10.9 s vs 13.0 s with 128 MiB, 2 threads; +260 MiB)
 _PIVOT_BUCKETS = 2048
-# Rows of one pivot counted together, a column block at a time (_box32_count_groups); 1: one by one.
-# COUNT_TILE: rows per grouped count call.
-GROUP = 8
-COUNT_TILE = 1024
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """The pruned search's tunables. The answer is brute force's whatever they are; only the work changes.
+
+    Attributes
+    ----------
+    sort : bool
+        Re-sort the open rows by bound whenever half of them have closed (off:
+        only when the seeded random order runs out). On jittered boxes it
+        computed as many rows in full as the random order, which it only adds
+        sorting to.
+    switch : bool
+        For cheap distances, give the bounds up once they stop paying (see
+        ``ratio``) and count the remaining rows.
+    ratio : float
+        The bounds stop paying once a tile of ``m`` full rows closes fewer than
+        ``ratio * m`` other rows.
+    pivot : bool
+        Count boxes against the pivot-sorted window of the best row
+        (:func:`_box_count_pivot`) or the bucketed pivots.
+    pivots : int
+        Random core rows (plus the best row) that become the float32 count's
+        pivots (0: the best row alone), within 24 bytes per pivot and box of
+        ``_PIVOT_BYTES``.
+    float32_boxes : bool
+        Bound and count boxes in float32 when their coordinates allow it
+        (:func:`box32_columns`); off: the float64 kernels.
+    open_rows : bool
+        float32 bound rows hold only the distances to the open rows, their
+        floor from a division-free count (:func:`_box32_bound_open`); off:
+        whole rows (:func:`_box32_bound_rows`).
+    simple_test : bool
+        Without empty boxes and below ``t = 1`` the float32 counts take the
+        bare test (:func:`_count32`).
+    group : int
+        Rows of one pivot counted together, a column block at a time
+        (:func:`_box32_count_groups`); 1: one by one.
+    count_tile : int
+        Rows per grouped count call.
+    """
+
+    sort: bool = False
+    switch: bool = True
+    ratio: float = 4.0
+    pivot: bool = True
+    pivots: int = 16
+    float32_boxes: bool = True
+    open_rows: bool = True
+    simple_test: bool = True
+    group: int = 8
+    count_tile: int = 1024
+
+
+#: Today's tunables: what :func:`min_median` uses unless given others.
+DEFAULT_CONFIG = PruneConfig()
 
 
 def box32_columns(F):
@@ -960,8 +991,9 @@ class _Rows:
     so a row's distances are the same floats whichever path computes them.
     """
 
-    def __init__(self, reduction, F, arg):
+    def __init__(self, reduction, F, arg, config=DEFAULT_CONFIG):
         self.reduction = reduction = reductions.get(reduction)
+        self.config = config
         self.F = F
         self.arg = arg
         self.n = F.shape[0]
@@ -969,10 +1001,10 @@ class _Rows:
         self._open = None  # (cols, C[:, cols]) of the last compaction (bound_rows)
         if reduction.box:
             self.FT = np.ascontiguousarray(F.T)
-            if FLOAT32_BOXES:
+            if config.float32_boxes:
                 self.C = box32_columns(F)
         # No empty box: the float32 counts may take the bare test (_count32's `simple`).
-        self.positive = self.C is not None and bool(np.all(self.C[4] > 0)) and SIMPLE_TEST
+        self.positive = self.C is not None and bool(np.all(self.C[4] > 0)) and config.simple_test
         self.tiled = reduction.chunk_estimates or reduction.row_kernels
         # Boxes are cheap enough that the counting pass beats the bounds once they stop paying.
         self.cheap = reduction.box or (not self.tiled and F.shape[1] < _SHORT_ROW)
@@ -1001,7 +1033,7 @@ class _Rows:
         without, all ``n`` (the pivots need them).
         """
         m = rows.shape[0]
-        if cols is None or not OPEN_ROWS:
+        if cols is None or not self.config.open_rows:
             _box32_bound_rows(self.C, self.FT, rows, k, best, best_index, buf32, buf, scratch, med[:m], bound[:m])
             return buf32[:m]
         if self._open is None or self._open[0] is not cols:  # the caller compacted: copy the open columns
@@ -1049,18 +1081,18 @@ class _Rows:
             # |dp[p, c] - dp[p, i]| <= d(i, c) + 2 * (float32 error <= tiny / 7); 4 tiny covers it and float64 rounding.
             reach = 4.0 * self.eps * (2.0 + best) + 4.0 * self.tiny
             cpu_best = best if np.isfinite(best) else np.inf
-            if GROUP > 1:
+            if self.config.group > 1:
                 m = rows.shape[0]
                 pidx = np.empty(m, np.int64)
                 pa = np.empty(m, np.float32)
                 _nearest_pivot(dp, rows, pidx, pa)
                 perm = np.lexsort((pa, pidx))
                 ps = pidx[perm]
-                # Groups: runs of one pivot, at most GROUP rows each.
+                # Groups: runs of one pivot, at most config.group rows each.
                 cut = np.flatnonzero(np.diff(ps)) + 1
                 bounds = [0]
                 for a, b in zip(np.concatenate(([0], cut)), np.concatenate((cut, [m]))):
-                    bounds.extend(range(int(a) + GROUP, int(b), GROUP))
+                    bounds.extend(range(int(a) + self.config.group, int(b), self.config.group))
                     bounds.append(int(b))
                 groups = np.array(bounds, np.int64)
                 work = np.empty((3, m), np.int64)
@@ -1100,7 +1132,24 @@ def _next_rows(order, pos, state, m, out):
     return c, pos
 
 
-def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, trace=None, slack=None, seen=None):
+def _by_bound(lb, cols, lbc, state):
+    """The open rows in increasing order of their bounds (bounds only rise: a stale order is correct, only slower)."""
+    lb[cols] = lbc
+    idx = np.flatnonzero(state == OPEN)
+    return idx[np.argsort(lb[idx], kind="stable")]
+
+
+def _report(stats, n, evaluated, recomputed, rows_full, rows_counted, state):
+    """Fill ``stats`` with the work of one search (see :func:`min_median`)."""
+    stats.update(
+        evaluated=int(evaluated), recomputed=int(recomputed), pairs=n * n, fraction=evaluated / float(n * n),
+        rows_full=int(rows_full), rows_counted=int(rows_counted),
+        rows_skipped=int(np.count_nonzero(state == SKIPPED)),
+    )
+
+
+def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, trace=None, slack=None, seen=None,
+               config=DEFAULT_CONFIG):
     """Index and value of the smallest lower median of ``D(F, F)``, pruned.
 
     Parameters
@@ -1136,6 +1185,8 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         when their bound exceeds ``slack(best)``, and ``seen[i]`` receives every
         median computed (inf where only a floor is known: those exceed
         ``slack`` of the best at the time).
+    config : PruneConfig, optional
+        The tunables (:data:`DEFAULT_CONFIG`): they change the work, never the answer.
 
     Returns
     -------
@@ -1144,7 +1195,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     """
     n = F.shape[0]
     k = (n + 1) // 2
-    src = _Rows(reduction, F, arg)
+    src = _Rows(reduction, F, arg, config)
     eps, tiny = rounding_margin(reduction, F.dtype) if margin is None else margin
     if src.C is not None and margin is None:
         tiny = max(tiny, _BOX32_TINY)  # float32 box distances (see box32_columns)
@@ -1157,7 +1208,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     scratch = np.empty((tile, min(n, n // 4 + 4096)))
     # The grouped pivot count holds no row buffer per row: its tiles may be larger than the
     # memory budget's (at 10^6 boxes 26 rows, about 5 per pivot: too few to share a column block).
-    ctile = max(tile, min(n, COUNT_TILE)) if GROUP > 1 else tile
+    ctile = max(tile, min(n, config.count_tile)) if config.group > 1 else tile
     med = np.empty(ctile)
     floor = np.empty(tile)  # lower bounds of the full rows' medians, for _tighten
     evals = np.zeros(ctile, np.int64)
@@ -1176,15 +1227,9 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     size = min(tile, threads)
     evaluated = recomputed = rows_full = rows_counted = 0
     while open_now > 0:
-        if pos >= order.shape[0] or (SORT and bounding and 2 * open_now < open_at_sort):
-            # Re-sort the open rows by bound. Bounds only rise, so a stale order
-            # is still correct, only less effective.
-            lb[cols] = lbc
-            idx = np.flatnonzero(state == OPEN)
-            order = idx[np.argsort(lb[idx], kind="stable")]
-            pos = 0
-            open_at_sort = open_now
-        grouped = not bounding and getattr(src, "pivots", None) is not None and GROUP > 1
+        if pos >= order.shape[0] or (config.sort and bounding and 2 * open_now < open_at_sort):
+            order, pos, open_at_sort = _by_bound(lb, cols, lbc, state), 0, open_now
+        grouped = not bounding and getattr(src, "pivots", None) is not None and config.group > 1
         want = npiv if npiv else (min(size, bound_tile) if bounding else (ctile if grouped else size))
         m, pos = _next_rows(order, pos, state, want, rows)
         if m == 0:
@@ -1196,7 +1241,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         # Exact search: below the best (ties by index). Estimate pass: at most slack(best), no ties.
         c_best, c_index = (best, best_index) if slack is None else (np.nextafter(slack(best), np.inf), -1)
         if full and src.C is not None:
-            compact = OPEN_ROWS and not npiv  # the pivots' tile needs whole rows
+            compact = config.open_rows and not npiv  # the pivots' tile needs whole rows
             D = src.bound_rows(tr, k, c_best, c_index, buf, buf32, scratch, med, floor, cols if compact else None)
             evaluated += m * n
             # rows whose float32 screen could not decide are evaluated again in float64
@@ -1241,21 +1286,17 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
                 recomputed += src.set_pivots(D, best_index, eps, tiny)  # the best row, already full
                 npiv = 0
                 bounding = False
-            elif SWITCH and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < RATIO * m:
-                if PIVOT and src.reduction.box and best_index < n and src.C is not None and PIVOTS > 0:
+            elif config.switch and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < config.ratio * m:
+                if config.pivot and src.reduction.box and best_index < n and src.C is not None and config.pivots > 0:
                     # One more full tile, of as many rows as the pivots' memory allows.
-                    npiv = int(max(1, min(PIVOTS, tile, bound_tile, _PIVOT_BYTES // (24 * n))))
+                    npiv = int(max(1, min(config.pivots, tile, bound_tile, _PIVOT_BYTES // (24 * n))))
                 else:
                     bounding = False  # the bounds stopped paying for their rows: count instead
-                    if PIVOT and src.reduction.box and best_index < n:
+                    if config.pivot and src.reduction.box and best_index < n:
                         recomputed += src.set_pivot(best_index, eps, tiny, buf)  # the best row, already full
     if trace is not None:
         lb[cols] = lbc
         trace.update(lower_bounds=lb, state=state)
     if stats is not None:
-        stats.update(
-            evaluated=int(evaluated), recomputed=int(recomputed), pairs=n * n, fraction=evaluated / float(n * n),
-            rows_full=int(rows_full), rows_counted=int(rows_counted),
-            rows_skipped=int(np.count_nonzero(state == SKIPPED)),
-        )
+        _report(stats, n, evaluated, recomputed, rows_full, rows_counted, state)
     return best_index, best
