@@ -32,7 +32,7 @@ import numpy as np
 import cs_fast
 from cs_fast.bench import measure, peers
 from cs_fast.bench.workloads import default_workloads
-from cs_fast.kernels import cpu, mixed_cpu
+from cs_fast.kernels.cpu import distances, mixed
 from cs_fast.kernels import mixed_precision as mp
 
 
@@ -54,7 +54,7 @@ def _brute_force64(F, k):
     meds = np.empty(n)
     row = np.empty((1, n))
     for i in range(n):
-        cpu.sq_rows(F, F[i:i + 1], row)
+        distances.sq_rows(F, F[i:i + 1], row)
         meds[i] = np.partition(row[0], k - 1)[k - 1]
     i = int(np.argmin(meds))
     return i, float(meds[i])
@@ -80,7 +80,7 @@ def run_targets(reps, check_brute_force=True, log=print):
         check = {}
         if op == "min_median":
             stats = {}
-            mixed_cpu.min_median("sq", np.ascontiguousarray(X), 0, n, stats=stats)
+            mixed.min_median("sq", np.ascontiguousarray(X), 0, n, stats=stats)
             check["rows_given_an_interval"] = stats["candidates"]
             check["rows_refined"] = stats["refined"]
             check["float64_distances_summed"] = stats["summed"]

@@ -2,12 +2,12 @@
 
     python bench/prune_switch.py [--threads 1] [--out bench/results/prune/switch.txt]
 
-For cheap distances (boxes) :func:`cs_fast.kernels.prune.min_median` computes
+For cheap distances (boxes) :func:`cs_fast.kernels.cpu.prune.min_median` computes
 rows in full to tighten the triangle-inequality bounds until a tile of ``m``
 full rows settles fewer than ``ratio * m`` other rows, then gives the rest the
 counting pass. A full row costs its ``n`` distances plus a selection and a
 pass over every bound; a counted row stops early. This scan times the pruned
-search for several ``ratio`` (:class:`cs_fast.kernels.prune.PruneConfig`) on jittered boxes (brute force in the same run
+search for several ``ratio`` (:class:`cs_fast.kernels.cpu.prune.PruneConfig`) on jittered boxes (brute force in the same run
 for the ratio), best of three, and the default is set from it. The result is
 exact whatever ``ratio`` is (each row is checked against brute force here).
 """
@@ -34,7 +34,7 @@ def main(argv=None):
     import cs_fast
     from cs_fast.bench import measure
     from cs_fast.bench.center import _jittered
-    from cs_fast.kernels import prune
+    from cs_fast.kernels.cpu import prune
 
     from cs_fast.bindings.distance import host_tile
 

@@ -441,7 +441,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    # the first compile is announced by the cs_fast logger (cs_fast.kernels.jit): one line on stderr
+    # the first compile is announced by the cs_fast logger (cs_fast.kernels.cpu.runtime): one line on stderr
     try:
         status = args.run(args)
         return status if isinstance(status, int) else 0  # subcommands may return their results

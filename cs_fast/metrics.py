@@ -31,15 +31,15 @@ then the neighbour differences of their difference; weighted ``sqfeat``:
 record states how far that can be from the exact distance
 (:attr:`Metric.accuracy`, :attr:`Metric.error_bound`): relative to the
 distance itself wherever float64 allows it. Every front door and every exact
-median returns these numbers, bit for bit (:func:`cs_fast.kernels.cpu.rows`;
+median returns these numbers, bit for bit (:func:`cs_fast.kernels.cpu.distances.rows`;
 the device has its own canonical order, :mod:`cs_fast.kernels.cuda`).
 
 ``estimate`` (``l1`` and ``tv``) gives what the fast paths read -- ``tv``: the
 neighbour differences of the samples centred on a per-pixel median of some of
 them, stored in the input dtype -- with a
-:class:`cs_fast.kernels.exact.SumBound` to the canonical distances; the
+:class:`cs_fast.kernels.cpu.exact.SumBound` to the canonical distances; the
 center is searched on the estimates and the candidates refined
-(:mod:`cs_fast.kernels.exact`).
+(:mod:`cs_fast.kernels.cpu.exact`).
 """
 
 from dataclasses import dataclass, field
@@ -92,7 +92,7 @@ class Metric:
     #: ``(XA, XB, params, exact) -> (na, nb)``: the bound of :attr:`accuracy`
     #: for each pair, given the exact distances (what the tests hold it to).
     error_bound: Optional[Callable] = field(default=None, repr=False)
-    #: ``(validated array, params, centre=None, bound=True) -> cs_fast.kernels.exact.Estimate``:
+    #: ``(validated array, params, centre=None, bound=True) -> cs_fast.kernels.cpu.exact.Estimate``:
     #: the fast path's features and (unless ``bound=False``) their bound to the canonical distances
     #: (None: the fast path reads the canonical features and is exact).
     estimate: Optional[Callable] = field(default=None, repr=False)
@@ -319,7 +319,7 @@ def tv_differences(arr):
     ``arr`` is (n, k), (n, H, W) or (n, C, H, W); a 1-D signal is one row of
     one channel. ``P`` counts the neighbour pairs of one channel. The
     estimate featurize uses the one-pass kernel
-    ``cs_fast.kernels.cpu.tv_estimate`` (on the samples centred first), which
+    ``cs_fast.kernels.cpu.distances.tv_estimate`` (on the samples centred first), which
     the tests hold to this.
     """
     n = arr.shape[0]
@@ -400,12 +400,12 @@ def gamma(m, u=U64):
 
 
 def _chunk_rho(d, dtype):
-    """Relative error of the blocked l1 sums (cs_fast.kernels.cpu.l1_pairwise) against the exact l1 of their rows.
+    """Relative error of the blocked l1 sums (cs_fast.kernels.cpu.distances.l1_pairwise) against the exact l1 of their rows.
 
     Terms ``|a - b|`` in the storage dtype (one rounding) summed in chunks of at
     most 512 in any order (vectorized), chunk sums added in float64.
     """
-    from .kernels.cpu import L1_CHUNK
+    from .kernels.cpu.distances import L1_CHUNK
 
     chunks = -(-int(d) // L1_CHUNK)
     if np.dtype(dtype) == np.float32:
@@ -415,7 +415,7 @@ def _chunk_rho(d, dtype):
 
 def _l1_estimate(arr, params, centre=None, bound=True):
     """The fast path of ``l1``: the blocked kernels on the rows themselves (no feature error, E = 0)."""
-    from .kernels.exact import Estimate, SumBound
+    from .kernels.cpu.exact import Estimate, SumBound
 
     F = _contiguous(_rows(arr))
     d = F.shape[1]
@@ -454,11 +454,11 @@ def _tv_estimate(arr, params, centre=None, bound=True):
     second ``4 u b_i`` covers the canonical distance's own term in the
     samples' difference, ``|x_i - x_j| <= |y_i| + |y_j|``). The estimate's
     summation is within ``rho_e`` of its exact value, the canonical distance
-    within ``rho_c`` of the exact TV, so :class:`cs_fast.kernels.exact.SumBound`
+    within ``rho_c`` of the exact TV, so :class:`cs_fast.kernels.cpu.exact.SumBound`
     holds with ``rho = (rho_e + rho_c) / (1 - rho_e)`` and these ``E_i``.
     """
-    from .kernels.cpu import tv_estimate
-    from .kernels.exact import Estimate, SumBound
+    from .kernels.cpu.distances import tv_estimate
+    from .kernels.cpu.exact import Estimate, SumBound
 
     images, positions, grouped = tv_layout(arr.shape, params)
     X = np.ascontiguousarray(arr.reshape(images))
@@ -473,8 +473,8 @@ def _tv_estimate(arr, params, centre=None, bound=True):
 
 
 def tv_bound(dtype, channels, positions, grouped, norms):
-    """The :class:`cs_fast.kernels.exact.SumBound` of the tv estimate features (see :func:`_tv_estimate`)."""
-    from .kernels.exact import SumBound
+    """The :class:`cs_fast.kernels.cpu.exact.SumBound` of the tv estimate features (see :func:`_tv_estimate`)."""
+    from .kernels.cpu.exact import SumBound
 
     d = channels * positions
     uf = U32 if np.dtype(dtype) == np.float32 else 0.0
@@ -684,7 +684,7 @@ TV = Metric(
         "those (each pixel is in at most four pairs), and the sum of P non-negative terms adds gamma(P - 1). So "
         "for samples around a common base (float32, or float64 close to each other) the error is relative to "
         "the distance alone. float32 cdist/pdist: the blocked float32 sums of the centred estimate features, "
-        "within cs_fast.kernels.exact.SumBound of D, then rounded to float32."),
+        "within cs_fast.kernels.cpu.exact.SumBound of D, then rounded to float32."),
     error_bound=_bound_tv,
     estimate=_tv_estimate,
 )

@@ -2,7 +2,7 @@
 
 The first call of a metric compiles its numba kernels for this machine: tens
 of seconds for all of them, once; later processes load them from numba's
-on-disk cache in milliseconds (:mod:`cs_fast.kernels.jit`). cs_fast says so the
+on-disk cache in milliseconds (:mod:`cs_fast.kernels.cpu.runtime`). cs_fast says so the
 first time it compiles (a warning of the ``cs_fast`` logger); :func:`warmup`
 does the compiling up front, e.g. at the start of a service or a notebook.
 """

@@ -185,12 +185,12 @@ def check_case(metric, dtype, n, seed):
 
 def _estimates(est):
     """The estimate pass's own distances of every pair (the blocked l1 rows, or the grouped l2 pair function)."""
-    from cs_fast.kernels import cpu
+    from cs_fast.kernels.cpu import distances
 
     n = est.data.shape[0]
     if est.reduction.name == "l1":
-        return cpu.l1_rows(est.data, np.arange(n), np.empty((n, n)))
-    return cpu.pairwise(est.reduction, est.data, est.data, est.arg, np.float64)
+        return distances.l1_rows(est.data, np.arange(n), np.empty((n, n)))
+    return distances.pairwise(est.reduction, est.data, est.data, est.arg, np.float64)
 
 
 def _fast_float32(m, X, params):
@@ -256,7 +256,7 @@ def test_refinement_recovers_the_canonical_center_from_perturbed_estimates(metho
     one), declared through ``E_i = |delta_i|_1``: the l1 triangle inequality
     bounds the estimate's error by ``E_i + E_j``.
     """
-    from cs_fast.kernels import exact
+    from cs_fast.kernels.cpu import exact
     from cs_fast.metrics import gamma
 
     rng = np.random.default_rng(seed)
@@ -280,7 +280,7 @@ def test_refinement_holds_against_estimates_at_the_edges_of_their_bound(seed):
     """Estimated medians chosen as adversarially as the bound allows: the canonical winner's as high as it may
     be, every other row's as low; ties on the lower end and duplicates. The refinement still returns the
     canonical brute force, which a threshold or a tie rule one term too tight would miss."""
-    from cs_fast.kernels import exact
+    from cs_fast.kernels.cpu import exact
 
     rng = np.random.default_rng(seed)
     n, d = int(rng.integers(20, 200)), int(rng.integers(2, 10))
@@ -305,7 +305,7 @@ def test_refinement_holds_against_estimates_at_the_edges_of_their_bound(seed):
 def test_refinement_takes_a_smaller_index_whose_lower_end_ties_the_best():
     """Row 1 duplicates row 3 (same canonical median); row 3's lower end comes first and sets the best, row 1's
     lower end equals that best exactly: it must still be refined, and win the tie by its index."""
-    from cs_fast.kernels import exact
+    from cs_fast.kernels.cpu import exact
 
     class Exact:  # lower ends equal to the estimates, every row a candidate
         E = np.zeros(6)
@@ -339,7 +339,7 @@ def test_a_fastmath_caller_compiled_first_does_not_change_the_canonical_bits(tmp
 
     code = (
         "import numpy as np, cs_fast\n"
-        "from cs_fast.kernels import cpu\n"
+        "from cs_fast.kernels.cpu import distances\n"
         "rng = np.random.default_rng(5)\n"
         "base = np.array([0.3, 0.0, 1.1, 0.2])\n"
         "X = base + 0.05 * rng.standard_normal((400, 4))\n"
@@ -349,8 +349,8 @@ def test_a_fastmath_caller_compiled_first_does_not_change_the_canonical_bits(tmp
         "bad = 0\n"
         "for i in range(0, 400, 7):\n"
         "    row = np.empty(400)\n"
-        "    cpu.box_row(FT, i, row)\n"
-        "    ref = np.array([cpu.K.box_pair(F, i, F, j, 0) for j in range(400)])\n"
+        "    distances.box_row(FT, i, row)\n"
+        "    ref = np.array([distances.K.box_pair(F, i, F, j, 0) for j in range(400)])\n"
         "    bad += int((row != ref).sum())\n"
         "print('mismatches', bad)\n"
     )

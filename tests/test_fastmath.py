@@ -7,7 +7,7 @@ a kernel compiled with nnan/ninf would be free to return finite garbage here.
 import numpy as np
 import pytest
 
-from cs_fast.kernels import cpu
+from cs_fast.kernels.cpu import distances
 
 
 def non_finite(values):
@@ -27,16 +27,16 @@ def test_non_finite_values_propagate(reduction, bad):
     B[:, ::2] = 1.0  # no zero row: the zero vector has no angle
     A[2, 17] = bad
     arg = 8 if reduction == "grouped_l2" else 0
-    D = cpu.pairwise(reduction, A, B, arg, np.float64)
+    D = distances.pairwise(reduction, A, B, arg, np.float64)
     assert non_finite(D[2])
     if reduction not in ("sq", "l2"):  # the GEMM path centres by the column mean, which spreads NaN
         assert np.isfinite(np.delete(D, 2, axis=0)).all()
-    d = cpu.to_center(reduction, A, B[:1], arg)
+    d = distances.to_center(reduction, A, B[:1], arg)
     assert non_finite(d[2]) and np.isfinite(np.delete(d, 2)).all()
 
 
 def test_blocked_l1_float32_propagates_nan():
     A = np.ones((8, 1030), np.float32)
     A[3, 1029] = np.nan
-    D = cpu.pairwise("l1", A, A[:5], 0, np.float32)
+    D = distances.pairwise("l1", A, A[:5], 0, np.float32)
     assert np.isnan(D[3]).all() and np.isnan(D[:, 3]).all()

@@ -196,7 +196,7 @@ def test_warmup_compiles_and_reports_seconds_per_metric():
 
 
 def test_the_first_compile_is_announced_by_the_cs_fast_logger(caplog):
-    from cs_fast.kernels import jit
+    from cs_fast.kernels.cpu import runtime as jit
 
     with caplog.at_level("WARNING", logger="cs_fast"):
         jit._announce()

@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 _COUNT = """
 import json, os, sys
 from numba.core import event
-import cs_fast.kernels.jit as jit
+import cs_fast.kernels.cpu.runtime as jit
 package = os.path.dirname(os.path.dirname(os.path.abspath(jit.__file__))) + os.sep
 compiled = []
 class Count(event.Listener):
@@ -106,7 +106,7 @@ def test_edited_kernel_sources_are_not_served_stale(tmp_path):
     # numba itself checks only the cached function's own file; the pair functions live in pair.py.
     src = _copy_package(tmp_path)
     env = _env(src, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    # Two disjoint boxes: distance 1, from box_value in pair.py (cpu.py's generic rows driver inlines it).
+    # Two disjoint boxes: distance 1, from box_value in pair.py (distances.py's generic rows driver inlines it).
     code = _COUNT + ("import numpy as np, cs_fast\nprint(cs_fast.paired(np.array([[0, 0, 1, 1.0]] * 2), "
                      "np.array([[2, 2, 3, 3.0]] * 2), metric='jaccard').tolist())\n")
     assert _run(code, env, cwd=tmp_path).stdout.strip().splitlines()[-1] == "[1.0, 1.0]"

@@ -16,7 +16,7 @@ import pytest
 
 import cs_fast
 from cs_fast.bindings.distance import _to_center64
-from cs_fast.kernels import cpu
+from cs_fast.kernels.cpu import distances
 from cs_fast.kernels import mixed_precision as mp
 from cs_fast.metrics import get_metric
 
@@ -44,7 +44,7 @@ def exact_sq(F):
 
 def gemm_estimates(F):
     """What the CPU path computes: float32 centred rows, their float64 norms, float64 estimates."""
-    X, na = cpu._centred32(F, F.mean(axis=0, dtype=np.float64))
+    X, na = distances._centred32(F, F.mean(axis=0, dtype=np.float64))
     dt = (na[:, None] + na[None, :]) - 2.0 * (X @ X.T).astype(np.float64)
     return dt, mp.norm_upper(na, F.shape[1])
 
@@ -170,7 +170,7 @@ def test_min_median_weights_and_clusters(rng):
 def test_min_median_refines_few_rows_on_nearby_samples(rng):
     X = nearby(rng, 400, 512)
     F = np.ascontiguousarray(X)
-    index, radius, candidates = cpu.sq_min_median(F, False, 128)
+    index, radius, candidates = distances.sq_min_median(F, False, 128)
     assert (index, radius) == brute_force64(X, "sqfeat")
     assert 1 <= candidates <= 40
 
@@ -198,8 +198,8 @@ def test_canonical_rows_have_the_same_bits_on_one_thread_and_in_parallel(d, dtyp
     V = np.ascontiguousarray(F[[5, 7, 100]])
     w = 10.0 ** rng.uniform(-4, 4, d)
     tv_arg = (1 << 32) | d  # one channel, one image row of d pixels
-    for red, arg in [("sq", 0), ("wsq", w), ("l1", 0), ("tv", (1, d, False, cpu._row_mask(1, d)))]:
-        block, parallel_fn = cpu.row_kernels(red)
+    for red, arg in [("sq", 0), ("wsq", w), ("l1", 0), ("tv", (1, d, False, distances._row_mask(1, d)))]:
+        block, parallel_fn = distances.row_kernels(red)
         serial, parallel = np.empty((3, 300)), np.empty((3, 300))
         block(F, V, serial, 0, 300, False, arg)
         parallel_fn(F, V, parallel, 7, False, arg)
@@ -210,12 +210,12 @@ def test_canonical_rows_have_the_same_bits_on_one_thread_and_in_parallel(d, dtyp
         full = np.empty((300, 300))
         block(F, F, full, 0, 300, False, arg)
         assert np.array_equal(diag[0], full[np.arange(300)[::-1], np.arange(300)]), red
-    assert cpu.rows("tv", F, V, tv_arg, np.empty((3, 300))) is not None
+    assert distances.rows("tv", F, V, tv_arg, np.empty((3, 300))) is not None
     X, na = np.empty(F.shape, np.float32), np.empty(300)
     X2, na2 = np.empty(F.shape, np.float32), np.empty(300)
     shift = F.mean(axis=0, dtype=np.float64)
-    cpu._centre32_block(F, shift, X, na, 0, 300)
-    cpu._centre32_parallel(F, shift, X2, na2, 7)
+    distances._centre32_block(F, shift, X, na, 0, 300)
+    distances._centre32_parallel(F, shift, X2, na2, 7)
     assert np.array_equal(X, X2) and np.array_equal(na, na2)
 
 
@@ -225,7 +225,7 @@ def test_row_thresholds_keep_only_what_the_bound_keeps(rng):
     coef = mp.sq_coefficients(d)
     a = rng.uniform(0.5, 30.0, 50)
     T = np.empty(50)
-    cpu.accept_thresholds(a, float(a.max()), coef, mp.CDIST_RTOL, T)
+    distances.accept_thresholds(a, float(a.max()), coef, mp.CDIST_RTOL, T)
     assert np.all(np.isfinite(T)) and np.all(T > 0)
     for i in range(50):
         for dt in T[i] * np.array([1.0, 1.0 + 1e-12, 1.5, 10.0, 1e6]):
@@ -236,9 +236,9 @@ def test_row_thresholds_keep_only_what_the_bound_keeps(rng):
         assert not hi - lo <= mp.CDIST_RTOL * lo
 
 
-# ----------------------------------------------------------------------------- the host driver (kernels/mixed_cpu.py)
+# ----------------------------------------------------------------------------- the host driver (kernels/cpu/mixed.py)
 
-from cs_fast.kernels import mixed_cpu  # noqa: E402
+from cs_fast.kernels.cpu import mixed  # noqa: E402
 
 
 def far_clusters(rng, n, d, dtype=np.float32):
@@ -263,9 +263,9 @@ def test_counting_path_is_brute_force(n, take_sqrt, dtype, rng):
     want = brute_force64(X, "l2" if take_sqrt else "sqfeat")
     for tile in sorted({n, 1, 3, max(1, n // 3)}):
         stats = {}
-        assert mixed_cpu.min_median("l2" if take_sqrt else "sq", X, 0, tile, stats=stats) == want, tile
+        assert mixed.min_median("l2" if take_sqrt else "sq", X, 0, tile, stats=stats) == want, tile
         assert 1 <= stats["refined"] <= stats["candidates"] <= n
-    assert want == cpu.sq_min_median(X, take_sqrt, max(1, n // 3))[:2]  # the previous path agrees
+    assert want == distances.sq_min_median(X, take_sqrt, max(1, n // 3))[:2]  # the previous path agrees
 
 
 @pytest.mark.parametrize("tile", [500, 128])
@@ -273,7 +273,7 @@ def test_counting_path_refines_few_entries(tile, rng):
     """On nearby samples one row is refined, and only the entries near its median are summed in float64."""
     X = nearby(rng, 500, 256)
     stats = {}
-    assert mixed_cpu.min_median("sq", X, 0, tile, stats=stats) == brute_force64(X, "sqfeat")
+    assert mixed.min_median("sq", X, 0, tile, stats=stats) == brute_force64(X, "sqfeat")
     assert stats["refined"] <= 3 and stats["summed"] < 500 * stats["refined"] // 2
 
 
@@ -282,7 +282,7 @@ def test_identical_rows_tie_to_index_zero(n):
     Y = np.tile(np.float32([1e3, -2e3, 5.0]), (n, 1))
     for tile in (n, 3):
         stats = {}
-        assert mixed_cpu.min_median("l2", Y, 0, tile, stats=stats) == (0, 0.0)
+        assert mixed.min_median("l2", Y, 0, tile, stats=stats) == (0, 0.0)
         assert stats["refined"] == 1  # the rest tie at lower end 0 with a larger index: skipped
 
 
@@ -296,15 +296,15 @@ def test_exact_median_is_the_canonical_row_median(data, rng):
     X = far_clusters(rng, 61, 24) if data == "clusters" else np.concatenate(
         [adversarial(rng, np.float32, s) for s in (0.1, 1.0, 10.0)])
     n, d = X.shape
-    Xc, na = mixed_cpu.centred(X, mixed_cpu.shift_of(X))
+    Xc, na = mixed.centred(X, mixed.shift_of(X))
     G = Xc @ Xc.T
     coef = mp.sq_coefficients(d, estimate_roundoff=mp.U32)
     a = mp.norm_upper(na, d)
     full = np.empty((n, n))
-    cpu.sq_rows(X, X, full)
+    distances.sq_rows(X, X, full)
     for k in sorted({1, 2, n // 2, (n + 1) // 2, n - 1, n}):
         for i in range(n):
-            m, summed = mixed_cpu._exact_median(X, G[i], na.astype(np.float32), i, a, coef, k)
+            m, summed = mixed._exact_median(X, G[i], na.astype(np.float32), i, a, coef, k)
             assert m == np.partition(full[i], k - 1)[k - 1], (k, i)
             assert 1 <= summed <= n
 
@@ -317,7 +317,7 @@ def test_count_thresholds_are_sound_and_tight(rng):
     amax = float(a.max())
     for U in (0.0, 1e-30, 0.3, 50.0, 2.0e4):
         tau = np.empty(40, dtype=np.float32)
-        mixed_cpu._count_thresholds(a, amax, coef, U, tau)
+        mixed._count_thresholds(a, amax, coef, U, tau)
         for i in range(40):
             t = float(tau[i])
             assert mp.sq_interval(t, a[i], amax, *coef)[0] > U  # at tau the interval starts above U
@@ -329,7 +329,7 @@ def test_count_thresholds_are_sound_and_tight(rng):
 
 def test_sqrt_bucket_top_covers_every_tie(rng):
     for U in np.concatenate([[0.0, 5e-324, 1e-310], rng.uniform(0, 10, 20), [1e300]]):
-        V = mixed_cpu._sqrt_bucket_top(float(U))
+        V = mixed._sqrt_bucket_top(float(U))
         assert V >= U and np.sqrt(np.nextafter(V, np.inf)) > np.sqrt(U)
         assert np.sqrt(V) >= np.sqrt(U)
 
@@ -360,9 +360,9 @@ def test_condensed_full_and_tiled(n, take_sqrt, rng):
     ref = get_metric("sqfeat").reference(X, X, {})[np.triu_indices(n, 1)]
     if take_sqrt:
         ref = np.sqrt(ref)
-    full = mixed_cpu.condensed("l2" if take_sqrt else "sq", X, 0, 4 * n * n)
+    full = mixed.condensed("l2" if take_sqrt else "sq", X, 0, 4 * n * n)
     for max_bytes in (4 * n, 4 * n * 5):  # one row per tile, five rows per tile
-        tiled = mixed_cpu.condensed("l2" if take_sqrt else "sq", X, 0, max_bytes)
+        tiled = mixed.condensed("l2" if take_sqrt else "sq", X, 0, max_bytes)
         np.testing.assert_allclose(tiled, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
     np.testing.assert_allclose(full, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
     np.testing.assert_array_equal(cs_fast.pdist(X, "l2" if take_sqrt else "sqfeat"), full)

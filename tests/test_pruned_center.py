@@ -1,4 +1,4 @@
-"""The pruned exact center (cs_fast.kernels.prune) against brute force, bit for bit.
+"""The pruned exact center (cs_fast.kernels.cpu.prune) against brute force, bit for bit.
 
 ``min_median(method='pruned')`` must return the same index and the same radius
 (``==``, not approx) as ``method='brute'`` on every metric and dtype, on
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import cs_fast
 from cs_fast.bindings.distance import host_tile
-from cs_fast.kernels import cpu, prune
+from cs_fast.kernels.cpu import distances, prune
 from cs_fast.metrics import check_metric_params, get_metric, reduction_for
 from conftest import CASES, case_id, make_samples, resolve_params
 
@@ -230,7 +230,7 @@ def _features(X, metric, params=None):
 
 
 def _true_medians(F, red):
-    D = cpu.pairwise(red, F.data, F.data, F.arg, np.float64)
+    D = distances.pairwise(red, F.data, F.data, F.arg, np.float64)
     return np.sort(D, axis=1)[:, (len(D) + 1) // 2 - 1]
 
 
@@ -248,7 +248,7 @@ def test_every_lower_bound_holds(metric, rng):
     skipped = np.flatnonzero(trace["state"] == prune.SKIPPED)
     assert skipped.size > 0
     assert np.all((meds[skipped] > radius) | ((meds[skipped] == radius) & (skipped > index)))
-    assert (index, radius) == cpu.min_median(red, F.data, F.arg, 16)
+    assert (index, radius) == distances.min_median(red, F.data, F.arg, 16)
     # cdist's sq/l2 kernels round their own way: the same center, the radius to the last bits.
     assert index == int(np.argmin(meds)) and radius == pytest.approx(float(meds.min()), rel=1e-12)
 
@@ -260,7 +260,7 @@ def test_a_wrong_margin_is_caught(rng):
         r = np.random.default_rng(seed)
         X = jittered_boxes(r, 200)
         F, red = _features(X, "jaccard")
-        truth = cpu.min_median(red, F.data, F.arg, 16)
+        truth = distances.min_median(red, F.data, F.arg, 16)
         assert prune.min_median(red, F.data, F.arg, 16) == truth
         wrong = prune.min_median(red, F.data, F.arg, 16, margin=(-0.2, 0.0))
         caught += wrong != truth
@@ -309,7 +309,7 @@ def test_center_smoothing_uses_the_pruned_search(monkeypatch):
 
 @pytest.mark.parametrize("metric", ["sqfeat", "l2"])
 def test_sq_rows_round_alike_whatever_the_tiles(metric):
-    """sq/l2: the pruned rows and the mixed-precision brute force's refinement share cpu.sq_rows' bits."""
+    """sq/l2: the pruned rows and the mixed-precision brute force's refinement share distances.sq_rows' bits."""
     for seed in range(8):
         r = np.random.default_rng(seed)
         X = clustered(metric, r, 150, np.float32 if seed % 2 else np.float64, (20,))
@@ -381,11 +381,11 @@ def test_bounds_hold_where_the_median_floor_is_used(rng):
     F, red = _features(X, "jaccard")
     trace = {}
     index, radius = prune.min_median(red, F.data, F.arg, 16, trace=trace)
-    D = cpu.pairwise(red, F.data, F.data, F.arg, np.float64)
+    D = distances.pairwise(red, F.data, F.data, F.arg, np.float64)
     meds = np.partition(D, 2499, axis=1)[:, 2499]
     assert np.all(trace["lower_bounds"] <= meds)
     assert np.count_nonzero(trace["state"] == prune.SKIPPED) > 0
-    assert (index, radius) == cpu.min_median(red, F.data, F.arg, 16)
+    assert (index, radius) == distances.min_median(red, F.data, F.arg, 16)
 
 
 # --------------------------------------------------------------------------- float32 boxes
@@ -419,8 +419,8 @@ def test_float32_box_test_never_says_no_to_a_pair_below(scale, rng):
     assert C is not None
     I = rng.integers(0, len(F.data), 200_000)
     J = np.where(rng.random(I.size) < 0.3, np.roll(I, 1), rng.integers(0, len(F.data), I.size))
-    d = np.array([cpu.K.box_pair(F.data, i, F.data, j, 0) for i, j in zip(I[:20000], J[:20000])])
-    D = cpu.pairwise(red, F.data, F.data, F.arg, np.float64)[I, J]
+    d = np.array([distances.K.box_pair(F.data, i, F.data, j, 0) for i, j in zip(I[:20000], J[:20000])])
+    D = distances.pairwise(red, F.data, F.data, F.arg, np.float64)[I, J]
     a, b = F.data[I], F.data[J]
     disjoint = ~((np.minimum(a[:, 2], b[:, 2]) > np.maximum(a[:, 0], b[:, 0]))
                  & (np.minimum(a[:, 3], b[:, 3]) > np.maximum(a[:, 1], b[:, 1])))
@@ -528,7 +528,7 @@ def test_open_row_bounds_are_floors_and_the_open_distances(layout, rng):
     assert C is not None
     k = (n + 1) // 2
     rows = np.array([1, 2, 3, 4097, 8191], np.int64)
-    D = cpu.pairwise("box", X, X, 0, np.float64)[rows]
+    D = distances.pairwise("box", X, X, 0, np.float64)[rows]
     exact = np.partition(D, k - 1, axis=1)[:, k - 1]
     checked = 0
     for best, best_index in ((np.inf, n), (float(exact.min()), int(rows[np.argmin(exact)])), (0.1, 0)):

@@ -254,7 +254,7 @@ def previous_float64(op):
     ``to_center``: the generic pair kernel; ``min_median``: full row tiles of
     the float64 GEMM and cs_fast's tile selection.
     """
-    from ..kernels import cpu
+    from ..kernels.cpu import distances
 
     def featurize(X):
         return np.ascontiguousarray(_flat(X))
@@ -263,14 +263,14 @@ def previous_float64(op):
         def run(XA, XB):
             A, B = featurize(XA), featurize(XB)
             shift = A.astype(np.float64).mean(axis=0)
-            G = cpu.sq_pairwise(cpu.centre(A, shift), cpu.centre(B, shift), False)
+            G = distances.sq_pairwise(distances.centre(A, shift), distances.centre(B, shift), False)
             return G.astype(_out_dtype(A, B), copy=False)
         return run
     if op == "to_center":
         def run(Z, c):
             F = featurize(Z)
             out = np.empty((len(F), 1))
-            cpu.generic_drivers("sq")[0](F, featurize(c[None]), 0, out)
+            distances.generic_drivers("sq")[0](F, featurize(c[None]), 0, out)
             return out[:, 0]
         return run
 
@@ -278,14 +278,14 @@ def previous_float64(op):
         F = featurize(Z)
         n = len(F)
         k = (n + 1) // 2
-        F64, norms = cpu.centre(F)
+        F64, norms = distances.centre(F)
         tile = max(1, min(n, 1024, (256 << 20) // (8 * n)))
         med = np.empty(tile)
         best, best_index = np.inf, -1
         for i0 in range(0, n, tile):
             i1 = min(n, i0 + tile)
-            D = cpu.sq_pairwise((F64[i0:i1], norms[i0:i1]), (F64, norms), False)
-            cpu.tile_select(D, k, best, med)
+            D = distances.sq_pairwise((F64[i0:i1], norms[i0:i1]), (F64, norms), False)
+            distances.tile_select(D, k, best, med)
             r = int(np.argmin(med[: i1 - i0]))
             if med[r] < best:
                 best, best_index = float(med[r]), i0 + r

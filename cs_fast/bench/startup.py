@@ -1,7 +1,7 @@
 """Cold and warm start: what a new process pays before it does any work.
 
 The CPU kernels are compiled by numba on first use and then served from its
-on-disk cache (:mod:`cs_fast.kernels.jit`). This measures, in fresh
+on-disk cache (:mod:`cs_fast.kernels.cpu.runtime`). This measures, in fresh
 processes, with an empty numba cache directory of its own (the repository's
 ``__pycache__`` is left alone):
 
@@ -36,7 +36,7 @@ from .measure import load_average
 _CERTIFY = """
 import sys
 from numba.core import event
-import cs_fast.kernels.jit as jit
+import cs_fast.kernels.cpu.runtime as jit
 compiled = []
 class Count(event.Listener):
     def on_start(self, ev):

@@ -119,7 +119,7 @@ def estimate(metric, arr, params, centre=None):
     features stay on the device. ``centre``: a float64 device vector of the
     per-sample size (default: :func:`cs_fast.kernels.cuda_featurize.tv_centre`).
     """
-    from ..kernels.exact import Estimate
+    from ..kernels.cpu.exact import Estimate
     from ..metrics import tv_bound
 
     images, positions, grouped = tv_layout(arr.shape, params)

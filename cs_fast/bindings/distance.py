@@ -2,7 +2,7 @@
 
 Each picks where to compute (:func:`cs_fast.bindings.arrays.placement`:
 ``'auto'`` follows the data), validates its inputs against the metric's
-layout, featurizes once, calls one kernel (:mod:`cs_fast.kernels.cpu` or
+layout, featurizes once, calls one kernel (:mod:`cs_fast.kernels.cpu.distances` or
 :mod:`cs_fast.kernels.cuda`) and returns the caller's array type. On the
 device path, validation and featurize run on the device too
 (:mod:`cs_fast.bindings.device`); only counts and scalars reach the host.
@@ -12,7 +12,8 @@ import numba
 import numpy as np
 
 from .._checks import check_int
-from ..kernels import cpu, exact, mixed_cpu, prune, reductions
+from ..kernels import reductions
+from ..kernels.cpu import distances, exact, mixed, prune
 from ..kernels import cuda as ck
 from ..metrics import HOST_OPS, HostOps, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
 from .arrays import device_scope, device_view, host_view, is_numba_device_array, on_device, placement, wrap_like
@@ -145,9 +146,9 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
     (A, B), kind, ops, gpu = _load(backend, [("XA", XA), ("XB", XB)])
     # float32 sq/l2 on the host: the finiteness check rides on the mixed path's centring pass
     # (see _FiniteLater); every other way out of this function runs it in full first.
-    mixed = (not gpu and m.reduction.gemm
+    float32_gram = (not gpu and m.reduction.gemm
              and getattr(A, "dtype", None) == np.float32 and getattr(B, "dtype", None) == np.float32)
-    checks = _FINITE_LATER if mixed else ops
+    checks = _FINITE_LATER if float32_gram else ops
     with device_scope(kind):
         if same:
             A = B = m.prepare(A, "XA", params, checks)
@@ -155,7 +156,7 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
             A, B = prepare_pair(m, A, B, params, ops=checks)
 
         def check_finite():  # the check _FINITE_LATER left out, with prepare's own error
-            if mixed:
+            if float32_gram:
                 m.prepare(A, "XA", params, ops)
                 if not same:
                     m.prepare(B, "XB", params, ops)
@@ -174,9 +175,9 @@ def cdist(XA, XB, metric="l2", *, backend="auto", **params):
             else:
                 D = ck.pairwise(red, FA.data, FB.data, FA.arg, output_dtype(A))
         else:
-            # float32 product and its bound (kernels/mixed_cpu.py); None: a centred norm is not
+            # float32 product and its bound (kernels/cpu/mixed.py); None: a centred norm is not
             # finite (NaN or inf in the input: check_finite raises) or too large for float32.
-            D = mixed_cpu.pairwise(red, FA.data, FB.data, FA.arg) if mixed and FA.data.shape[1] else None
+            D = mixed.pairwise(red, FA.data, FB.data, FA.arg) if float32_gram and FA.data.shape[1] else None
             if D is None:
                 check_finite()
                 D = _host_pairwise(m, params, red, A, B, FA, FB, same, output_dtype(A))
@@ -226,8 +227,8 @@ def _host_pairwise(m, params, red, A, B, FA, FB, same, dtype):
     est = _fast_estimates(m, params, A, B, same, dtype)
     if est is not None:
         EA, EB = est
-        return cpu.pairwise(EA.reduction, EA.data, EB.data, EA.arg, dtype)
-    return cpu.pairwise(red, FA.data, FB.data, FA.arg, dtype)
+        return distances.pairwise(EA.reduction, EA.data, EB.data, EA.arg, dtype)
+    return distances.pairwise(red, FA.data, FB.data, FA.arg, dtype)
 
 
 class _FiniteLater(HostOps):
@@ -290,8 +291,8 @@ def pdist(X, metric="l2", *, backend="auto", **params):
                 kf.condense(ck.pairwise(red, G[i0:i1], G[i0 + 1 :], arg, dtype), i0, n, out)
             return wrap_like(out, kind)
         if red.gram and np.dtype(dtype) == np.float32 and F.data.shape[1]:
-            # centred once, one symmetric float32 product, the bound (kernels/mixed_cpu.py)
-            out = mixed_cpu.condensed(red, F.data, F.arg, DEFAULT_TILE_BYTES)
+            # centred once, one symmetric float32 product, the bound (kernels/cpu/mixed.py)
+            out = mixed.condensed(red, F.data, F.arg, DEFAULT_TILE_BYTES)
             if out is not None:
                 return wrap_like(out, kind)
         out = np.empty(n * (n - 1) // 2, dtype=dtype)
@@ -300,7 +301,7 @@ def pdist(X, metric="l2", *, backend="auto", **params):
         pos = 0
         for i0 in range(0, max(n - 1, 0), tile):
             i1 = min(n - 1, i0 + tile)
-            block = cpu.pairwise(red, G[i0:i1], G[i0 + 1 :], arg, out.dtype)
+            block = distances.pairwise(red, G[i0:i1], G[i0 + 1 :], arg, out.dtype)
             for r in range(i1 - i0):
                 row = block[r, r:]
                 out[pos : pos + row.size] = row
@@ -361,7 +362,7 @@ def paired(XA, XB, metric="l2", *, backend="auto", **params):
             return wrap_like(_empty((0,), output_dtype(A), gpu), kind)
         FA, FB = _featurize(m, A, params, gpu), _featurize(m, B, params, gpu)
         red = reduction_for(m, FA)
-        d = (ck if gpu else cpu).paired(red, FA.data, FB.data, FA.arg)
+        d = (ck if gpu else distances).paired(red, FA.data, FB.data, FA.arg)
         return wrap_like(_astype(d, output_dtype(A)), kind)
 
 
@@ -383,7 +384,7 @@ def _to_center64(Z, center, metric, params, backend="auto"):
         if len(A) == 0:
             return _empty((0,), np.float64, gpu), output_dtype(A), kind
         FA, FC = _featurize(m, A, params, gpu), _featurize(m, C, params, gpu)
-        d = (ck if gpu else cpu).to_center(reduction_for(m, FA), FA.data, FC.data, FA.arg)
+        d = (ck if gpu else distances).to_center(reduction_for(m, FA), FA.data, FC.data, FA.arg)
     return d, output_dtype(A), kind
 
 
@@ -425,8 +426,8 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
     lower median of ``to_center(Z, Z[index])`` bit for bit. Fast paths
     (float32 products and sums, ``tv``'s centred features) only decide which
     rows can win, within their derived bounds; the rows that may are
-    computed canonically (:mod:`cs_fast.kernels.exact`,
-    :mod:`cs_fast.kernels.mixed_cpu`).
+    computed canonically (:mod:`cs_fast.kernels.cpu.exact`,
+    :mod:`cs_fast.kernels.cpu.mixed`).
 
     Rows are processed in tiles and never hold the ``n x n`` matrix: extra
     memory is ``O(tile * n)``. A counting pass discards rows that cannot beat
@@ -438,7 +439,7 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
     roots for ``sqfeat``), with a margin for rounding, so the result is the
     brute-force one exactly -- same index, same radius, bit for bit -- while
     clustered samples evaluate a small fraction of the ``n^2`` distances
-    (:mod:`cs_fast.kernels.prune`). ``method='brute'`` visits every row (the
+    (:mod:`cs_fast.kernels.cpu.prune`). ``method='brute'`` visits every row (the
     reference). ``method='auto'`` (the default) takes the pruned search
     where it is measured to pay on the host (every metric but ``jaccard``
     below 10 000 boxes, whose counting pass is already cheap, and
@@ -540,9 +541,9 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
             elif method == "pruned":
                 index, radius = prune.min_median(red, F.data, F.arg, tile, root=root, stats=stats)
             elif red.gram:  # float32 product, the bound, float64 where it cannot decide
-                index, radius = mixed_cpu.min_median(red, F.data, F.arg, tile, stats=stats)
+                index, radius = mixed.min_median(red, F.data, F.arg, tile, stats=stats)
             else:
-                index, radius = cpu.min_median(red, F.data, F.arg, tile, stats=stats)
+                index, radius = distances.min_median(red, F.data, F.arg, tile, stats=stats)
     if stats is not None:
         _complete_stats(stats, method, n)
     return int(index), float(radius)

@@ -1087,7 +1087,7 @@ def exact_min_median(reduction, F, arg, est, tile=None, max_memory=DEFAULT_MAX_M
     result is the device's canonical brute force and the radius the lower
     median of the device's ``to_center(Z, Z[index])``, bit for bit.
     """
-    from . import exact
+    from .cpu import exact
 
     n = F.shape[0]
     k = (n + 1) // 2

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from . import cuda as ck
-from .prune import DONE, OPEN, SKIPPED, rounding_margin, _SEED
+from .cpu.prune import DONE, OPEN, SKIPPED, rounding_margin, _SEED
 
 _KERNELS = {}
 cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires (see cuda.py)

@@ -4,7 +4,7 @@ What it guarantees
 ------------------
 For featurized rows ``F_i`` (float32 or float64) let ``D64_ij`` be the
 *canonical* float64 squared distance: ``sum_k (F_ik - F_jk)**2`` summed
-directly in float64 by :func:`cs_fast.kernels.cpu.sq_rows` (on the device,
+directly in float64 by :func:`cs_fast.kernels.cpu.distances.sq_rows` (on the device,
 by the device's own direct kernel). :func:`sq_interval` turns the
 estimate ``dt`` that a float32 GEMM gives, and two row norms, into an interval
 ``[lo, hi]`` that provably contains ``D64_ij``. Callers decide with the
@@ -15,7 +15,7 @@ intervals and recompute in float64 only what the intervals cannot decide:
   canonical kernel and the winner taken among them. The index and radius are
   then *identical, bit for bit,* to brute force over the canonical distances
   (the lower median of ``to_center(Z, Z[index])``). On the host
-  (:mod:`cs_fast.kernels.mixed_cpu`) two more consequences of the same
+  (:mod:`cs_fast.kernels.cpu.mixed`) two more consequences of the same
   intervals save work. (a) Counting: if ``U`` is the upper end of some row's
   median interval and ``lo(tau_i; a_i, max_j a_j) > U``, every estimate
   ``dt_ij >= tau_i`` has ``D64_ij >= lo > U`` (the lower end is

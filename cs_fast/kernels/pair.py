@@ -237,7 +237,7 @@ def tv_pair(A, i, B, j, arg):
     Rows are images ``(C, H, W)`` flattened; ``arg`` packs ``(H, W)``
     (:func:`tv_shape`). Every vertical and every horizontal neighbour pair of
     every channel, in that order, summed in float64 (the device's order; the
-    CPU's canonical kernel, ``cs_fast.kernels.cpu.tv_rows``, vectorizes the
+    CPU's canonical kernel, ``cs_fast.kernels.cpu.distances.tv_rows``, vectorizes the
     same terms).
     """
     H, W = tv_shape(arg)

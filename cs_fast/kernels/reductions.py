@@ -13,7 +13,7 @@ the drivers used to decide by testing the reduction's name:
 - ``gram``: a sum of squared differences
   :math:`\sum_i w_i (a_i - b_i)^2`, which the float32 product
   :math:`|a|^2 + |b|^2 - 2 a \cdot b` estimates with a bound
-  (:mod:`cs_fast.kernels.mixed_cpu`); ``weighted`` when it carries weights;
+  (:mod:`cs_fast.kernels.cpu.mixed`); ``weighted`` when it carries weights;
 - ``box``: the closed-form IoU of two boxes, with its own row kernels;
 - ``image``: the argument is a packed image shape (``tv``, ``tv2``);
 - ``bounded``: every distance lies in ``[0, 1]`` and a constant absolute
@@ -36,7 +36,7 @@ the drivers used to decide by testing the reduction's name:
   of the pruned search lose to by 6-13x.
 
 Nothing here compiles or imports numba: the host kernels are reached through
-:func:`cs_fast.kernels.cpu` functions that take a record, the device kernels
+:mod:`cs_fast.kernels.cpu.distances` functions that take a record, the device kernels
 through :mod:`cs_fast.kernels.cuda`, each built on first use.
 """
 

@@ -22,7 +22,7 @@ torchvision.
 import numpy as np
 import torch
 
-from ..kernels.jit import kernel
+from ..kernels.cpu.runtime import kernel
 
 #: Up to this many box coordinates (boxes.numel()), torchvision's CPU route shifts groups apart.
 SMALL = 4000

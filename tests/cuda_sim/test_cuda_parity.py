@@ -13,7 +13,7 @@ cuda = pytest.importorskip("numba.cuda")
 
 from conftest import make_samples, resolve_params  # noqa: E402  (tests/conftest.py)
 
-from cs_fast.kernels import cpu  # noqa: E402
+from cs_fast.kernels.cpu import distances  # noqa: E402
 from cs_fast.kernels import cuda as ck  # noqa: E402
 from cs_fast.metrics import (  # noqa: E402
     check_metric_params,
@@ -57,7 +57,7 @@ def test_pairwise_matches_reference_and_cpu(case, dtype, rng):
     ref = metric.reference(XA, XB, params)
     np.testing.assert_allclose(got, ref, **tolerance(out_dtype))
     # Not bit for bit: each backend blocks its sums its own way (and a GPU contracts to FMA).
-    host = cpu.pairwise(red, FA.data, FB.data, FA.arg, out_dtype)
+    host = distances.pairwise(red, FA.data, FB.data, FA.arg, out_dtype)
     np.testing.assert_allclose(got, host, **tolerance(out_dtype))
 
 
@@ -124,7 +124,7 @@ def test_min_median_is_exact_on_device_distances(case, n, tile, rng):
     assert got == brute_force(D)
     # ... and the same center as the float64 reference and the CPU driver.
     ref_index, ref_radius = brute_force(metric.reference(X, X, params))
-    host_index, host_radius = cpu.min_median(red, F.data, F.arg, tile or n)
+    host_index, host_radius = distances.min_median(red, F.data, F.arg, tile or n)
     assert got[0] == ref_index == host_index
     assert got[1] == pytest.approx(ref_radius, rel=1e-12, abs=1e-13)
     assert got[1] == pytest.approx(host_radius, rel=1e-12, abs=1e-13)

@@ -16,7 +16,7 @@ cuda = pytest.importorskip("numba.cuda")
 
 from conftest import make_samples  # noqa: E402  (tests/conftest.py)
 
-from cs_fast.kernels import cpu  # noqa: E402
+from cs_fast.kernels.cpu import distances  # noqa: E402
 from cs_fast.kernels import cuda as ck  # noqa: E402
 from cs_fast.metrics import Features, check_metric_params, get_metric, prepare_pair, reduction_for  # noqa: E402
 
@@ -93,7 +93,7 @@ def test_fused_is_unfused_and_brute_force_bit_for_bit(case, dtype, few_seeds):
         assert stats["survivors"] < 13  # D written only for rows that could still win
     # the same center as the CPU driver, the radius to its last few ulps (float32 rows: the CPU's
     # float32 kernels round their sums to float32)
-    host = cpu.min_median(red, F.data, F.arg, 13)
+    host = distances.min_median(red, F.data, F.arg, 13)
     rel = 1e-12 if dtype == np.float64 or red in ("box", "mask") else 2e-6
     assert got[0] == host[0] and got[1] == pytest.approx(host[1], rel=rel, abs=1e-13)
 

@@ -3,7 +3,7 @@
 What it guarantees
 ------------------
 * :func:`min_median` returns the index and radius of brute force over the
-  canonical float64 distances (:func:`cs_fast.kernels.cpu.rows`: ``sq`` or,
+  canonical float64 distances (:func:`cs_fast.kernels.cpu.distances.rows`: ``sq`` or,
   with ``weights``, ``wsq``; the ones ``to_center`` returns), bit for bit;
   ties go to the smallest index.
 * :func:`pairwise` / :func:`condensed` (float32 output) are within relative
@@ -58,7 +58,7 @@ the rest:
 
 Float64 output, and centred norms beyond what a float32 GEMM can hold
 (:data:`~cs_fast.kernels.mixed_precision.MAX_NORM2`), stay with the float64
-kernels of :mod:`cs_fast.kernels.cpu`.
+kernels of :mod:`cs_fast.kernels.cpu.distances`.
 """
 
 import math
@@ -66,20 +66,21 @@ import math
 import numba
 import numpy as np
 
-from . import cpu, reductions
-from . import mixed_precision as mp
-from .jit import kernel
+from .. import reductions
+from . import distances
+from .. import mixed_precision as mp
+from .runtime import kernel
 
 #: The centring shift is the mean of at most this many rows (spread evenly over the set).
 SHIFT_ROWS = 32
 #: Rows with the smallest centred norms whose exact median bound starts the counting pass.
 SEED_ROWS = 4
 
-_kth_smallest = cpu.kth_smallest  # select.kth_smallest, compiled for the CPU (numba binds it by name)
-_sq_interval = cpu.sq_interval  # the one bound, compiled for the CPU
+_kth_smallest = distances.kth_smallest  # select.kth_smallest, compiled for the CPU (numba binds it by name)
+_sq_interval = distances.sq_interval  # the one bound, compiled for the CPU
 
 
-@kernel(depends=(cpu,))
+@kernel(depends=(distances,))
 def _sample_mean(F, step, count, out):
     # Mean of rows 0, step, 2 step, ... (count of them), summed in float64.
     out[:] = 0.0
@@ -112,14 +113,14 @@ def centred(F, shift, r=None):
     X = np.empty(F.shape, dtype=np.float32)
     na = np.empty(F.shape[0])
     if F.shape[0]:
-        cpu.centre32(F, shift, X, na, r)
+        distances.centre32(F, shift, X, na, r)
     return X, na
 
 
 # ----------------------------------------------------------------------------- min_median
 
 
-@kernel(depends=(cpu,))
+@kernel(depends=(distances,))
 def _ceil32(t):
     # The smallest float32 >= t (a count against it includes every estimate < t).
     x = np.float32(t)
@@ -128,7 +129,7 @@ def _ceil32(t):
     return x
 
 
-@kernel(depends=(cpu,))
+@kernel(depends=(distances,))
 def _count_thresholds(a, amax, coef, U, tau):
     # tau[i] (float32): every float32 estimate dt >= tau[i] of row i has, with any
     # column norm <= amax, an interval whose lower end exceeds U. The closed-form
@@ -153,7 +154,7 @@ def _count_thresholds(a, amax, coef, U, tau):
         tau[i] = tf
 
 
-@kernel(depends=(cpu,))
+@kernel(depends=(distances,))
 def _count_block(D, L, i0, na32, tau, counts):
     # Rows i0 .. i0 + len(D) of the product: D against the same rows (the diagonal
     # block), L against the rows before them (columns 0 .. i0, the block lower triangle).
@@ -176,7 +177,7 @@ def _count_block(D, L, i0, na32, tau, counts):
         counts[i] += below
 
 
-@kernel(depends=(cpu,))
+@kernel(depends=(distances,))
 def _row_estimates(Grow, ni, na32, out):
     # The float32 estimates of one row of the product (the bound's dt with
     # estimate_roundoff = U32; g + g is exact).
@@ -185,7 +186,7 @@ def _row_estimates(Grow, ni, na32, out):
         out[j] = (ni + na32[j]) - (g + g)
 
 
-@kernel(depends=(cpu,))
+@kernel(depends=(distances,))
 def _median_intervals(G, local, rows, na32, a, amax, coef, k, lo, hi, buf):
     # For row rows[r] (held in G[local[r]]): an interval for its canonical lower median,
     # from the k-th smallest estimate with the largest column norm (both ends of the
@@ -198,7 +199,7 @@ def _median_intervals(G, local, rows, na32, a, amax, coef, k, lo, hi, buf):
         lo[i], hi[i] = _sq_interval(np.float64(m), a[i], amax, c, c64, rho, g, abs_sq, abs_eps)
 
 
-@kernel(depends=(cpu,))
+@kernel(depends=(distances,))
 def _entry_intervals(Grow, na32, i, a, coef, lo, hi):
     # Per-entry intervals of row i (each with its own column norm); Grow is its product row.
     c, c64, rho, g, abs_sq, abs_eps = coef
@@ -257,7 +258,7 @@ def min_median(reduction, F, arg, tile, stats=None):
     selection and an interval, the rows whose lower end is at most the
     smallest upper end an exact median (:func:`_exact_median`), in order of
     their lower ends. Centred norms beyond float32's GEMM:
-    :func:`cs_fast.kernels.cpu.sq_min_median` (every row in float64).
+    :func:`cs_fast.kernels.cpu.distances.sq_min_median` (every row in float64).
 
     ``stats``, a dict, gets ``candidates`` (rows whose lower end is at most
     the smallest upper end), ``refined`` (rows whose median was computed
@@ -275,7 +276,7 @@ def min_median(reduction, F, arg, tile, stats=None):
     weighted = weights is not None
     X, na = centred(F, shift_of(F), np.sqrt(weights) if weighted else None)
     if not na.max() < mp.MAX_NORM2:
-        index, radius, candidates = cpu.sq_min_median(F, take_sqrt, tile, weights)
+        index, radius, candidates = distances.sq_min_median(F, take_sqrt, tile, weights)
         if stats is not None:
             stats.update(candidates=candidates, refined=candidates, summed=candidates * n, evaluated=n * n,
                          recomputed=candidates * n)
@@ -341,11 +342,11 @@ def min_median(reduction, F, arg, tile, stats=None):
 # ----------------------------------------------------------------------------- cdist / pdist
 
 
-@kernel(depends=(cpu,))
+@kernel(depends=(distances,))
 def _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1):
     # G[i, j] <- (na_i + na_j) - 2 G[i, j] in float32 (the bound's float32 estimates; naA, naB
     # the float32 norms); flags[i]: how many fall below the row's keep threshold (those go to
-    # cpu.sq_fix_rows, which keeps an estimate >= T[i] and re-tests the rest one by one).
+    # distances.sq_fix_rows, which keeps an estimate >= T[i] and re-tests the rest one by one).
     # Branch-free: vectorizes. Row i of A is row i + self_offset of B where both are the
     # same rows: that canonical distance is exactly 0 (fl(x - x) = 0), so it is set, not
     # summed in float64 (which the bound alone would ask for: its estimate is near 0).
@@ -367,14 +368,14 @@ def _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1):
         flags[i] = below
 
 
-@kernel(depends=(cpu,), parallel=True)
+@kernel(depends=(distances,), parallel=True)
 def _finish_parallel(A, B, G, naA, naB, aA, aB, T, self_offset, flags, coef, rtol, block, w):
     n = G.shape[0]
     for b in numba.prange((n + block - 1) // block):
         i0 = b * block
         i1 = min(n, i0 + block)
         _estimates_rows(G, naA, naB, T, self_offset, flags, i0, i1)
-        cpu.sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1, w)
+        distances.sq_fix_rows(A, B, G, aA, aB, T, flags, coef, rtol, i0, i1, w)
 
 
 # No row of A is a row of B (see _estimates_rows).
@@ -393,13 +394,13 @@ def _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, self_offset=_NO_SELF, w=Non
     aA = mp.norm_upper(naA, d)
     aB = aA if naB is naA else mp.norm_upper(naB, d)
     T = np.empty(len(aA))
-    cpu.accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
+    distances.accept_thresholds(aA, float(aB.max(initial=0.0)), coef, float(rtol), T)
     flags = np.empty(len(aA), dtype=np.int64)
     naA32 = naA.astype(np.float32)
     naB32 = naA32 if naB is naA else naB.astype(np.float32)
-    if G.size * 8 < cpu.SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster
+    if G.size * 8 < distances.SERIAL_WORK:  # right after BLAS (its threads still spin) one thread is faster
         _estimates_rows(G, naA32, naB32, T, self_offset, flags, 0, G.shape[0])
-        cpu.sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0], w)
+        distances.sq_fix_rows(A, B, G, aA, aB, T, flags, coef, float(rtol), 0, G.shape[0], w)
     else:
         _finish_parallel(A, B, G, naA32, naB32, aA, aB, T, self_offset, flags, coef, float(rtol), 16, w)
     if take_sqrt:
@@ -420,13 +421,13 @@ def pairwise(reduction, A, B, arg, rtol=mp.CDIST_RTOL):
     shift = shift_of(A)
     r = None if weights is None else np.sqrt(weights)
     XA, naA = centred(A, shift, r)
-    if cpu.same_rows(A, B):
+    if distances.same_rows(A, B):
         return _finish(A, B, XA, naA, XA, naA, take_sqrt, rtol, self_offset=0, w=weights)
     XB, naB = centred(B, shift, r)
     return _finish(A, B, XA, naA, XB, naB, take_sqrt, rtol, w=weights)
 
 
-@kernel(depends=(cpu,))
+@kernel(depends=(distances,))
 def _condense_rows(G, i0, j0, n, out):
     # Rows i0.. of the full matrix (G[r, c] is the distance of rows i0 + r and j0 + c)
     # into pdist's condensed order: row i holds j = i + 1 .. n - 1 at i n - i (i + 1) / 2.

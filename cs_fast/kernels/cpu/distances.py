@@ -7,8 +7,8 @@ Distances are accumulated in float64; outputs are written in the dtype of the
 What it guarantees: one arithmetic per pair. :func:`rows` is the canonical
 float64 distance of every metric on the CPU; ``to_center``, ``paired``,
 float64 ``cdist``/``pdist``, every exact median of ``min_median`` (brute
-force, pruned, and the refinements of :mod:`cs_fast.kernels.exact` and
-:mod:`cs_fast.kernels.mixed_cpu`) and the certification distances all read it,
+force, pruned, and the refinements of :mod:`cs_fast.kernels.cpu.exact` and
+:mod:`cs_fast.kernels.cpu.mixed`) and the certification distances all read it,
 so the same pair has the same bits whoever asks, and ``d(a, b)`` and
 ``d(b, a)`` round alike. The canonical arithmetic takes the samples'
 difference first (exact for nearby floats) and stays within each metric's
@@ -43,12 +43,12 @@ Kernels and why they look the way they do:
   cancellation guard) stays for the benchmarks' comparison.
 * ``fused_tile_<reduction>`` / :func:`tile_select` / :func:`box_fused_tile`:
   the per-row lower median for :func:`min_median`, with pruning (see there);
-  with ``slack`` the estimate pass of :mod:`cs_fast.kernels.exact`.
+  with ``slack`` the estimate pass of :mod:`cs_fast.kernels.cpu.exact`.
 
-Every kernel is compiled by :func:`cs_fast.kernels.jit.kernel` (numba's
+Every kernel is compiled by :func:`cs_fast.kernels.cpu.runtime.kernel` (numba's
 on-disk cache, keyed also on the pair/select/features sources it inlines), and
 the generic drivers are plain templates bound per reduction by
-:func:`cs_fast.kernels.jit.specialize`, never closures: numba cannot cache a
+:func:`cs_fast.kernels.cpu.runtime.specialize`, never closures: numba cannot cache a
 closure over compiled functions. New kernels follow the same two rules.
 """
 
@@ -58,9 +58,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import features, mixed_precision, pair, reductions, select
-from .jit import kernel, specialize
-from .retarget import retarget
+from .. import features, mixed_precision, pair, reductions, select
+from ..retarget import retarget
+from .runtime import kernel, specialize
 
 # reassoc lets LLVM vectorize float reductions; nnan/ninf stay off so NaN and inf
 # keep their IEEE meaning (inputs are checked finite anyway). Only on estimates
@@ -381,7 +381,7 @@ def l1_row_estimate(F, i, out):
 
     The same error structure (storage-dtype chunk sums of at most ``L1_CHUNK``
     terms, added in float64), so the same bound, without pairing the row with
-    a padding copy: the refinement of :mod:`cs_fast.kernels.exact` reads one
+    a padding copy: the refinement of :mod:`cs_fast.kernels.cpu.exact` reads one
     candidate's estimates.
     """
     d = F.shape[1]
@@ -401,7 +401,7 @@ def l1_rows(F, rows, out):
     :func:`l1_pairwise` blocks rows in pairs and sends an odd last row down
     another code path, which can round differently; padding with a copy of
     the last row makes every row sum the same way, so brute force and the
-    pruned center (:mod:`cs_fast.kernels.prune`) get the same floats whatever
+    pruned center (:mod:`cs_fast.kernels.cpu.prune`) get the same floats whatever
     their tiles.
     """
     m = rows.shape[0]
@@ -994,10 +994,10 @@ def min_median(reduction, F, arg, tile, slack=None, seen=None, stats=None):
     ``tile x n`` buffer. ``sq`` and ``l2`` go to :func:`sq_min_median`. The
     distances are the reduction's row kernels: canonical for boxes, masks and
     angles; for ``l1`` and ``grouped_l2`` the fast estimates that
-    :mod:`cs_fast.kernels.exact` refines.
+    :mod:`cs_fast.kernels.cpu.exact` refines.
 
     ``slack`` (a non-decreasing function of the best median, ``slack(m) >=
-    m``) turns this into the estimate pass of :mod:`cs_fast.kernels.exact`:
+    m``) turns this into the estimate pass of :mod:`cs_fast.kernels.cpu.exact`:
     a row's exact median is computed whenever it is ``<= slack(best)``
     (instead of ``< best``), and ``seen[i]`` receives every computed median
     (inf for the rows the count settled: their medians exceed ``slack`` of the

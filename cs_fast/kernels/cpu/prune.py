@@ -26,8 +26,8 @@ keep a row that could have been skipped, never skip one that could win.
 How. Rows are visited in tiles in a seeded random order (trimed's; visiting
 in increasing-bound order computed as many rows in full on jittered boxes,
 see :class:`PruneConfig`), skipping rows already settled. Each tile's rows are computed in
-full with the routines brute force uses (:func:`cs_fast.kernels.cpu.box_row`,
-the canonical :func:`cs_fast.kernels.cpu.rows`, the strict pair functions;
+full with the routines brute force uses (:func:`cs_fast.kernels.cpu.distances.box_row`,
+the canonical :func:`cs_fast.kernels.cpu.distances.rows`, the strict pair functions;
 ``l1`` here is always the blocked estimate ``l1_rows`` of the estimate pass),
 so every distance is the same float on both paths; their exact lower medians are selected, the
 (median, index) best updated, and every open row's bound tightened. Where the
@@ -39,7 +39,7 @@ can be below the best); for boxes that pass also skips the columns that the
 triangle inequality through the best row places outside the row's reach.
 Inputs that do not prune then cost about what brute force does.
 
-The estimate pass. With ``slack`` (:mod:`cs_fast.kernels.exact`) the rows are
+The estimate pass. With ``slack`` (:mod:`cs_fast.kernels.cpu.exact`) the rows are
 estimates of a canonical distance: every comparison with the best becomes a
 comparison with ``slack(best)``, so that every row that may canonically win
 gets its exact estimated median (``seen``) and the candidates are refined
@@ -65,11 +65,12 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import cpu, reductions
-from .jit import kernel, specialize
+from .. import reductions
+from . import distances
+from .runtime import kernel, specialize
 
-# prune's kernels inline cpu.py's (box_row): its source joins their cache key.
-_KERNEL = {"depends": (cpu,)}
+# prune's kernels inline distances.py's (box_row): its source joins their cache key.
+_KERNEL = {"depends": (distances,)}
 
 OPEN = 0
 DONE = 1  # computed (full row or counting pass): its median is known or known not to win
@@ -94,7 +95,7 @@ _FLOOR_SAMPLE = 4096
 def rounding_margin(reduction, dtype):
     """``(eps, tiny)``: relative and absolute error bounds of a computed distance.
 
-    Every kernel of :mod:`cs_fast.kernels.cpu` returns ``d_hat`` with
+    Every kernel of :mod:`cs_fast.kernels.cpu.distances` returns ``d_hat`` with
     ``|d_hat - d| <= eps d + tiny`` where ``d`` is the exact distance of the
     stored (featurized) rows; the pruning bounds subtract the matching margin.
     """
@@ -125,7 +126,7 @@ def _select(row, k, scratch):
     if n <= 4096 or cap < 1024:
         tmp = scratch[:n] if cap >= n else np.empty(n)
         tmp[:] = row
-        return cpu.kth_smallest(tmp, k)
+        return distances.kth_smallest(tmp, k)
     s = 512
     sample = np.empty(s)
     for t in range(s):
@@ -134,8 +135,8 @@ def _select(row, k, scratch):
     spread = 3.0 * math.sqrt(s * 0.25) + 1.0
     a = max(0, int(pos - spread))
     b = min(s - 1, int(pos + spread) + 1)
-    lo = cpu.kth_smallest(sample, a + 1)
-    hi = cpu.kth_smallest(sample, b + 1)  # after the first call sample[: a + 1] <= lo still holds
+    lo = distances.kth_smallest(sample, a + 1)
+    hi = distances.kth_smallest(sample, b + 1)  # after the first call sample[: a + 1] <= lo still holds
     below = 0
     m = 0
     last = cap - 1
@@ -145,10 +146,10 @@ def _select(row, k, scratch):
         scratch[min(m, last)] = v
         m += (v >= lo) & (v <= hi)
     if below < k <= below + m and m < cap:
-        return cpu.kth_smallest(scratch[:m], k - below)
+        return distances.kth_smallest(scratch[:m], k - below)
     tmp = scratch[:n] if cap >= n else np.empty(n)
     tmp[:] = row
-    return cpu.kth_smallest(tmp, k)
+    return distances.kth_smallest(tmp, k)
 
 
 @kernel(nogil=True, **_KERNEL)
@@ -171,8 +172,8 @@ def _median_floor(row, k, scratch):
     a = int((k - 1) * s / n - math.sqrt(s * 0.25))
     if a < 0:
         return _select(row, k, scratch)
-    lo = cpu.kth_smallest(sample, a + 1)
-    if cpu.count_below(row, lo) < k:
+    lo = distances.kth_smallest(sample, a + 1)
+    if distances.count_below(row, lo) < k:
         return lo
     return _select(row, k, scratch)
 
@@ -192,7 +193,7 @@ def _finish_rows(D, rows, k, best, best_index, want_bound, scratch, med, bound):
         i = rows[r]
         t = best if i > best_index else np.nextafter(best, np.inf)
         row = D[r]
-        if cpu.count_below(row, t) >= k:
+        if distances.count_below(row, t) >= k:
             med[r] = _select(row, k, scratch[r])
             bound[r] = med[r]
         else:
@@ -310,8 +311,8 @@ def _generic(reduction):
     """(pair_rows, count_tile) for one pair function: templates bound by jit.specialize, built once."""
     R = reductions.get(reduction)
     if R not in _GENERIC:
-        fast = R.estimate_only  # estimates take the reassociated pair functions (cpu.KF)
-        pair_fn = getattr(cpu.KF if fast else cpu.K, R.pair)
+        fast = R.estimate_only  # estimates take the reassociated pair functions (distances.KF)
+        pair_fn = getattr(distances.KF if fast else distances.K, R.pair)
         suffix = "prune_" + R.name + ("_fast" if fast else "")
         _GENERIC[R] = tuple(
             specialize(template, suffix, dict(parallel=True, **_KERNEL), pair_fn=pair_fn)
@@ -323,10 +324,10 @@ def _generic(reduction):
 @kernel(parallel=True, **_KERNEL)
 def _box_rows(FT, rows, out):
     for r in prange(rows.shape[0]):
-        cpu.box_row(FT, rows[r], out[r])
+        distances.box_row(FT, rows[r], out[r])
 
 
-@kernel(parallel=True, fastmath=cpu.FASTMATH, **_KERNEL)
+@kernel(parallel=True, fastmath=distances.FASTMATH, **_KERNEL)
 def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, scratch, med, evals):
     """The box counting pass with the columns sorted by their distance to a pivot row.
 
@@ -338,7 +339,7 @@ def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, s
     computing them, and the window is walked from its far end inward, where a
     row near the pivot meets its not-below distances first: most rows stop
     after a fraction of their distances. A row that still reaches ``k`` is
-    computed in full, in the input order (:func:`cs_fast.kernels.cpu.box_row`,
+    computed in full, in the input order (:func:`cs_fast.kernels.cpu.distances.box_row`,
     the floats brute force computes), and its median selected.
     """
     n = FT.shape[1]
@@ -350,7 +351,7 @@ def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, s
     for r in prange(rows.shape[0]):
         i = rows[r]
         t = best if i > best_index else np.nextafter(best, np.inf)
-        loose = cpu.count_loose(t)
+        loose = distances.count_loose(t)
         zero_below = 0.0 < t
         one_below = 1.0 < t
         a = dpiv[i]
@@ -372,14 +373,14 @@ def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, s
             by2 = y2[j0:j1]
             c = 0
             for j in range(j1 - j0):
-                c += cpu.box_below(ax1, ay1, ax2, ay2, area, bx1[j], by1[j], bx2[j], by2[j], loose, one_below,
+                c += distances.box_below(ax1, ay1, ax2, ay2, area, bx1[j], by1[j], bx2[j], by2[j], loose, one_below,
                                    zero_below)
             nonbelow += (j1 - j0) - c
             done += j1 - j0
             j1 = j0
         evals[r] = done
         if nonbelow < need:
-            cpu.box_row(FT, i, buf[r])
+            distances.box_row(FT, i, buf[r])
             evals[r] += n
             med[r] = _select(buf[r], k, scratch[r])
         else:
@@ -590,7 +591,7 @@ def _floor32(row, k, scratch):
             a = int((k - 1) * s / n - mult * sd)
             if a < 0:
                 break
-            lo = cpu.kth_smallest(sample, a + 1)  # reorders the sample; later ranks are still exact
+            lo = distances.kth_smallest(sample, a + 1)  # reorders the sample; later ranks are still exact
             c = 0
             for t in range(n):
                 c += row[t] < lo
@@ -605,7 +606,7 @@ def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med
 
     Row ``r`` gets its float32 distances in ``out32[r]`` and counts those that may lie
     below its threshold (see :func:`_finish_rows`). A row that reaches ``k`` gets brute
-    force's float64 row (:func:`cs_fast.kernels.cpu.box_row`) in ``buf[r]`` and its exact
+    force's float64 row (:func:`cs_fast.kernels.cpu.distances.box_row`) in ``buf[r]`` and its exact
     median in ``med`` and ``bound``; the others ``med = inf`` and in ``bound`` a value
     ``<=`` the k-th smallest float32 distance (:func:`_floor32`).
     """
@@ -636,7 +637,7 @@ def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med
             # Disjoint pairs are exactly 1 (or 0): tested exactly; overlapping ones loosely.
             below += (overlap & (e < loose)) | ((~overlap) & (((e > half) & one_below) | ((e < half) & zero_below)))
         if below >= k:
-            cpu.box_row(FT, i, buf[r])
+            distances.box_row(FT, i, buf[r])
             med[r] = _select(buf[r], k, scratch[r])
             bound[r] = med[r]
         else:
@@ -714,7 +715,7 @@ def _box32_bound_open(C, FT, rows, k, best, best_index, Copen, out32, buf, scrat
                 a = int((k - 1) * s / n - mult * sd)
                 if a < 0:
                     break
-                lo = np.float64(cpu.kth_smallest(sample, a + 1))  # reorders the sample; later ranks still exact
+                lo = np.float64(distances.kth_smallest(sample, a + 1))  # reorders the sample; later ranks still exact
                 if _box32_count_row(C, i, lo, positive) < k:
                     floor = lo
                     proven = lo >= t
@@ -723,7 +724,7 @@ def _box32_bound_open(C, FT, rows, k, best, best_index, Copen, out32, buf, scrat
             _box32_row(C, i, row)
             floor = np.float64(_select(row, k, scratch[r]))  # exact for the float32 distances
         if not proven and _box32_count_row(C, i, t, positive) >= k:
-            cpu.box_row(FT, i, buf[r])
+            distances.box_row(FT, i, buf[r])
             med[r] = _select(buf[r], k, scratch[r])
             bound[r] = med[r]
         else:
@@ -803,7 +804,7 @@ def _box32_count(Cs, ds, dpiv, C, FT, rows, k, best, best_index, reach, buf, scr
         nonbelow, evals[r] = _walk32(C, i, Cs, lo, hi, nonbelow, need, loose, one_below, zero_below,
                                      positive and loose < 1.0)
         if nonbelow < need:  # the row may win: brute force's float64 row and exact median
-            cpu.box_row(FT, i, buf[r])
+            distances.box_row(FT, i, buf[r])
             evals[r] += n
             med[r] = _select(buf[r], k, scratch[r])
         else:
@@ -882,7 +883,7 @@ def _box32_count_pivots(Cs, start, dp, nb, C, FT, rows, k, best, best_index, rea
         nonbelow, evals[r] = _walk32(C, i, Cs[p], stop, hi, nonbelow, need, loose, one_below, zero_below,
                                      positive and loose < 1.0)
         if nonbelow < need:  # the row may win: brute force's float64 row and exact median
-            cpu.box_row(FT, i, buf[r])
+            distances.box_row(FT, i, buf[r])
             evals[r] += n
             med[r] = _select(buf[r], k, scratch[r])
         else:
@@ -974,7 +975,7 @@ def _box32_count_groups(Cs, start, nb, C, FT, rows, perm, pidx, pa, groups, k, b
                 # tiles of counted rows need not hold a float64 row each.
                 i = rows[r]
                 full = np.empty(n)
-                cpu.box_row(FT, i, full)
+                distances.box_row(FT, i, full)
                 evals[r] += n
                 med[r] = _select(full, k, np.empty(scratch_len))
             else:
@@ -987,7 +988,7 @@ def _box32_count_groups(Cs, start, nb, C, FT, rows, perm, pidx, pa, groups, k, b
 class _Rows:
     """Full distance rows and counting passes of one featurized input, by reduction.
 
-    Uses the routines brute force uses (:func:`cs_fast.kernels.cpu.min_median`),
+    Uses the routines brute force uses (:func:`cs_fast.kernels.cpu.distances.min_median`),
     so a row's distances are the same floats whichever path computes them.
     """
 
@@ -1015,13 +1016,13 @@ class _Rows:
         m = rows.shape[0]
         D = out[:m]
         if self.reduction.chunk_estimates:
-            cpu.l1_rows(self.F, rows, D)
+            distances.l1_rows(self.F, rows, D)
         elif self.reduction.box:
             _box_rows(self.FT, rows, D)
         elif self.tiled:
             # The canonical float64 rows of to_center and of the mixed-precision brute force
-            # (cpu.rows), so that every path sees the same floats.
-            cpu.rows(self.reduction, self.F, np.ascontiguousarray(self.F[rows]), self.arg, D)
+            # (distances.rows), so that every path sees the same floats.
+            distances.rows(self.reduction, self.F, np.ascontiguousarray(self.F[rows]), self.arg, D)
         else:
             self.generic[0](self.F, rows, self.arg, D)
         return D
@@ -1114,7 +1115,7 @@ class _Rows:
                 _box_count_pivot(self.FT, FTs, ds, dpiv, rows, k, cpu_best, best_index, reach, buf, scratch, med,
                                  evals)
         elif self.reduction.box:
-            cpu.box_fused_tile(self.F, self.FT, rows, k, best, best_index, buf, med, evals)
+            distances.box_fused_tile(self.F, self.FT, rows, k, best, best_index, buf, med, evals)
         else:
             self.generic[1](self.F, rows, k, best, best_index, self.arg, buf, scratch, med, evals)
 
@@ -1179,8 +1180,8 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
         Filled with the final ``lower_bounds`` (on the roots with ``root``)
         and ``state`` (0 open, 1 computed, 2 skipped) of every row, for tests.
     slack, seen : optional
-        The estimate pass of :mod:`cs_fast.kernels.exact` (as
-        :func:`cs_fast.kernels.cpu.min_median`): a row's exact median is
+        The estimate pass of :mod:`cs_fast.kernels.cpu.exact` (as
+        :func:`cs_fast.kernels.cpu.distances.min_median`): a row's exact median is
         computed whenever it may be ``<= slack(best)``, rows are skipped only
         when their bound exceeds ``slack(best)``, and ``seen[i]`` receives every
         median computed (inf where only a floor is known: those exceed
@@ -1191,7 +1192,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     Returns
     -------
     (int, float)
-        The same ``(index, radius)`` as :func:`cs_fast.kernels.cpu.min_median`.
+        The same ``(index, radius)`` as :func:`cs_fast.kernels.cpu.distances.min_median`.
     """
     n = F.shape[0]
     k = (n + 1) // 2

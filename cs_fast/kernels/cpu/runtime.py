@@ -39,7 +39,7 @@ import types
 
 import numba
 
-from . import features, mixed_precision, pair, select
+from .. import features, mixed_precision, pair, select
 
 _DEPENDENCIES = (pair, select, features, mixed_precision)
 #: The cs_fast package directory (with a trailing separator): compile events of functions whose

@@ -3,7 +3,7 @@ r"""The exact center from fast estimates: candidates, then the canonical refinem
 What it guarantees
 ------------------
 :func:`min_median` returns what brute force over the *canonical* distances
-returns (:func:`cs_fast.kernels.cpu.rows`, the arithmetic of ``to_center``):
+returns (:func:`cs_fast.kernels.cpu.distances.rows`, the arithmetic of ``to_center``):
 the smallest lower median (the ``ceil(n/2)``-th smallest of a row's ``n``
 distances) and the smallest index among its ties, bit for bit. The radius is
 therefore the lower median of ``to_center(Z, Z[index])``, whatever the fast
@@ -30,8 +30,8 @@ Why the candidates hold the winner
 Let ``b`` be the smallest estimated median (row ``r``). The canonical winner
 ``w`` has ``M_w <= M_r <= hi(b)``, and ``lo(m_w) <= M_w``, so
 ``m_w <= thr(b) = ((1 + rho)(b + 2 E_max) + 2 E_max) / (1 - rho)``. The
-estimate pass (:func:`cs_fast.kernels.cpu.min_median` or
-:func:`cs_fast.kernels.prune.min_median` with ``slack = thr``) computes the
+estimate pass (:func:`cs_fast.kernels.cpu.distances.min_median` or
+:func:`cs_fast.kernels.cpu.prune.min_median` with ``slack = thr``) computes the
 exact estimated median of every row whose median may be at most ``thr`` of
 the best so far (``thr`` is non-decreasing and the best only falls, so that
 includes every row with ``m_i <= thr(b)``) and proves every other row above
@@ -56,7 +56,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import cpu, reductions
+from .. import reductions
+from . import distances, prune
 
 #: Relative widening of the threshold and the lower ends: covers the float64 evaluation of a few products.
 SAFETY = 2.0 ** -40
@@ -111,7 +112,7 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
     Parameters
     ----------
     reduction : str
-        The canonical reduction of :func:`cs_fast.kernels.cpu.rows` (``"l1"``, ``"tv"``, ``"tv2"``).
+        The canonical reduction of :func:`cs_fast.kernels.cpu.distances.rows` (``"l1"``, ``"tv"``, ``"tv2"``).
     F, arg : ndarray, object
         The canonical features and the reduction's parameter.
     est : Estimate
@@ -119,8 +120,8 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
     tile : int
         Rows per tile of the estimate pass.
     method : {'brute', 'pruned'}
-        The estimate pass: :func:`cs_fast.kernels.cpu.min_median` or
-        :func:`cs_fast.kernels.prune.min_median`.
+        The estimate pass: :func:`cs_fast.kernels.cpu.distances.min_median` or
+        :func:`cs_fast.kernels.cpu.prune.min_median`.
     stats : dict, optional
         The estimate pass's statistics, plus ``candidates`` (rows given a
         canonical lower end) and ``refined`` (rows whose canonical median was
@@ -135,19 +136,17 @@ def min_median(reduction, F, arg, est, tile, method="brute", stats=None):
     bound = est.bound
     seen = np.full(n, np.inf)
     if method == "pruned":
-        from . import prune
-
         prune.min_median(est.reduction, est.data, est.arg, tile, stats=stats, slack=bound.threshold, seen=seen)
     else:
-        cpu.min_median(est.reduction, est.data, est.arg, tile, slack=bound.threshold, seen=seen, stats=stats)
+        distances.min_median(est.reduction, est.data, est.arg, tile, slack=bound.threshold, seen=seen, stats=stats)
     return refine(reduction, F, arg, seen, bound, stats, medians=partial_medians(reduction, F, arg, est))
 
 
 def _estimate_row(est, i):
     """Row ``i`` of the estimate distances (any summation order: the bound holds for every one)."""
     if est.reduction.chunk_estimates:
-        return cpu.l1_row_estimate(est.data, i, np.empty(est.data.shape[0]))
-    return cpu.pairwise(est.reduction, est.data[i:i + 1], est.data, est.arg, np.float64)[0]
+        return distances.l1_row_estimate(est.data, i, np.empty(est.data.shape[0]))
+    return distances.pairwise(est.reduction, est.data[i:i + 1], est.data, est.arg, np.float64)[0]
 
 
 def partial_medians(reduction, F, arg, est):
@@ -175,7 +174,7 @@ def median_within(reduction, F, arg, i, lo, hi, k):
     ``hi_j < L`` lie below the median (fewer than ``k`` of them), entries with
     ``lo_j > H`` above it; the median is the ``(k - below)``-th smallest
     canonical distance of the rest, the only ones computed
-    (:func:`cs_fast.kernels.cpu.rows` on the gathered rows: the same loop on
+    (:func:`cs_fast.kernels.cpu.distances.rows` on the gathered rows: the same loop on
     the same operands as the whole row). Returns ``(median, entries computed)``.
     """
     L = np.partition(lo, k - 1)[k - 1]
@@ -184,7 +183,7 @@ def median_within(reduction, F, arg, i, lo, hi, k):
     below = int(np.count_nonzero(below_mask))
     cols = np.flatnonzero(~below_mask & ~(lo > H))
     D = np.empty((1, cols.size))
-    cpu.rows(reduction, np.ascontiguousarray(F[cols]), np.ascontiguousarray(F[i:i + 1]), arg, D)
+    distances.rows(reduction, np.ascontiguousarray(F[cols]), np.ascontiguousarray(F[i:i + 1]), arg, D)
     return float(np.partition(D[0], k - below - 1)[k - below - 1]), int(cols.size)
 
 
@@ -195,11 +194,11 @@ def refine(reduction, F, arg, seen, bound, stats=None, medians=None, step=None):
     estimate pass proved it above ``bound.threshold`` of the smallest one.
     The candidates (``seen <= threshold``) are taken in increasing lower end
     (:meth:`SumBound.lower`; ties in index order), each with its canonical row
-    (:func:`cs_fast.kernels.cpu.rows`) and exact lower median, until the lower
+    (:func:`cs_fast.kernels.cpu.distances.rows`) and exact lower median, until the lower
     end passes the best canonical median; a candidate whose lower end equals
     it is still taken when its index is smaller. Returns ``(index, radius)``.
     ``medians(rows)``, the canonical lower medians of an int64 array of rows
-    (default: whole rows of :func:`cs_fast.kernels.cpu.rows` and a
+    (default: whole rows of :func:`cs_fast.kernels.cpu.distances.rows` and a
     selection, ``step`` rows at a time, one a thread; :func:`min_median`
     passes :func:`partial_medians`, the device
     :func:`cs_fast.kernels.cuda.exact_min_median` its own).
@@ -211,8 +210,8 @@ def refine(reduction, F, arg, seen, bound, stats=None, medians=None, step=None):
         D = np.empty((step, n))
 
         def medians(rows):
-            cpu.rows(reduction, F, np.ascontiguousarray(F[rows]), arg, D[:rows.size])
-            return [float(cpu.kth_smallest(D[r].copy(), k)) for r in range(rows.size)]
+            distances.rows(reduction, F, np.ascontiguousarray(F[rows]), arg, D[:rows.size])
+            return [float(distances.kth_smallest(D[r].copy(), k)) for r in range(rows.size)]
     step = step or 1
     cand = np.flatnonzero(seen <= bound.threshold(float(seen.min())))
     lower = bound.lower(seen[cand], cand)
