@@ -31,8 +31,8 @@ def main(argv=None):
 
     numba.set_num_threads(args.threads)
     import cs_fast
-    from cs_fast.bench import measure
-    from cs_fast.bench.center import _jittered
+    from cs_fast_apps.bench import measure
+    from cs_fast_apps.bench.center import _jittered
     from cs_fast.kernels import prune
 
     default = prune.RATIO

@@ -13,6 +13,7 @@ import torch
 
 import cs_fast
 from cs_fast.models import faces
+from cs_fast_apps import faces as faces_app
 from cs_fast.models._nms import SMALL, batched_nms
 
 # Boxes of the real facenet-pytorch 2.6.0 + torchvision 0.29.1 (torch 2.14.1), printed by
@@ -131,9 +132,9 @@ def test_certify_face_small(detector, tmp_path):
     assert float(cs_fast.cdist(base, c.center[None], "jaccard")[0, 0]) == pytest.approx(c.smoothing_error)
     assert c.smoothing_error < 0.3 and c.eps_out < 1
     path = tmp_path / "face.png"
-    faces.draw_certificate(image, res, path)
+    faces_app.draw_certificate(image, res, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    row = faces.summary(res)
+    row = faces_app.summary(res)
     assert row["eps_out"] == c.eps_out and len(row["smoothed_box"]) == 4
 
 
@@ -147,9 +148,9 @@ def test_no_face_certifies_the_empty_box(detector):
 
 
 def test_main_writes_json_and_png(tmp_path, monkeypatch):
-    monkeypatch.setattr(faces, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
+    monkeypatch.setattr(faces_app, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
     # the smallest sizes that can certify h = 1 under the exact rules (cs-fast plan --h 1): n = 784, m = 38
-    rows = faces.main(["--out", str(tmp_path), "--n", "784", "--m", "38", "--eps1", "0.1", "--h", "1",
+    rows = faces_app.main(["--out", str(tmp_path), "--n", "784", "--m", "38", "--eps1", "0.1", "--h", "1",
                        "--batch-size", "400"])
     assert len(rows) == 1 and rows[0]["bounds"] == "exact" and rows[0]["m"] == 38
     assert rows[0]["abstained"] or rows[0]["rank"] == 38  # 38 samples: only the largest distance certifies
@@ -157,11 +158,11 @@ def test_main_writes_json_and_png(tmp_path, monkeypatch):
 
 
 def test_main_refuses_sizes_that_cannot_certify_before_loading_mtcnn(tmp_path, monkeypatch):
-    monkeypatch.setattr(faces, "load_mtcnn", lambda **kw: pytest.fail("MTCNN loaded for a refused run"))
+    monkeypatch.setattr(faces_app, "load_mtcnn", lambda **kw: pytest.fail("MTCNN loaded for a refused run"))
     with pytest.raises(ValueError, match=r"^--n: received 40; .*Expected n >= 784.*at --h 1, --eps1 0.1"):
-        faces.main(["--out", str(tmp_path), "--n", "40", "--m", "100", "--eps1", "0.1", "--h", "1"])
+        faces_app.main(["--out", str(tmp_path), "--n", "40", "--m", "100", "--eps1", "0.1", "--h", "1"])
     with pytest.raises(ValueError, match=r"^--m: received 5000; with bounds='paper'.*Expected m >= 9425"):
-        faces.main(["--out", str(tmp_path), "--n", "2000", "--m", "5000", "--eps1", "0.2", "--h", "2",
+        faces_app.main(["--out", str(tmp_path), "--n", "2000", "--m", "5000", "--eps1", "0.2", "--h", "2",
                     "--bounds", "paper"])
 
 
@@ -186,8 +187,8 @@ def test_authors_units_certify_eps1_over_255_sigma_on_the_same_samples(detector)
 
 
 def test_faces_authors_units_plots_both_curves(tmp_path, monkeypatch):
-    monkeypatch.setattr(faces, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
-    rows = faces.main(["--out", str(tmp_path), "--n", "40", "--m", "800", "--eps1", "0.1", "--h", "1", "2",
+    monkeypatch.setattr(faces_app, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
+    rows = faces_app.main(["--out", str(tmp_path), "--n", "40", "--m", "800", "--eps1", "0.1", "--h", "1", "2",
                        "--authors-units", "--seed", "5", "--batch-size", "200", "--delta", "0.25", "--alpha1", "0.05",
                        "--alpha2", "0.05"])
     assert len(rows) == 2 and all(r["authors"]["authors_units"] and not r["authors_units"] for r in rows)
@@ -197,7 +198,7 @@ def test_faces_authors_units_plots_both_curves(tmp_path, monkeypatch):
 
 
 def test_cli_faces_and_mtcnn_builtin(tmp_path, capsys):
-    from cs_fast import cli
+    from cs_fast_apps import cli
 
     rc = cli.main(["faces", "--out", str(tmp_path), "--n", "60", "--m", "200", "--eps1", "0.05", "--h", "0.5",
                    "--min-face-size", "60", "--batch-size", "60", "--delta", "0.25", "--alpha1", "0.05"])
@@ -216,13 +217,13 @@ def test_cli_faces_and_mtcnn_builtin(tmp_path, capsys):
 
 
 def test_cli_says_what_to_install_without_facenet(monkeypatch, capsys):
-    from cs_fast import cli
+    from cs_fast_apps import cli
 
     def missing(name, stand_in="auto"):
         raise ImportError(f"No module named {name!r}")
 
     monkeypatch.setattr(faces, "import_module", missing)
-    monkeypatch.setattr(faces, "_DEFAULT_DETECTOR", [])
+    faces.default_detector.cache_clear()  # top_face_boxes builds its detector afresh, without facenet
     assert cli.main(["certify", "--model", "mtcnn", "--n", "12", "--m", "50", "--eps1", "0.05", "--delta", "0.25",
                      "--alpha1", "0.05", "--alpha2", "0.05"]) == 2
     err = capsys.readouterr().err
@@ -257,7 +258,7 @@ def test_stand_in_equals_real_torchvision(rng):
 
 
 def test_cli_faces_on_an_lfw_face(tmp_path, capsys):
-    from cs_fast import cli
+    from cs_fast_apps import cli
 
     rc = cli.main(["faces", "--photo", "lfw", "--lfw-index", "2", "--lfw-size", "50", "--out", str(tmp_path),
                    "--n", "200", "--m", "300", "--eps1", "0.05", "--h", "0.5", "--batch-size", "100", "--delta", "0.25",
