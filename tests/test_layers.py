@@ -50,7 +50,8 @@ def test_the_library_never_imports_the_applications():
 
 def test_the_check_sees_every_form_of_an_upward_import():
     for text in ("import cs_fast_apps.cli\n", "from cs_fast_apps import cli\n", "from cs_fast_apps.cli import main\n",
-                 "import importlib\nimportlib.import_module('cs_fast_apps.demo')\n", "SPEC = 'cs_fast_apps.cli:main'\n"):
+                 "import importlib\nimportlib.import_module('cs_fast_apps.demo')\n",
+                 "SPEC = 'cs_fast_apps.cli:main'\n"):
         assert any(_upward(m) for _, m in _imported_modules(text, ["cs_fast", "models"])), text
     for text in ("from .. import smoothing\n", "from . import digits\n", "import cs_fast.bounds\n"):
         assert not any(_upward(m) for _, m in _imported_modules(text, ["cs_fast", "models"])), text

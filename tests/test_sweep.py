@@ -1,4 +1,4 @@
-"""The (h, eps1) sweep of ``cs-fast faces`` and ``cs-fast perceptual`` (:mod:`cs_fast_apps.sweep`): seeds and records."""
+"""The (h, eps1) sweep of ``cs-fast faces`` and ``perceptual`` (:mod:`cs_fast_apps.sweep`): seeds and records."""
 
 import json
 
