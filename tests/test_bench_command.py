@@ -46,7 +46,7 @@ def test_unknown_workloads_or_ops_exit_2_with_one_line(argv, flag, bad, capsys, 
     assert list(tmp_path.iterdir()) == []  # rejected before any folder is made or anything runs
 
 
-def test_python_m_cs_fast_bench_exits_2_too(capsys, monkeypatch, tmp_path):
+def test_python_m_cs_fast_apps_bench_exits_2_too(capsys, monkeypatch, tmp_path):
     from cs_fast_apps.bench.command import main
 
     monkeypatch.chdir(tmp_path)
