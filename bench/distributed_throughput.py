@@ -107,7 +107,7 @@ def main(argv=None):
 
     import cs_fast
     from cs_fast import distributed
-    from cs_fast.bench.measure import load_status
+    from cs_fast_apps.bench.measure import load_status
     from cs_fast.distributed import WorkerPool, certify_many, input_seed
     from cs_fast.models.digits import digits_data
 

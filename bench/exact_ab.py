@@ -29,7 +29,7 @@ def cases():
     import numpy as np
 
     import cs_fast
-    from cs_fast.bench.workloads import default_workloads
+    from cs_fast_apps.bench.workloads import default_workloads
 
     out = []
     for w in default_workloads():
@@ -116,7 +116,7 @@ def child(reps):
     import numba
 
     import cs_fast
-    from cs_fast.bench import measure
+    from cs_fast_apps.bench import measure
 
     measure.set_threads(1)
     numba.set_num_threads(1)

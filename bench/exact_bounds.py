@@ -38,7 +38,7 @@ ALPHA = 0.005
 
 
 def _digits(quick):
-    from cs_fast.demo import pick_inputs
+    from cs_fast_apps.demo import pick_inputs
     from cs_fast.models.digits import digits_data, load_digits_autoencoder
 
     model = load_digits_autoencoder()

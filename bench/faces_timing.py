@@ -12,7 +12,7 @@ The README's face-detection figures, measured by one command:
    m = 10^4: the same :meth:`cs_fast.CenterSmoothing.certify` with a stand-in
    model that returns a box at once (the base box moved by the input's mean
    noise, so the boxes differ and every distance is computed), timed by
-   :func:`cs_fast.bench.end_to_end`: ``cs_fast_s`` is noise sampling,
+   :func:`cs_fast_apps.bench.end_to_end`: ``cs_fast_s`` is noise sampling,
    distances, center selection and bounds; ``kernels_s`` the distance
    kernels alone (``min_median`` of n boxes, ``to_center`` of n + m).
 
@@ -28,8 +28,8 @@ import time
 import numpy as np
 import torch
 
-from cs_fast.bench import end_to_end, measure
-from cs_fast.bench.end_to_end import WARMUP
+from cs_fast_apps.bench import end_to_end, measure
+from cs_fast_apps.bench.end_to_end import WARMUP
 
 
 def mtcnn_per_image(min_face_size, images, reps, sigma=0.1, seed=0):

@@ -16,7 +16,7 @@ after a warm-up call, so compilation is excluded):
 * the pruned center where that strategy is present (boxes ``min_median``
   goes through it then);
 * certification overhead beyond the model: the digits autoencoder in ``tv``
-  at n = 10**4, m = 10**6 (``cs_fast.bench.end_to_end``), model on the device.
+  at n = 10**4, m = 10**6 (``cs_fast_apps.bench.end_to_end``), model on the device.
 
 ``--device cpu --tiny`` runs the same code on the CPU at toy sizes (the CI
 smoke test); ``--dry-run`` prints the plan and checks the imports.
@@ -115,7 +115,7 @@ class Timer:
 
 
 def _workload(key):
-    from cs_fast.bench.workloads import default_workloads
+    from cs_fast_apps.bench.workloads import default_workloads
 
     return next(w for w in default_workloads() if w.key == key)
 
@@ -279,7 +279,7 @@ def run(device, sizes, reps, log):
         record("sqfeat_to_center", n, best, outs)
 
     for n, m in sizes["end_to_end"]:
-        from cs_fast.bench.end_to_end import WARMUP, end_to_end
+        from cs_fast_apps.bench.end_to_end import WARMUP, end_to_end
         from cs_fast.models.digits import digits_data, load_digits_autoencoder
 
         model = load_digits_autoencoder(map_location=device)
@@ -330,7 +330,7 @@ def main(argv=None):
         print(line, flush=True)
         lines.append(line)
 
-    from cs_fast.bench import measure
+    from cs_fast_apps.bench import measure
 
     meta = {"machine": measure.machine(), "load_average_start": measure.load_average(), "device": args.device}
     if args.device == "cuda":

@@ -367,7 +367,7 @@ def count_sweep(n, seeds=64, T=16, seed=0):
 def box_sweep(n, seeds=64, target=100_000, threads=256):
     """The box count's early exit (cuda.box_rows) replayed on the CPU: the fraction of columns counted.
 
-    Data: ``cs_fast.bench.center._jittered`` boxes (the CPU benchmark's jittered workload). A row's
+    Data: ``cs_fast_apps.bench.center._jittered`` boxes (the CPU benchmark's jittered workload). A row's
     block checks every ``BOX_CHECK_SWEEPS x threads`` columns; at ``n`` rows that check interval is
     scaled by ``n / target`` so the fraction stands for ``target`` rows (the decision points are
     fractions of the row for rows in random order).
@@ -375,7 +375,7 @@ def box_sweep(n, seeds=64, target=100_000, threads=256):
     import numpy as np
 
     import cs_fast
-    from cs_fast.bench.center import _jittered
+    from cs_fast_apps.bench.center import _jittered
     from cs_fast.kernels import cuda as ck
 
     X = _jittered(np.random.default_rng([0, n]), n)
@@ -386,7 +386,7 @@ def box_sweep(n, seeds=64, target=100_000, threads=256):
     at = cum[:, ends - 1]
     decided = (at >= k) | (at + (n - ends) < k)
     first = np.where(decided.any(axis=1), ends[decided.argmax(axis=1)], n)
-    return {"n": n, "data": "cs_fast.bench.center._jittered boxes", "check_every": every, "check_columns": int(chunk),
+    return {"n": n, "data": "cs_fast_apps.bench.center._jittered boxes", "check_every": every, "check_columns": int(chunk),
             "stands_for": target, "fraction": float(first.sum() / (n * n)),
             "survivors": int((cum[:, -1] >= k).sum())}
 

@@ -52,7 +52,7 @@ else
 fi
 TEST_CMD="$PY -m pytest -q -p no:cacheprovider tests/cuda_sim tests/test_torch_cuda.py"
 GPU_BENCH_CMD="$PY bench/gpu_bench.py --device cuda --out $OUT"
-CPU_BENCH_CMD="$PY -m cs_fast.cli bench --quick --no-plots --no-end-to-end --out $OUT/cpu-bench-quick"
+CPU_BENCH_CMD="$PY -m cs_fast_apps.cli bench --quick --no-plots --no-end-to-end --out $OUT/cpu-bench-quick"
 MODEL_CMD="$PY bench/gpu_model.py --out $OUT/gpu-model"
 # Nsight Compute on the toy-size benchmark: the kernels issue 15 reshaped (fused box count, multi-block
 # select, warp-per-row to_center, the tiled and register-blocked sums), a few launches each, full metric set.
@@ -76,7 +76,7 @@ echo "  6. CPU benchmark on this host, what is left of 10 min: $CPU_BENCH_CMD"
 "$PY" bench/gpu_bench.py --device cuda --dry-run | sed 's/^/  /' || { echo "gpu_session: import check failed" >&2; exit 1; }
 
 if [ "$DRY" = 1 ]; then
-  "$PY" -c "import cs_fast, cs_fast.kernels.cuda, cs_fast.kernels.mixed_precision, cs_fast.bench.command" \
+  "$PY" -c "import cs_fast, cs_fast.kernels.cuda, cs_fast.kernels.mixed_precision, cs_fast_apps.bench.command" \
     || { echo "gpu_session: cs_fast imports failed" >&2; exit 1; }
   echo "gpu_session: dry run: imports ok, nothing run"
   exit 0

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import cs_fast
-from cs_fast.bench import measure, peers
+from cs_fast_apps.bench import measure, peers
 
 
 def best_time(fn, reps):

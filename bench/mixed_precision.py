@@ -30,8 +30,8 @@ import time
 import numpy as np
 
 import cs_fast
-from cs_fast.bench import measure, peers
-from cs_fast.bench.workloads import default_workloads
+from cs_fast_apps.bench import measure, peers
+from cs_fast_apps.bench.workloads import default_workloads
 from cs_fast.kernels.cpu import distances, mixed
 from cs_fast.kernels import mixed_precision as mp
 

@@ -32,8 +32,8 @@ def main(argv=None):
 
     numba.set_num_threads(args.threads)
     import cs_fast
-    from cs_fast.bench import measure
-    from cs_fast.bench.center import _jittered
+    from cs_fast_apps.bench import measure
+    from cs_fast_apps.bench.center import _jittered
     from cs_fast.kernels.cpu import prune
 
     from cs_fast.bindings.distance import host_tile

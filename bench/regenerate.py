@@ -6,7 +6,7 @@
 
 Every set is written only through an explicit ``--out`` (the commands'
 defaults go to fresh folders). Threads: the cores the load average leaves
-free (:func:`cs_fast.bench.measure.free_cores`) unless ``--threads`` says
+free (:func:`cs_fast_apps.bench.measure.free_cores`) unless ``--threads`` says
 otherwise, passed to ``--threads`` where a command has it and to
 ``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and
 ``OPENBLAS_NUM_THREADS`` for all. A busy machine (load average above the free
@@ -27,12 +27,12 @@ R = "bench/results"
 # name -> (what, command as a list; "{threads}" is replaced by the thread count)
 SETS = {
     "bench-quick": ("cs-fast bench --quick, every workload, op and peer, plots and the end-to-end split",
-                    ["-m", "cs_fast.cli", "bench", "--quick", "--threads", "{threads}", "--out", f"{R}/amd-epyc"]),
+                    ["-m", "cs_fast_apps.cli", "bench", "--quick", "--threads", "{threads}", "--out", f"{R}/amd-epyc"]),
     "bench-boxes-full": ("cs-fast bench on boxes min_median at the full sizes (n up to 10^5)",
-                         ["-m", "cs_fast.cli", "bench", "--workloads", "boxes", "--ops", "min_median", "--budget",
+                         ["-m", "cs_fast_apps.cli", "bench", "--workloads", "boxes", "--ops", "min_median", "--budget",
                           "30", "--no-end-to-end", "--threads", "{threads}", "--out", f"{R}/amd-epyc-boxes-full"]),
     "bench-center": ("cs-fast bench --center: the pruned exact center against brute force",
-                     ["-m", "cs_fast.cli", "bench", "--center", "--threads", "{threads}", "--out", f"{R}/prune"]),
+                     ["-m", "cs_fast_apps.cli", "bench", "--center", "--threads", "{threads}", "--out", f"{R}/prune"]),
     "prune-switch": ("scan of the pruned center's switch from bounds to counting (prune.RATIO) on jittered boxes",
                      ["bench/prune_switch.py", "--threads", "{threads}", "--out", f"{R}/prune/switch.txt"]),
     "center-core-cost": ("what an exact count must evaluate for rows near the center (kd-tree experiment)",
@@ -41,22 +41,22 @@ SETS = {
                         ["bench/mixed_precision.py", "--perceptual", "--out", f"{R}/mixed-amd-epyc"]),
     "startup": ("cold and warm start of cs-fast certify on its defaults and import cs_fast, in fresh processes "
                 "(every core: no thread limit, as a user runs it)",
-                ["-m", "cs_fast.bench.startup", "--runs", "3", "--out", f"{R}/startup-amd-epyc.json"]),
+                ["-m", "cs_fast_apps.bench.startup", "--runs", "3", "--out", f"{R}/startup-amd-epyc.json"]),
     "headline": ("the README's headline table",
                  ["bench/headline.py", "--threads", "{threads}", "--out", f"{R}/headline-amd-epyc-2core.json"]),
     "faces-astronaut": ("cs-fast faces on the astronaut crop (20,000 MTCNN runs per setting: hours)",
-                        ["-m", "cs_fast.cli", "faces", "--min-face-size", "60", "--seed", "0", "--same-seed",
+                        ["-m", "cs_fast_apps.cli", "faces", "--min-face-size", "60", "--seed", "0", "--same-seed",
                          "--out", f"{R}/faces-astronaut-amd-epyc"]),
     "faces-lfw0": ("cs-fast faces on LFW face 0",
-                   ["-m", "cs_fast.cli", "faces", "--photo", "lfw", "--eps1", "0.1", "0.3", "0.5", "--seed", "0",
+                   ["-m", "cs_fast_apps.cli", "faces", "--photo", "lfw", "--eps1", "0.1", "0.3", "0.5", "--seed", "0",
                     "--same-seed", "--out", f"{R}/faces-lfw0-amd-epyc"]),
     "faces-authors-units": ("cs-fast faces --authors-units (the README's command; eps1 = 0.5 was committed from a "
                             "second run with --eps1 0.5 --seed 1)",
-                            ["-m", "cs_fast.cli", "faces", "--authors-units", "--n", "3000", "--m", "10000", "--eps1",
+                            ["-m", "cs_fast_apps.cli", "faces", "--authors-units", "--n", "3000", "--m", "10000", "--eps1",
                              "0.1", "0.3", "0.5", "--h", "2", "--min-face-size", "80", "--threads", "{threads}",
                              "--seed", "0", "--batch-size", "250", "--out", f"{R}/faces-authors-units-amd-epyc"]),
     "audit": ("cs-fast audit: coverage and attacks of the certificates, exact bounds (the default)",
-              ["-m", "cs_fast.cli", "audit", "--seed", "9", "--threads", "{threads}", "--bounds", "exact",
+              ["-m", "cs_fast_apps.cli", "audit", "--seed", "9", "--threads", "{threads}", "--bounds", "exact",
                "--out", f"{R}/audit-amd-epyc"]),
     "exact-bounds": ("exact vs paper bounds on the same samples: digits autoencoder (tv), digits generator (LPIPS), "
                      "MTCNN faces (jaccard); about an hour, most of it MTCNN",
@@ -65,10 +65,10 @@ SETS = {
     "faces-timing": ("MTCNN per image and the non-model share of a face certificate",
                      ["bench/faces_timing.py", "--threads", "{threads}", "--out", f"{R}/faces-timing-amd-epyc.json"]),
     "perceptual": ("cs-fast perceptual, exact center",
-                   ["-m", "cs_fast.cli", "perceptual", "--seed", "0", "--same-seed",
+                   ["-m", "cs_fast_apps.cli", "perceptual", "--seed", "0", "--same-seed",
                     "--out", f"{R}/perceptual-digits-amd-epyc"]),
     "perceptual-candidates30": ("cs-fast perceptual, 30 candidates",
-                                ["-m", "cs_fast.cli", "perceptual", "--candidates", "30", "--seed", "0", "--same-seed",
+                                ["-m", "cs_fast_apps.cli", "perceptual", "--candidates", "30", "--seed", "0", "--same-seed",
                                  "--out", f"{R}/perceptual-digits-amd-epyc/candidates30"]),
     "distributed": ("certificates per second in-process vs Ray 1 and 2 workers",
                     ["bench/distributed_throughput.py", "--inputs", "24", "--out", f"{R}/distributed-amd-epyc"]),
@@ -96,7 +96,7 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="run even when the machine is busy")
     args = p.parse_args(argv)
     sys.path.insert(0, REPO)
-    from cs_fast.bench import measure
+    from cs_fast_apps.bench import measure
 
     threads = args.threads or measure.free_cores()
     if args.list or not args.sets:

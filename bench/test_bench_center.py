@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from cs_fast.bench.run import op_args, suite_cases
+from cs_fast_apps.bench.run import op_args, suite_cases
 
 SCALE = float(os.environ.get("CS_FAST_BENCH_SCALE", "1"))
 TO_CENTER = suite_cases("to_center", SCALE)

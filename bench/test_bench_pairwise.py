@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import cs_fast
-from cs_fast.bench import peers
-from cs_fast.bench.run import op_args, suite_cases
+from cs_fast_apps.bench import peers
+from cs_fast_apps.bench.run import op_args, suite_cases
 
 SCALE = float(os.environ.get("CS_FAST_BENCH_SCALE", "1"))
 CASES = suite_cases("pairwise", SCALE)

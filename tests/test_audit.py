@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import cs_fast
-from cs_fast import audit, bounds
-from cs_fast.cli import main as cli_main
+from cs_fast import bounds
+from cs_fast_apps import audit
+from cs_fast_apps.cli import main as cli_main
 
 ROOT = 20261125  # a fixed root seed: every test below is deterministic
 

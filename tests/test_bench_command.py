@@ -14,10 +14,10 @@ import time
 import numba
 import pytest
 
-from cs_fast import cli
-from cs_fast.bench import add_bench_arguments, main_bench, measure, run
-from cs_fast.bench.workloads import Workload
-from cs_fast.output_dir import PATTERN, fresh_output_dir
+from cs_fast_apps import cli
+from cs_fast_apps.bench import add_bench_arguments, main_bench, measure, run
+from cs_fast_apps.bench.workloads import Workload
+from cs_fast_apps.output_dir import PATTERN, fresh_output_dir
 
 TINY = [Workload("tinyboxes", "jaccard", (4,), 4, 4.0, sizes={},
                  quick_sizes={"pairwise": (40,), "to_center": (100,), "min_median": (41,)})]
@@ -46,8 +46,8 @@ def test_unknown_workloads_or_ops_exit_2_with_one_line(argv, flag, bad, capsys, 
     assert list(tmp_path.iterdir()) == []  # rejected before any folder is made or anything runs
 
 
-def test_python_m_cs_fast_bench_exits_2_too(capsys, monkeypatch, tmp_path):
-    from cs_fast.bench.command import main
+def test_python_m_cs_fast_apps_bench_exits_2_too(capsys, monkeypatch, tmp_path):
+    from cs_fast_apps.bench.command import main
 
     monkeypatch.chdir(tmp_path)
     assert main(["--ops", "nope"]) == 2

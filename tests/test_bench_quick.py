@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import cs_fast
-from cs_fast.bench import add_bench_arguments, end_to_end, main_bench, measure, run
-from cs_fast.bench.workloads import Workload
+from cs_fast_apps.bench import add_bench_arguments, end_to_end, main_bench, measure, run
+from cs_fast_apps.bench.workloads import Workload
 
 TINY = [
     Workload("tinyboxes", "jaccard", (4,), 4, 4.0, sizes={},
@@ -112,7 +112,7 @@ def test_end_to_end_splits_model_and_cs_fast_time():
 
 
 def test_startup_reports_cold_and_warm_certify():
-    from cs_fast.bench.startup import format_startup, measure_startup
+    from cs_fast_apps.bench.startup import format_startup, measure_startup
 
     s = measure_startup(runs=1, certify_args=["--n", "800", "--m", "400"])
     for key in ("certify_cold", "certify_warm", "import_cs_fast", "import_torch", "python_startup"):

@@ -22,7 +22,8 @@ from scipy.stats import beta as beta_dist
 from scipy.stats import binom, norm
 
 import cs_fast
-from cs_fast import bounds, cli
+from cs_fast import bounds
+from cs_fast_apps import cli
 
 ALPHA1 = ALPHA2 = 0.005
 EPS = np.finfo(np.float64).eps

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cs_fast import cli
+from cs_fast_apps import cli
 from cs_fast.models.toy import blob_detector, blob_image
 
 # Enough samples for the toy detector to certify at sigma 0.25 with loose alphas.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cs_fast import cli
+from cs_fast_apps import cli
 
 SMALL = ["--n", "200", "--m", "400", "--alpha1", "0.05", "--alpha2", "0.05", "--delta", "0.2", "--batch-size", "200"]
 
@@ -134,9 +134,9 @@ def test_every_certify_option_has_help_that_shows_its_default():
 def test_certify_imports_no_optional_subcommand_module():
     import subprocess
 
-    code = ("import sys\nfrom cs_fast import cli\ncli.build_parser(['certify', '--n', '5'])\n"
-            "print(sorted(m for m in ('cs_fast.demo', 'cs_fast.bench.command', 'cs_fast.models.faces', "
-            "'cs_fast.models.perceptual') if m in sys.modules))\n")
+    code = ("import sys\nfrom cs_fast_apps import cli\ncli.build_parser(['certify', '--n', '5'])\n"
+            "print(sorted(m for m in ('cs_fast_apps.demo', 'cs_fast_apps.bench.command', 'cs_fast_apps.faces', "
+            "'cs_fast_apps.perceptual', 'cs_fast.models.faces', 'cs_fast.models.perceptual') if m in sys.modules))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

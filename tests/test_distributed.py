@@ -256,7 +256,7 @@ def test_missing_ray_names_the_install_command(monkeypatch):
 
 
 def test_cli_workers_output_resume_and_summary(tmp_path, capsys):
-    from cs_fast import cli
+    from cs_fast_apps import cli
     from cs_fast.models.toy import blob_images
 
     out = tmp_path / "certs.jsonl"

@@ -4,7 +4,6 @@ Needs ``pip install --no-deps facenet-pytorch==2.6.0`` plus scikit-image,
 pillow and requests; runs on the CPU build of torch (no torchvision).
 """
 
-import json
 import sys
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 import cs_fast
 from cs_fast.models import faces
 from cs_fast.models._nms import SMALL, batched_nms
+from cs_fast_apps import faces as faces_app
 
 # Boxes of the real facenet-pytorch 2.6.0 + torchvision 0.29.1 (torch 2.14.1), printed by
 # `python bench/mtcnn_reference_boxes.py --stand-in no --noisy 40` (that script also runs the stand-in): the stand-in
@@ -131,9 +131,9 @@ def test_certify_face_small(detector, tmp_path):
     assert float(cs_fast.cdist(base, c.center[None], "jaccard")[0, 0]) == pytest.approx(c.smoothing_error)
     assert c.smoothing_error < 0.3 and c.eps_out < 1
     path = tmp_path / "face.png"
-    faces.draw_certificate(image, res, path)
+    faces_app.draw_certificate(image, res, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    row = faces.summary(res)
+    row = faces_app.summary(res)
     assert row["eps_out"] == c.eps_out and len(row["smoothed_box"]) == 4
 
 
@@ -144,25 +144,6 @@ def test_no_face_certifies_the_empty_box(detector):
     c = res.certificate
     assert not c.abstained and c.R == 0 and c.eps_out == 0
     assert torch.equal(c.center, torch.zeros(4)) and c.smoothing_error == 0
-
-
-def test_main_writes_json_and_png(tmp_path, monkeypatch):
-    monkeypatch.setattr(faces, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
-    # the smallest sizes that can certify h = 1 under the exact rules (cs-fast plan --h 1): n = 784, m = 38
-    rows = faces.main(["--out", str(tmp_path), "--n", "784", "--m", "38", "--eps1", "0.1", "--h", "1",
-                       "--batch-size", "400"])
-    assert len(rows) == 1 and rows[0]["bounds"] == "exact" and rows[0]["m"] == 38
-    assert rows[0]["abstained"] or rows[0]["rank"] == 38  # 38 samples: only the largest distance certifies
-    assert (tmp_path / "certificates.json").exists() and (tmp_path / "astronaut_h1_eps0.1.png").exists()
-
-
-def test_main_refuses_sizes_that_cannot_certify_before_loading_mtcnn(tmp_path, monkeypatch):
-    monkeypatch.setattr(faces, "load_mtcnn", lambda **kw: pytest.fail("MTCNN loaded for a refused run"))
-    with pytest.raises(ValueError, match=r"^--n: received 40; .*Expected n >= 784.*at --h 1, --eps1 0.1"):
-        faces.main(["--out", str(tmp_path), "--n", "40", "--m", "100", "--eps1", "0.1", "--h", "1"])
-    with pytest.raises(ValueError, match=r"^--m: received 5000; with bounds='paper'.*Expected m >= 9425"):
-        faces.main(["--out", str(tmp_path), "--n", "2000", "--m", "5000", "--eps1", "0.2", "--h", "2",
-                    "--bounds", "paper"])
 
 
 def test_authors_units_certify_eps1_over_255_sigma_on_the_same_samples(detector):
@@ -183,50 +164,6 @@ def test_authors_units_certify_eps1_over_255_sigma_on_the_same_samples(detector)
     replay.replay()
     replay(image[None] + 0.5)
     assert replay.misses == 1
-
-
-def test_faces_authors_units_plots_both_curves(tmp_path, monkeypatch):
-    monkeypatch.setattr(faces, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
-    rows = faces.main(["--out", str(tmp_path), "--n", "40", "--m", "800", "--eps1", "0.1", "--h", "1", "2",
-                       "--authors-units", "--seed", "5", "--batch-size", "200", "--delta", "0.25", "--alpha1", "0.05",
-                       "--alpha2", "0.05"])
-    assert len(rows) == 2 and all(r["authors"]["authors_units"] and not r["authors_units"] for r in rows)
-    assert [r["spawn_key"] for r in rows] == [[0, 0, 0], [0, 1, 0]] and rows[0]["seed"] == 5
-    assert all(r["authors"]["batches_detected_afresh"] == 0 for r in rows)
-    assert (tmp_path / "authors_units.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_cli_faces_and_mtcnn_builtin(tmp_path, capsys):
-    from cs_fast import cli
-
-    rc = cli.main(["faces", "--out", str(tmp_path), "--n", "60", "--m", "200", "--eps1", "0.05", "--h", "0.5",
-                   "--min-face-size", "60", "--batch-size", "60", "--delta", "0.25", "--alpha1", "0.05"])
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert rc == 0 and len(rows) == 1 and rows[0]["min_face_size"] == 60 and rows[0]["n"] == 60
-    # the face crop's base box, from the same MTCNN settings
-    assert rows[0]["base_box"] == pytest.approx(
-        faces.TopFaceBox(faces.load_mtcnn(min_face_size=60))(faces.astronaut()[None])[0].tolist())
-    assert (tmp_path / "astronaut_h0.5_eps0.05.png").exists()
-    rc = cli.main(["certify", "--model", "mtcnn", "--n", "60", "--m", "100", "--eps1", "0.05", "--batch-size", "60",
-                   "--delta", "0.25", "--alpha1", "0.05"])
-    row = json.loads(capsys.readouterr().out)
-    assert rc == 0 and row["metric"] == "jaccard" and row["sigma"] == 0.1 and row["input"] == 0
-    assert rc == 0 and cli.main(["faces", "--min-face-size", "5"]) == 2
-    assert "--min-face-size" in capsys.readouterr().err
-
-
-def test_cli_says_what_to_install_without_facenet(monkeypatch, capsys):
-    from cs_fast import cli
-
-    def missing(name, stand_in="auto"):
-        raise ImportError(f"No module named {name!r}")
-
-    monkeypatch.setattr(faces, "import_module", missing)
-    monkeypatch.setattr(faces, "_DEFAULT_DETECTOR", [])
-    assert cli.main(["certify", "--model", "mtcnn", "--n", "12", "--m", "50", "--eps1", "0.05", "--delta", "0.25",
-                     "--alpha1", "0.05", "--alpha2", "0.05"]) == 2
-    err = capsys.readouterr().err
-    assert "pip install --no-deps facenet-pytorch==2.6.0" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.skipif(not __import__("cs_fast.models._torchvision_compat", fromlist=["x"]).real_torchvision_available(),
@@ -254,18 +191,3 @@ def test_stand_in_equals_real_torchvision(rng):
         assert torch.equal(det(x), real)
     finally:
         detect_face.batched_nms = original
-
-
-def test_cli_faces_on_an_lfw_face(tmp_path, capsys):
-    from cs_fast import cli
-
-    rc = cli.main(["faces", "--photo", "lfw", "--lfw-index", "2", "--lfw-size", "50", "--out", str(tmp_path),
-                   "--n", "200", "--m", "300", "--eps1", "0.05", "--h", "0.5", "--batch-size", "100", "--delta", "0.25",
-                   "--alpha1", "0.05"])
-    row = json.loads(capsys.readouterr().out)
-    assert rc == 0 and row["photo"] == "lfw2" and not row["full_photo"]
-    np.testing.assert_allclose(row["base_box"], LFW50_BOXES[2], atol=1e-3)
-    assert (tmp_path / "lfw2_h0.5_eps0.05.png").exists()
-    for bad in (["--lfw-index", "100"], ["--lfw-size", "8"]):
-        assert cli.main(["faces", "--photo", "lfw", *bad]) == 2
-        assert bad[0] in capsys.readouterr().err

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import cs_fast
-from cs_fast import cli, smoothing
+from cs_fast import smoothing
+from cs_fast_apps import cli
 from cs_fast.bounds import M_DEFAULT, N_DEFAULT
 
 SMALL = ["--n", "400", "--m", "800", "--alpha1", "0.05", "--alpha2", "0.05", "--delta", "0.2", "--batch-size", "400"]
@@ -130,7 +131,7 @@ def test_metric_and_cases_options_list_their_values():
     certify_help = subs["certify"].format_help().replace("\n", " ")
     for name in cs_fast.available_metrics():
         assert name in certify_help
-    from cs_fast.audit import CASE_NAMES
+    from cs_fast_apps.audit import CASE_NAMES
 
     cases = next(a for a in subs["audit"]._actions if "--cases" in a.option_strings)
     assert tuple(cases.choices) == CASE_NAMES

@@ -73,7 +73,7 @@ def _copy_package(tmp_path):
 
 
 def test_import_compiles_nothing(tmp_path):
-    proc = _run(_COUNT + "import cs_fast, cs_fast.cli, cs_fast.kernels.cpu\nprint(compiled)\n",
+    proc = _run(_COUNT + "import cs_fast, cs_fast_apps.cli, cs_fast.kernels.cpu\nprint(compiled)\n",
                 _env(ROOT, NUMBA_CACHE_DIR=str(tmp_path)))
     assert proc.stdout.strip() == "[]"
 
@@ -92,7 +92,7 @@ def test_second_process_loads_kernels_from_the_cache(tmp_path):
 
 def test_cli_says_once_that_it_compiles(tmp_path):
     env = _env(ROOT, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    args = ["-m", "cs_fast.cli", "certify", "--n", "800", "--m", "2000", "--seed", "0"]
+    args = ["-m", "cs_fast_apps.cli", "certify", "--n", "800", "--m", "2000", "--seed", "0"]
     runs = [subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
                            timeout=600) for _ in range(2)]
     for proc in runs:

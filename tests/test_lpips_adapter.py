@@ -10,6 +10,7 @@ import torch
 
 import cs_fast
 from cs_fast.models import perceptual
+from cs_fast_apps import perceptual as perceptual_app
 from cs_fast.models.lpips_adapter import LPIPSFeatures, lin_weights, load_lpips
 
 
@@ -132,7 +133,7 @@ def test_certify_generator_small(model, candidates, tmp_path):
     assert c.eps_out == pytest.approx(10 * c.R) and c.smoothing_error <= c.eps_out
     assert c.center.shape == (model.n_features + 64,)
     path = tmp_path / "digit.png"
-    perceptual.draw_center(model, z, res, path)
+    perceptual_app.draw_center(model, z, res, path)
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -151,7 +152,7 @@ def test_time_centers(model):
 def test_cli_perceptual(tmp_path, capsys):
     import json
 
-    from cs_fast import cli
+    from cs_fast_apps import cli
 
     # n = 304: the smallest the exact center check admits at the perceptual delta = 0.08 (cs-fast plan)
     assert cli.main(["perceptual", "--out", str(tmp_path), "--n", "303", "--m", "200", "--eps1", "0.1",

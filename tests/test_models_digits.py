@@ -13,7 +13,7 @@ import torch
 
 pytest.importorskip("sklearn")
 
-from cs_fast import demo  # noqa: E402
+from cs_fast_apps import demo  # noqa: E402
 from cs_fast.models import train_digits  # noqa: E402
 from cs_fast.models.digits import DigitsAutoencoder, digits_data, load_digits_autoencoder  # noqa: E402
 
@@ -166,7 +166,7 @@ def test_demo_arguments_and_paper_settings(tmp_path, capsys):
     opts = demo.demo_options(parser.parse_args([]))
     assert (opts["n"], opts["m"], opts["num_inputs"], opts["bounds"]) == (4000, 20_000, 5, "exact")
     assert demo.demo_options(parser.parse_args(["--bounds", "paper"]))["bounds"] == "paper"
-    assert opts["out"].startswith("cs_fast_demo_")  # a fresh folder per run (cs_fast/output_dir.py)
+    assert opts["out"].startswith("cs_fast_demo_")  # a fresh folder per run (cs_fast_apps/output_dir.py)
     opts = demo.demo_options(parser.parse_args(["--paper"]))
     assert (opts["n"], opts["m"], opts["num_inputs"]) == (10_000, 1_000_000, 50)
     opts = demo.demo_options(parser.parse_args(["--paper", "--m", "1000", "--seed", "7"]))

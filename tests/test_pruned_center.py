@@ -188,7 +188,7 @@ def test_scattered_boxes_stop_counting_early(rng):
 
 
 def test_center_benchmark_rows(monkeypatch):
-    from cs_fast.bench import center
+    from cs_fast_apps.bench import center
 
     monkeypatch.setattr(center, "QUICK_SIZES", {"boxes_jittered": (400,), "boxes_scattered": (300,)})
     rows = center.run_center(quick=True, probe_memory=False)

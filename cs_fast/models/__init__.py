@@ -11,6 +11,11 @@
 - :mod:`cs_fast.models.perceptual`: the digits decoder as a generator,
   certified in LPIPS.
 
+The command-line sweeps over these models (``cs-fast faces``, ``cs-fast
+perceptual``), their pictures and reports are applications, in
+:mod:`cs_fast_apps.faces` and :mod:`cs_fast_apps.perceptual`; nothing here
+imports them.
+
 facenet-pytorch and lpips import torchvision, which does not import beside the
 CPU build of torch; :mod:`cs_fast.models._torchvision_compat` imports them
 against a small stand-in there (``pip install --no-deps facenet-pytorch==2.6.0

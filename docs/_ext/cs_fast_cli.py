@@ -1,4 +1,4 @@
-"""``.. cs-fast-cli::``: the command-line reference, read from :func:`cs_fast.cli.build_parser` at every build.
+"""``.. cs-fast-cli::``: the command-line reference, read from :func:`cs_fast_apps.cli.build_parser` at every build.
 
 The directive walks the parser that the ``cs-fast`` command itself uses
 (``build_parser()`` without ``argv`` wires every subcommand's arguments) and
@@ -95,7 +95,7 @@ class CliReference(SphinxDirective):
             section += _option_list(parser, actions)
 
     def run(self):
-        from cs_fast.cli import build_parser
+        from cs_fast_apps.cli import build_parser
 
         parser = build_parser()
         self.env.note_dependency(__file__)

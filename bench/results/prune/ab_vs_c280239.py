@@ -15,7 +15,7 @@ import cs_fast
 from cs_fast.kernels import prune as new
 from cs_fast_old.kernels import prune as old
 from cs_fast.metrics import get_metric, check_metric_params, reduction_for
-from cs_fast.bench.center import MAKERS
+from cs_fast_apps.bench.center import MAKERS
 work = sys.argv[1]; n = int(sys.argv[2]); threads = int(sys.argv[3]); reps = int(sys.argv[4]) if len(sys.argv) > 4 else 2
 impls = sys.argv[5].split(",") if len(sys.argv) > 5 else ["brute", "old", "new"]
 numba.set_num_threads(threads)

@@ -51,9 +51,9 @@ def add_bench_arguments(parser):
     parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end certification timing")
     parser.add_argument("--no-startup", action="store_true",
-                        help="skip the cold/warm start timing (cs_fast/bench/startup.py)")
+                        help="skip the cold/warm start timing (cs_fast_apps/bench/startup.py)")
     parser.add_argument("--center", action="store_true",
-                        help="only the exact-center rows: brute force vs pruned vs peers (cs_fast.bench.center)")
+                        help="only the exact-center rows: brute force vs pruned vs peers (cs_fast_apps.bench.center)")
     parser.add_argument("--center-large", action="store_true",
                         help="with --center: add 10^6 jittered boxes (the pruned search only: minutes)")
     return parser
@@ -98,7 +98,7 @@ def _select(args):
 def main_bench(args, *, selected=None, config=None, log=run.stderr_log):
     """Run the benchmark described by parsed ``args``; return 0 (the exit status).
 
-    ``selected`` and ``config`` (a :class:`cs_fast.bench.run.Config`)
+    ``selected`` and ``config`` (a :class:`cs_fast_apps.bench.run.Config`)
     override the workloads and settings derived from ``args`` (tests use
     them for tiny runs). Writes ``results.json``, ``table.txt`` and the plots
     into ``args.out`` (default: a fresh folder, :func:`default_out`) and
@@ -167,7 +167,7 @@ def main_bench(args, *, selected=None, config=None, log=run.stderr_log):
 
 
 def main(argv=None):
-    """Standalone entry point: ``python -m cs_fast.bench``."""
+    """Standalone entry point: ``python -m cs_fast_apps.bench``."""
     parser = add_bench_arguments(argparse.ArgumentParser(prog="cs-fast bench", description=__doc__))
     args = parser.parse_args(argv)
     try:

@@ -1,6 +1,6 @@
 """Benchmarks of cs_fast against its peers (scipy, torch, scikit-learn, numpy, the authors' loop).
 
-``cs-fast bench`` (or ``python -m cs_fast.bench``) runs the report:
+``cs-fast bench`` (or ``python -m cs_fast_apps.bench``) runs the report:
 :func:`add_bench_arguments` and :func:`main_bench` are its command-line
 hooks. Modules: :mod:`.peers` (the peer implementations), :mod:`.workloads`
 (data, sizes, cost model), :mod:`.measure` (timing, peak RSS, ceilings),

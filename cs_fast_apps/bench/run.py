@@ -226,13 +226,13 @@ def run_all(cfg, selected=None, ops=workloads.OPS, log=None, ceil=None):
     ----------
     cfg : Config
     selected : list of Workload, optional
-        Defaults to :func:`cs_fast.bench.workloads.default_workloads`.
+        Defaults to :func:`cs_fast_apps.bench.workloads.default_workloads`.
     ops : sequence of str
         Among ``'pairwise'``, ``'to_center'``, ``'min_median'``.
     log : callable, optional
         Receives progress lines.
     ceil : dict, optional
-        Precomputed :func:`cs_fast.bench.measure.ceilings`; measured when None.
+        Precomputed :func:`cs_fast_apps.bench.measure.ceilings`; measured when None.
 
     Returns
     -------

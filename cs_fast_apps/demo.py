@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from .bounds import BOUNDS
+from cs_fast.bounds import BOUNDS
 
 EPS1_GRID = (0.2, 0.4, 0.6, 0.8, 1.0)
 H_GRID = (1.5, 2.0)
@@ -121,9 +121,9 @@ def _certify_grid(model, images, labels, hs, eps1s, n, m, seed, batch_size, prog
     """Certify every (h, eps1, input) under both rule sets; return the records and the centers to picture."""
     import torch
 
-    from . import CenterSmoothing
-    from .progress import progress as progress_bar
-    from .seeds import input_seed
+    from cs_fast import CenterSmoothing
+    from cs_fast.progress import progress as progress_bar
+    from cs_fast.seeds import input_seed
 
     records, centers = [], {}
     total = len(hs) * len(eps1s) * len(images)
@@ -302,9 +302,9 @@ def run_demo(out="cs_fast_demo", n=DEFAULTS["n"], m=DEFAULTS["m"], num_inputs=DE
         For a bad option, or when ``n`` or ``m`` cannot certify some setting
         under either rule set (before any model call).
     """
-    from .bounds import check_bounds, require_certifiable
-    from .models.digits import digits_data, load_digits_autoencoder
-    from .seeds import root_seed
+    from cs_fast.bounds import check_bounds, require_certifiable
+    from cs_fast.models.digits import digits_data, load_digits_autoencoder
+    from cs_fast.seeds import root_seed
 
     stream = sys.stdout if stream is None else stream
     for name, v in (("n", n), ("m", m), ("num_inputs", num_inputs)):
@@ -369,9 +369,9 @@ def add_demo_arguments(parser):
                         help=f"samples to certify (default {DEFAULTS['m']}; --paper: {PAPER['m']})")
     parser.add_argument("--num-inputs", type=int, default=None,
                         help=f"held-out digits to certify (default {DEFAULTS['num_inputs']}; --paper: {PAPER['num_inputs']})")
-    from cs_fast.output_dir import fresh_output_dir  # a new folder per run: results never overwritten
+    from cs_fast_apps.output_dir import fresh_output_dir  # a new folder per run: results never overwritten
 
-    from .models._sweep import add_bounds_argument, add_seed_arguments
+    from .sweep import add_bounds_argument, add_seed_arguments
 
     add_seed_arguments(parser, rule="input i draws from a seed derived from (seed, i) at every (h, eps1), as in "
                                     "cs-fast certify")
@@ -410,4 +410,4 @@ def main_demo(args):
 if __name__ == "__main__":
     import argparse
 
-    sys.exit(main_demo(add_demo_arguments(argparse.ArgumentParser(prog="python -m cs_fast.demo")).parse_args()))
+    sys.exit(main_demo(add_demo_arguments(argparse.ArgumentParser(prog="python -m cs_fast_apps.demo")).parse_args()))

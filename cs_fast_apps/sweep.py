@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from ..bounds import ALPHA_DEFAULT, DELTA_DEFAULT
-from ..seeds import root_seed  # noqa: F401  (used by the sweeps below and re-exported)
+from cs_fast.bounds import ALPHA_DEFAULT, DELTA_DEFAULT
+from cs_fast.seeds import root_seed  # noqa: F401  (used by the sweeps below and re-exported)
 
 #: The scalar fields of a :class:`cs_fast.Certificate` that the sweeps report.
 CERTIFICATE_FIELDS = ("eps_out", "R", "smoothing_error", "radius", "abstained", "reason", "bounds", "count",
@@ -69,7 +69,7 @@ def statistics(args):
 
 def refuse_uncertifiable_sweep(args):
     """Raise, before any model call, if ``args.n``/``args.m`` cannot certify some (h, eps1) of the sweep."""
-    from ..bounds import require_certifiable
+    from cs_fast.bounds import require_certifiable
 
     for h in args.h:
         for eps1 in args.eps1:

@@ -62,7 +62,7 @@ class Impl:
 
 
 def _cores():
-    """The run's thread count (:func:`cs_fast.bench.measure.threads`): peers use as many threads as cs_fast."""
+    """The run's thread count (:func:`cs_fast_apps.bench.measure.threads`): peers use as many threads as cs_fast."""
     from .measure import threads
 
     return threads()
@@ -91,7 +91,7 @@ def _flat(X):
 
 def tv_features(X):
     """Flattened finite differences (n, C * P): the TV featurization for L1 peers."""
-    from ..metrics import tv_differences
+    from cs_fast.metrics import tv_differences
 
     return np.ascontiguousarray(_flat(tv_differences(X)))
 
@@ -254,7 +254,7 @@ def previous_float64(op):
     ``to_center``: the generic pair kernel; ``min_median``: full row tiles of
     the float64 GEMM and cs_fast's tile selection.
     """
-    from ..kernels.cpu import distances
+    from cs_fast.kernels.cpu import distances
 
     def featurize(X):
         return np.ascontiguousarray(_flat(X))

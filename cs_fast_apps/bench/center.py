@@ -9,7 +9,7 @@ Timings exclude JIT compilation (every implementation is warmed up on a small
 input first) and record the load average beside them.
 
 Workloads: boxes jittered around one box (sigma 6 px, as
-:mod:`cs_fast.bench.workloads`); scattered boxes (mostly disjoint: nearly every
+:mod:`cs_fast_apps.bench.workloads`); scattered boxes (mostly disjoint: nearly every
 distance is exactly 1, nothing prunes); identical samples; and the digits
 autoencoder's outputs under Gaussian input noise (sigma 0.25) in ``tv``.
 """
@@ -45,7 +45,7 @@ def _identical(rng, n):
 def _digits_tv(rng, n, sigma=0.25):
     import torch
 
-    from ..models.digits import digits_data, load_digits_autoencoder
+    from cs_fast.models.digits import digits_data, load_digits_autoencoder
 
     model = load_digits_autoencoder()
     x = digits_data("test")[:1].float().reshape(1, 1, 8, 8)

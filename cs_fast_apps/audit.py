@@ -46,8 +46,8 @@ import numpy as np
 import torch
 from scipy.stats import binomtest
 
-from . import CenterSmoothing, paired, to_center
-from .bounds import required_mass
+from cs_fast import CenterSmoothing, paired, to_center
+from cs_fast.bounds import required_mass
 from .output_dir import fresh_output_dir
 
 KINDS = ("random", "threshold", "pgd")
@@ -358,7 +358,7 @@ def sqfeat_case(size="full"):
 
 def digits_case(size="full"):
     """The digits autoencoder in tv; the threshold direction points to another digit."""
-    from .models.digits import digits_data, load_digits_autoencoder
+    from cs_fast.models.digits import digits_data, load_digits_autoencoder
 
     model = load_digits_autoencoder()
     images, labels = digits_data("test", return_labels=True)
@@ -411,7 +411,7 @@ def faces_case(size="full", units_scale=1.0):
     for eps1 / (255 sigma), so it holds far less than the mass p that eps1 /
     sigma = 2 needs.
     """
-    from .models.faces import TopFaceBox, astronaut, load_mtcnn
+    from cs_fast.models.faces import TopFaceBox, astronaut, load_mtcnn
 
     detector = TopFaceBox(load_mtcnn(min_face_size=80))
     image = astronaut()
@@ -578,7 +578,7 @@ def add_audit_arguments(parser):
                         help="folder for audit.json, table.txt, audit.png (default: a fresh "
                              "./cs_fast_audit_YYYYmmdd-HHMMSS/)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is faster on a loaded machine)")
-    from .models._sweep import add_bounds_argument
+    from .sweep import add_bounds_argument
 
     add_bounds_argument(parser)
 

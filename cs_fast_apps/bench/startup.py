@@ -17,7 +17,7 @@ time grows, the CPU time much less. The certify runs also count the cs_fast
 functions numba compiled (the most over the runs): the cold run compiles,
 a warm run should compile none.
 
-Run alone: ``python -m cs_fast.bench.startup [--runs 3] [--out startup.json]``.
+Run alone: ``python -m cs_fast_apps.bench.startup [--runs 3] [--out startup.json]``.
 """
 
 import argparse
@@ -45,7 +45,7 @@ class Count(event.Listener):
     def on_end(self, ev):
         pass
 event.register("numba:compile", Count())
-from cs_fast.cli import main
+from cs_fast_apps.cli import main
 status = main(["certify", *sys.argv[1:]])
 print("compiled:", len(compiled), file=sys.stderr)
 sys.exit(status)
@@ -118,7 +118,7 @@ def format_startup(s):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cs_fast.bench.startup", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cs_fast_apps.bench.startup", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="warm processes of each kind (default: %(default)s)")
     parser.add_argument("--out", help="also write the figures as JSON here (default: print only)")
     args = parser.parse_args(argv)

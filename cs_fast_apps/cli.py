@@ -138,7 +138,7 @@ def add_certify_arguments(p):
                         "(default: %(default)s)")
     p.add_argument("--inputs", help="inputs to certify, .npy or .pt, first axis = inputs (default: the built-in "
                                     "model's: the toy image, the astronaut photo's face crop)")
-    from .metrics import available_metrics
+    from cs_fast.metrics import available_metrics
 
     p.add_argument("--metric", help=f"output metric, one of {', '.join(available_metrics())} (default: the "
                                     "built-in model's, else required)")
@@ -148,7 +148,7 @@ def add_certify_arguments(p):
     p.add_argument("--sigma", type=float, help="smoothing noise (default: the built-in model's, else required)")
     p.add_argument("--eps1", type=float, nargs="+", default=[0.25],
                    help="input l2 radii to certify, one JSON line each (default: 0.25)")
-    from .bounds import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT
+    from cs_fast.bounds import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT
 
     p.add_argument("--n", type=int, default=N_DEFAULT,
                    help="samples to pick the center, and as many again to check it (default: %(default)s, the "
@@ -162,7 +162,7 @@ def add_certify_arguments(p):
                    help="failure probability of the radius bound (default: %(default)s)")
     p.add_argument("--delta", type=float, default=DELTA_DEFAULT,
                    help="abstain unless the center check's margin is at most this (default: %(default)s)")
-    from .models._sweep import add_bounds_argument
+    from .sweep import add_bounds_argument
 
     add_bounds_argument(p)
     p.add_argument("--candidates", type=int,
@@ -212,7 +212,7 @@ class _UserModel:
 
 
 def main_certify(args):
-    from . import CenterSmoothing
+    from cs_fast import CenterSmoothing
 
     model = _load_callable(args.model)
     builtin = BUILTIN_MODELS.get(args.model)
@@ -228,13 +228,13 @@ def main_certify(args):
     if args.weights is not None:
         params["weights"] = np.load(args.weights, allow_pickle=False)
     if not args.allow_weak_candidates:
-        from .smoothing import check_candidates
+        from cs_fast.smoothing import check_candidates
 
         try:
             check_candidates(args.candidates, args.alpha1 + args.alpha2)
         except ValueError as err:
             raise CliError(f"--{err} (flag --allow-weak-candidates)") from None
-    from .bounds import require_certifiable
+    from cs_fast.bounds import require_certifiable
 
     if args.output is not None:
         folder = os.path.dirname(os.path.abspath(args.output))
@@ -248,7 +248,7 @@ def main_certify(args):
     inputs = _load_inputs(args.inputs, args.model)
     if args.workers is not None or args.address is not None or args.resume:
         return _certify_on_workers(args, metric, sigma, params, inputs)
-    from .seeds import input_seed, root_seed
+    from cs_fast.seeds import input_seed, root_seed
 
     model = _UserModel(model, args.model, f"--inputs {args.inputs}" if args.inputs else "the built-in inputs", inputs)
     run_seed = root_seed(args.seed)  # input i draws from input_seed(run_seed, i), as on Ray workers
@@ -281,9 +281,9 @@ def _certify_on_workers(args, metric, sigma, params, inputs):
     """
     import time
 
-    from . import distributed
+    from cs_fast import distributed
 
-    from .seeds import root_seed
+    from cs_fast.seeds import root_seed
 
     if args.resume and args.output is None:
         raise CliError("--resume: requires --output, the results file to resume")
@@ -310,7 +310,7 @@ def _certify_on_workers(args, metric, sigma, params, inputs):
 
 def add_plan_arguments(p):
     """``cs-fast plan``'s options."""
-    from .bounds import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT
+    from cs_fast.bounds import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT
 
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--h", type=float, help="eps1 / sigma, the input radius in units of the noise")
@@ -328,7 +328,7 @@ def add_plan_arguments(p):
 
 def main_plan(args):
     """Print :func:`cs_fast.bounds.plan`'s table."""
-    from .bounds import plan
+    from cs_fast.bounds import plan
 
     if args.eps1 is not None and args.sigma is None:
         raise CliError("--sigma: required with --eps1 (or give --h = eps1/sigma)")
@@ -341,22 +341,22 @@ def main_plan(args):
 
 #: Subcommands whose modules need optional packages: name, module, argument adder, runner, help, description.
 SUBCOMMANDS = [
-    ("demo", "cs_fast.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)",
+    ("demo", "cs_fast_apps.demo", "add_demo_arguments", "main_demo", "certify the digits autoencoder (paper Fig. 5)",
      "Certify the total variation of the smoothed digits autoencoder (shipped, trained on scikit-learn's digits) "
      "for held-out digits at eps1 = 0.2 ... 1.0 and sigma = eps1 / h, under both rule sets from the same samples; "
      "prints the table and writes results.json, table.txt, curves.png and outputs.png into a fresh folder."),
-    ("bench", "cs_fast.bench.command", "add_bench_arguments", "main_bench", "benchmark against scipy, torch, ...",
+    ("bench", "cs_fast_apps.bench.command", "add_bench_arguments", "main_bench", "benchmark against scipy, torch, ...",
      "Time cs_fast's distances and centers against scipy, torch, scikit-learn and the authors' row-by-row "
      "method in the same run; report ratios, memory and the machine's load."),
-    ("faces", "cs_fast.models.faces", "add_faces_arguments", "main_faces",
+    ("faces", "cs_fast_apps.faces", "add_faces_arguments", "main_faces",
      "certify MTCNN's face box on the astronaut photo (paper section 5.1)",
      "Certify the Jaccard distance of MTCNN's top face box (facenet-pytorch's bundled weights) on a sample photo "
      "for every (h, eps1): JSON lines, certificates.json and one picture per setting."),
-    ("perceptual", "cs_fast.models.perceptual", "add_perceptual_arguments", "main_perceptual",
+    ("perceptual", "cs_fast_apps.perceptual", "add_perceptual_arguments", "main_perceptual",
      "certify the digits generator in LPIPS, exact center vs 30 candidates (paper section 5.2)",
      "Time the exact center against Smooth-HD's 30 candidates, then certify the LPIPS distance of the digits "
      "generator for every (h, eps1)."),
-    ("audit", "cs_fast.audit", "add_audit_arguments", "main_audit",
+    ("audit", "cs_fast_apps.audit", "add_audit_arguments", "main_audit",
      "test certificates against perturbations and attacks: violation counts and coverage, with positive controls",
      "Certify, then perturb the input within eps1 (random, toward a threshold, PGD) and smooth again: counts "
      "violations and the coverage of the certified balls against the claimed failure probability, with "
@@ -406,7 +406,7 @@ def build_parser(argv=None):
     subcommand gets its arguments (for introspection).
     """
     chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
-    from . import __version__
+    from cs_fast import __version__
 
     parser = argparse.ArgumentParser(prog="cs-fast", description="Fast, certified center smoothing: certify the "
                                      "outputs of a model (boxes, images, feature vectors) against input "

@@ -1,7 +1,0 @@
-"""``python -m cs_fast.bench``: the benchmark report without the ``cs-fast`` command."""
-
-import sys
-
-from .command import main
-
-sys.exit(main())
