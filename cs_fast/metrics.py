@@ -80,7 +80,7 @@ class Metric:
     layout: str
     params: tuple
     prepare: Callable  # (array, argname, params, ops=HOST_OPS) -> validated array (dtype fixed, finite)
-    featurize: Callable  # (validated array, params) -> Features
+    featurize: Callable  # (validated array, params, ops=HOST_OPS) -> Features, where the array lives
     reduction: Reduction  # the pairwise reduction of the features (cs_fast.kernels.reductions)
     reference: Callable = field(repr=False)  # (XA, XB, params) -> float64 (na, nb)
     #: The largest distance the metric can take, None when unbounded: a
@@ -109,11 +109,12 @@ class Metric:
 
 
 # --------------------------------------------------------------------------- checks
-# The prepare functions read only shapes and dtypes themselves; whatever touches
-# the data (dtype conversion, flattening, the NaN/inf and zero-row counts) goes
-# through ``ops``. HOST_OPS does it with numpy; cs_fast.bindings.device passes a
-# device twin, so device inputs get the same checks and the same messages
-# without their data leaving the GPU.
+# The prepare and featurize functions read only shapes, dtypes and parameters
+# themselves; whatever touches the data (dtype conversion, flattening, the
+# NaN/inf and zero-row counts, the feature transforms) goes through ``ops``.
+# HOST_OPS does it with numpy; cs_fast.bindings.device passes a device twin, so
+# device inputs get the same checks, messages and features without their data
+# leaving the GPU.
 
 
 def _row_counts(flags):
@@ -152,6 +153,34 @@ class HostOps:
     @staticmethod
     def zero_rows(arr):
         return _row_counts(~np.any(arr != 0, axis=1))
+
+    @staticmethod
+    def rows(arr):
+        """The samples as C-contiguous (samples, features) rows."""
+        return np.ascontiguousarray(_rows(arr))
+
+    @staticmethod
+    def boxes(arr):
+        """float64 boxes (exact for float32 input) with every empty box set to [0, 0, 0, 0]."""
+        boxes = arr.astype(np.float64)
+        empty = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+        boxes[empty] = 0.0
+        return boxes
+
+    @staticmethod
+    def masks(arr):
+        """Each mask's bits packed into uint64 words (zero padded), for popcounts."""
+        n = arr.shape[0]
+        bits = np.packbits(_rows(arr), axis=1)
+        pad = (-bits.shape[1]) % 8
+        if pad:
+            bits = np.concatenate([bits, np.zeros((n, pad), np.uint8)], axis=1)
+        return np.ascontiguousarray(bits).view(np.uint64)
+
+    @staticmethod
+    def weights(weights, n_features, dtype):
+        """The validated float64 weights of ``sqfeat``, where the rows live."""
+        return sqfeat_weights(weights, n_features, dtype)
 
 
 HOST_OPS = HostOps()
@@ -288,29 +317,18 @@ def sqfeat_weights(weights, n_features, dtype):
 
 # --------------------------------------------------------------------------- featurize
 
-def _contiguous(arr):
-    return np.ascontiguousarray(arr)
+def _featurize_identity(arr, params, ops=HOST_OPS):
+    return Features(ops.rows(arr))
 
 
-def _featurize_identity(arr, params):
-    return Features(_contiguous(_rows(arr)))
-
-
-def _featurize_boxes(arr, params):
+def _featurize_boxes(arr, params, ops=HOST_OPS):
     """float64 boxes (exact for float32 input) with every empty box set to [0, 0, 0, 0]."""
-    boxes = arr.astype(np.float64)
-    empty = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-    boxes[empty] = 0.0
-    return Features(boxes)
+    return Features(ops.boxes(arr))
 
 
-def _featurize_masks(arr, params):
-    n = arr.shape[0]
-    bits = np.packbits(_rows(arr), axis=1)
-    pad = (-bits.shape[1]) % 8
-    if pad:
-        bits = np.concatenate([bits, np.zeros((n, pad), np.uint8)], axis=1)
-    return Features(_contiguous(bits).view(np.uint64))
+def _featurize_masks(arr, params, ops=HOST_OPS):
+    """The masks' bits packed into uint64 words."""
+    return Features(ops.masks(arr))
 
 
 def tv_differences(arr):
@@ -361,25 +379,25 @@ def tv_arg(images):
     return (int(h) << 32) | int(w)
 
 
-def _featurize_tv(arr, params):
+def _featurize_tv(arr, params, ops=HOST_OPS):
     """The canonical tv features: the images themselves, flattened (the distance takes their difference first)."""
     images, _, grouped = tv_layout(arr.shape, params)
-    flat = _contiguous(arr.reshape(images[0], int(np.prod(images[1:]))))
+    flat = ops.rows(arr.reshape(images[0], int(np.prod(images[1:]))))
     return Features(flat, tv_arg(images), reductions.TV2 if grouped else reductions.TV)
 
 
-def _featurize_sqfeat(arr, params):
+def _featurize_sqfeat(arr, params, ops=HOST_OPS):
     """The rows themselves; with weights the float64 weights ride along (``wsq``: the difference first, then ``w``)."""
-    flat = _contiguous(_rows(arr))
+    flat = ops.rows(arr)
     weights = params.get("weights")
     if weights is None:
         return Features(flat)
-    return Features(flat, sqfeat_weights(weights, flat.shape[1], flat.dtype), reductions.WSQ)
+    return Features(flat, ops.weights(weights, flat.shape[1], flat.dtype), reductions.WSQ)
 
 
-def _featurize_angular(arr, params):
+def _featurize_angular(arr, params, ops=HOST_OPS):
     """The rows themselves: no unit vector is rounded on its own (see ``cs_fast.kernels.pair.angular_pair``)."""
-    return Features(_contiguous(_rows(arr)))
+    return Features(ops.rows(arr))
 
 
 # --------------------------------------------------------------------------- estimates and bounds
@@ -417,7 +435,7 @@ def _l1_estimate(arr, params, centre=None, bound=True):
     """The fast path of ``l1``: the blocked kernels on the rows themselves (no feature error, E = 0)."""
     from .kernels.cpu.exact import Estimate, SumBound
 
-    F = _contiguous(_rows(arr))
+    F = HOST_OPS.rows(arr)
     d = F.shape[1]
     rho_e, rho_c = _chunk_rho(d, F.dtype), gamma(d)
     return Estimate(F, 0, reductions.L1, SumBound((rho_e + rho_c) / (1.0 - rho_e), np.zeros(F.shape[0])))

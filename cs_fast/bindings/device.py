@@ -14,7 +14,7 @@ from .._checks import nonfinite_rows_error
 from ..kernels import reductions
 from ..kernels import cuda as ck
 from ..kernels import cuda_featurize as kf
-from ..metrics import Features, check_metric_params, get_metric, reduction_for, sqfeat_weights, tv_arg, tv_layout
+from ..metrics import Features, check_metric_params, get_metric, reduction_for, sqfeat_weights, tv_layout
 from .arrays import _simulated, device_view, is_numba_device_array
 
 
@@ -51,7 +51,14 @@ def take_row(arr, index):
 
 
 class DeviceOps:
-    """Data operations of :attr:`cs_fast.metrics.Metric.prepare` on numba device arrays."""
+    """Data operations of :attr:`cs_fast.metrics.Metric.prepare` and ``featurize`` on numba device arrays.
+
+    ``cache``: a dict shared by the calls that use the same parameters, so that
+    the ``sqfeat`` weights are copied up once for all of them.
+    """
+
+    def __init__(self, cache=None):
+        self.cache = cache
 
     @staticmethod
     def array(x, name):
@@ -76,6 +83,27 @@ class DeviceOps:
     def zero_rows(arr):
         return kf.flagged_rows(arr, nonzero=True)
 
+    @staticmethod
+    def rows(arr):
+        return DeviceOps.flatten(arr)  # prepared device arrays are C-contiguous
+
+    @staticmethod
+    def boxes(arr):
+        return kf.boxes(arr)
+
+    @staticmethod
+    def masks(arr):
+        return kf.masks(DeviceOps.flatten(arr))
+
+    def weights(self, weights, n_features, dtype):
+        key = ("weights", n_features)
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        w = ck.upload(sqfeat_weights(weights, n_features, dtype))
+        if self.cache is not None:
+            self.cache[key] = w
+        return w
+
 
 DEVICE_OPS = DeviceOps()
 
@@ -88,28 +116,7 @@ def featurize(metric, arr, params, cache=None):
     and copied up once: one weight per feature; with a ``cache`` dict, once
     for every call that shares it).
     """
-    name = metric.name
-    n = arr.shape[0]
-    if name == "jaccard":
-        return Features(kf.boxes(arr))
-    if name == "jaccard_mask":
-        return Features(kf.masks(arr.reshape(n, int(np.prod(arr.shape[1:])))))
-    if name == "tv":
-        images, _, grouped = tv_layout(arr.shape, params)
-        flat = arr.reshape(n, int(np.prod(images[1:])))
-        return Features(flat, tv_arg(images), reductions.TV2 if grouped else reductions.TV)
-    flat = arr.reshape(n, int(np.prod(arr.shape[1:])))
-    if name == "sqfeat" and params.get("weights") is not None:
-        key = ("weights", flat.shape[1])
-        if cache is None or key not in cache:
-            w = ck.upload(sqfeat_weights(params["weights"], flat.shape[1], flat.dtype))
-            if cache is None:
-                return Features(flat, w, reductions.WSQ)
-            cache[key] = w
-        return Features(flat, cache[key], reductions.WSQ)
-    if name in ("sqfeat", "l2", "l1", "angular"):
-        return Features(flat)
-    raise NotImplementedError(f"metric: {name!r} has no device featurize")
+    return metric.featurize(arr, params, DeviceOps(cache))
 
 
 def estimate(metric, arr, params, centre=None):
