@@ -774,7 +774,8 @@ def smallest_n(delta, alpha1, bounds="exact"):
     return n0
 
 
-def require_certifiable(n, m, eps1, sigma, delta=DELTA_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT, bounds="exact"):
+def require_certifiable(n, m, eps1, sigma, delta=DELTA_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
+                        bounds="exact"):
     r"""The :class:`CertificationRank` of a certification, or the error for an ``n`` or ``m`` that never certifies.
 
     What :meth:`cs_fast.CenterSmoothing.certify` checks before any model

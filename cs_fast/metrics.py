@@ -418,7 +418,7 @@ def gamma(m, u=U64):
 
 
 def _chunk_rho(d, dtype):
-    """Relative error of the blocked l1 sums (cs_fast.kernels.cpu.distances.l1_pairwise) against the exact l1 of their rows.
+    """Relative error of the blocked l1 sums (``distances.l1_pairwise``) against the exact l1 of their rows.
 
     Terms ``|a - b|`` in the storage dtype (one rounding) summed in chunks of at
     most 512 in any order (vectorized), chunk sums added in float64.

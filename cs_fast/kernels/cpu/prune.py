@@ -1287,7 +1287,8 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
                 recomputed += src.set_pivots(D, best_index, eps, tiny)  # the best row, already full
                 npiv = 0
                 bounding = False
-            elif config.switch and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS and skipped < config.ratio * m:
+            elif (config.switch and bounding and src.cheap and rows_full >= _MIN_BOUND_ROWS
+                  and skipped < config.ratio * m):
                 if config.pivot and src.reduction.box and best_index < n and src.C is not None and config.pivots > 0:
                     # One more full tile, of as many rows as the pivots' memory allows.
                     npiv = int(max(1, min(config.pivots, tile, bound_tile, _PIVOT_BYTES // (24 * n))))
