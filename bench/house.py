@@ -13,6 +13,11 @@ Run ``python bench/house.py`` (add ``--json``) from the repository root. It read
 - module-level names of the library that some other module (the library, ``tests/`` or ``bench/``)
   assigns (``prune.SORT = ...``, ``monkeypatch.setattr(prune, "SORT", ...)``): state flipped from outside.
 
+``--walk`` also runs one ``CenterSmoothing.smooth`` per metric on the host (a small model, a fixed
+seed) and prints the deepest chain of the library's Python frames that reached a kernel module: the stops
+from the smoothing class to the kernel, the files they are in, and how often the chain returns to a file it
+had already left (numba's compiled code has no Python frames: the chain ends at the kernel's driver).
+
 ``tests/test_house.py`` holds the library to the guides of the design (no cycle, few private names).
 """
 
@@ -279,10 +284,69 @@ def measure(root=ROOT):
     }
 
 
+def _deepest_chain(fn, root=ROOT):
+    """The deepest stack of the library's frames that ends in a kernel module while ``fn()`` runs, outermost first."""
+    package = str(root / PACKAGE)
+    kernels = str(root / PACKAGE / "kernels")
+    best = []
+
+    def profile(frame, event, arg):
+        nonlocal best
+        if event != "call" or not frame.f_code.co_filename.startswith(kernels):
+            return
+        chain = []
+        f = frame
+        while f is not None:
+            if f.f_code.co_filename.startswith(package):
+                chain.append((str(Path(f.f_code.co_filename).relative_to(root)), f.f_code.co_name))
+            f = f.f_back
+        if len(chain) > len(best):
+            best = chain[::-1]
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return best
+
+
+def bounces(files):
+    """``(stops, files, returns)`` of a chain's files: a return is a step into a file it had already left."""
+    returns = sum(1 for i in range(1, len(files)) if files[i] != files[i - 1] and files[i] in files[: i - 1])
+    return len(files), len(set(files)), returns
+
+
+def walks(root=ROOT):
+    """One host ``smooth`` per metric: ``{metric: (stops, files, returns, chain)}`` of its deepest chain."""
+    import numpy as np
+
+    sys.path.insert(0, str(root))  # this checkout's library, whatever else is installed
+    import cs_fast
+
+    inputs = {"jaccard": (lambda x: np.concatenate([x, x + 5.0], axis=1), np.array([1.0, 2.0])),
+              "l2": (lambda x: x * 2.0, np.zeros(6)), "l1": (lambda x: x * 2.0, np.zeros(6)),
+              "tv": (lambda x: x * 2.0, np.zeros((1, 4, 5))), "sqfeat": (lambda x: x * 2.0, np.zeros(6))}
+    out = {}
+    for metric, (model, x) in inputs.items():
+        sm = cs_fast.CenterSmoothing(model, metric, sigma=0.25, seed=0, backend="cpu")
+        sm.smooth(x, n=64)  # compiled and cached: the walk below is the steady state
+        chain = _deepest_chain(lambda: sm.smooth(x, n=64), root)
+        out[metric] = bounces([f for f, _ in chain]) + (chain,)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the whole measurement as JSON")
+    parser.add_argument("--walk", action="store_true", help="also follow one smooth() per metric to its kernel")
     args = parser.parse_args(argv)
+    if args.walk:
+        for metric, (stops, files, returns, chain) in walks().items():
+            print(f"walk {metric}: deepest chain {stops} frames in {files} files, {returns} returns to a file "
+                  "already left")
+            for f, name in chain:
+                print(f"    {f}:{name}")
     m = measure()
     if args.json:
         print(json.dumps(m, indent=1))
