@@ -39,7 +39,7 @@ from ._checks import (
 )
 from .bindings.arrays import (check_backend, device_scope, device_view, host_view, is_numba_device_array, is_torch,
                               on_device, wrap_like)
-from .bindings.distance import _to_center64, min_median
+from .bindings.distance import to_center64, min_median
 from .metrics import check_metric_params, get_metric
 
 from .bounds import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT  # noqa: E402  (re-exported)
@@ -655,7 +655,7 @@ class CenterSmoothing:
                     sink.add(batch, slot)
                 return sink.finish()
         parts = [
-            _to_center64(batch, center, self.metric, self.metric_params, self.backend)[0]
+            to_center64(batch, center, self.metric, self.metric_params, self.backend)[0]
             for batch in self._batches(x, count, stream, desc)
         ]
         return _concatenate(parts)
@@ -698,11 +698,11 @@ class CenterSmoothing:
                 center = _row(Z, index)
             else:
                 C = self._sample(x, self.candidates, streams[3], "candidates")
-                meds = [_lower_median(_to_center64(Z, C[i], self.metric, self.metric_params, b)[0])
+                meds = [_lower_median(to_center64(Z, C[i], self.metric, self.metric_params, b)[0])
                         for i in range(C.shape[0])]
                 center = _row(C, int(np.argmin(meds)))
             # The radius from float64 distances of the same routine the checks use.
-            radius = _lower_median(_to_center64(Z, center, self.metric, self.metric_params, b)[0])
+            radius = _lower_median(to_center64(Z, center, self.metric, self.metric_params, b)[0])
             fresh = self._distances(x, n, streams[1], center, "mass check")
             return center, radius, _count_within(fresh, radius)
 
@@ -832,7 +832,7 @@ class CenterSmoothing:
         if "error" not in base:
             out = self._base_output(x)
             with self._device_scope():
-                base["error"] = _scalar(_to_center64(out, center, self.metric, self.metric_params, self.backend)[0])
+                base["error"] = _scalar(to_center64(out, center, self.metric, self.metric_params, self.backend)[0])
         if rank.rank is None:
             cert = Certificate(center=sm.center, abstained=True, reason=rank.reason, eps_out=None, R=None,
                                smoothing_error=base["error"], rank=None, level=None, **common)
@@ -857,7 +857,7 @@ class CenterSmoothing:
         if is_numba_device_array(center_sample):
             return self._distances(x, m, streams[2], center_sample, "certification", first_batch, stop_batch)
         parts = [
-            _to_center64(batch, center_sample, self.metric, self.metric_params, self.backend)[0]
+            to_center64(batch, center_sample, self.metric, self.metric_params, self.backend)[0]
             for batch in self._batches(x, m, streams[2], "certification", first_batch, stop_batch)
         ]
         return _concatenate(parts) if parts else np.empty(0)
