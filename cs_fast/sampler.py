@@ -23,9 +23,9 @@ import sys
 
 import numpy as np
 
-from ._checks import check_finite, describe, nonfinite_rows_error
+from ._checks import check_finite, check_int, check_positive, describe, nonfinite_rows_error
 from .bindings.backend import resolve
-from .bindings.arrays import is_torch
+from .bindings.arrays import check_backend, is_torch
 from .bindings.distance import to_center64
 
 
@@ -47,10 +47,19 @@ class Sampler:
     ----------
     model : callable
         The base model, called on batches ``x[None] + sigma * noise`` of at
-        most ``batch_size`` noisy copies (under ``torch.no_grad()`` for torch
-        batches); it returns one output per copy, batch first. A
-        ``torch.nn.Module`` gets torch tensors on the device and in the dtype
-        of its first parameter, also for a numpy ``x``.
+        most ``batch_size`` noisy copies; it returns one output per copy,
+        batch first: shape ``(b, ...)`` for ``b`` copies.
+
+        What goes in: a torch tensor ``x`` gives torch batches on its device
+        and in its dtype; a numpy ``x`` gives numpy batches, except that a
+        ``torch.nn.Module`` always gets torch tensors, on the device and in the
+        dtype of its first parameter (so a numpy ``x`` works with a module
+        too). What may come out: numpy arrays, torch tensors (CPU or CUDA),
+        CuPy arrays or numba device arrays. Device outputs stay on the GPU
+        through smoothing and certification (only scalars come to the host).
+        The center is returned as the model's own output type, on its device.
+        The model runs under ``torch.no_grad()`` when the batches are torch
+        tensors.
     metric, metric_params : Metric, dict
         The output distance, for the distances of fresh samples to a center.
     sigma : float
@@ -69,11 +78,17 @@ class Sampler:
         self.model = model
         self.metric = metric
         self.metric_params = metric_params
-        self.sigma = sigma
-        self.batch_size = batch_size
-        self.backend = backend
+        self.sigma = check_positive(sigma, "sigma")
+        self.batch_size = check_int(batch_size, "batch_size")
+        self.backend = check_backend(backend)
+        if isinstance(seed, np.random.SeedSequence):
+            if seed.pool_size != np.random.SeedSequence(0).pool_size:
+                raise ValueError(f"seed: received a SeedSequence with pool_size {seed.pool_size}; expected the "
+                                 "default pool size (it is not recorded in the results)")
+        elif seed is not None:
+            seed = check_int(seed, "seed", minimum=0)
         self.seed = seed
-        self.progress = progress
+        self.progress = bool(progress)
         self.module_input = module_input(model)
 
     def root(self):
@@ -150,6 +165,12 @@ class Draw:
         self.root = sampler.root()
         self.streams = sampler.streams(self.root)
         self.where = None
+
+    def seed_record(self):
+        """``{"seed", "spawn_key"}`` of the root, as a result records them (passing them back reproduces the call)."""
+        root = self.root
+        entropy = root.entropy if isinstance(root.entropy, int) else tuple(int(e) for e in root.entropy)
+        return dict(seed=entropy, spawn_key=tuple(int(k) for k in root.spawn_key))
 
     def scope(self):
         """The outputs' device, stream and pool for device work on them (nothing on the host)."""
@@ -254,8 +275,7 @@ class Draw:
         s = self.sampler
         at = resolve(s.backend, center, names=["center"])
         if not (at.gpu and at.resident):
-            parts = [to_center64(batch, center, s.metric, s.metric_params, s.backend)[0]
-                     for batch in self.batches(count, stream, desc, first, stop)]
+            parts = [self.to_center(batch, center) for batch in self.batches(count, stream, desc, first, stop)]
             return self.where.concatenate(parts) if parts else np.empty(0)
         from .bindings.device import CenterDistances, DeferredChecks
 
@@ -269,6 +289,17 @@ class Draw:
             for slot, batch in enumerate(itertools.chain(head, outputs)):
                 sink.add(batch, slot)
             return sink.finish()
+
+    def to_center(self, Z, center):
+        """float64 distances of the rows of ``Z`` to ``center`` (:func:`cs_fast.bindings.distance.to_center64`)."""
+        s = self.sampler
+        return to_center64(Z, center, s.metric, s.metric_params, s.backend)[0]
+
+    def base_distance(self, center):
+        """float64 :math:`d(f(x), c)` of the base model's output at the clean input to ``center``, a Python float."""
+        out = self.base_output()
+        with self.scope():
+            return self.where.scalar(self.to_center(out, center))
 
     def base_output(self):
         """The base model's output on the clean input, as a checked batch of one."""

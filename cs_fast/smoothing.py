@@ -27,10 +27,9 @@ import numpy as np
 
 from . import _serialize, bounds
 from . import bounds as _bounds  # the module, where a method's argument is also called bounds
-from ._checks import check_int, check_nonnegative, check_open_interval, check_positive, describe
-from .bindings.arrays import check_backend
+from ._checks import check_int, check_nonnegative, check_open_interval, describe
 from .bindings.backend import resolve
-from .bindings.distance import min_median, to_center64
+from .bindings.distance import min_median
 from .metrics import check_metric_params, get_metric
 from .sampler import Sampler
 
@@ -329,16 +328,18 @@ class _OnSampler:
         setattr(obj.sampler, self.name, value)
 
 
-def _check_certify(sampler, x, eps1, n, m, alpha1, alpha2, delta, sigma):
-    """The checked draw and arguments of a certification, and the required mass ``p``."""
-    draw = sampler.draw(x)
+def _check_certify(smoother, x, eps1, n, m, alpha1, alpha2, delta):
+    """The checked draw and arguments of a certification by ``smoother``, and the required mass ``p``."""
+    draw = smoother.sampler.draw(x)
     eps1 = check_nonnegative(eps1, "eps1")
     n = check_int(n, "n")
     m = check_int(m, "m")
     alpha1 = check_open_interval(alpha1, "alpha1", 0.0, 1.0)
     alpha2 = check_open_interval(alpha2, "alpha2", 0.0, 1.0)
     delta = check_open_interval(delta, "delta", 0.0, 0.5)
-    return draw, eps1, n, m, alpha1, alpha2, delta, bounds.required_mass(delta, eps1, sigma)
+    p = bounds.required_mass(delta, eps1, smoother.sigma)
+    check_candidates(smoother.candidates, alpha1 + alpha2, smoother.allow_weak_candidates)
+    return draw, eps1, n, m, alpha1, alpha2, delta, p
 
 
 class CenterSmoothing:
@@ -362,16 +363,9 @@ class CenterSmoothing:
         ``x``, not a batch). It must return one output per copy, batch first:
         shape ``(b, ...)`` for ``b`` copies, every output of the same shape.
 
-        What goes in: a torch tensor ``x`` gives torch batches on its device
-        and in its dtype; a numpy ``x`` gives numpy batches, except that a
-        ``torch.nn.Module`` always gets torch tensors, on the device and in the
-        dtype of its first parameter (so a numpy ``x`` works with a module
-        too). What may come out: numpy arrays, torch tensors (CPU or CUDA),
-        CuPy arrays or numba device arrays. Device outputs stay on the GPU
-        through smoothing and certification (only scalars come to the host).
-        The center is returned as the model's own output type, on its device.
-        The model runs under ``torch.no_grad()`` when the batches are torch
-        tensors.
+        What goes in and what may come out (numpy, torch, CuPy or numba
+        device arrays; device outputs stay on the GPU, and the center is
+        returned as the model's own output type): :class:`cs_fast.sampler.Sampler`.
     metric : str
         Output distance, see :func:`cs_fast.available_metrics`.
     sigma : float
@@ -427,14 +421,8 @@ class CenterSmoothing:
     (4,)
     """
 
-    model = _OnSampler()
-    metric = _OnSampler()
-    metric_params = _OnSampler()
-    sigma = _OnSampler()
-    batch_size = _OnSampler()
-    backend = _OnSampler()
-    seed = _OnSampler()
-    progress = _OnSampler()
+    # The sampler keeps these settings; they read and write through to it.
+    model, metric, metric_params, sigma, batch_size, backend, seed, progress = (_OnSampler() for _ in range(8))
 
     def __init__(self, model, metric, sigma, *, metric_params=None, batch_size=1000, backend="auto",
                  seed=None, progress=False, candidates=None, allow_weak_candidates=False, bounds="exact"):
@@ -442,17 +430,8 @@ class CenterSmoothing:
             raise TypeError(f"model: received {describe(model)}; expected a callable from a batch of inputs to a batch of outputs")
         metric = get_metric(metric)
         metric_params = check_metric_params(metric, metric_params)
-        sigma = check_positive(sigma, "sigma")
-        batch_size = check_int(batch_size, "batch_size")
-        backend = check_backend(backend)
-        if isinstance(seed, np.random.SeedSequence):
-            if seed.pool_size != np.random.SeedSequence(0).pool_size:
-                raise ValueError(f"seed: received a SeedSequence with pool_size {seed.pool_size}; expected the "
-                                 "default pool size (it is not recorded in the results)")
-        elif seed is not None:
-            seed = check_int(seed, "seed", minimum=0)
         self.sampler = Sampler(model, metric, sigma, metric_params=metric_params, batch_size=batch_size,
-                               backend=backend, seed=seed, progress=bool(progress))
+                               backend=backend, seed=seed, progress=progress)
         self.candidates = None if candidates is None else check_int(candidates, "candidates")
         if not isinstance(allow_weak_candidates, (bool, np.bool_)):
             raise TypeError(f"allow_weak_candidates: received {describe(allow_weak_candidates)}; expected a bool")
@@ -477,7 +456,7 @@ class CenterSmoothing:
         delta = check_open_interval(delta, "delta", 0.0, 0.5)
         check_candidates(self.candidates, alpha1, self.allow_weak_candidates, "alpha1")
         evidence = self._evidence(draw, n)
-        return self._smooth_result(draw, evidence, self.bounds, self._settings(draw, n, alpha1, delta))
+        return _judge(evidence, self.bounds, self._settings(draw, n, alpha1, delta), draw.where.home.wrap)
 
     def certify(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                 delta=DELTA_DEFAULT):
@@ -508,7 +487,7 @@ class CenterSmoothing:
         if stage.certificate is not None:
             return stage.certificate
         dists = draw.distances(m, draw.streams[2], stage.center_sample, "certification")
-        return self._finish(stage, dists, draw)
+        return _certificate(stage, dists, draw.where, self.gamma, self.beta)
 
     def compare_bounds(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                        delta=DELTA_DEFAULT):
@@ -521,9 +500,7 @@ class CenterSmoothing:
         (instead of :meth:`certify`'s error); when neither can, the error of
         this smoother's own rule set is raised.
         """
-        draw, eps1, n, m, alpha1, alpha2, delta, p = _check_certify(self.sampler, x, eps1, n, m, alpha1, alpha2,
-                                                                    delta, self.sigma)
-        check_candidates(self.candidates, alpha1 + alpha2, self.allow_weak_candidates)
+        draw, eps1, n, m, alpha1, alpha2, delta, p = _check_certify(self, x, eps1, n, m, alpha1, alpha2, delta)
         ranks, refusals = {}, {}
         for rules in _bounds.BOUNDS:
             try:
@@ -534,16 +511,15 @@ class CenterSmoothing:
             raise refusals[self.bounds]
         evidence = self._evidence(draw, n)
         settings = self._settings(draw, n, alpha1, delta)
-        base, stages = {}, {}
+        memo, stages = {}, {}
         for rules in _bounds.BOUNDS:
-            sm = self._smooth_result(draw, evidence, rules, settings)
+            sm = _judge(evidence, rules, settings, draw.where.home.wrap)
             rank = ranks.get(rules) or _bounds.certification_rank(m, p, alpha2, rules)
-            stages[rules] = self._stage(draw, sm, evidence[0], eps1, m, alpha2, p, rank, base)
-        dists = None
-        if any(st.certificate is None for st in stages.values()):
-            dists = draw.distances(m, draw.streams[2], evidence[0], "certification")
-        return {rules: st.certificate if st.certificate is not None else self._finish(st, dists, draw)
-                for rules, st in stages.items()}
+            stages[rules] = _stage(sm, evidence[0], dict(eps1=eps1, m=m, alpha2=alpha2, p=p), rank,
+                                   lambda: memo.setdefault("error", draw.base_distance(evidence[0])))
+        needed = any(st.certificate is None for st in stages.values())
+        dists = draw.distances(m, draw.streams[2], evidence[0], "certification") if needed else None
+        return {rules: _certificate(st, dists, draw.where, self.gamma, self.beta) for rules, st in stages.items()}
 
     def certify_center(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                        delta=DELTA_DEFAULT):
@@ -580,22 +556,17 @@ class CenterSmoothing:
         ``distances`` are selected where they live (numpy: on the host, a
         device array: on its device).
         """
-        return self._finish(stage, distances, None)
-
-    # ------------------------------------------------------------------ the steps
+        where = resolve("auto", distances, names=["distances"])
+        return _certificate(stage, distances, where, self.gamma, self.beta)
 
     def _certify_center(self, x, eps1, n, m, alpha1, alpha2, delta):
-        draw, eps1, n, m, alpha1, alpha2, delta, p = _check_certify(self.sampler, x, eps1, n, m, alpha1, alpha2,
-                                                                    delta, self.sigma)
-        check_candidates(self.candidates, alpha1 + alpha2, self.allow_weak_candidates)
+        draw, eps1, n, m, alpha1, alpha2, delta, p = _check_certify(self, x, eps1, n, m, alpha1, alpha2, delta)
         rank = _bounds.require_certifiable(n, m, eps1, self.sigma, delta, alpha1, alpha2, self.bounds)
         evidence = self._evidence(draw, n)
-        sm = self._smooth_result(draw, evidence, self.bounds, self._settings(draw, n, alpha1, delta))
-        return self._stage(draw, sm, evidence[0], eps1, m, alpha2, p, rank, {}), draw
-
-    def _to_center(self, Z, center):
-        """float64 distances of the rows of ``Z`` to ``center``, where the call computes."""
-        return to_center64(Z, center, self.metric, self.metric_params, self.backend)[0]
+        sm = _judge(evidence, self.bounds, self._settings(draw, n, alpha1, delta), draw.where.home.wrap)
+        stage = _stage(sm, evidence[0], dict(eps1=eps1, m=m, alpha2=alpha2, p=p), rank,
+                       lambda: draw.base_distance(evidence[0]))
+        return stage, draw
 
     def _evidence(self, draw, n):
         """(center where the samples live, its radius, fresh samples within it): what both rule sets judge."""
@@ -607,61 +578,71 @@ class CenterSmoothing:
                 center = where.home.row(Z, index)
             else:
                 C = draw.sample(self.candidates, draw.streams[3], "candidates")
-                meds = [where.lower_median(self._to_center(Z, C[i])) for i in range(C.shape[0])]
+                meds = [where.lower_median(draw.to_center(Z, C[i])) for i in range(C.shape[0])]
                 center = where.home.row(C, int(np.argmin(meds)))
             # The radius from float64 distances of the same routine the checks use.
-            radius = where.lower_median(self._to_center(Z, center))
+            radius = where.lower_median(draw.to_center(Z, center))
             fresh = draw.distances(n, draw.streams[1], center, "mass check")
             return center, radius, where.count_within(fresh, radius)
 
     def _settings(self, draw, n, alpha1, delta):
         """The :class:`SmoothResult` fields that record the run's settings (all but ``bounds``)."""
-        root = draw.root
-        entropy = root.entropy if isinstance(root.entropy, int) else tuple(int(e) for e in root.entropy)
         return dict(metric=self.metric.name, metric_params=copy.deepcopy(self.metric_params), sigma=self.sigma, n=n,
                     alpha1=alpha1, delta=delta, candidates=self.candidates, gamma=self.gamma, beta=self.beta,
-                    seed=entropy, spawn_key=tuple(int(k) for k in root.spawn_key))
+                    **draw.seed_record())
 
-    def _smooth_result(self, draw, evidence, rules, settings):
-        """The :class:`SmoothResult` of the evidence under the rule set ``rules``."""
-        center, radius, count = evidence
-        check = _bounds.center_check(count, settings["n"], settings["delta"], settings["alpha1"], rules, radius)
-        common = dict(radius=radius, delta1=check.delta1, delta2=check.delta2, **settings, bounds=rules,
-                      count=count, threshold=check.threshold)
-        if not check.passed:
-            return SmoothResult(center=None, abstained=True, reason=check.reason, **common)
-        return SmoothResult(center=draw.where.home.wrap(center), abstained=False, reason=None, **common)
+def _judge(evidence, rules, settings, wrap):
+    """The :class:`SmoothResult` of ``evidence`` (center, radius, count) under the rule set ``rules``.
 
-    def _stage(self, draw, sm, center, eps1, m, alpha2, p, rank, base):
-        """The :class:`CertificationStage` after the check; ``base`` memoizes the smoothing error."""
-        common = {f.name: getattr(sm, f.name) for f in fields(SmoothResult)
-                  if f.name not in ("center", "abstained", "reason")}
-        common.update(eps1=eps1, m=m, alpha2=alpha2, p=p, q=rank.q)
-        if sm.abstained:
-            cert = Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
-                               smoothing_error=None, rank=None, level=None, **common)
-            return CertificationStage(cert, None, None, common)
-        if "error" not in base:
-            out = draw.base_output()
-            with draw.scope():
-                base["error"] = draw.where.scalar(self._to_center(out, center))
-        if rank.rank is None:
-            cert = Certificate(center=sm.center, abstained=True, reason=rank.reason, eps_out=None, R=None,
-                               smoothing_error=base["error"], rank=None, level=None, **common)
-            return CertificationStage(cert, None, None, common)
-        common.update(center=sm.center, smoothing_error=base["error"], rank=rank.rank, level=rank.level)
-        return CertificationStage(None, center, rank.rank, common)
+    ``wrap`` turns the center into the caller's array kind; it is called only
+    when the check passes.
+    """
+    center, radius, count = evidence
+    check = _bounds.center_check(count, settings["n"], settings["delta"], settings["alpha1"], rules, radius)
+    common = dict(radius=radius, delta1=check.delta1, delta2=check.delta2, **settings, bounds=rules,
+                  count=count, threshold=check.threshold)
+    if not check.passed:
+        return SmoothResult(center=None, abstained=True, reason=check.reason, **common)
+    return SmoothResult(center=wrap(center), abstained=False, reason=None, **common)
 
-    def _finish(self, stage, distances, draw):
-        """The certificate of ``stage`` from all ``m`` distances, selected where ``draw`` computed them."""
-        if stage.certificate is not None:
-            return stage.certificate
-        m = stage.fields["m"]
-        if distances.shape[0] != m:
-            raise ValueError(f"distances: received {distances.shape[0]} distances; expected all m = {m} of them")
-        where = draw.where if draw is not None else resolve("auto", distances, names=["distances"])
-        with where.scope():
-            R = where.kth_smallest(distances, stage.rank)
-        eps_out = bounds.certified_radius(R, self.gamma, self.beta)
-        return Certificate(abstained=False, reason=None, eps_out=eps_out, R=R, **stage.fields)
 
+def _stage(sm, center, settings, rank, error):
+    """The :class:`CertificationStage` of the smoothing result ``sm``.
+
+    ``settings`` are the certification's (``eps1``, ``m``, ``alpha2``, ``p``),
+    ``rank`` the :class:`cs_fast.bounds.CertificationRank` of ``R``;
+    ``error()`` gives the smoothing error, asked for only when the center
+    check passed.
+    """
+    common = {f.name: getattr(sm, f.name) for f in fields(SmoothResult)
+              if f.name not in ("center", "abstained", "reason")}
+    common.update(settings, q=rank.q)
+    if sm.abstained:
+        cert = Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
+                           smoothing_error=None, rank=None, level=None, **common)
+        return CertificationStage(cert, None, None, common)
+    smoothing_error = error()
+    if rank.rank is None:
+        cert = Certificate(center=sm.center, abstained=True, reason=rank.reason, eps_out=None, R=None,
+                           smoothing_error=smoothing_error, rank=None, level=None, **common)
+        return CertificationStage(cert, None, None, common)
+    common.update(center=sm.center, smoothing_error=smoothing_error, rank=rank.rank, level=rank.level)
+    return CertificationStage(None, center, rank.rank, common)
+
+
+def _certificate(stage, distances, where, gamma, beta):
+    r"""The certificate of ``stage``: :math:`R` = the ``stage.rank``-th smallest of all ``m`` ``distances``.
+
+    The selection runs where the distances live (``where``: a
+    :class:`cs_fast.bindings.backend.Host` or ``Device``); :math:`\epsilon_{out}
+    = \gamma (1 + \beta) R`.
+    """
+    if stage.certificate is not None:
+        return stage.certificate
+    m = stage.fields["m"]
+    if distances.shape[0] != m:
+        raise ValueError(f"distances: received {distances.shape[0]} distances; expected all m = {m} of them")
+    with where.scope():
+        R = where.kth_smallest(distances, stage.rank)
+    eps_out = bounds.certified_radius(R, gamma, beta)
+    return Certificate(abstained=False, reason=None, eps_out=eps_out, R=R, **stage.fields)
