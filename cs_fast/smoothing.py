@@ -345,14 +345,10 @@ def _check_certify(smoother, x, eps1, n, m, alpha1, alpha2, delta):
 class CenterSmoothing:
     r"""Smooth and certify a model with structured outputs.
 
-    The smoothed model :math:`\hat f(x)` is the center of the output
-    distribution of :math:`f(x + \epsilon)`, :math:`\epsilon \sim N(0,
-    \sigma^2 I)`: a point whose ball of radius ``r`` holds at least half of
-    it. :meth:`smooth` estimates it (Algorithm 1); :meth:`certify` bounds how
-    far it moves (Algorithm 2): with probability at least :math:`1 - \alpha_1
-    - \alpha_2` over the sampling, every :math:`x'` with :math:`\|x' - x\|_2
-    \le \epsilon_1` has :math:`d(\hat f(x), \hat f(x')) \le \gamma (1 +
-    \beta) R`. The samples come from a :class:`cs_fast.sampler.Sampler`.
+    :math:`\hat f(x)`, the center of :math:`f(x + \epsilon)`, :math:`\epsilon \sim N(0, \sigma^2 I)`
+    (:meth:`smooth`), moves by at most :math:`\gamma (1 + \beta) R` for inputs within
+    :math:`\epsilon_1` of ``x``, with probability at least :math:`1 - \alpha_1 - \alpha_2`
+    (:meth:`certify`). Its samples come from a :class:`cs_fast.sampler.Sampler`.
 
     Parameters
     ----------
@@ -363,9 +359,16 @@ class CenterSmoothing:
         ``x``, not a batch). It must return one output per copy, batch first:
         shape ``(b, ...)`` for ``b`` copies, every output of the same shape.
 
-        What goes in and what may come out (numpy, torch, CuPy or numba
-        device arrays; device outputs stay on the GPU, and the center is
-        returned as the model's own output type): :class:`cs_fast.sampler.Sampler`.
+        What goes in: a torch tensor ``x`` gives torch batches on its device
+        and in its dtype; a numpy ``x`` gives numpy batches, except that a
+        ``torch.nn.Module`` always gets torch tensors, on the device and in the
+        dtype of its first parameter (so a numpy ``x`` works with a module
+        too). What may come out: numpy arrays, torch tensors (CPU or CUDA),
+        CuPy arrays or numba device arrays. Device outputs stay on the GPU
+        through smoothing and certification (only scalars come to the host).
+        The center is returned as the model's own output type, on its device.
+        The model runs under ``torch.no_grad()`` when the batches are torch
+        tensors.
     metric : str
         Output distance, see :func:`cs_fast.available_metrics`.
     sigma : float
@@ -456,7 +459,7 @@ class CenterSmoothing:
         delta = check_open_interval(delta, "delta", 0.0, 0.5)
         check_candidates(self.candidates, alpha1, self.allow_weak_candidates, "alpha1")
         evidence = self._evidence(draw, n)
-        return _judge(evidence, self.bounds, self._settings(draw, n, alpha1, delta), draw.where.home.wrap)
+        return _judge(evidence, self.bounds, _settings(self, draw, n, alpha1, delta), draw.where.home.wrap)
 
     def certify(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                 delta=DELTA_DEFAULT):
@@ -510,7 +513,7 @@ class CenterSmoothing:
         if len(refusals) == len(_bounds.BOUNDS):
             raise refusals[self.bounds]
         evidence = self._evidence(draw, n)
-        settings = self._settings(draw, n, alpha1, delta)
+        settings = _settings(self, draw, n, alpha1, delta)
         memo, stages = {}, {}
         for rules in _bounds.BOUNDS:
             sm = _judge(evidence, rules, settings, draw.where.home.wrap)
@@ -563,7 +566,7 @@ class CenterSmoothing:
         draw, eps1, n, m, alpha1, alpha2, delta, p = _check_certify(self, x, eps1, n, m, alpha1, alpha2, delta)
         rank = _bounds.require_certifiable(n, m, eps1, self.sigma, delta, alpha1, alpha2, self.bounds)
         evidence = self._evidence(draw, n)
-        sm = _judge(evidence, self.bounds, self._settings(draw, n, alpha1, delta), draw.where.home.wrap)
+        sm = _judge(evidence, self.bounds, _settings(self, draw, n, alpha1, delta), draw.where.home.wrap)
         stage = _stage(sm, evidence[0], dict(eps1=eps1, m=m, alpha2=alpha2, p=p), rank,
                        lambda: draw.base_distance(evidence[0]))
         return stage, draw
@@ -585,11 +588,13 @@ class CenterSmoothing:
             fresh = draw.distances(n, draw.streams[1], center, "mass check")
             return center, radius, where.count_within(fresh, radius)
 
-    def _settings(self, draw, n, alpha1, delta):
-        """The :class:`SmoothResult` fields that record the run's settings (all but ``bounds``)."""
-        return dict(metric=self.metric.name, metric_params=copy.deepcopy(self.metric_params), sigma=self.sigma, n=n,
-                    alpha1=alpha1, delta=delta, candidates=self.candidates, gamma=self.gamma, beta=self.beta,
-                    **draw.seed_record())
+
+def _settings(smoother, draw, n, alpha1, delta):
+    """The :class:`SmoothResult` fields that record a run's settings (all but ``bounds``)."""
+    return dict(metric=smoother.metric.name, metric_params=copy.deepcopy(smoother.metric_params),
+                sigma=smoother.sigma, n=n, alpha1=alpha1, delta=delta, candidates=smoother.candidates,
+                gamma=smoother.gamma, beta=smoother.beta, **draw.seed_record())
+
 
 def _judge(evidence, rules, settings, wrap):
     """The :class:`SmoothResult` of ``evidence`` (center, radius, count) under the rule set ``rules``.

@@ -9,6 +9,10 @@ again where an array lives.
 
 Both classes implement one protocol, on the arrays of their side:
 
+``gpu``, ``resident``, ``kind``, ``home``
+    Whether the kernels run on the GPU, whether the inputs live where they
+    run, the caller's array kind, and the side that holds the inputs (the
+    host, for host inputs under ``backend='cuda'``; else the object itself).
 ``view(x, name)``
     The array to compute on (zero-copy), validated for this side.
 ``ops``
@@ -132,14 +136,11 @@ class Device:
     def __init__(self, kind, resident):
         self.kind = kind
         self.resident = bool(resident)
+        #: The side where the call's inputs live: this device, or the host for host inputs.
+        self.home = self if self.resident else Host(kind)
 
     def __repr__(self):
         return f"Device(kind={self.kind!r}, resident={self.resident})"
-
-    @property
-    def home(self):
-        """The side where the call's inputs live: this device, or the host for host inputs."""
-        return self if self.resident else Host(self.kind)
 
     @property
     def ops(self):
