@@ -20,7 +20,6 @@ gives the same center, count and distances under both.
 
 import copy
 import math
-import sys
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
@@ -28,19 +27,11 @@ import numpy as np
 
 from . import _serialize, bounds
 from . import bounds as _bounds  # the module, where a method's argument is also called bounds
-from ._checks import (
-    check_finite,
-    check_int,
-    check_nonnegative,
-    check_open_interval,
-    check_positive,
-    describe,
-    nonfinite_rows_error,
-)
-from .bindings.arrays import (check_backend, device_scope, device_view, host_view, is_numba_device_array, is_torch,
-                              on_device, wrap_like)
-from .bindings.distance import _to_center64, min_median
+from ._checks import check_int, check_nonnegative, check_open_interval, describe
+from .bindings.backend import resolve
+from .bindings.distance import min_median
 from .metrics import check_metric_params, get_metric
+from .sampler import Sampler
 
 from .bounds import ALPHA_DEFAULT, DELTA_DEFAULT, M_DEFAULT, N_DEFAULT  # noqa: E402  (re-exported)
 
@@ -324,74 +315,40 @@ class CertificationStage:
     fields: dict
 
 
-# Distances are numpy arrays on the host path and numba device arrays on the
-# device path; these helpers keep them where they are and bring back scalars only.
+class _OnSampler:
+    """A :class:`CenterSmoothing` attribute kept by its :class:`cs_fast.sampler.Sampler` (one copy of each setting)."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj.sampler, self.name)
+
+    def __set__(self, obj, value):
+        setattr(obj.sampler, self.name, value)
 
 
-def _lower_median(d):
-    k = (d.size + 1) // 2
-    if is_numba_device_array(d):
-        from .kernels.cuda import order_statistic
-
-        return order_statistic(d, k)
-    return float(np.partition(d, k - 1)[k - 1])
-
-
-def _count_within(d, radius):
-    if is_numba_device_array(d):
-        from .bindings.device import count_within
-
-        return int(count_within(d, radius))
-    return int(np.count_nonzero(d <= radius))
-
-
-def _kth_smallest(d, k):
-    """:func:`cs_fast.bounds.kth_smallest` of ``d``, selected where ``d`` lives."""
-    if is_numba_device_array(d):
-        from .kernels.cuda import order_statistic
-
-        return order_statistic(d, k)
-    return bounds.kth_smallest(d, k)
-
-
-def _concatenate(parts):
-    if is_numba_device_array(parts[0]):
-        from .bindings.device import concatenate
-
-        return concatenate(parts)
-    return np.concatenate(parts, axis=0)
-
-
-def _row(Z, index):
-    """Sample ``index`` of ``Z`` (a device copy on the device: it outlives the sample)."""
-    if is_numba_device_array(Z):
-        from .bindings.device import take_row
-
-        return take_row(Z, index)
-    return Z[index]
-
-
-def _scalar(d):
-    if is_numba_device_array(d):
-        from .kernels.cuda import fetch
-
-        return float(fetch(d)[0])
-    return float(d[0])
-
-
-def _module_input(model):
-    """(device, dtype) of a torch module's first parameter or buffer (None: not a module)."""
-    torch = sys.modules.get("torch")
-    if torch is None or not isinstance(model, torch.nn.Module):
-        return None
-    for tensor in list(model.parameters())[:1] + list(model.buffers())[:1]:
-        if tensor.is_floating_point():
-            return tensor.device, tensor.dtype
-    return torch.device("cpu"), torch.get_default_dtype()
+def _check_certify(smoother, x, eps1, n, m, alpha1, alpha2, delta):
+    """The checked draw and arguments of a certification by ``smoother``, and the required mass ``p``."""
+    draw = smoother.sampler.draw(x)
+    eps1 = check_nonnegative(eps1, "eps1")
+    n = check_int(n, "n")
+    m = check_int(m, "m")
+    alpha1 = check_open_interval(alpha1, "alpha1", 0.0, 1.0)
+    alpha2 = check_open_interval(alpha2, "alpha2", 0.0, 1.0)
+    delta = check_open_interval(delta, "delta", 0.0, 0.5)
+    p = bounds.required_mass(delta, eps1, smoother.sigma)
+    check_candidates(smoother.candidates, alpha1 + alpha2, smoother.allow_weak_candidates)
+    return draw, eps1, n, m, alpha1, alpha2, delta, p
 
 
 class CenterSmoothing:
     r"""Smooth and certify a model with structured outputs.
+
+    :math:`\hat f(x)`, the center of :math:`f(x + \epsilon)`, :math:`\epsilon \sim N(0, \sigma^2 I)`
+    (:meth:`smooth`), moves by at most :math:`\gamma (1 + \beta) R` for inputs within
+    :math:`\epsilon_1` of ``x``, with probability at least :math:`1 - \alpha_1 - \alpha_2`
+    (:meth:`certify`). Its samples come from a :class:`cs_fast.sampler.Sampler`.
 
     Parameters
     ----------
@@ -467,206 +424,24 @@ class CenterSmoothing:
     (4,)
     """
 
+    # The sampler keeps these settings; they read and write through to it.
+    model, metric, metric_params, sigma, batch_size, backend, seed, progress = (_OnSampler() for _ in range(8))
+
     def __init__(self, model, metric, sigma, *, metric_params=None, batch_size=1000, backend="auto",
                  seed=None, progress=False, candidates=None, allow_weak_candidates=False, bounds="exact"):
         if not callable(model):
             raise TypeError(f"model: received {describe(model)}; expected a callable from a batch of inputs to a batch of outputs")
-        self.model = model
-        self.metric = get_metric(metric)
-        self.metric_params = check_metric_params(self.metric, metric_params)
-        self.sigma = check_positive(sigma, "sigma")
-        self.batch_size = check_int(batch_size, "batch_size")
-        self.backend = check_backend(backend)
-        if isinstance(seed, np.random.SeedSequence):
-            if seed.pool_size != np.random.SeedSequence(0).pool_size:
-                raise ValueError(f"seed: received a SeedSequence with pool_size {seed.pool_size}; expected the "
-                                 "default pool size (it is not recorded in the results)")
-        elif seed is not None:
-            seed = check_int(seed, "seed", minimum=0)
-        self.seed = seed
-        self.progress = bool(progress)
+        metric = get_metric(metric)
+        metric_params = check_metric_params(metric, metric_params)
+        self.sampler = Sampler(model, metric, sigma, metric_params=metric_params, batch_size=batch_size,
+                               backend=backend, seed=seed, progress=progress)
         self.candidates = None if candidates is None else check_int(candidates, "candidates")
         if not isinstance(allow_weak_candidates, (bool, np.bool_)):
             raise TypeError(f"allow_weak_candidates: received {describe(allow_weak_candidates)}; expected a bool")
         self.allow_weak_candidates = bool(allow_weak_candidates)
         self.bounds = _bounds.check_bounds(bounds)
-        self._module_input = _module_input(model)
-        self.gamma = self.metric.gamma
+        self.gamma = metric.gamma
         self.beta = 2.0 * self.gamma
-
-    # ------------------------------------------------------------------ sampling
-
-    def _root(self):
-        """This call's root SeedSequence: fresh OS entropy when ``seed`` is None.
-
-        A given SeedSequence is copied (its entropy and spawn key), so that
-        every call spawns the same streams from it and the recorded seed
-        reproduces the call.
-        """
-        if self.seed is None:
-            return np.random.SeedSequence()
-        if isinstance(self.seed, np.random.SeedSequence):
-            return np.random.SeedSequence(self.seed.entropy, spawn_key=self.seed.spawn_key)
-        return np.random.SeedSequence(self.seed)
-
-    @staticmethod
-    def _streams(root):
-        """Independent seed streams: center sample, mass check, certification, candidates."""
-        return root.spawn(4)
-
-    def _settings(self, root, n, alpha1, delta):
-        """The :class:`SmoothResult` fields that record the run's settings (all but ``bounds``)."""
-        entropy = root.entropy if isinstance(root.entropy, int) else tuple(int(e) for e in root.entropy)
-        return dict(metric=self.metric.name, metric_params=copy.deepcopy(self.metric_params), sigma=self.sigma, n=n,
-                    alpha1=alpha1, delta=delta, candidates=self.candidates, gamma=self.gamma, beta=self.beta,
-                    seed=entropy, spawn_key=tuple(int(k) for k in root.spawn_key))
-
-    def _check_input(self, x):
-        if self._module_input is not None and isinstance(x, np.ndarray) and x.dtype.kind == "f":
-            import torch
-
-            device, dtype = self._module_input
-            x = torch.as_tensor(x, device=device).to(dtype)  # the model contract: a module gets torch tensors
-        if getattr(x, "ndim", 1) and getattr(x, "shape", (1,)) and 0 in tuple(x.shape):
-            raise ValueError(f"x: received {describe(x)} with no elements; expected one input with at least one "
-                             "element (cs_fast adds the batch axis itself)")
-        if is_torch(x):
-            if not x.is_floating_point():
-                raise TypeError(f"x: received {describe(x)}; expected a floating-point tensor")
-            bad = int((~x.isfinite()).sum())
-        else:
-            if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-                raise TypeError(f"x: received {describe(x)}; expected a floating-point numpy array or torch tensor")
-            bad = int((~np.isfinite(x)).sum())
-        if bad:
-            raise ValueError(f"x: received {bad} NaN or inf entries; expected a finite input")
-        return x
-
-    def _batches(self, x, count, stream, desc, first=0, stop=None, checks=None):
-        """Yield model outputs for ``count`` noisy copies of ``x``, in batches.
-
-        Only batches ``first <= i < stop`` reach the model; the noise of the
-        batches before ``first`` is drawn and dropped, so a range of batches
-        sees exactly the noise it sees in the full run (split certification).
-        ``checks`` (a :class:`cs_fast.bindings.device.DeferredChecks`): device
-        outputs are checked on the device into slot ``i - first`` and read
-        back once by the caller, instead of once per batch.
-        """
-        from .progress import progress
-
-        if is_torch(x):
-            import torch
-
-            gen = torch.Generator(device=x.device)
-            gen.manual_seed(int(stream.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
-        else:
-            rng = np.random.default_rng(stream)
-        bar = progress(count, desc, "sample", self.progress, leave=False)
-        done = 0
-        index = 0
-        try:
-            while done < count and (stop is None or index < stop):
-                b = min(self.batch_size, count - done)
-                if is_torch(x):
-                    import torch
-
-                    noise = torch.randn((b,) + tuple(x.shape), generator=gen, device=x.device, dtype=x.dtype)
-                    if index >= first:
-                        with torch.no_grad():
-                            out = self.model(x.unsqueeze(0) + self.sigma * noise)
-                else:
-                    noise = rng.standard_normal((b,) + x.shape).astype(x.dtype, copy=False)
-                    if index >= first:
-                        out = self.model(x[None] + self.sigma * noise)
-                if index >= first:
-                    yield self._check_output(out, b, checks, index - first)
-                    bar.update(b)
-                done += b
-                index += 1
-        finally:
-            bar.close()
-
-    def _check_output(self, out, b, checks=None, slot=0):
-        # Device outputs stay on the device (unless backend='cpu', where host_view
-        # refuses them): checked there, with only the NaN/inf row count coming back
-        # (with `checks`: recorded on the device, read back once for all batches).
-        device = self.backend != "cpu" and on_device(out)
-        if device:
-            from .bindings.device import DEVICE_OPS
-
-            arr, self._output_kind = device_view(out, "model output")
-            with self._device_scope():
-                arr = DEVICE_OPS.array(arr, "model output")
-        else:
-            arr, self._output_kind = host_view(out, "model output")
-        if arr.ndim == 0 or arr.shape[0] != b:
-            if checks is not None:
-                checks.raise_first()  # an earlier batch's problem comes first, as it would have
-            raise ValueError(
-                f"model output: received shape {tuple(arr.shape)} for a batch of {b} inputs; expected "
-                f"a batch of {b} outputs (first axis = batch)"
-            )
-        if not device:
-            check_finite(arr, "model output")
-        elif checks is not None:
-            with self._device_scope():
-                checks.nonfinite(arr, slot, "model output")
-        elif arr.dtype.kind == "f" and arr.size:
-            with self._device_scope():
-                count, first = DEVICE_OPS.nonfinite_rows(arr)
-            if count:
-                raise nonfinite_rows_error("model output", count, b, first)
-        return arr
-
-    def _device_scope(self):
-        """The model's device, stream and pool for device work on its outputs (a no-op on the host)."""
-        return device_scope(getattr(self, "_output_kind", None))
-
-    def _batch_range(self, count, first=0, stop=None):
-        """(batches, samples) of batches ``[first, stop)`` of ``count`` samples."""
-        batches = -(-count // self.batch_size)
-        stop = batches if stop is None else min(int(stop), batches)
-        first = min(int(first), stop)
-        return stop - first, max(0, min(stop * self.batch_size, count) - first * self.batch_size)
-
-    def _sample(self, x, count, stream, desc):
-        from .bindings.device import DeferredChecks
-
-        checks = DeferredChecks(self._batch_range(count)[0])  # used only if the outputs are on a device
-        parts = list(self._batches(x, count, stream, desc, checks=checks))
-        with self._device_scope():
-            checks.raise_first()
-            return _concatenate(parts)
-
-    def _distances(self, x, count, stream, center, desc, first=0, stop=None):
-        """float64 distances from ``count`` fresh outputs to ``center``, batch by batch.
-
-        A numpy array, or a numba device array when the samples are on the device
-        (then written into one preallocated array: :class:`cs_fast.bindings.device.CenterDistances`).
-        """
-        if is_numba_device_array(center):
-            from .bindings.device import CenterDistances, DeferredChecks
-
-            batches, total = self._batch_range(count, first, stop)
-            checks = DeferredChecks(batches)
-            with self._device_scope():
-                sink = CenterDistances(self.metric, self.metric_params, center, total, checks)
-                for slot, batch in enumerate(self._batches(x, count, stream, desc, first, stop, checks=checks)):
-                    sink.add(batch, slot)
-                return sink.finish()
-        parts = [
-            _to_center64(batch, center, self.metric, self.metric_params, self.backend)[0]
-            for batch in self._batches(x, count, stream, desc)
-        ]
-        return _concatenate(parts)
-
-    def _wrap_center(self, center):
-        """The center as the model's own output type (a copy: it outlives the sample)."""
-        if is_numba_device_array(center):
-            return wrap_like(center, self._output_kind)  # already a copy (see _row)
-        return wrap_like(np.array(center), self._output_kind)
-
-    # ------------------------------------------------------------------ API
 
     def smooth(self, x, n=N_DEFAULT, alpha1=ALPHA_DEFAULT, delta=DELTA_DEFAULT):
         r"""Smoothed output of ``x`` (Algorithm 1).
@@ -678,42 +453,13 @@ class CenterSmoothing:
         abstain (:func:`cs_fast.bounds.center_check`). An ``n`` too small for
         ``delta`` at ``alpha1`` always abstains (``cs_fast.bounds.smallest_n``).
         """
-        x = self._check_input(x)
+        draw = self.sampler.draw(x)
         n = check_int(n, "n")
         alpha1 = check_open_interval(alpha1, "alpha1", 0.0, 1.0)
         delta = check_open_interval(delta, "delta", 0.0, 0.5)
         check_candidates(self.candidates, alpha1, self.allow_weak_candidates, "alpha1")
-        root = self._root()
-        streams = self._streams(root)
-        center, radius, count = self._evidence(x, n, streams)
-        return self._smooth_result(center, radius, count, self.bounds, self._settings(root, n, alpha1, delta))
-
-    def _evidence(self, x, n, streams):
-        """(center where the samples live, its radius, fresh samples within it): what both rule sets judge."""
-        Z = self._sample(x, n, streams[0], "center samples")
-        with self._device_scope():  # device work on the samples: the model's stream and pool
-            b = self.backend
-            if self.candidates is None:
-                index, _ = min_median(Z, self.metric, backend=b, tile=None, **self.metric_params)
-                center = _row(Z, index)
-            else:
-                C = self._sample(x, self.candidates, streams[3], "candidates")
-                meds = [_lower_median(_to_center64(Z, C[i], self.metric, self.metric_params, b)[0])
-                        for i in range(C.shape[0])]
-                center = _row(C, int(np.argmin(meds)))
-            # The radius from float64 distances of the same routine the checks use.
-            radius = _lower_median(_to_center64(Z, center, self.metric, self.metric_params, b)[0])
-            fresh = self._distances(x, n, streams[1], center, "mass check")
-            return center, radius, _count_within(fresh, radius)
-
-    def _smooth_result(self, center, radius, count, rules, settings):
-        """The :class:`SmoothResult` of the evidence under the rule set ``rules``."""
-        check = _bounds.center_check(count, settings["n"], settings["delta"], settings["alpha1"], rules, radius)
-        common = dict(radius=radius, delta1=check.delta1, delta2=check.delta2, **settings, bounds=rules,
-                      count=count, threshold=check.threshold)
-        if not check.passed:
-            return SmoothResult(center=None, abstained=True, reason=check.reason, **common)
-        return SmoothResult(center=self._wrap_center(center), abstained=False, reason=None, **common)
+        evidence = self._evidence(draw, n)
+        return _judge(evidence, self.bounds, _settings(self, draw, n, alpha1, delta), draw.where.home.wrap)
 
     def certify(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                 delta=DELTA_DEFAULT):
@@ -740,12 +486,11 @@ class CenterSmoothing:
         :meth:`certify_center`, :meth:`certification_distances` on ranges of
         batches, and :meth:`finish_certificate` on all the distances.
         """
-        x = self._check_input(x)
-        stage, streams = self._certify_center(x, eps1, n, m, alpha1, alpha2, delta)
+        stage, draw = self._certify_center(x, eps1, n, m, alpha1, alpha2, delta)
         if stage.certificate is not None:
             return stage.certificate
-        dists = self._distances(x, m, streams[2], stage.center_sample, "certification")
-        return self.finish_certificate(stage, dists)
+        dists = draw.distances(m, draw.streams[2], stage.center_sample, "certification")
+        return _certificate(stage, dists, draw.where, self.gamma, self.beta)
 
     def compare_bounds(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                        delta=DELTA_DEFAULT):
@@ -758,9 +503,8 @@ class CenterSmoothing:
         (instead of :meth:`certify`'s error); when neither can, the error of
         this smoother's own rule set is raised.
         """
-        x, eps1, n, m, alpha1, alpha2, delta, p = self._check_certify(x, eps1, n, m, alpha1, alpha2, delta)
-        ranks = {}
-        refusals = {}
+        draw, eps1, n, m, alpha1, alpha2, delta, p = _check_certify(self, x, eps1, n, m, alpha1, alpha2, delta)
+        ranks, refusals = {}, {}
         for rules in _bounds.BOUNDS:
             try:
                 ranks[rules] = _bounds.require_certifiable(n, m, eps1, self.sigma, delta, alpha1, alpha2, rules)
@@ -768,21 +512,17 @@ class CenterSmoothing:
                 refusals[rules] = err
         if len(refusals) == len(_bounds.BOUNDS):
             raise refusals[self.bounds]
-        root = self._root()
-        streams = self._streams(root)
-        center, radius, count = self._evidence(x, n, streams)
-        settings = self._settings(root, n, alpha1, delta)
-        base = {}
-        stages = {}
+        evidence = self._evidence(draw, n)
+        settings = _settings(self, draw, n, alpha1, delta)
+        memo, stages = {}, {}
         for rules in _bounds.BOUNDS:
-            sm = self._smooth_result(center, radius, count, rules, settings)
+            sm = _judge(evidence, rules, settings, draw.where.home.wrap)
             rank = ranks.get(rules) or _bounds.certification_rank(m, p, alpha2, rules)
-            stages[rules] = self._stage(x, sm, center, eps1, m, alpha2, p, rank, base)
-        dists = None
-        if any(st.certificate is None for st in stages.values()):
-            dists = self._distances(x, m, streams[2], center, "certification")
-        return {rules: st.certificate if st.certificate is not None else self.finish_certificate(st, dists)
-                for rules, st in stages.items()}
+            stages[rules] = _stage(sm, evidence[0], dict(eps1=eps1, m=m, alpha2=alpha2, p=p), rank,
+                                   lambda: memo.setdefault("error", draw.base_distance(evidence[0])))
+        needed = any(st.certificate is None for st in stages.values())
+        dists = draw.distances(m, draw.streams[2], evidence[0], "certification") if needed else None
+        return {rules: _certificate(st, dists, draw.where, self.gamma, self.beta) for rules, st in stages.items()}
 
     def certify_center(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                        delta=DELTA_DEFAULT):
@@ -798,48 +538,6 @@ class CenterSmoothing:
                              "certification_distances draws from the same noise (certify draws fresh entropy)")
         return self._certify_center(x, eps1, n, m, alpha1, alpha2, delta)[0]
 
-    def _check_certify(self, x, eps1, n, m, alpha1, alpha2, delta):
-        """Validated arguments of a certification, and the required mass ``p``."""
-        x = self._check_input(x)
-        eps1 = check_nonnegative(eps1, "eps1")
-        n = check_int(n, "n")
-        m = check_int(m, "m")
-        alpha1 = check_open_interval(alpha1, "alpha1", 0.0, 1.0)
-        alpha2 = check_open_interval(alpha2, "alpha2", 0.0, 1.0)
-        delta = check_open_interval(delta, "delta", 0.0, 0.5)
-        p = bounds.required_mass(delta, eps1, self.sigma)
-        check_candidates(self.candidates, alpha1 + alpha2, self.allow_weak_candidates)
-        return x, eps1, n, m, alpha1, alpha2, delta, p
-
-    def _certify_center(self, x, eps1, n, m, alpha1, alpha2, delta):
-        x, eps1, n, m, alpha1, alpha2, delta, p = self._check_certify(x, eps1, n, m, alpha1, alpha2, delta)
-        rank = _bounds.require_certifiable(n, m, eps1, self.sigma, delta, alpha1, alpha2, self.bounds)
-        root = self._root()
-        streams = self._streams(root)
-        center, radius, count = self._evidence(x, n, streams)
-        sm = self._smooth_result(center, radius, count, self.bounds, self._settings(root, n, alpha1, delta))
-        return self._stage(x, sm, center, eps1, m, alpha2, p, rank, {}), streams
-
-    def _stage(self, x, sm, center, eps1, m, alpha2, p, rank, base):
-        """The :class:`CertificationStage` after the check; ``base`` memoizes the smoothing error."""
-        common = {f.name: getattr(sm, f.name) for f in fields(SmoothResult)
-                  if f.name not in ("center", "abstained", "reason")}
-        common.update(eps1=eps1, m=m, alpha2=alpha2, p=p, q=rank.q)
-        if sm.abstained:
-            cert = Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
-                               smoothing_error=None, rank=None, level=None, **common)
-            return CertificationStage(cert, None, None, common)
-        if "error" not in base:
-            out = self._base_output(x)
-            with self._device_scope():
-                base["error"] = _scalar(_to_center64(out, center, self.metric, self.metric_params, self.backend)[0])
-        if rank.rank is None:
-            cert = Certificate(center=sm.center, abstained=True, reason=rank.reason, eps_out=None, R=None,
-                               smoothing_error=base["error"], rank=None, level=None, **common)
-            return CertificationStage(cert, None, None, common)
-        common.update(center=sm.center, smoothing_error=base["error"], rank=rank.rank, level=rank.level)
-        return CertificationStage(None, center, rank.rank, common)
-
     def certification_distances(self, x, center_sample, m, first_batch=0, stop_batch=None):
         """Step 2 of :meth:`certify`: float64 distances to the center of certification batches ``[first, stop)``.
 
@@ -851,36 +549,105 @@ class CenterSmoothing:
         """
         if self.seed is None:
             raise ValueError("seed: received None; expected the seed given to certify_center")
-        x = self._check_input(x)
+        draw = self.sampler.draw(x)
         m = check_int(m, "m")
-        streams = self._streams(self._root())
-        if is_numba_device_array(center_sample):
-            return self._distances(x, m, streams[2], center_sample, "certification", first_batch, stop_batch)
-        parts = [
-            _to_center64(batch, center_sample, self.metric, self.metric_params, self.backend)[0]
-            for batch in self._batches(x, m, streams[2], "certification", first_batch, stop_batch)
-        ]
-        return _concatenate(parts) if parts else np.empty(0)
+        return draw.distances(m, draw.streams[2], center_sample, "certification", first_batch, stop_batch)
 
     def finish_certificate(self, stage, distances):
-        """Step 3 of :meth:`certify`: R, the ``stage.rank``-th smallest of all ``m`` distances, and the certificate."""
-        if stage.certificate is not None:
-            return stage.certificate
-        m = stage.fields["m"]
-        if distances.shape[0] != m:
-            raise ValueError(f"distances: received {distances.shape[0]} distances; expected all m = {m} of them")
-        with self._device_scope():
-            R = _kth_smallest(distances, stage.rank)
-        eps_out = bounds.certified_radius(R, self.gamma, self.beta)
-        return Certificate(abstained=False, reason=None, eps_out=eps_out, R=R, **stage.fields)
+        """Step 3 of :meth:`certify`: R, the ``stage.rank``-th smallest of all ``m`` distances, and the certificate.
 
-    def _base_output(self, x):
-        """The base model's output on the clean input, as a batch of one."""
-        if is_torch(x):
-            import torch
+        ``distances`` are selected where they live (numpy: on the host, a
+        device array: on its device).
+        """
+        where = resolve("auto", distances, names=["distances"])
+        return _certificate(stage, distances, where, self.gamma, self.beta)
 
-            with torch.no_grad():
-                out = self.model(x.unsqueeze(0))
-        else:
-            out = self.model(x[None])
-        return self._check_output(out, 1)
+    def _certify_center(self, x, eps1, n, m, alpha1, alpha2, delta):
+        draw, eps1, n, m, alpha1, alpha2, delta, p = _check_certify(self, x, eps1, n, m, alpha1, alpha2, delta)
+        rank = _bounds.require_certifiable(n, m, eps1, self.sigma, delta, alpha1, alpha2, self.bounds)
+        evidence = self._evidence(draw, n)
+        sm = _judge(evidence, self.bounds, _settings(self, draw, n, alpha1, delta), draw.where.home.wrap)
+        stage = _stage(sm, evidence[0], dict(eps1=eps1, m=m, alpha2=alpha2, p=p), rank,
+                       lambda: draw.base_distance(evidence[0]))
+        return stage, draw
+
+    def _evidence(self, draw, n):
+        """(center where the samples live, its radius, fresh samples within it): what both rule sets judge."""
+        Z = draw.sample(n, draw.streams[0], "center samples")
+        with draw.scope():  # device work on the samples: the model's stream and pool
+            where = draw.where
+            if self.candidates is None:
+                index, _ = min_median(Z, self.metric, backend=self.backend, tile=None, **self.metric_params)
+                center = where.home.row(Z, index)
+            else:
+                C = draw.sample(self.candidates, draw.streams[3], "candidates")
+                meds = [where.lower_median(draw.to_center(Z, C[i])) for i in range(C.shape[0])]
+                center = where.home.row(C, int(np.argmin(meds)))
+            # The radius from float64 distances of the same routine the checks use.
+            radius = where.lower_median(draw.to_center(Z, center))
+            fresh = draw.distances(n, draw.streams[1], center, "mass check")
+            return center, radius, where.count_within(fresh, radius)
+
+
+def _settings(smoother, draw, n, alpha1, delta):
+    """The :class:`SmoothResult` fields that record a run's settings (all but ``bounds``)."""
+    return dict(metric=smoother.metric.name, metric_params=copy.deepcopy(smoother.metric_params),
+                sigma=smoother.sigma, n=n, alpha1=alpha1, delta=delta, candidates=smoother.candidates,
+                gamma=smoother.gamma, beta=smoother.beta, **draw.seed_record())
+
+
+def _judge(evidence, rules, settings, wrap):
+    """The :class:`SmoothResult` of ``evidence`` (center, radius, count) under the rule set ``rules``.
+
+    ``wrap`` turns the center into the caller's array kind; it is called only
+    when the check passes.
+    """
+    center, radius, count = evidence
+    check = _bounds.center_check(count, settings["n"], settings["delta"], settings["alpha1"], rules, radius)
+    common = dict(radius=radius, delta1=check.delta1, delta2=check.delta2, **settings, bounds=rules,
+                  count=count, threshold=check.threshold)
+    if not check.passed:
+        return SmoothResult(center=None, abstained=True, reason=check.reason, **common)
+    return SmoothResult(center=wrap(center), abstained=False, reason=None, **common)
+
+
+def _stage(sm, center, settings, rank, error):
+    """The :class:`CertificationStage` of the smoothing result ``sm``.
+
+    ``settings`` are the certification's (``eps1``, ``m``, ``alpha2``, ``p``),
+    ``rank`` the :class:`cs_fast.bounds.CertificationRank` of ``R``;
+    ``error()`` gives the smoothing error, asked for only when the center
+    check passed.
+    """
+    common = {f.name: getattr(sm, f.name) for f in fields(SmoothResult)
+              if f.name not in ("center", "abstained", "reason")}
+    common.update(settings, q=rank.q)
+    if sm.abstained:
+        cert = Certificate(center=None, abstained=True, reason=sm.reason, eps_out=None, R=None,
+                           smoothing_error=None, rank=None, level=None, **common)
+        return CertificationStage(cert, None, None, common)
+    smoothing_error = error()
+    if rank.rank is None:
+        cert = Certificate(center=sm.center, abstained=True, reason=rank.reason, eps_out=None, R=None,
+                           smoothing_error=smoothing_error, rank=None, level=None, **common)
+        return CertificationStage(cert, None, None, common)
+    common.update(center=sm.center, smoothing_error=smoothing_error, rank=rank.rank, level=rank.level)
+    return CertificationStage(None, center, rank.rank, common)
+
+
+def _certificate(stage, distances, where, gamma, beta):
+    r"""The certificate of ``stage``: :math:`R` = the ``stage.rank``-th smallest of all ``m`` ``distances``.
+
+    The selection runs where the distances live (``where``: a
+    :class:`cs_fast.bindings.backend.Host` or ``Device``); :math:`\epsilon_{out}
+    = \gamma (1 + \beta) R`.
+    """
+    if stage.certificate is not None:
+        return stage.certificate
+    m = stage.fields["m"]
+    if distances.shape[0] != m:
+        raise ValueError(f"distances: received {distances.shape[0]} distances; expected all m = {m} of them")
+    with where.scope():
+        R = where.kth_smallest(distances, stage.rank)
+    eps_out = bounds.certified_radius(R, gamma, beta)
+    return Certificate(abstained=False, reason=None, eps_out=eps_out, R=R, **stage.fields)

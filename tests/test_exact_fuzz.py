@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import cs_fast
-from cs_fast.bindings.distance import _to_center64
+from cs_fast.bindings.distance import to_center64
 from cs_fast.metrics import get_metric
 from exact_reference import reference
 
@@ -125,7 +125,7 @@ def lower_median(row):
 
 def canonical_matrix(X, metric, params):
     """The canonical float64 distances of every pair, row by row through ``to_center``."""
-    return np.stack([_to_center64(X, X[i], metric, params)[0] for i in range(len(X))])
+    return np.stack([to_center64(X, X[i], metric, params)[0] for i in range(len(X))])
 
 
 def check_case(metric, dtype, n, seed):
@@ -135,7 +135,7 @@ def check_case(metric, dtype, n, seed):
     got = {method: cs_fast.min_median(X, metric, method=method, **params) for method in METHODS}
     assert len(set(got.values())) == 1, f"{where}: methods disagree {got}"
     index, radius = got["auto"]
-    own = _to_center64(X, X[index], metric, params)[0]
+    own = to_center64(X, X[index], metric, params)[0]
     assert radius == lower_median(own), f"{where}: radius {radius!r} is not its to_center row's lower median"
 
     D = canonical_matrix(X, metric, params)

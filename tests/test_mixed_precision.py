@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import cs_fast
-from cs_fast.bindings.distance import _to_center64
+from cs_fast.bindings.distance import to_center64
 from cs_fast.kernels.cpu import distances
 from cs_fast.kernels import mixed_precision as mp
 from cs_fast.metrics import get_metric
@@ -23,7 +23,7 @@ from cs_fast.metrics import get_metric
 
 def brute_force64(X, metric, **params):
     """Index and radius from the full matrix of canonical float64 distances (``to_center`` rows)."""
-    D = np.stack([_to_center64(X, X[i], metric, params)[0] for i in range(len(X))])
+    D = np.stack([to_center64(X, X[i], metric, params)[0] for i in range(len(X))])
     k = (len(X) + 1) // 2
     medians = np.sort(D, axis=1)[:, k - 1]
     index = int(np.argmin(medians))  # the first of equal minima
@@ -67,7 +67,7 @@ def test_interval_holds_the_exact_distance_and_is_not_loose(dtype, scale, rng):
     F = adversarial(rng, dtype, scale)
     dt, a = gemm_estimates(F)
     exact = exact_sq(F)
-    canonical = np.stack([_to_center64(F, F[i], "sqfeat", {})[0] for i in range(len(F))])
+    canonical = np.stack([to_center64(F, F[i], "sqfeat", {})[0] for i in range(len(F))])
     coef = mp.sq_coefficients(F.shape[1])
     attained = 0.0
     for i in range(len(F)):
@@ -184,7 +184,7 @@ def test_radius_is_the_to_center_median(rng):
     """What CenterSmoothing relies on: min_median's radius is the lower median of to_center."""
     X = nearby(rng, 201, 100)
     index, radius = cs_fast.min_median(X, "sqfeat")
-    d = _to_center64(X, X[index], "sqfeat", {})[0]
+    d = to_center64(X, X[index], "sqfeat", {})[0]
     assert radius == np.sort(d)[100]
     np.testing.assert_allclose(d, get_metric("sqfeat").reference(X, X[index:index + 1], {})[:, 0],
                                rtol=1e-12, atol=0)

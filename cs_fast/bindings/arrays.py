@@ -59,6 +59,22 @@ def on_device(x):
     return _dlpack_device_type(x) in _DLPACK_CUDA
 
 
+def array_kind(x):
+    """The caller's array kind of ``x``, as :func:`host_view` or :func:`device_view` reports it, without viewing it.
+
+    ``'numpy'`` or ``'torch'`` for host data; ``('torch', device)``,
+    ``('cupy', None)`` or ``('numba', None)`` for device data. What the views
+    would refuse is refused by them, not here.
+    """
+    if not on_device(x):
+        return "torch" if is_torch(x) else "numpy"
+    if is_torch(x):
+        return ("torch", x.device)
+    if not is_numba_device_array(x) and hasattr(x, "__cuda_array_interface__") and _library(x) == "cupy":
+        return ("cupy", None)
+    return ("numba", None)
+
+
 def check_backend(backend):
     if backend not in BACKENDS:
         raise ValueError(f"backend: received {backend!r}; expected one of {', '.join(map(repr, BACKENDS))}")

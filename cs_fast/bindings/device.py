@@ -276,7 +276,7 @@ class CenterDistances:
 
     def add(self, batch, slot):
         """Append the distances of the device batch ``slot`` (a checked model output)."""
-        if tuple(self.center.shape) != tuple(batch.shape[1:]):  # as _to_center64 checks it
+        if tuple(self.center.shape) != tuple(batch.shape[1:]):  # as to_center64 checks it
             raise ValueError(
                 f"center: received shape {tuple(self.center.shape)}; expected the per-sample shape of Z, "
                 f"{tuple(batch.shape[1:])}"

@@ -1,6 +1,6 @@
 """scipy-style front doors: cdist, pdist, to_center, paired, min_median.
 
-Each picks where to compute (:func:`cs_fast.bindings.arrays.placement`:
+Each decides where to compute once (:func:`cs_fast.bindings.backend.resolve`:
 ``'auto'`` follows the data), validates its inputs against the metric's
 layout, featurizes once, calls one kernel (:mod:`cs_fast.kernels.cpu.distances` or
 :mod:`cs_fast.kernels.cuda`) and returns the caller's array type. On the
@@ -16,7 +16,8 @@ from ..kernels import reductions
 from ..kernels.cpu import distances, exact, mixed, prune
 from ..kernels import cuda as ck
 from ..metrics import HOST_OPS, HostOps, check_metric_params, get_metric, output_dtype, prepare_pair, reduction_for
-from .arrays import device_scope, device_view, host_view, is_numba_device_array, on_device, placement, wrap_like
+from .arrays import device_scope, is_numba_device_array, wrap_like
+from .backend import resolve
 
 # The float64 row buffer of min_median gets at most this many bytes by default on
 # the host; the device default is cs_fast.kernels.cuda.DEFAULT_MAX_MEMORY.
@@ -34,19 +35,12 @@ def _load(backend, named):
     Returns ``(arrays, kind, ops, gpu)``: the arrays to compute on (numpy or
     numba device arrays), the caller's array kind (of the first input), the
     prepare operations for where the arrays live, and whether the kernels run
-    on the GPU. Host data under ``backend='cuda'`` is validated and featurized
-    on the host and its features uploaded (see :func:`_featurize`).
+    on the GPU, all from one :func:`cs_fast.bindings.backend.resolve`. Host
+    data under ``backend='cuda'`` is validated and featurized on the host and
+    its features uploaded (see :func:`_featurize`).
     """
-    gpu = placement(backend, dict(named)) == "cuda"
-    if gpu and on_device(named[0][1]):
-        from .device import DEVICE_OPS
-
-        views = [device_view(x, name) for name, x in named]
-        ops = DEVICE_OPS
-    else:
-        views = [host_view(x, name) for name, x in named]
-        ops = HOST_OPS
-    return [v[0] for v in views], views[0][1], ops, gpu
+    where = resolve(backend, *(x for _, x in named), names=[name for name, _ in named])
+    return [where.view(x, name) for name, x in named], where.kind, where.ops, where.gpu
 
 
 def _featurize(m, arr, params, gpu):
@@ -331,7 +325,7 @@ def to_center(Z, center, metric="l2", *, backend="auto", **params):
     >>> cs_fast.to_center(Z, Z[0], "tv")
     array([0., 2., 0.])
     """
-    d64, dtype, kind = _to_center64(Z, center, metric, params, backend)
+    d64, dtype, kind = to_center64(Z, center, metric, params, backend)
     with device_scope(kind):
         return wrap_like(_astype(d64, dtype), kind)
 
@@ -366,11 +360,14 @@ def paired(XA, XB, metric="l2", *, backend="auto", **params):
         return wrap_like(_astype(d, output_dtype(A)), kind)
 
 
-def _to_center64(Z, center, metric, params, backend="auto"):
-    """float64 distances, out dtype, kind; the distances stay where they were computed.
+def to_center64(Z, center, metric, params, backend="auto"):
+    """:func:`to_center`'s float64 distances, where they were computed: ``(distances, dtype, kind)``.
 
-    The smoothing layer's certificates use these: a numpy array on the host
-    path, a numba device array on the device path.
+    ``distances`` is a numpy array on the host and a numba device array on
+    the device (also for host inputs under ``backend='cuda'``); ``dtype`` is
+    the output dtype :func:`to_center` would cast them to and ``kind`` the
+    caller's array kind. The certificates of :mod:`cs_fast.smoothing` are
+    computed from these, so that only scalars leave the device.
     """
     m, params = _metric(metric, params)
     (Z, c), kind, ops, gpu = _load(backend, [("Z", Z), ("center", center)])

@@ -190,7 +190,7 @@ def time_centers(model, z, sigma, n=PAPER_N, candidates=PAPER_CANDIDATES, seed=0
     """
     import cs_fast
 
-    from ..smoothing import _lower_median
+    from ..bindings.backend import HOST
 
     g = torch.Generator().manual_seed(seed)
     w = model.weights
@@ -213,7 +213,7 @@ def time_centers(model, z, sigma, n=PAPER_N, candidates=PAPER_CANDIDATES, seed=0
     with torch.no_grad():
         C = model(z + sigma * torch.randn((candidates,) + z.shape, generator=g))
     D = cs_fast.cdist(C, Z, "sqfeat", weights=w).numpy()
-    cand_radius = min(_lower_median(row) for row in D)
+    cand_radius = min(HOST.lower_median(row) for row in D)
     candidates_s = time.perf_counter() - start
     images = model.generator.to_rgb(model.split(Z)[1])  # the samples' images, kept from the sampling
     cand_images = model.generator.to_rgb(model.split(C)[1])
@@ -222,7 +222,7 @@ def time_centers(model, z, sigma, n=PAPER_N, candidates=PAPER_CANDIDATES, seed=0
         rows = [net(c[None].expand_as(images[i:i + batch_size]), images[i:i + batch_size], normalize=True)
                 for c in cand_images for i in range(0, n, batch_size)]
     authors = torch.cat([r.reshape(-1) for r in rows]).reshape(candidates, n).double().numpy()
-    authors_radius = min(_lower_median(row) for row in authors)
+    authors_radius = min(HOST.lower_median(row) for row in authors)
     authors_s = time.perf_counter() - start
     return {"n": n, "candidates": candidates, "dim": int(Z.shape[1]), "sample_s": sample_s, "exact_s": exact_s,
             "candidates_s": candidates_s, "authors_s": authors_s,

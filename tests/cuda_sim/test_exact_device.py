@@ -16,7 +16,7 @@ cuda = pytest.importorskip("numba.cuda")
 
 import cs_fast  # noqa: E402
 from cs_fast.bindings import device  # noqa: E402
-from cs_fast.bindings.distance import _to_center64  # noqa: E402
+from cs_fast.bindings.distance import to_center64  # noqa: E402
 from cs_fast.kernels import cuda as ck  # noqa: E402
 from cs_fast.metrics import check_metric_params, get_metric, reduction_for  # noqa: E402
 from exact_reference import reference  # noqa: E402  (tests/)
@@ -54,7 +54,7 @@ def test_device_center_is_its_own_canonical_brute_force(case):
     params = check_metric_params(m, params)
     F = device.featurize(m, m.prepare(dX, "Z", params, device.DEVICE_OPS), params)
     D = _host(ck.pairwise(reduction_for(m, F), F.data, F.data, F.arg, np.float64))
-    own = _host(_to_center64(dX, dX[index], metric, params)[0])
+    own = _host(to_center64(dX, dX[index], metric, params)[0])
     assert np.array_equal(own, D[index]), f"{where}: to_center differs from the pairwise kernel"
     assert np.array_equal(D, D.T), f"{where}: device distances not symmetric bit for bit"
     assert radius == lower_median(own), f"{where}: radius is not its to_center row's lower median"

@@ -22,7 +22,7 @@ cuda = pytest.importorskip("numba.cuda")
 
 import cs_fast  # noqa: E402
 from cs_fast.bindings import arrays, device  # noqa: E402
-from cs_fast.bindings.distance import _to_center64  # noqa: E402
+from cs_fast.bindings.distance import to_center64  # noqa: E402
 from cs_fast.kernels import cuda as ck  # noqa: E402
 from cs_fast.kernels import cuda_featurize as kf  # noqa: E402
 from cs_fast.metrics import get_metric  # noqa: E402
@@ -248,9 +248,9 @@ def test_certification_distances_equal_the_per_batch_path_bit_for_bit(metric, mo
     sm = cs_fast.CenterSmoothing(model, metric, 0.2, seed=5, batch_size=7, metric_params=params)
     center = device.take_row(model(x[None] + 0.01), 0)  # a device center with the sample's shape
     got = sm.certification_distances(x, center, 40)
-    streams = sm._streams(sm._root())
-    parts = [_to_center64(b, center, metric, sm.metric_params)[0]
-             for b in sm._batches(x, 40, streams[2], "certification")]
+    draw = sm.sampler.draw(x)
+    parts = [to_center64(b, center, metric, sm.metric_params)[0]
+             for b in draw.batches(40, draw.streams[2], "certification")]
     expect = np.concatenate([p.copy_to_host() for p in parts])
     assert got.shape == (40,) and got.dtype == np.float64
     np.testing.assert_array_equal(got.copy_to_host(), expect)
