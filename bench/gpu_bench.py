@@ -156,7 +156,7 @@ def _direct_float64(fn):
 
 def _count_switch(blocked, fn):
     """Run ``fn`` with the device min_median's register-blocked float32 tv count on or off."""
-    from cs_fast.kernels import cuda_count
+    from cs_fast.kernels.cuda import count as cuda_count
 
     return _with_attribute(cuda_count, "L1_BLOCKED_COUNT", blocked, fn)
 
@@ -168,7 +168,7 @@ def _blocked_kernel_peers(Fd):
     from numba import cuda
 
     from cs_fast.kernels import cuda as ck
-    from cs_fast.kernels import cuda_blocked as cb
+    from cs_fast.kernels.cuda import blocked as cb
 
     F = cuda.as_cuda_array(Fd.detach())
     n = F.shape[0]
@@ -223,7 +223,7 @@ def run(device, sizes, reps, log):
         a, b = outs["cs_fast"].double(), outs["torch.cdist p=1 (features given)"].double()
         check = {"max_rel_diff_torch": float((a - b).abs().max() / a.abs().max())}
         if device == "cuda":  # float32 sums against the float64 ones, entrywise, and the derived bound
-            from cs_fast.kernels import cuda_blocked as cb
+            from cs_fast.kernels.cuda import blocked as cb
 
             w = torch.as_tensor(outs["kernel: blocked wide (float64 sums)"], device=device)
             v = torch.as_tensor(outs["kernel: blocked narrow (float32 sums)"], device=device).double()

@@ -77,9 +77,9 @@ def _kernels():
     from numba import types as nt
 
     from cs_fast.kernels import cuda as ck
-    from cs_fast.kernels import cuda_count as kc
-    from cs_fast.kernels import cuda_featurize as kf
-    from cs_fast.kernels import cuda_prune as kp
+    from cs_fast.kernels.cuda import count as kc
+    from cs_fast.kernels.cuda import featurize as kf
+    from cs_fast.kernels.cuda import prune as kp
 
     A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731
     A1 = lambda dt: nt.Array(dt, 1, "C")  # noqa: E731
@@ -171,7 +171,7 @@ def _blocked_kernels():
     """The register-blocked kernels: narrow (float32 sums, float64 flushes) and wide (float64), per reduction."""
     from numba import types as nt
 
-    from cs_fast.kernels import cuda_blocked as cb
+    from cs_fast.kernels.cuda import blocked as cb
 
     A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731
     f64, f32 = nt.float64, nt.float32
@@ -329,8 +329,8 @@ def count_sweep(n, seeds=64, T=16, seed=0):
     import numpy as np
 
     import cs_fast
-    from cs_fast.kernels import cuda_blocked as cb
-    from cs_fast.kernels import cuda_count as kc
+    from cs_fast.kernels.cuda import blocked as cb
+    from cs_fast.kernels.cuda import count as kc
 
     check = kc.COUNT_CHECK_TILES
     rng = np.random.default_rng(seed)
@@ -598,7 +598,7 @@ def _blocked_hot_loops():
     """hot_loop of the narrow and wide l1 kernels for sm_90 (compiled here: libNVVM, no GPU)."""
     from numba import types as nt
 
-    from cs_fast.kernels import cuda_blocked as cb
+    from cs_fast.kernels.cuda import blocked as cb
 
     cuda, dispatcher = _real_target()
     original = dispatcher.get_current_device

@@ -8,7 +8,7 @@ Needs libNVVM; skips without it.
 
 def test_featurize_kernels_compile_to_ptx(ptx_target, monkeypatch):
     cuda, nt = ptx_target
-    import cs_fast.kernels.cuda_featurize as kf
+    import cs_fast.kernels.cuda.featurize as kf
 
     monkeypatch.setattr(kf, "_KERNELS", {})  # a private build, dropped afterwards
     kernels = kf._build()

@@ -113,7 +113,7 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
 
     monkeypatch.setattr(ck, "_KERNELS", {})  # a private build, dropped afterwards
     count = 0
-    from cs_fast.kernels import cuda_count
+    from cs_fast.kernels.cuda import count as cuda_count
 
     for (group, *rest), args in _ptx_signatures(nt):
         slot = rest[-1]
@@ -139,7 +139,7 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
 def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):
     """The device ledger of the certification pipeline's deferred checks, for a real GPU (sm_80)."""
     cuda, nt = ptx_target
-    import cs_fast.kernels.cuda_featurize as kf
+    import cs_fast.kernels.cuda.featurize as kf
 
     monkeypatch.setattr(kf, "_KERNELS", {})
     kernels = kf._build()
@@ -154,7 +154,7 @@ def test_register_blocked_kernels_compile_to_ptx(ptx_target, monkeypatch):
     """cuda_blocked's kernels, every reduction, both modes and the dtypes pairwise/min_median pass (sm_80)."""
     cuda, nt = ptx_target
     import cs_fast.kernels.cuda as ck
-    import cs_fast.kernels.cuda_blocked as cb
+    import cs_fast.kernels.cuda.blocked as cb
 
     monkeypatch.setattr(ck, "_KERNELS", {})
     A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._checks import nonfinite_rows_error
 from ..kernels import cuda as ck
-from ..kernels import cuda_featurize as kf
+from ..kernels.cuda import featurize as kf
 from ..metrics import Features, check_metric_params, get_metric, reduction_for, sqfeat_weights, tv_arg, tv_layout
 from .arrays import _simulated, device_view, is_numba_device_array
 

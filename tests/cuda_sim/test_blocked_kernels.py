@@ -24,8 +24,8 @@ import pytest
 cuda = pytest.importorskip("numba.cuda")
 
 from cs_fast.kernels import cuda as ck  # noqa: E402
-from cs_fast.kernels import cuda_blocked as cb  # noqa: E402
-from cs_fast.kernels import cuda_prune  # noqa: E402
+from cs_fast.kernels.cuda import blocked as cb  # noqa: E402
+from cs_fast.kernels.cuda import prune as cuda_prune  # noqa: E402
 
 from numba.core import config  # noqa: E402
 

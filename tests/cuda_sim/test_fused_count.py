@@ -66,7 +66,7 @@ def _device_brute(red, dF, arg):
 def few_seeds(monkeypatch):
     """Seed the best from 3 random rows from n = 6 on (production: 64 rows from n = 128), and check
     for the count's early exit after every column tile (production: every 4)."""
-    from cs_fast.kernels import cuda_count
+    from cs_fast.kernels.cuda import count as cuda_count
 
     monkeypatch.setattr(ck, "SEED_ROWS", 3)
     monkeypatch.setattr(cuda_count, "COUNT_CHECK_TILES", 1)
@@ -298,7 +298,7 @@ def production(monkeypatch):
 def test_fused_count_at_production_blocks(production, few_seeds, metric, shape, dtype):
     """16 x 16 count blocks (two row blocks, three column tiles, an early-exit check after each; tv's 32
     features: two 16-feature chunks)."""
-    from cs_fast.kernels import cuda_count
+    from cs_fast.kernels.cuda import count as cuda_count
 
     rng = np.random.default_rng(38)
     X = make_samples(metric, rng, 40, dtype, shape)
@@ -329,7 +329,7 @@ def test_blocked_count_at_production_blocks(production, few_seeds, monkeypatch):
     """The register-blocked float32 count at the GPU's sizes: 16 x 16 threads, 64-row blocks, 64-column
     tiles with an early-exit check after each (three row blocks, three column tiles; 40 features: a
     float32 flush after 32 and a rest). Two groups of copies: ties across blocks and tiles."""
-    from cs_fast.kernels import cuda_count
+    from cs_fast.kernels.cuda import count as cuda_count
 
     rng = np.random.default_rng(42)
     X = rng.standard_normal((150, 5, 8)).astype(np.float32)
@@ -364,7 +364,7 @@ def _count32_decisions(F, D, slot):
     """For every row i and the bounds b = its smallest non-self distance and the next float up:
     (decided by the float32 count: the row has >= 2 distances < b, exact: the same from D).
     ``slot`` 3: the one-pair-a-thread count; 4: the register-blocked one."""
-    from cs_fast.kernels import cuda_count
+    from cs_fast.kernels.cuda import count as cuda_count
 
     kernels = cuda_count._kernels("l1")
     kernel, rows, threads = (kernels[3], 1, kernels[2]) if slot == 3 else kernels[4]
@@ -387,7 +387,7 @@ def test_float32_l1_count_decides_as_float64_at_the_boundary(monkeypatch, slot):
     """Bounds exactly at a distance and one float above it: the float32 count with its margin decides
     every row as the float64 distances do; with no margin some decisions are wrong (the float32 sums
     round differently), so the margin is what makes it exact."""
-    from cs_fast.kernels import cuda_blocked, cuda_count
+    from cs_fast.kernels.cuda import blocked as cuda_blocked, count as cuda_count
 
     rng = np.random.default_rng(39)
     F = rng.standard_normal((12, 70)).astype(np.float32)  # 70 features: two float32 flushes and a rest
@@ -405,7 +405,7 @@ def test_float32_l1_count_decides_as_float64_at_the_boundary(monkeypatch, slot):
 def test_blocked_count_needs_its_error_bound_inside_the_margin(monkeypatch, few_seeds):
     """A flush cadence whose float32 error bound exceeds L1_COUNT_MARGIN builds no blocked count; the
     one-pair-a-thread float32 count then decides, with the same answer."""
-    from cs_fast.kernels import cuda_blocked, cuda_count
+    from cs_fast.kernels.cuda import blocked as cuda_blocked, count as cuda_count
 
     assert cuda_count._kernels("l1")[4] is not None  # the default build has it
     monkeypatch.setattr(ck, "_KERNELS", {})
@@ -430,7 +430,7 @@ def test_blocked_count_keeps_a_winner_that_needs_every_column_left(monkeypatch, 
     monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([13], dtype=np.int64))
     launched = _spy_launches(monkeypatch)
     assert ck.min_median(red, dF, F.arg) == want
-    from cs_fast.kernels import cuda_count
+    from cs_fast.kernels.cuda import count as cuda_count
 
     assert cuda_count._kernels("l1")[4][0] in launched
 
@@ -450,7 +450,7 @@ def _spy_launches(monkeypatch):
 
 @pytest.mark.parametrize("float32_count, blocked", [(True, True), (True, False), (False, True)])
 def test_tv_float32_rows_with_and_without_the_float32_count(monkeypatch, few_seeds, float32_count, blocked):
-    from cs_fast.kernels import cuda_count
+    from cs_fast.kernels.cuda import count as cuda_count
 
     monkeypatch.setattr(cuda_count, "L1_FLOAT32_COUNT", float32_count)
     monkeypatch.setattr(cuda_count, "L1_BLOCKED_COUNT", blocked)

@@ -24,7 +24,7 @@ import cs_fast  # noqa: E402
 from cs_fast.bindings import arrays, device  # noqa: E402
 from cs_fast.bindings.distance import _to_center64  # noqa: E402
 from cs_fast.kernels import cuda as ck  # noqa: E402
-from cs_fast.kernels import cuda_featurize as kf  # noqa: E402
+from cs_fast.kernels.cuda import featurize as kf  # noqa: E402
 from cs_fast.metrics import get_metric  # noqa: E402
 
 from numba.core import config  # noqa: E402

@@ -16,7 +16,7 @@ import pytest
 cuda = pytest.importorskip("numba.cuda")
 
 from cs_fast.kernels import cuda as ck  # noqa: E402
-from cs_fast.kernels import cuda_featurize as kf  # noqa: E402
+from cs_fast.kernels.cuda import featurize as kf  # noqa: E402
 from cs_fast.metrics import get_metric  # noqa: E402
 
 from numba.core import config  # noqa: E402

@@ -10,7 +10,7 @@ from conftest import make_samples, resolve_params  # noqa: E402  (tests/conftest
 import cs_fast  # noqa: E402
 from cs_fast.kernels import cpu  # noqa: E402
 from cs_fast.kernels import cuda as ck  # noqa: E402
-from cs_fast.kernels import cuda_prune  # noqa: E402
+from cs_fast.kernels.cuda import prune as cuda_prune  # noqa: E402
 from cs_fast.metrics import check_metric_params, get_metric, reduction_for  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in scalar multiply:RuntimeWarning")

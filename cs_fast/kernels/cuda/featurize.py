@@ -28,9 +28,9 @@ import math
 
 import numpy as np
 
-from . import cuda as ck
-from . import features
-from .retarget import retarget
+from .. import cuda as ck
+from .. import features
+from ..retarget import retarget
 
 cuda = None  # numba.cuda once loaded (see cs_fast.kernels.cuda)
 _KERNELS = {}

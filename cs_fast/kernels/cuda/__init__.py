@@ -134,9 +134,9 @@ import os
 
 import numpy as np
 
-from . import mixed_precision as mp
-from . import pair, select
-from .retarget import retarget
+from .. import mixed_precision as mp
+from .. import pair, select
+from ..retarget import retarget
 
 TILE = 16  # 2-D blocks are TILE x TILE threads; the tiled kernels stage TILE features a step
 SIM_TILE = 4  # under the simulator (a Python thread per CUDA thread) small blocks keep tests fast
@@ -736,7 +736,7 @@ def _box_kernels():
 
 def _l1_blocked_kernel():
     """The narrow (float32) register-blocked ``l1`` kernel: ``(kernel, T, tile)`` (see :mod:`.cuda_blocked`)."""
-    from . import cuda_blocked
+    from . import blocked as cuda_blocked
 
     return cuda_blocked.kernel("l1", wide=False)
 
@@ -789,7 +789,7 @@ def _launch_pairwise(reduction, A, B, arg, out, tiled=None):
     """
     generic, tiled_kernel, _, _, T, _ = _reduction_kernels(reduction)
     if tiled == "wide" and reduction in _TILED:
-        from . import cuda_blocked
+        from . import blocked as cuda_blocked
 
         return cuda_blocked.launch(reduction, A, B, out, wide=True)
     tiled = None if tiled == "wide" else tiled
@@ -834,7 +834,7 @@ def pairwise(reduction, A, B, arg, out_dtype, out=None):
     device array
         ``out`` (a new device array if none was given).
     """
-    from . import cuda_blocked
+    from . import blocked as cuda_blocked
 
     _reduction_kernels(reduction)
     cp = _cupy() if reduction in ("sq", "l2") and out is None and np.dtype(out_dtype) == np.float32 else None
@@ -1028,7 +1028,7 @@ def min_median(reduction, F, arg, tile=None, max_memory=DEFAULT_MAX_MEMORY, fuse
             launch(box_rows, s, threads)(F, G, upload(seeds), 0, k, nbits, sign, full, upload(np.array([np.inf])),
                                          best_index, D[:s], keys[:s], med_bits)
     elif fused:
-        from . import cuda_count
+        from . import count as cuda_count
 
         surv = empty(rows, np.int64)
         nsurv = upload(np.zeros(len(tiles) + 1, dtype=np.int64))  # one counter a tile (none reset)
@@ -1087,13 +1087,13 @@ def exact_min_median(reduction, F, arg, est, tile=None, max_memory=DEFAULT_MAX_M
     result is the device's canonical brute force and the radius the lower
     median of the device's ``to_center(Z, Z[index])``, bit for bit.
     """
-    from . import exact
+    from .. import exact
 
     n = F.shape[0]
     k = (n + 1) // 2
     seen = np.full(n, np.inf)
     if method == "pruned":
-        from . import cuda_prune
+        from . import prune as cuda_prune
 
         cuda_prune.min_median(est.reduction, est.data, est.arg, tile=tile, max_memory=max_memory, stats=stats,
                               slack=est.bound.threshold, seen=seen)

@@ -90,7 +90,7 @@ import math
 
 import numpy as np
 
-from . import cuda as ck
+from .. import cuda as ck
 
 FLUSH = 32  # features summed before a flush into the float64 total (a multiple of the staged step)
 BLK_T = 16  # threads per side of a block

@@ -31,8 +31,8 @@ import math
 
 import numpy as np
 
-from . import cuda as ck
-from .prune import DONE, OPEN, SKIPPED, rounding_margin, _SEED
+from .. import cuda as ck
+from ..prune import DONE, OPEN, SEED, SKIPPED, rounding_margin
 
 _KERNELS = {}
 cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires (see cuda.py)
@@ -164,7 +164,7 @@ def min_median(reduction, F, arg, tile=None, max_memory=ck.DEFAULT_MAX_MEMORY, r
     rows = ck.empty(m, np.int64)
     count = ck.empty(1, np.int64)
     pos = ck.upload(np.zeros(1, np.int64))
-    order = ck.upload(np.random.default_rng(_SEED).permutation(n).astype(np.int64))
+    order = ck.upload(np.random.default_rng(SEED).permutation(n).astype(np.int64))
     state = ck.upload(np.zeros(n, np.uint8))
     lb = ck.upload(np.zeros(n))
     best = ck.upload(np.array([np.inf]))

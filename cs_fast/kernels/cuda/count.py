@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from . import cuda as ck
+from .. import cuda as ck
 
 # Every COUNT_CHECK_TILES column tiles a count block checks which of its rows are decided (count
 # >= k, or count + columns left < k): a decided row's threads stop reducing (its warp skips the
@@ -326,7 +326,7 @@ def _make_blocked_count(below, check, T):
     """
     from numba import float32, float64, int32
 
-    from . import cuda_blocked
+    from . import blocked as cuda_blocked
 
     # The estimate is within cuda_blocked.bound("l1") (34 u with FLUSH = 32, the float32 output's
     # rounding included though the count reads the float64 sum) of the exact sum; the float64
