@@ -1,4 +1,4 @@
-"""cs_fast.kernels.cuda_prune against the device brute force, bit for bit (simulator-sized)."""
+"""cs_fast.kernels.cuda.prune against the device brute force, bit for bit (simulator-sized)."""
 
 import numpy as np
 import pytest
