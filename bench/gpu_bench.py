@@ -149,16 +149,28 @@ def _with_attribute(module, name, value, fn):
 
 def _direct_float64(fn):
     """Run ``fn`` with the device's CuPy path switched off (cs_fast's direct float64 kernels)."""
-    from cs_fast.kernels import cuda as ck
+    from cs_fast.kernels.cuda import mixed
 
-    return _with_attribute(ck, "_cupy", lambda: None, fn)
+    return _with_attribute(mixed, "cupy", lambda: None, fn)
 
 
 def _count_switch(blocked, fn):
-    """Run ``fn`` with the device min_median's register-blocked float32 tv count on or off."""
-    from cs_fast.kernels import cuda_count
+    """Run ``fn`` with the device min_median's register-blocked float32 tv count on or off.
 
-    return _with_attribute(cuda_count, "L1_BLOCKED_COUNT", blocked, fn)
+    The front doors pass no config down, so the count's launcher is wrapped to
+    run with ``DeviceConfig.l1_blocked_count = blocked`` (the config is its
+    last argument).
+    """
+    import dataclasses
+
+    from cs_fast.kernels.cuda import count
+
+    real = count.count_rows
+
+    def count_rows(*args):
+        return real(*args[:-1], dataclasses.replace(args[-1], l1_blocked_count=blocked))
+
+    return _with_attribute(count, "count_rows", count_rows, fn)
 
 
 def _blocked_kernel_peers(Fd):
@@ -168,7 +180,8 @@ def _blocked_kernel_peers(Fd):
     from numba import cuda
 
     from cs_fast.kernels import cuda as ck
-    from cs_fast.kernels import cuda_blocked as cb
+    from cs_fast.kernels.cuda import blocked as cb
+    from cs_fast.kernels.cuda import direct
 
     F = cuda.as_cuda_array(Fd.detach())
     n = F.shape[0]
@@ -177,7 +190,7 @@ def _blocked_kernel_peers(Fd):
         return cb.launch("l1", F, F, ck.empty((n, n), np.float64 if wide else np.float32), wide)
 
     def tiled():
-        return ck._launch_pairwise("l1", F, F, 0, ck.empty((n, n), np.float64), tiled=True)
+        return direct.launch_pairwise("l1", F, F, 0, ck.empty((n, n), np.float64))  # the tiled kernel
 
     return {"kernel: blocked narrow (float32 sums)": lambda: blocked(False),
             "kernel: blocked wide (float64 sums)": lambda: blocked(True),
@@ -223,7 +236,7 @@ def run(device, sizes, reps, log):
         a, b = outs["cs_fast"].double(), outs["torch.cdist p=1 (features given)"].double()
         check = {"max_rel_diff_torch": float((a - b).abs().max() / a.abs().max())}
         if device == "cuda":  # float32 sums against the float64 ones, entrywise, and the derived bound
-            from cs_fast.kernels import cuda_blocked as cb
+            from cs_fast.kernels.cuda import blocked as cb
 
             w = torch.as_tensor(outs["kernel: blocked wide (float64 sums)"], device=device)
             v = torch.as_tensor(outs["kernel: blocked narrow (float32 sums)"], device=device).double()

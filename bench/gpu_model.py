@@ -76,21 +76,24 @@ def _kernels():
     """name -> (kernel py_func, argument types, per-pair/element note). Built for a real GPU target."""
     from numba import types as nt
 
-    from cs_fast.kernels import cuda as ck
-    from cs_fast.kernels import cuda_count as kc
-    from cs_fast.kernels import cuda_featurize as kf
-    from cs_fast.kernels import cuda_prune as kp
+    from cs_fast.kernels import reductions
+    from cs_fast.kernels.cuda import DEFAULT, box, direct, radix
+    from cs_fast.kernels.cuda import count as kc
+    from cs_fast.kernels.cuda import featurize as kf
+    from cs_fast.kernels.cuda import prune as kp
 
     A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731
     A1 = lambda dt: nt.Array(dt, 1, "C")  # noqa: E731
     f64, f32, i64, u64 = nt.float64, nt.float32, nt.int64, nt.uint64
-    common = ck._build()
-    l1 = ck._reduction_kernels("l1")
-    sq = ck._reduction_kernels("sq")
-    box = ck._reduction_kernels("box")
-    box32, box_rows = ck._box_kernels()
-    feat = kf._build()
-    prune = kp._build()
+    rows, multi = radix.row_select(DEFAULT.shared_keys), radix.multiblock_select()
+    common = (None, rows.select_rows, radix.fold_kernel(), *multi, rows.select_slots)
+    l1 = direct.reduction_kernels(reductions.L1, False)
+    sq = direct.reduction_kernels(reductions.SQ, False)
+    generic_box = direct.reduction_kernels(reductions.BOX, False)
+    box32, box_rows, _ = box.box_kernels(DEFAULT.box_margin, DEFAULT.box_tiny, DEFAULT.box_check_sweeps,
+                                         DEFAULT.shared_keys)
+    feat = kf.kernels()
+    prune = kp.kernels()
     sel = (A2(f64), A2(u64), i64, i64, u64, u64, A1(f64), A1(f64))
     slots = (A2(u64), A1(i64), A1(i64), i64, i64, i64, u64, u64, A1(u64), A1(nt.int32))
     count = lambda dt: (A2(dt), i64, i64, i64, i64, A1(f64), A1(i64), A1(i64), A1(i64), A1(f64))  # noqa: E731
@@ -100,34 +103,34 @@ def _kernels():
                                            "per pair and feature: 2 LDS.64, 3 f64 ops (sub, abs, add)"),
         "tiled_sq_f32 (before: sqfeat direct)": (sq[1], (A2(f32), A2(f32), i64, A2(f32)),
                                          "per pair and feature: 2 LDS.64, 2 f64 ops (sub, fma)"),
-        "generic_box (box pairwise)": (box[0], (A2(f64), A2(f64), i64, A2(f64)),
+        "generic_box (box pairwise)": (generic_box[0], (A2(f64), A2(f64), i64, A2(f64)),
                                        "per pair: 8 LDG.64 (L1), ~25 f64 ops incl. a division, 8 B stored"),
         "box_rows (fused count + select)": (box_rows, (A2(f64), A2(f32), A1(i64), i64, i64, i64, u64, u64, A1(f64),
                                                        A1(i64), A2(f64), A2(u64), A1(u64)),
                                             "count, per pair: 5 LDG.32 (L1/L2), ~24 f32 ops; survivors: box_pair "
                                             "in f64 + 8 B stored + radix passes (shared keys once they fit)"),
-        "count_rows_l1_f32 (fused tv / l1 count)": (kc._kernels("l1")[0], count(f32),
+        "count_rows_l1_f32 (fused tv / l1 count)": (kc.kernels("l1", small=False)[0], count(f32),
                                                     "per pair and feature: as tiled_l1 (2 LDS.64, 3 f64 ops); "
                                                     "per pair a compare instead of an 8 B store"),
-        "count_rows32_l1_f32 (fused tv count, float32 + margin)": (kc._kernels("l1")[3], count(f32),
+        "count_rows32_l1_f32 (fused tv count, float32 + margin)": (kc.kernels("l1", small=False)[3], count(f32),
                                                                    "per pair and feature: 2 LDS.32, 2 f32 ops; a "
                                                                    "float64 add a 16-feature chunk; exact float64 "
                                                                    "pair only within the margin"),
         "count_blocked_l1_f32 (fused tv count, register-blocked float32 + margin)": (
-            kc._kernels("l1")[4][0], count(f32),
-            "64 rows a block, 4 x 4 pairs a thread: cuda_blocked's narrow tile sums (0.5 LDS.32, 2 f32 ops a "
+            kc.kernels("l1", small=False)[4][0], count(f32),
+            "64 rows a block, 4 x 4 pairs a thread: cuda/blocked's narrow tile sums (0.5 LDS.32, 2 f32 ops a "
             "pair-feature, a float64 flush every 32 features); a compare a pair, the exact float64 pair only "
             "within the margin"),
-        "write_rows_l1_f32 (tv / l1 survivors' rows)": (kc._kernels("l1")[1], write(f32),
+        "write_rows_l1_f32 (tv / l1 survivors' rows)": (kc.kernels("l1", small=False)[1], write(f32),
                                                         "as tiled_l1, survivors only: 8 B stored a pair"),
-        "count_rows_sq_f32 (fused sqfeat count, no CuPy)": (kc._kernels("sq")[0], count(f32),
+        "count_rows_sq_f32 (fused sqfeat count, no CuPy)": (kc.kernels("sq", small=False)[0], count(f32),
                                                             "per pair and feature: as tiled_sq; a compare a pair"),
-        "count_rows_grouped_l2_f32 (fused tv l2 count)": (kc._kernels("grouped_l2")[0], count(f32),
+        "count_rows_grouped_l2_f32 (fused tv l2 count)": (kc.kernels("grouped_l2", small=False)[0], count(f32),
                                                           "per pair: grouped_l2_pair on global rows (L1 reuse over "
                                                           "the block's 16 rows); a compare"),
-        "count_rows_mask (fused jaccard_mask count)": (kc._kernels("mask")[0], count(u64),
+        "count_rows_mask (fused jaccard_mask count)": (kc.kernels("mask", small=False)[0], count(u64),
                                                        "per pair and word: 2 LDG.64, 2 popc; a compare"),
-        "count_rows_angular_f32 (fused angular count)": (kc._kernels("angular")[0], count(f32),
+        "count_rows_angular_f32 (fused angular count)": (kc.kernels("angular", small=False)[0], count(f32),
                                                          "per pair and feature: 2 LDG.32, 6 f64 ops; a compare"),
         "select_slots (radix, survivors only; shared keys)": (common[6], slots,
                                                               "per entry: global passes until the candidates fit "
@@ -157,12 +160,12 @@ def _kernels():
 
 
 GLOBAL_PASSES = 3  # radix passes that read a survivor's row from global memory before its candidates fit
-# cuda.SHARED_KEYS (2048); an assumption for n = 1e4 .. 1e5 spread distances (select_slots' reads
+# DeviceConfig.shared_keys (2048); an assumption for n = 1e4 .. 1e5 spread distances (select_slots' reads
 # output measures it on a GPU)
 
 
 # --------------------------------------------------------------------------- register-blocked long sums
-# (cs_fast/kernels/cuda_blocked.py; issue 15 item 2). Kept in their own functions.
+# (cs_fast/kernels/cuda/blocked.py; issue 15 item 2). Kept in their own functions.
 
 BLOCKED_QUICK = "blocked_l1 narrow f32 (float32 tv / l1 cdist)"
 
@@ -171,7 +174,7 @@ def _blocked_kernels():
     """The register-blocked kernels: narrow (float32 sums, float64 flushes) and wide (float64), per reduction."""
     from numba import types as nt
 
-    from cs_fast.kernels import cuda_blocked as cb
+    from cs_fast.kernels.cuda import blocked as cb
 
     A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731
     f64, f32 = nt.float64, nt.float32
@@ -303,12 +306,12 @@ def _seeded_counts(D, seeds):
     distances below it (``<=`` for rows before the best's index), ``k`` the lower median's rank."""
     import numpy as np
 
-    from cs_fast.kernels import cuda as ck
+    from cs_fast.kernels.cuda import brute
 
     n = len(D)
     k = (n + 1) // 2
     med = np.sort(D, axis=1)[:, k - 1]
-    s = np.sort(np.random.default_rng(ck._SEED_ROWS_SEED).choice(n, size=seeds, replace=False))
+    s = np.sort(np.random.default_rng(brute.SEED_ROWS_SEED).choice(n, size=seeds, replace=False))
     j = np.lexsort((s, med[s]))[0]
     best, best_index = med[s][j], s[j]
     below = np.where((np.arange(n) < best_index)[:, None], D <= best, D < best)
@@ -329,10 +332,10 @@ def count_sweep(n, seeds=64, T=16, seed=0):
     import numpy as np
 
     import cs_fast
-    from cs_fast.kernels import cuda_blocked as cb
-    from cs_fast.kernels import cuda_count as kc
+    from cs_fast.kernels.cuda import blocked as cb
+    from cs_fast.kernels.cuda import DEFAULT
 
-    check = kc.COUNT_CHECK_TILES
+    check = DEFAULT.count_check_tiles
     rng = np.random.default_rng(seed)
     X = (rng.random((28, 28)) + 0.25 * rng.standard_normal((n, 28, 28))).astype(np.float32)
     cum, k = _seeded_counts(np.asarray(cs_fast.cdist(X, X, "tv"), dtype=np.float64), seeds)
@@ -343,7 +346,7 @@ def count_sweep(n, seeds=64, T=16, seed=0):
     stop = np.minimum(n, -(-first // step) * step)
     pad = -n % T
     stop = np.concatenate([stop, np.zeros(pad, dtype=stop.dtype)])
-    # The register-blocked count (cuda_count._make_blocked_count): blocks of tile = 64 rows in index
+    # The register-blocked count (cuda/count.py's _blocked_count): blocks of tile = 64 rows in index
     # order, columns 64 at a time, a check every max(1, check T / 64) column tiles; thread (ty, tx)
     # holds rows ty + 16 r, so a warp (ty = 2 w, 2 w + 1) holds the 8 rows q with (q mod 16) // 2 = w
     # and reduces until all 8 are decided; the block sweeps until all 64 are.
@@ -376,11 +379,11 @@ def box_sweep(n, seeds=64, target=100_000, threads=256):
 
     import cs_fast
     from cs_fast_apps.bench.center import _jittered
-    from cs_fast.kernels import cuda as ck
+    from cs_fast.kernels.cuda import DEFAULT
 
     X = _jittered(np.random.default_rng([0, n]), n)
     cum, k = _seeded_counts(np.asarray(cs_fast.cdist(X, X, "jaccard"), dtype=np.float64), seeds)
-    every = ck.BOX_CHECK_SWEEPS * threads
+    every = DEFAULT.box_check_sweeps * threads
     chunk = max(1, round(every * n / target))
     ends = np.minimum(n, np.arange(chunk, n + chunk, chunk))
     at = cum[:, ends - 1]
@@ -499,7 +502,7 @@ def estimates(sweep=None):
     ]
     lines.append(
         f"register-blocked float32 count (count_blocked, the default on float32 rows): 64-row blocks sum "
-        f"their pairs with cuda_blocked's narrow tile sums, {_ms(narrow)} for all n^2 pairs (the narrow "
+        f"their pairs with cuda/blocked's narrow tile sums, {_ms(narrow)} for all n^2 pairs (the narrow "
         f"cdist estimate above without its 4-byte stores); a warp holds 8 of a block's rows and reduces until "
         f"all 8 are decided: {blocked_frac:.0%} of the columns in the sweep above (vs {warp_frac:.0%} for the "
         f"one-pair-a-thread count's 2-row warps; 64-row blocks sweep {sim['blocked_fraction']:.0%}), so "
@@ -551,7 +554,7 @@ def estimates(sweep=None):
     return out
 
 
-# Per staged feature a thread of the register-blocked kernels (cuda_blocked: T x T = 16 x 16 threads,
+# Per staged feature a thread of the register-blocked kernels (cuda/blocked.py: T x T = 16 x 16 threads,
 # R x R = 4 x 4 outputs, K = 16 features a step, a flush every 32 features) issues R LDS of each side
 # and R^2 terms of 2 arithmetic instructions (l1: FADD a - b, FADD |x| + acc with |x| an operand
 # modifier; sq: FADD, FFMA). The inner loop's real count is read off the compiled PTX (hot_loop: the
@@ -598,7 +601,7 @@ def _blocked_hot_loops():
     """hot_loop of the narrow and wide l1 kernels for sm_90 (compiled here: libNVVM, no GPU)."""
     from numba import types as nt
 
-    from cs_fast.kernels import cuda_blocked as cb
+    from cs_fast.kernels.cuda import blocked as cb
 
     cuda, dispatcher = _real_target()
     original = dispatcher.get_current_device

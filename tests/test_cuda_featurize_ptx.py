@@ -6,12 +6,11 @@ Needs libNVVM; skips without it.
 """
 
 
-def test_featurize_kernels_compile_to_ptx(ptx_target, monkeypatch):
+def test_featurize_kernels_compile_to_ptx(ptx_target):
     cuda, nt = ptx_target
-    import cs_fast.kernels.cuda_featurize as kf
+    import cs_fast.kernels.cuda.featurize as kf
 
-    monkeypatch.setattr(kf, "_KERNELS", {})  # a private build, dropped afterwards
-    kernels = kf._build()
+    kernels = kf.kernels()
     A = lambda dt, nd=2: nt.Array(dt, nd, "C")  # noqa: E731
     signatures = [("masks", (A(nt.boolean), A(nt.uint64))),
                   ("count_rows", (A(nt.int32, 1), nt.int64, A(nt.int64, 1))),

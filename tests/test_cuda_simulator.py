@@ -101,7 +101,7 @@ def _ptx_signatures(nt):
                                A1(nt.int64), A1(nt.int64), A1(nt.float64))
 
 
-def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
+def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target):
     """Type-check and compile every kernel for the real CUDA target (sm_80), no GPU needed.
 
     The simulator runs the kernels as Python, so it cannot catch what only the
@@ -109,17 +109,25 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
     Needs libNVVM (pip install nvidia-nvvm, or numba-cuda[cu13]); skips without it.
     """
     cuda, nt = ptx_target
-    import cs_fast.kernels.cuda as ck
+    from cs_fast.kernels import reductions
+    from cs_fast.kernels.cuda import blocked, box, direct, radix, runtime
+    from cs_fast.kernels.cuda import count as fused_count
 
-    monkeypatch.setattr(ck, "_KERNELS", {})  # a private build, dropped afterwards
+    config = runtime.DEFAULT
+    rows = radix.row_select(config.shared_keys)
+    multi = radix.multiblock_select()
+    # The kernels by the selectors of _ptx_signatures (production sizes: small=False).
+    common = (None, rows.select_rows, radix.fold_kernel(), multi.select_init, multi.select_histogram,
+              multi.select_digit, rows.select_slots)
     count = 0
-    from cs_fast.kernels import cuda_count
-
     for (group, *rest), args in _ptx_signatures(nt):
         slot = rest[-1]
-        kernels = (ck._build() if group == "common" else ck._box_kernels() if group == "box_fused"
-                   else ck._l1_blocked_kernel() if group == "l1_blocked"
-                   else cuda_count._kernels(rest[0]) if group == "count" else ck._reduction_kernels(group))
+        kernels = (common if group == "common"
+                   else box.box_kernels(config.box_margin, config.box_tiny, config.box_check_sweeps,
+                                        config.shared_keys) if group == "box_fused"
+                   else blocked.kernel("l1", wide=False, small=False) if group == "l1_blocked"
+                   else fused_count.kernels(rest[0], small=False) if group == "count"
+                   else direct.reduction_kernels(reductions.get(group), False))
         kernel = kernels[slot]
         if kernel is None:  # no tiled kernel for this reduction
             continue
@@ -136,13 +144,12 @@ def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target, monkeypatch):
     assert count == 80 + 1 + 2 * 11 + 2 + 3 * 2 * 4 + 3 * 2 * 2
 
 
-def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):
+def test_deferred_check_kernels_compile_to_ptx(ptx_target):
     """The device ledger of the certification pipeline's deferred checks, for a real GPU (sm_80)."""
     cuda, nt = ptx_target
-    import cs_fast.kernels.cuda_featurize as kf
+    import cs_fast.kernels.cuda.featurize as kf
 
-    monkeypatch.setattr(kf, "_KERNELS", {})
-    kernels = kf._build()
+    kernels = kf.kernels()
     A = lambda dt, nd=1: nt.Array(dt, nd, "C")  # noqa: E731
     for name, args in [("zero_ints", (A(nt.int32),)), ("ledger_init", (A(nt.int64, 2),)),
                        ("count_into", (A(nt.int32), nt.int64, A(nt.int64, 2), nt.int64, nt.int64))]:
@@ -150,19 +157,17 @@ def test_deferred_check_kernels_compile_to_ptx(ptx_target, monkeypatch):
         assert ".entry" in ptx, name
 
 
-def test_register_blocked_kernels_compile_to_ptx(ptx_target, monkeypatch):
-    """cuda_blocked's kernels, every reduction, both modes and the dtypes pairwise/min_median pass (sm_80)."""
+def test_register_blocked_kernels_compile_to_ptx(ptx_target):
+    """cuda/blocked's kernels, every reduction, both modes and the dtypes pairwise/min_median pass (sm_80)."""
     cuda, nt = ptx_target
-    import cs_fast.kernels.cuda as ck
-    import cs_fast.kernels.cuda_blocked as cb
+    import cs_fast.kernels.cuda.blocked as cb
 
-    monkeypatch.setattr(ck, "_KERNELS", {})
     A2 = lambda dt: nt.Array(dt, 2, "C")  # noqa: E731
     f32, f64 = nt.float32, nt.float64
     count = 0
     for red in cb.REDUCTIONS:
         for wide, ins, outs in ((False, (f32,), (f32,)), (True, (f32, f64), (f32, f64))):
-            kernel = cb.kernel(red, wide)[0]
+            kernel = cb.kernel(red, wide, small=False)[0]
             for dt in ins:
                 for out in outs:
                     ptx, _ = cuda.compile_ptx(kernel.py_func, (A2(dt), A2(dt), A2(out)), cc=(8, 0))

@@ -143,7 +143,8 @@ def host_view(x, name):
 # --------------------------------------------------------------------------- device
 
 
-def _simulated():
+def simulator_on():
+    """Whether numba's CUDA simulator is on: device memory is then host memory."""
     from numba.core import config
 
     return bool(config.ENABLE_CUDASIM)
@@ -163,7 +164,7 @@ def as_numba(obj):
     cuda = cuda_module()
     if is_numba_device_array(obj):
         return obj
-    if _simulated():
+    if simulator_on():
         # The simulator's device memory is host memory, so an interface's pointer
         # is a host pointer: view it with numpy's array interface, no copy.
         from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
@@ -216,7 +217,7 @@ def _external_stream(ptr):
 
     cuda = cuda_module()
     if int(ptr) == 0:
-        return cuda.legacy_default_stream() if not _simulated() else 0
+        return cuda.legacy_default_stream() if not simulator_on() else 0
     return cuda.external_stream(int(ptr))
 
 
@@ -279,7 +280,7 @@ def device_scope(kind):
     from ..kernels.cuda import launch_context
 
     with contextlib.ExitStack() as stack:
-        if kind[0] == "torch" and kind[1].index is not None and not _simulated():
+        if kind[0] == "torch" and kind[1].index is not None and not simulator_on():
             from numba import cuda
 
             stack.enter_context(cuda.gpus[kind[1].index])

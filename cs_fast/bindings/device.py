@@ -5,7 +5,7 @@ given it, every metric's ``prepare`` runs the same checks with the same
 messages on device data, and only counts (rows with NaN/inf, all-zero rows)
 come back to the host. :func:`featurize` produces on the device exactly the
 features the registry's numpy featurize produces on the host (same layout,
-same dtype; :mod:`cs_fast.kernels.cuda_featurize`).
+same dtype; :mod:`cs_fast.kernels.cuda.featurize`).
 """
 
 import numpy as np
@@ -13,16 +13,16 @@ import numpy as np
 from .._checks import nonfinite_rows_error
 from ..kernels import reductions
 from ..kernels import cuda as ck
-from ..kernels import cuda_featurize as kf
+from ..kernels.cuda import featurize as kf
 from ..metrics import Features, check_metric_params, get_metric, reduction_for, sqfeat_weights, tv_layout
-from .arrays import _simulated, device_view, is_numba_device_array
+from .arrays import simulator_on, device_view, is_numba_device_array
 
 
 def copy(arr, dtype=None):
     """A C-contiguous device copy of ``arr``, cast to ``dtype`` (numba's assign kernel)."""
     out = ck.empty(tuple(arr.shape), np.dtype(dtype or arr.dtype))
     if out.size:
-        if _simulated():  # the simulator's arrays wrap numpy arrays
+        if simulator_on():  # the simulator's arrays wrap numpy arrays
             out._ary[...] = arr._ary
         else:
             out[:] = arr  # numba's assign kernel: any strides, casts
@@ -124,7 +124,7 @@ def estimate(metric, arr, params, centre=None):
 
     Only the per-row bound ``E`` (n floats) comes back to the host; the
     features stay on the device. ``centre``: a float64 device vector of the
-    per-sample size (default: :func:`cs_fast.kernels.cuda_featurize.tv_centre`).
+    per-sample size (default: :func:`cs_fast.kernels.cuda.featurize.tv_centre`).
     """
     from ..kernels.cpu.exact import Estimate
     from ..metrics import tv_bound
@@ -165,7 +165,7 @@ class DeferredChecks:
 
     :meth:`nonfinite` and :meth:`zero_rows` queue the same counts that
     :meth:`DeviceOps.nonfinite_rows` / :meth:`DeviceOps.zero_rows` read back
-    at once, into slot ``i`` of a device ledger (:func:`cs_fast.kernels.cuda_featurize.flag_into`);
+    at once, into slot ``i`` of a device ledger (:func:`cs_fast.kernels.cuda.featurize.flag_into`);
     :meth:`raise_first` reads the whole ledger in one copy and raises the
     error the immediate check would have raised first (batches in order, NaN/inf
     before all-zero rows), with the same message. The GPU never waits for the

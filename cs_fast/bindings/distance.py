@@ -205,7 +205,7 @@ def _fast_estimates(m, params, A, B, same, dtype, gpu=False):
     if np.dtype(dtype) != np.float32 or m.name != "tv" or tv_layout(A.shape, params)[2]:
         return None  # float64 output, or channel-l2 tv (its estimate has no faster float32 path)
     if gpu and is_numba_device_array(A):
-        from ..kernels import cuda_featurize as kf
+        from ..kernels.cuda import featurize as kf
 
         centre = kf.tv_centre(A.reshape(tv_layout(A.shape, params)[0]))
     else:
@@ -275,7 +275,7 @@ def pdist(X, metric="l2", *, backend="auto", **params):
         if n < 2:
             return wrap_like(_empty((0,), dtype, gpu), kind)
         if gpu:
-            from ..kernels import cuda_featurize as kf
+            from ..kernels.cuda import featurize as kf
 
             est = _fast_estimates(m, params, X, X, True, dtype, gpu)
             red, G, arg = (red, F.data, F.arg) if est is None else (est[0].reduction, est[0].data, est[0].arg)
@@ -522,7 +522,7 @@ def min_median(Z, metric="l2", *, backend="auto", tile=None, max_memory=None, me
                 index, radius = ck.exact_min_median(red, F.data, F.arg, est, tile=tile, max_memory=budget,
                                                     method=method, stats=stats)
             elif method == "pruned":
-                from ..kernels import cuda_prune
+                from ..kernels.cuda import prune as cuda_prune
 
                 index, radius = cuda_prune.min_median(red, F.data, F.arg, tile=tile, max_memory=budget,
                                                       root=root, stats=stats)

@@ -2,7 +2,7 @@
 
 Plain Python over scalars and array elements, like :mod:`cs_fast.kernels.pair`:
 :mod:`cs_fast.kernels.cpu.distances` compiles it with ``numba.njit`` (``tv_estimate``
-uses :func:`tv_index`) and :mod:`cs_fast.kernels.cuda_featurize` with
+uses :func:`tv_index`) and :mod:`cs_fast.kernels.cuda.featurize` with
 ``numba.cuda.jit(device=True)``, so the two featurize paths cannot drift
 apart in layout. The host featurize of boxes and masks is vectorized numpy
 (``np.packbits``); the tests hold the device kernels built from

@@ -1,4 +1,4 @@
-"""The register-blocked long-sum kernels (cs_fast.kernels.cuda_blocked) against float64 references.
+"""The register-blocked long-sum kernels (cs_fast.kernels.cuda.blocked) against float64 references.
 
 Under the simulator the blocks are 4 x 4 threads with 2 x 2 outputs each (8 x 8
 output tiles) staging 4 features a step, so the sizes below cross tile edges in
@@ -7,7 +7,7 @@ n = 1); one test per mode runs the production configuration (16 x 16 threads,
 4 x 4 outputs, 16 features a step).
 
 * narrow mode (float32 in and out): every entry within the derived relative
-  bound of ``cuda_blocked.bound``; an adversarial input reaches more than the
+  bound of ``blocked.bound``; an adversarial input reaches more than the
   bound of half the flush length (so a bound or flush that were too small
   fails), and without flushes the error exceeds the bound;
 * wide mode (float64 sums): float64 accuracy; what min_median and the pruned
@@ -24,8 +24,9 @@ import pytest
 cuda = pytest.importorskip("numba.cuda")
 
 from cs_fast.kernels import cuda as ck  # noqa: E402
-from cs_fast.kernels import cuda_blocked as cb  # noqa: E402
-from cs_fast.kernels import cuda_prune  # noqa: E402
+from cs_fast.kernels.cuda import blocked as cb  # noqa: E402
+from cs_fast.kernels.cuda import direct  # noqa: E402
+from cs_fast.kernels.cuda import prune as cuda_prune  # noqa: E402
 
 from numba.core import config  # noqa: E402
 
@@ -37,10 +38,10 @@ SHAPES = [(9, 17, 13), (1, 1, 1), (1, 10, 5), (8, 8, 4), (17, 3, 1), (3, 9, 37)]
 
 
 @pytest.fixture
-def production(monkeypatch):
-    """The GPU's block sizes (kernels rebuilt with them)."""
-    monkeypatch.setattr(ck, "_simulated", lambda: False)
-    monkeypatch.setattr(ck, "_KERNELS", {})
+def production():
+    """The GPU's block sizes (kernels built with them)."""
+    with ck.block_sizes(small=False):
+        yield
 
 
 def exact(reduction, A, B):
@@ -52,14 +53,14 @@ def exact(reduction, A, B):
     return np.sqrt(s) if reduction == "l2" else s
 
 
-def run(reduction, A, B, wide, out_dtype=None):
+def run(reduction, A, B, wide, out_dtype=None, flush=cb.FLUSH):
     out_dtype = out_dtype or (np.float64 if wide else np.float32)
     out = cuda.device_array((A.shape[0], B.shape[0]), dtype=out_dtype)
-    cb.launch(reduction, cuda.to_device(A), cuda.to_device(B), out, wide)
+    cb.launch(reduction, cuda.to_device(A), cuda.to_device(B), out, wide, flush)
     return out.copy_to_host()
 
 
-def within_bound(reduction, got, ref, d, flush=None):
+def within_bound(reduction, got, ref, d, flush=cb.FLUSH):
     """|got - ref| <= bound ref + d TINY32 everywhere; returns the largest error in units of the bound."""
     slack = cb.bound(reduction, flush) * ref + d * cb.TINY32
     err = np.abs(got.astype(np.float64) - ref)
@@ -160,19 +161,17 @@ def test_narrow_bound_is_reached_within_a_factor_of_two(reduction):
 
 
 @pytest.mark.parametrize("reduction", ["l1", "sq"])
-def test_narrow_mode_without_flushes_breaks_the_bound(reduction, monkeypatch):
+def test_narrow_mode_without_flushes_breaks_the_bound(reduction):
     """The flush is what holds the bound: summed in float32 throughout, the small terms vanish."""
-    monkeypatch.setattr(cb, "FLUSH", 2 ** 30)
     a, b = _half_ulp_terms(reduction)
-    got = run(reduction, a, b, wide=False)
+    got = run(reduction, a, b, wide=False, flush=2 ** 30)
     ok, worst = within_bound(reduction, got, exact(reduction, a, b), a.shape[1], flush=32)
     assert not ok and worst > 5, worst  # 199 u lost against 34 u (36 u) allowed
 
 
-def test_flush_must_be_a_multiple_of_the_step(monkeypatch):
-    monkeypatch.setattr(cb, "FLUSH", cb.config()[2] + 1)
-    with pytest.raises(ValueError, match="FLUSH: received"):
-        cb.kernel("l1", False)
+def test_flush_must_be_a_multiple_of_the_step():
+    with pytest.raises(ValueError, match="flush: received"):
+        cb.kernel("l1", False, flush=cb.block_shape()[2] + 1)
 
 
 # --------------------------------------------------------------------------- edge tiles, exactly
@@ -210,7 +209,7 @@ def test_an_entry_does_not_depend_on_its_tile(reduction, rng):
     full = ck.pairwise(reduction, dF, dF, 0, np.float64).copy_to_host()
     rows = np.array([12, 3, 7, 0, 9])
     part = cuda.device_array((len(rows), 13))
-    ck._launch_pairwise(reduction, cuda.to_device(F[rows]), dF, 0, part)
+    direct.launch_pairwise(reduction, cuda.to_device(F[rows]), dF, 0, part)
     np.testing.assert_array_equal(part.copy_to_host(), full[rows])
     np.testing.assert_array_equal(np.diag(full), 0.0)
 
@@ -251,7 +250,7 @@ def test_production_configuration(production, wide, reduction):
     """16 x 16 threads, 4 x 4 outputs, 16 features a step: ragged 64-row tiles, 3 steps, one flush."""
     if not SIMULATED:
         pytest.skip("already the production configuration on a GPU")
-    assert cb.config() == (cb.BLK_T, cb.BLK_R, cb.BLK_K)
+    assert cb.block_shape() == (cb.BLK_T, cb.BLK_R, cb.BLK_K)
     rng = np.random.default_rng(15)
     dtype = np.float64 if wide else np.float32
     A = rng.standard_normal((65, 35)).astype(dtype)  # two row tiles (64 + 1), a ragged column tile

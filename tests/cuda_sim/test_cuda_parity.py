@@ -15,6 +15,8 @@ from conftest import make_samples, resolve_params  # noqa: E402  (tests/conftest
 
 from cs_fast.kernels.cpu import distances  # noqa: E402
 from cs_fast.kernels import cuda as ck  # noqa: E402
+from cs_fast.kernels import reductions  # noqa: E402
+from cs_fast.kernels.cuda import direct, runtime  # noqa: E402
 from cs_fast.metrics import (  # noqa: E402
     check_metric_params,
     get_metric,
@@ -68,8 +70,9 @@ def test_tiled_and_generic_kernels_agree(reduction, rng):
     dA, dB = cuda.to_device(A), cuda.to_device(B)
     tiled = cuda.device_array((9, 5))
     generic = cuda.device_array((9, 5))
-    ck._launch_pairwise(reduction, dA, dB, 0, tiled, tiled=True)
-    ck._launch_pairwise(reduction, dA, dB, 0, generic, tiled=False)
+    kernels = direct.reduction_kernels(reductions.get(reduction), runtime.simulated())
+    direct.launch_grid(kernels.tiled, kernels.T, dA, dB, 0, tiled)
+    direct.launch_grid(kernels.generic, kernels.T, dA, dB, 0, generic)
     np.testing.assert_allclose(tiled.copy_to_host(), generic.copy_to_host(), rtol=1e-13)
 
 
@@ -186,15 +189,14 @@ def test_order_statistic_rejects_k_out_of_range(k):
         ck.order_statistic(cuda.to_device(np.arange(5.0)), k)
 
 
-def test_production_tile_and_block_sizes(monkeypatch, rng):
+def test_production_tile_and_block_sizes(rng):
     """The GPU configuration (16 x 16 tiles, warp-sized select blocks) under the simulator too."""
     if not SIMULATED:
         pytest.skip("already the production configuration on a GPU")
-    monkeypatch.setattr(ck, "_simulated", lambda: False)
-    monkeypatch.setattr(ck, "_KERNELS", {})
-    X = rng.standard_normal((18, 21))
-    dX = cuda.to_device(X)
-    D = ck.pairwise("l1", dX, dX, 0, np.float64).copy_to_host()
-    np.testing.assert_allclose(D, get_metric("l1").reference(X, X, {}), rtol=1e-12)
-    assert ck.min_median("l1", dX, 0, tile=7) == brute_force(D)
-    assert ck.order_statistic(cuda.to_device(D[3]), 9) == np.sort(D[3])[8]
+    with ck.block_sizes(small=False):
+        X = rng.standard_normal((18, 21))
+        dX = cuda.to_device(X)
+        D = ck.pairwise("l1", dX, dX, 0, np.float64).copy_to_host()
+        np.testing.assert_allclose(D, get_metric("l1").reference(X, X, {}), rtol=1e-12)
+        assert ck.min_median("l1", dX, 0, tile=7) == brute_force(D)
+        assert ck.order_statistic(cuda.to_device(D[3]), 9) == np.sort(D[3])[8]

@@ -24,7 +24,8 @@ import cs_fast  # noqa: E402
 from cs_fast.bindings import arrays, device  # noqa: E402
 from cs_fast.bindings.distance import to_center64  # noqa: E402
 from cs_fast.kernels import cuda as ck  # noqa: E402
-from cs_fast.kernels import cuda_featurize as kf  # noqa: E402
+from cs_fast.kernels.cuda import box, radix, runtime  # noqa: E402
+from cs_fast.kernels.cuda import featurize as kf  # noqa: E402
 from cs_fast.metrics import get_metric  # noqa: E402
 
 from numba.core import config  # noqa: E402
@@ -34,11 +35,10 @@ sim_only = pytest.mark.skipif(not SIMULATED, reason="records the simulator's lau
 
 
 @pytest.fixture
-def production(monkeypatch):
-    """The GPU's block sizes (kernels rebuilt with them)."""
-    monkeypatch.setattr(ck, "_simulated", lambda: False)
-    monkeypatch.setattr(ck, "_KERNELS", {})
-    monkeypatch.setattr(kf, "_KERNELS", {})
+def production():
+    """The GPU's block sizes (kernels built with them)."""
+    with ck.block_sizes(small=False):
+        yield
 
 
 # --------------------------------------------------------------------------- (a) streams
@@ -312,20 +312,20 @@ def test_deferred_checks_raise_what_the_immediate_checks_raise(metric, bad, expe
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_order_statistic_across_many_blocks_at_production_size(production, dtype, monkeypatch):
-    monkeypatch.setattr(ck, "SELECT_PER_THREAD", 2)  # 256-thread blocks, several of them at a size the simulator runs
+def test_order_statistic_across_many_blocks_at_production_size(production, dtype):
+    config = ck.DeviceConfig(select_per_thread=2)  # 256-thread blocks, several of them at a size the simulator runs
     rng = np.random.default_rng(8)
     m = 2500
     d = np.round(rng.standard_normal(m), 2).astype(dtype)  # ties and negative values
     d[[5, 77]] = np.inf
     d[100] = -0.0
-    blocks, threads = ck._select_grid(m)
+    blocks, threads = radix.select_grid(m, config.select_per_thread)
     assert threads == 256 and blocks == 5  # several blocks merge their histograms
     s = np.sort(d)
     dd = cuda.to_device(d)
     # (each k is 8 passes of 5 + 1 blocks of 256 simulated threads: three ranks, both ends and the middle)
     for k in ((1, 1234, m) if dtype == np.float64 else (2, m // 2, m - 1)):
-        assert ck.order_statistic(dd, k) == s[k - 1], k
+        assert ck.order_statistic(dd, k, config) == s[k - 1], k
 
 
 def test_order_statistic_under_the_simulator_blocks():
@@ -359,14 +359,13 @@ def _boxes(rng, n, offset=0.0):
     return B
 
 
-def _decisions(B, t):
+def _decisions(B, t, config=ck.DEFAULT):
     """(float32 decision, exact float64 d < t) of every pair, by the device box_decide."""
-    box32, _ = ck._box_kernels()
-    dev = ck._build()[0]
+    kernels = box.box_kernels(config.box_margin, config.box_tiny, config.box_check_sweeps, config.shared_keys)
     F = cuda.to_device(B)
     G = cuda.device_array((len(B), 5), dtype=np.float32)
-    box32[1, len(B)](F, G)
-    decide = dev.box_decide
+    kernels.box32[1, len(B)](F, G)
+    decide = kernels.box_decide
 
     @cuda.jit
     def run(G, t32, out):
@@ -396,18 +395,16 @@ def test_box_float32_count_decides_only_where_it_is_sure(offset):
     assert undecided > 0  # thresholds equal to a distance land inside the margin
 
 
-def test_box_float32_count_needs_its_margin(monkeypatch):
+def test_box_float32_count_needs_its_margin():
     """With no margin the float32 test gets some boundary pairs wrong: the margin is what makes it exact."""
-    monkeypatch.setattr(ck, "BOX_MARGIN", 0.0)
-    monkeypatch.setattr(ck, "BOX_TINY", 0.0)
-    monkeypatch.setattr(ck, "_KERNELS", {})
+    no_margin = ck.DeviceConfig(box_margin=0.0, box_tiny=0.0)
     rng = np.random.default_rng(12)
     B = _boxes(rng, 14, 1e3)
     D = get_metric("jaccard").reference(B, B, {})
     wrong = 0
     for d in np.unique(D)[1:15]:
         for t in (d * (1 - 4e-8), d * (1 + 2e-8)):  # within float32's rounding of the distance
-            dec, exact = _decisions(B, t)
+            dec, exact = _decisions(B, t, no_margin)
             sure = dec >= 0
             wrong += int(((dec == 1) != exact)[sure].sum())
     assert wrong > 0
@@ -426,14 +423,14 @@ def test_box_min_median_fused_count_is_brute_force_at_production_blocks(producti
     rng = np.random.default_rng(13)
     B = _boxes(rng, 48, offset)
     B[20] = B[40]
-    assert ck._select_threads(48, 256) == 64
+    assert runtime.select_threads(48, 256) == 64
     F = cuda.to_device(B)
     want = _brute(B)
     assert ck.min_median("box", F, 0) == want
     assert ck.min_median("box", F, 0, tile=7) == want  # later tiles counted against the best
 
 
-def test_box_min_median_seeded_best_keeps_the_smallest_index_among_ties(monkeypatch):
+def test_box_min_median_seeded_best_keeps_the_smallest_index_among_ties():
     """Seeded with a row whose twin has a smaller index: the twin must still be counted (<= the best) and win."""
     rng = np.random.default_rng(14)
     n = 40
@@ -443,11 +440,8 @@ def test_box_min_median_seeded_best_keeps_the_smallest_index_among_ties(monkeypa
     B[10:31] = center  # 23 of 40 equal: their median is 0, the best, tied; the smallest index, 3, wins
     want = _brute(B)
     assert want == (3, 0.0)
-    calls = []
-    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: calls.append(n) or np.array([7, 30], dtype=np.int64))
+    seeds = np.array([7, 30], dtype=np.int64)
     F = cuda.to_device(B)
-    assert ck.min_median("box", F, 0) == want
-    assert ck.min_median("box", F, 0, tile=5) == want
-    assert calls  # the seeds were used
-    monkeypatch.setattr(ck, "_seed_rows", lambda n, count: np.array([3], dtype=np.int64))
-    assert ck.min_median("box", F, 0, tile=5) == want  # the winner itself as the seed
+    assert ck.min_median("box", F, 0, seeds=seeds) == want
+    assert ck.min_median("box", F, 0, tile=5, seeds=seeds) == want
+    assert ck.min_median("box", F, 0, tile=5, seeds=np.array([3], dtype=np.int64)) == want  # the winner as the seed

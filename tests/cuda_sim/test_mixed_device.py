@@ -14,6 +14,7 @@ cuda = pytest.importorskip("numba.cuda")
 from numba.core import config  # noqa: E402
 
 from cs_fast.kernels import cuda as ck  # noqa: E402
+from cs_fast.kernels.cuda import mixed  # noqa: E402
 from cs_fast.kernels import mixed_precision as mp  # noqa: E402
 from cs_fast.metrics import get_metric  # noqa: E402
 
@@ -28,7 +29,7 @@ if not config.ENABLE_CUDASIM:
 
 
 def _host(x):
-    return ck._host(x)
+    return mixed.host(x)
 
 
 def nearby(rng, n, d, dtype=np.float32):
@@ -55,7 +56,7 @@ def test_device_min_median_is_brute_force_bit_for_bit(xp, n, take_sqrt, rng):
     if n > 4:
         F[3] = F[1]  # a duplicate: ties keep the smaller index
     dF = cuda.to_device(F)
-    index, radius, candidates = ck.sq_min_median_gemm(dF if xp is not np else F, take_sqrt, 3, xp)
+    index, radius, candidates = ck.sq_min_median_gemm("l2" if take_sqrt else "sq", dF if xp is not np else F, 3, xp)
     assert (index, radius) == device_brute_force(F, take_sqrt)
     assert 1 <= candidates <= n
 
@@ -68,14 +69,14 @@ def test_device_cdist_within_the_stated_accuracy(xp, take_sqrt, rng):
     ref = get_metric("sqfeat").reference(A, A, {})
     if take_sqrt:
         ref = np.sqrt(ref)
-    got = _host(ck.sq_pairwise_gemm(xp.asarray(A), xp.asarray(A), take_sqrt, np.float32, xp))
+    got = _host(ck.sq_pairwise_gemm("l2" if take_sqrt else "sq", xp.asarray(A), xp.asarray(A), np.float32, xp))
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, ref, rtol=mp.CDIST_RTOL + 1e-6, atol=0)
     assert got[1, 4] == 0.0 and np.all(np.diag(got) == 0.0)
 
 
 def test_device_bound_is_the_host_bound(rng):
-    median_intervals, _ = ck._mixed_kernels()
+    median_intervals, _ = mixed.mixed_kernels()
     m = rng.uniform(0.0, 10.0, 7)
     a = rng.uniform(0.0, 3.0, 7)
     coef = mp.sq_coefficients(64, input_roundoff=mp.UTF32)

@@ -16,7 +16,8 @@ import pytest
 cuda = pytest.importorskip("numba.cuda")
 
 from cs_fast.kernels import cuda as ck  # noqa: E402
-from cs_fast.kernels import cuda_featurize as kf  # noqa: E402
+from cs_fast.kernels.cuda import featurize as kf  # noqa: E402
+from cs_fast.kernels.cuda import radix, runtime  # noqa: E402
 from cs_fast.metrics import get_metric  # noqa: E402
 
 from numba.core import config  # noqa: E402
@@ -25,11 +26,10 @@ SIMULATED = bool(config.ENABLE_CUDASIM)
 
 
 @pytest.fixture
-def production(monkeypatch):
-    """The GPU's block sizes (kernels rebuilt with them)."""
-    monkeypatch.setattr(ck, "_simulated", lambda: False)
-    monkeypatch.setattr(ck, "_KERNELS", {})
-    monkeypatch.setattr(kf, "_KERNELS", {})
+def production():
+    """The GPU's block sizes (kernels built with them)."""
+    with ck.block_sizes(small=False):
+        yield
 
 
 def _brute_min_median(D):
@@ -42,7 +42,7 @@ def _brute_min_median(D):
 def test_order_statistic_with_256_and_1024_thread_blocks(production, m, threads):
     rng = np.random.default_rng(5)
     d = np.round(rng.random(m), 2)  # ties: at most 101 distinct values
-    assert ck._select_threads(len(d), 1024) == threads
+    assert runtime.select_threads(len(d), 1024) == threads
     s = np.sort(d)
     dd = cuda.to_device(d)
     for k in (1, 2, m // 2, m - 1, m):
@@ -51,16 +51,16 @@ def test_order_statistic_with_256_and_1024_thread_blocks(production, m, threads)
 
 def test_argmin_fold_with_256_threads(production):
     """The one-block fold of min_median at its widest: first index among ties, only if below the best."""
-    fold_best = ck._build()[2]
+    fold_best = radix.fold_kernel()
     rng = np.random.default_rng(6)
     med = rng.random(200) + 1.0
     med[[37, 150]] = 0.5  # a tie at the minimum: the first index wins
     med[190:] = np.inf  # rows the counting pass pruned
     best = cuda.to_device(np.array([np.inf]))
     best_index = cuda.to_device(np.array([-1], dtype=np.int64))
-    fold_best[1, ck.REDUCE_THREADS](cuda.to_device(med), 200, 1000, best, best_index)
+    fold_best[1, runtime.REDUCE_THREADS](cuda.to_device(med), 200, 1000, best, best_index)
     assert (best.copy_to_host()[0], best_index.copy_to_host()[0]) == (0.5, 1037)
-    fold_best[1, ck.REDUCE_THREADS](cuda.to_device(med + 0.1), 200, 2000, best, best_index)
+    fold_best[1, runtime.REDUCE_THREADS](cuda.to_device(med + 0.1), 200, 2000, best, best_index)
     assert (best.copy_to_host()[0], best_index.copy_to_host()[0]) == (0.5, 1037)  # not below the best: kept
 
 
@@ -78,7 +78,7 @@ def test_min_median_with_production_blocks(production):
 def test_count_within_with_128_thread_blocks(production):
     rng = np.random.default_rng(7)
     d = np.round(rng.random(1000), 2)
-    assert kf._THREADS == 128 and len(d) > 7 * kf._THREADS  # eight blocks of 128 threads
+    assert kf.THREADS == 128 and len(d) > 7 * kf.THREADS  # eight blocks of 128 threads
     dd = cuda.to_device(d)
     for bound in (-1.0, 0.0, 0.5, 0.37, 1.0):
         assert kf.count_within(dd, bound) == int(np.sum(d <= bound)), bound

@@ -1,4 +1,4 @@
-"""cs_fast.kernels.cuda_prune against the device brute force, bit for bit (simulator-sized)."""
+"""cs_fast.kernels.cuda.prune against the device brute force, bit for bit (simulator-sized)."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from conftest import make_samples, resolve_params  # noqa: E402  (tests/conftest
 import cs_fast  # noqa: E402
 from cs_fast.kernels.cpu import distances  # noqa: E402
 from cs_fast.kernels import cuda as ck  # noqa: E402
-from cs_fast.kernels import cuda_prune  # noqa: E402
+from cs_fast.kernels.cuda import prune as cuda_prune  # noqa: E402
 from cs_fast.metrics import check_metric_params, get_metric, reduction_for  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in scalar multiply:RuntimeWarning")
@@ -38,7 +38,7 @@ def test_pruned_equals_device_brute_force(case, dtype, n, tile, rng):
     params = resolve_params(params, shape, rng)
     X = make_samples(name, rng, n, dtype, shape)
     F, red = features(name, X, params)
-    brute, pruned, stats = run_both(red, F, tile, red == "sq")
+    brute, pruned, stats = run_both(red, F, tile, red.squared_metric)
     assert pruned == brute  # index and radius, bit for bit
     assert stats["rows_full"] + stats["rows_skipped"] == n
     assert stats["pairs"] == n * n and stats["evaluated"] == stats["rows_full"] * n
@@ -80,7 +80,7 @@ def test_clustered_rows_are_skipped_and_the_result_is_exact(name, rng):
     X = rng.normal(0, 1, (48, 3))
     X[:24] *= 0.05  # a tight core and a spread halo: the halo's rows bound each other out
     F, red = features(name, X, {})
-    brute, pruned, stats = run_both(red, F, 4, red == "sq")
+    brute, pruned, stats = run_both(red, F, 4, red.squared_metric)
     assert pruned == brute
     assert stats["rows_skipped"] > 5
 

@@ -83,7 +83,7 @@ SKIPPED = 2  # pruned by its lower bound
 _EPS = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-4}
 _TINY = 1e-12
 _SHORT_ROW = 16  # direct reductions on rows shorter than this count as cheap too
-_SEED = 0x5EED
+SEED = 0x5EED
 _BOUND_TILE = 64  # rows per tile while bounding
 _MIN_BOUND_ROWS = 32  # rows computed in full before the bounds may be given up (8 gave up too soon)
 _CHUNK = 4096  # bound entries per task of _tighten (32 KiB: stays in L1)
@@ -1220,7 +1220,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     state = np.zeros(n, np.uint8)
     best = np.inf
     best_index = n  # above every index: the first candidate always counts
-    order = np.random.default_rng(_SEED).permutation(n)
+    order = np.random.default_rng(SEED).permutation(n)
     pos = 0
     open_now = open_at_sort = n
     bounding = True  # full rows, exact medians, bounds tightened; else the counting pass

@@ -19,34 +19,34 @@ The helpers count what validation needs (rows with NaN/inf, all-zero rows,
 distances within a radius) so only counts come back to the host, and
 condense row blocks of a distance matrix for ``pdist``.
 
-As in :mod:`cs_fast.kernels.cuda`, nothing compiles (nor is numba-cuda
-imported) until the first call, and the kernels name ``cuda`` as a module
-global, which the simulator requires.
+As everywhere in :mod:`cs_fast.kernels.cuda`, nothing compiles (nor is
+numba-cuda imported) until the first call, and the kernels name ``cuda`` as
+a module global, which the simulator requires.
 """
 
+import functools
 import math
 
 import numpy as np
 
-from . import cuda as ck
-from . import features
-from .retarget import retarget
+from .. import features
+from ..retarget import retarget
+from . import runtime
+from .runtime import MAX_GRID_Y, empty, fetch, upload
 
-cuda = None  # numba.cuda once loaded (see cs_fast.kernels.cuda)
-_KERNELS = {}
-_THREADS = 128  # 1-D blocks
-_TILE2 = 16  # 2-D blocks are _TILE2 x _TILE2
+cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires
+THREADS = 128  # 1-D blocks
+TILE2 = 16  # 2-D blocks are TILE2 x TILE2
 # Under the simulator every CUDA thread is a Python thread: small blocks keep tests fast.
-_SIM_THREADS = 8
-_SIM_TILE2 = 4
-_MAX_GRID_Y = 65535
+SIM_THREADS = 8
+SIM_TILE2 = 4
 
 
-def _build():
+@functools.lru_cache(maxsize=None)
+def kernels():
+    """The featurize and helper kernels by name (built once; every kernel is generic in its block size)."""
     global cuda
-    if _KERNELS:
-        return _KERNELS
-    cuda = ck.cuda_module()
+    cuda = runtime.cuda_module()
     from numba import float64
 
     dev = retarget([features], cuda.jit(device=True))
@@ -165,29 +165,28 @@ def _build():
             if jj < block.shape[1] and j > i:
                 out[i * n - (i * (i + 1)) // 2 + (j - i - 1)] = block[r, jj]
 
-    _KERNELS.update(boxes=boxes, masks=masks, tv_estimate=tv_estimate, tv_norms=tv_norms,
-                    lower_median_rows=lower_median_rows,
-                    flag_rows=flag_rows, count_rows=count_rows, count_within=count_within,
-                    condense=condense, zero_ints=zero_ints, ledger_init=ledger_init, count_into=count_into)
-    return _KERNELS
+    return dict(boxes=boxes, masks=masks, tv_estimate=tv_estimate, tv_norms=tv_norms,
+                lower_median_rows=lower_median_rows,
+                flag_rows=flag_rows, count_rows=count_rows, count_within=count_within,
+                condense=condense, zero_ints=zero_ints, ledger_init=ledger_init, count_into=count_into)
 
 
 def _blocks(count, per_block):
-    return max(1, (count + per_block - 1) // per_block)
+    return max(1, runtime.blocks(count, per_block))
 
 
 def _launch1(name, count, *args):
     if count:
-        threads = _SIM_THREADS if ck._simulated() else _THREADS
-        ck.launch(_build()[name], _blocks(count, threads), threads)(*args)
+        threads = SIM_THREADS if runtime.simulated() else THREADS
+        runtime.launch(kernels()[name], _blocks(count, threads), threads)(*args)
 
 
 def _launch2(name, rows, cols, *args):
     # x runs along columns (the contiguous axis): coalesced loads and stores.
     if rows and cols:
-        t = _SIM_TILE2 if ck._simulated() else _TILE2
+        t = SIM_TILE2 if runtime.simulated() else TILE2
         # Rows beyond the grid's y limit are covered by the kernels' row-stride loops.
-        ck.launch(_build()[name], (_blocks(cols, t), min(_blocks(rows, t), _MAX_GRID_Y)), (t, t))(*args)
+        runtime.launch(kernels()[name], (_blocks(cols, t), min(_blocks(rows, t), MAX_GRID_Y)), (t, t))(*args)
 
 
 # --------------------------------------------------------------------------- featurize
@@ -195,28 +194,25 @@ def _launch2(name, rows, cols, *args):
 
 def boxes(X):
     """float64 (n, 4) copy of boxes with every empty box set to [0, 0, 0, 0]."""
-    _build()
-    out = ck.empty((X.shape[0], 4), np.float64)
+    out = empty((X.shape[0], 4), np.float64)
     _launch1("boxes", X.shape[0], X, out)
     return out
 
 
 def masks(M):
     """uint64 (n, ceil(L / 64)) bit-packed rows of the boolean (n, L) array ``M``."""
-    _build()
-    out = ck.empty((M.shape[0], (M.shape[1] + 63) // 64), np.uint64)
+    out = empty((M.shape[0], (M.shape[1] + 63) // 64), np.uint64)
     _launch2("masks", out.shape[0], out.shape[1], M, out)
     return out
 
 
 def tv_centre(X):
     """Device twin of :func:`cs_fast.metrics.tv_centre`: per pixel the lower median of up to 15 spread rows."""
-    _build()
     flat = X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
     n = flat.shape[0]
     step = max(1, n // 15)
     count = min(15, (n - 1) // step + 1)
-    out = ck.empty(flat.shape[1], np.float64)
+    out = empty(flat.shape[1], np.float64)
     _launch1("lower_median_rows", flat.shape[1], flat, step, count, out)
     return out
 
@@ -226,12 +222,11 @@ def tv_estimate(X, centre, grouped):
 
     Returns ``(features (n, C * P) in X's dtype, norms (n, 2) float64)``.
     """
-    _build()
     n, C, H, W = X.shape
     P = (H - 1) * W + H * (W - 1)
-    out = ck.empty((n, C * P), X.dtype)
+    out = empty((n, C * P), X.dtype)
     _launch2("tv_estimate", n, C * P, X, centre.reshape(C, H, W), bool(grouped), out)
-    norms = ck.empty((n, 2), np.float64)
+    norms = empty((n, 2), np.float64)
     _launch1("tv_norms", n, X.reshape(n, C * H * W), centre, out, norms)
     return out, norms
 
@@ -242,7 +237,7 @@ def tv_estimate(X, centre, grouped):
 def _flag(X, nonzero):
     """Device int32 flags: 1 for the rows of ``X`` with a NaN/inf (``nonzero``: a non-zero) entry."""
     n = X.shape[0]
-    flags = ck.empty(n, np.int32)
+    flags = empty(n, np.int32)
     _launch1("zero_ints", n, flags)
     _launch2("flag_rows", n, X.shape[1], X, bool(nonzero), flags)
     return flags
@@ -251,19 +246,17 @@ def _flag(X, nonzero):
 def flagged_rows(X, nonzero):
     """(count, first) of the rows of the 2-D ``X`` with a NaN/inf entry (``nonzero``: rows
     with no non-zero entry, i.e. all zero); ``first`` is -1 when the count is 0."""
-    _build()
     n = X.shape[0]
     flags = _flag(X, nonzero)
-    out = ck.upload(np.array([0, n], dtype=np.int64))
+    out = upload(np.array([0, n], dtype=np.int64))
     _launch1("count_rows", n, flags, 0 if nonzero else 1, out)
-    count, first = (int(v) for v in ck.fetch(out))
+    count, first = (int(v) for v in fetch(out))
     return count, (first if count else -1)
 
 
 def new_ledger(slots):
     """A device (slots, 4) int64 ledger of deferred row checks (see :func:`flag_into`), all clear."""
-    _build()
-    ledger = ck.empty((max(1, slots), 4), np.int64)
+    ledger = empty((max(1, slots), 4), np.int64)
     _launch1("ledger_init", ledger.shape[0], ledger)
     return ledger
 
@@ -275,7 +268,6 @@ def flag_into(X, nonzero, ledger, slot):
     rows. Nothing comes back to the host: :func:`read_ledger` reads every slot
     at once.
     """
-    _build()
     n = X.shape[0]
     if n and X.shape[1]:
         flags = _flag(X, nonzero)
@@ -284,7 +276,7 @@ def flag_into(X, nonzero, ledger, slot):
 
 def read_ledger(ledger):
     """Host (slots, 4) int64 copy of a ledger, "first" set to -1 where the count is 0 (one readback)."""
-    host = ck.fetch(ledger).copy()
+    host = fetch(ledger).copy()
     host[host[:, 0] == 0, 1] = -1
     host[host[:, 2] == 0, 3] = -1
     return host
@@ -292,13 +284,11 @@ def read_ledger(ledger):
 
 def count_within(d, bound):
     """Number of entries of the 1-D device array ``d`` that are ``<= bound``."""
-    _build()
-    out = ck.upload(np.zeros(1, dtype=np.int64))
+    out = upload(np.zeros(1, dtype=np.int64))
     _launch1("count_within", d.shape[0], d, float(bound), out)
-    return int(ck.fetch(out)[0])
+    return int(fetch(out)[0])
 
 
 def condense(block, i0, n, out):
     """Write the pairs ``j > i`` of a (rows, n - i0 - 1) block of ``pdist`` into ``out``."""
-    _build()
     _launch2("condense", block.shape[0], block.shape[1], block, int(i0), int(n), out)

@@ -1,18 +1,22 @@
 """Register-blocked device kernels for the long sums ``l1`` (``tv``), ``sq`` and ``l2`` (numba.cuda).
 
 One kernel factory, :func:`kernel`, builds a distance kernel per reduction
-(the per-feature term is chosen at build time: ``|a - b|`` for ``l1``,
-``(a - b)**2`` for ``sq`` and ``l2``; ``l2`` takes the square root at the
+(the per-feature term is chosen at build time from the record's ``chunk``
+pair function: ``|a - b|`` for ``l1``, ``(a - b)**2`` for ``sq`` and
+``l2``; ``l2``, whose record says ``root``, takes the square root at the
 end) and accumulation mode:
 
 * **narrow** (float32 inputs, float32 output: ``cdist``/``pdist``): float32
-  terms summed in float32 and flushed into a float64 sum every ``FLUSH``
-  features. Within the relative bound of :func:`bound` (below).
-* **wide** (float64 inputs, or a float64 output: ``min_median``'s and the
-  pruned center's distance tiles, float64 ``cdist``): the same blocking with
-  float64 terms and sums, flushed into a second float64 sum every ``FLUSH``
-  features (a two-level sum: relative error about ``(FLUSH + d / FLUSH)``
-  float64 ulps instead of ``d``).
+  terms summed in float32 and flushed into a float64 sum every ``flush``
+  features (``DeviceConfig.flush``, default :data:`FLUSH`). Within the
+  relative bound of :func:`bound` (below).
+* **wide** (any input dtype): the same blocking with float64 terms and
+  sums, flushed into a second float64 sum every ``flush`` features (a
+  two-level sum: relative error about ``(flush + d / flush)`` float64 ulps
+  instead of ``d``). Not on a production path: float64 ``cdist``,
+  ``min_median``'s and the pruned center's tiles keep the tiled kernel of
+  :mod:`cs_fast.kernels.cuda.direct`, whose chunk order the fused count
+  repeats bit for bit; ``bench/gpu_bench.py`` measures this mode beside it.
 
 Shape of the work. A block of ``T x T`` threads (16 x 16 on a GPU) owns a
 ``T R x T R`` tile of outputs (64 x 64), ``R x R`` per thread (4 x 4) held
@@ -43,7 +47,7 @@ of the same rows (brute force's row tiles, the pruned center's gathered
 rows) gives the same floats bit for bit.
 
 Accuracy of the narrow mode (the derivation behind :func:`bound`). Let
-``u = 2**-24`` (float32 unit roundoff), ``F = FLUSH`` and ``gamma_n = n u /
+``u = 2**-24`` (float32 unit roundoff), ``F = flush`` and ``gamma_n = n u /
 (1 - n u)``; ``|prod (1 + e_i)**(+-1) - 1| <= gamma_n`` for ``n`` factors with
 ``|e_i| <= u`` (Higham, Lemma 3.1). Inputs are float32, so exact; with ``S``
 the exact sum of the terms of the exact inputs:
@@ -64,7 +68,7 @@ the exact sum of the terms of the exact inputs:
   |t|)``; the float64 square root and the float32 output round once each:
   ``< (F / 2 + 3) u``.
 
-With ``FLUSH = 32``: ``l1`` 34 u = 2.03e-6, ``sq`` 36 u = 2.15e-6, ``l2``
+With the default ``flush = 32``: ``l1`` 34 u = 2.03e-6, ``sq`` 36 u = 2.15e-6, ``l2``
 19 u = 1.13e-6, far inside the ``2**-10`` that ``cdist``/``pdist`` with
 float32 output promise. The bound is relative and needs the float32 terms to
 be normal numbers: a ``sq`` term ``(a - b)**2`` below ``2**-126`` (``|a - b|
@@ -81,18 +85,20 @@ bound of ``F / 2``).
 No float32 value from here reaches a certificate: ``min_median``'s
 distance rows, the pruned center and ``to_center`` keep float64 sums. The
 device ``min_median``'s count of float32 ``tv`` rows
-(:mod:`cs_fast.kernels.cuda_count`) reads the narrow sums of
+(:mod:`cs_fast.kernels.cuda.count`) reads the narrow sums of
 :func:`parts` only to decide ``d < best`` outside a margin that holds this
 bound with room to spare; inside it the float64 distance decides.
 """
 
+import functools
 import math
 
 import numpy as np
 
-from . import cuda as ck
+from .. import reductions
+from . import runtime
 
-FLUSH = 32  # features summed before a flush into the float64 total (a multiple of the staged step)
+FLUSH = runtime.DEFAULT.flush  # the default of DeviceConfig.flush: 32 features a flush
 BLK_T = 16  # threads per side of a block
 BLK_R = 4  # outputs per thread per side: a 64 x 64 output tile
 BLK_K = 16  # features staged per step
@@ -100,35 +106,44 @@ UNROLL = 4  # staged features per unrolled inner step (divides K)
 SIM_T, SIM_R, SIM_K = 4, 2, 4  # under the simulator (a Python thread per CUDA thread): 8 x 8 tiles
 U32 = 2.0 ** -24  # float32 unit roundoff
 TINY32 = 2.0 ** -149  # per feature: the absolute slack of float32 underflow (see the module docstring)
-REDUCTIONS = ("l1", "sq", "l2")
+REDUCTIONS = tuple(r for r in map(reductions.get, reductions.NAMES) if r.tiled)  # the long sums: l1, sq, l2
 
-cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires (see cuda.py)
+# The narrow mode's relative bound is (a F + b) u (derived in the module docstring), by the
+# record's chunk pair function and root.
+_BOUND_TERMS = {("l1_pair", False): (1.0, 2.0), ("sq_pair", False): (1.0, 4.0), ("sq_pair", True): (0.5, 3.0)}
+
+cuda = None  # numba.cuda once loaded: a module global, as the CUDA simulator requires
 
 
-def bound(reduction, flush=None):
+def _long_sum(reduction):
+    """The record of ``reduction``, which must be a long sum (a record with a ``chunk``)."""
+    R = reductions.get(reduction)
+    if not R.tiled:
+        raise ValueError(f"reduction: received {reduction!r}; expected one of {', '.join(map(str, REDUCTIONS))}")
+    return R
+
+
+def bound(reduction, flush=FLUSH):
     """Relative error bound of the narrow (float32) mode's entries for ``reduction``.
 
     ``(F + 2) u`` for ``l1``, ``(F + 4) u`` for ``sq``, ``(F / 2 + 3) u`` for
-    ``l2``, with ``u = 2**-24`` and ``F = flush`` (default :data:`FLUSH`);
-    derived in the module docstring. Holds for ``d < 2**28 F`` features whose
-    float32 terms do not underflow (else add ``d * TINY32``).
+    ``l2``, with ``u = 2**-24`` and ``F = flush``; derived in the module
+    docstring. Holds for ``d < 2**28 F`` features whose float32 terms do not
+    underflow (else add ``d * TINY32``).
     """
-    F = FLUSH if flush is None else flush
-    if reduction == "l1":
-        return (F + 2) * U32
-    if reduction == "sq":
-        return (F + 4) * U32
-    if reduction == "l2":
-        return (F / 2 + 3) * U32
-    raise ValueError(f"reduction: received {reduction!r}; expected one of {REDUCTIONS}")
+    R = _long_sum(reduction)
+    a, b = _BOUND_TERMS[(R.chunk, R.root)]
+    return (a * flush + b) * U32
 
 
-def config():
-    """``(T, R, K)`` of the current build: production sizes on a GPU, small ones under the simulator."""
-    return (SIM_T, SIM_R, SIM_K) if ck._simulated() else (BLK_T, BLK_R, BLK_K)
+def block_shape(small=None):
+    """``(T, R, K)``: production sizes on a GPU, small ones under the simulator (``small``: default
+    :func:`cs_fast.kernels.cuda.runtime.simulated`)."""
+    small = runtime.simulated() if small is None else small
+    return (SIM_T, SIM_R, SIM_K) if small else (BLK_T, BLK_R, BLK_K)
 
 
-def parts(reduction, wide):
+def parts(reduction, wide, flush=FLUSH, small=None):
     """The pieces every register-blocked kernel shares, built once per configuration.
 
     Returns a dict: ``tile_sums`` (the device function below), ``T``, ``R``,
@@ -142,23 +157,24 @@ def parts(reduction, wide):
     warp whose threads are all inactive skips it). ``sA``, ``sB`` are shared arrays of
     ``sshape`` and ``acc_t``; ``lo`` (``acc_t``), ``hi`` (float64) local
     ``R x R``; ``a``, ``b`` local ``R`` of ``acc_t``. Used by
-    :func:`kernel` and by the fused count of :mod:`.cuda_count`, so both sum
-    each pair in the same order (the same floats bit for bit).
+    :func:`kernel` and by the fused count of :mod:`cs_fast.kernels.cuda.count`,
+    so both sum each pair in the same order (the same floats bit for bit).
+    ``flush``: features summed before a flush (a multiple of the staged step).
     """
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: received {reduction!r}; expected one of {REDUCTIONS}")
-    key = ("blocked_parts", reduction, bool(wide), FLUSH, ck._simulated())
-    if key in ck._KERNELS:
-        return ck._KERNELS[key]
+    R = _long_sum(reduction)
+    return _parts(R, bool(wide), int(flush), runtime.simulated() if small is None else bool(small))
+
+
+@functools.lru_cache(maxsize=None)
+def _parts(Rec, wide, flush, small):
     global cuda
-    cuda = ck.cuda_module()
-    ck._build()
+    cuda = runtime.cuda_module()
     from numba import float32, float64
 
-    T, R, K = config()
-    if FLUSH < K or FLUSH % K:
-        raise ValueError(f"FLUSH: received {FLUSH}; expected a positive multiple of the staged step {K}")
-    flush_steps = FLUSH // K
+    T, R, K = block_shape(small)
+    if flush < K or flush % K:
+        raise ValueError(f"flush: received {flush}; expected a positive multiple of the staged step {K}")
+    flush_steps = flush // K
     tile = T * R
     if (T * T) % K or (K * tile) % (T * T) or K % UNROLL:
         raise ValueError(f"(T, R, K) = {(T, R, K)}: K must divide T^2, T^2 divide K T R, UNROLL divide K")
@@ -168,15 +184,7 @@ def parts(reduction, wide):
     zero = 0.0 if wide else np.float32(0.0)
     device = cuda.jit(device=True)
 
-    if reduction == "l1":
-        @device
-        def term(x, y, acc):
-            return acc + abs(x - y)
-    else:
-        @device
-        def term(x, y, acc):
-            t = x - y
-            return acc + t * t
+    term = device(_TERMS[Rec.chunk])  # the chunk pair function's per-feature term
 
     @device
     def tile_sums(A, na, i0, B, nb, j0, sA, sB, lo, hi, a, b, active):
@@ -219,7 +227,7 @@ def parts(reduction, wide):
                                 lo[r, c] = term(a[r], b[c], lo[r, c])
             cuda.syncthreads()
             step += 1
-            if step == flush_steps:  # every FLUSH features, counted from feature 0
+            if step == flush_steps:  # every `flush` features, counted from feature 0
                 for r in range(R):
                     for c in range(R):
                         hi[r, c] += float64(lo[r, c])
@@ -232,28 +240,45 @@ def parts(reduction, wide):
     # Row stride of the staged tiles: odd in 8-byte words, 2 mod 32 in 4-byte words (no bank conflicts).
     got = dict(tile_sums=tile_sums, T=T, R=R, tile=tile, sshape=(K, tile + (1 if wide else 2)),
                acc_t=acc_t, zero=zero)
-    ck._KERNELS[key] = got
     return got
 
 
-def kernel(reduction, wide):
+
+
+def _l1_term(x, y, acc):
+    return acc + abs(x - y)
+
+
+def _sq_term(x, y, acc):
+    t = x - y
+    return acc + t * t
+
+
+# The per-feature term of the register-blocked sums, by the record's chunk pair function.
+_TERMS = {"l1_pair": _l1_term, "sq_pair": _sq_term}
+
+
+def kernel(reduction, wide, flush=FLUSH, small=None):
     """``(kernel, T, tile)``: the register-blocked kernel of ``reduction`` (built once per configuration).
 
     ``wide``: float64 terms and sums (any input dtype); else float32 terms
-    and sums flushed to float64 (float32 inputs only). The kernel's
-    signature is ``(A, B, out)``; it writes ``out[i, j] = D(A[i], B[j])``.
-    Cached in :mod:`cs_fast.kernels.cuda`'s kernel table, so tests that
-    rebuild the table with production sizes rebuild these too.
+    and sums flushed to float64 every ``flush`` features (float32 inputs
+    only). The kernel's signature is ``(A, B, out)``; it writes
+    ``out[i, j] = D(A[i], B[j])``. ``small``: the simulator's block sizes
+    (default :func:`cs_fast.kernels.cuda.runtime.simulated`).
     """
-    key = ("blocked", reduction, bool(wide), FLUSH, ck._simulated())
-    if key in ck._KERNELS:
-        return ck._KERNELS[key]
-    p = parts(reduction, wide)
+    R = _long_sum(reduction)
+    return _kernel(R, bool(wide), int(flush), runtime.simulated() if small is None else bool(small))
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(Rec, wide, flush, small):
+    p = _parts(Rec, wide, flush, small)
     from numba import float64
 
     tile_sums, T, R, tile, sshape, acc_t = p["tile_sums"], p["T"], p["R"], p["tile"], p["sshape"], p["acc_t"]
     rshape = (R, R)
-    take_sqrt = reduction == "l2"
+    root = Rec.root
 
     @cuda.jit
     def blocked(A, B, out):
@@ -274,19 +299,18 @@ def kernel(reduction, wide):
                 j = j0 + cuda.threadIdx.x + c * T
                 if i < na and j < nb:
                     v = hi[r, c]
-                    out[i, j] = math.sqrt(v) if take_sqrt else v
+                    out[i, j] = math.sqrt(v) if root else v
 
-    ck._KERNELS[key] = (blocked, T, tile)
-    return ck._KERNELS[key]
+    return blocked, T, tile
 
 
 def narrow_applies(reduction, A, out_dtype):
     """Whether ``pairwise`` may take the narrow (float32) mode: float32 inputs and a float32 output."""
-    return (reduction in REDUCTIONS and np.dtype(A.dtype) == np.float32
+    return (reductions.get(reduction).tiled and np.dtype(A.dtype) == np.float32
             and np.dtype(out_dtype) == np.float32)
 
 
-def launch(reduction, A, B, out, wide):
+def launch(reduction, A, B, out, wide, flush=FLUSH):
     """Fill the device array ``out`` with the ``(na, nb)`` distances of ``A`` and ``B``; returns ``out``.
 
     ``wide=False`` needs float32 ``A`` and ``B`` (see :func:`narrow_applies`).
@@ -294,10 +318,11 @@ def launch(reduction, A, B, out, wide):
     """
     if not wide and np.dtype(A.dtype) != np.float32:
         raise TypeError(f"A: received dtype {A.dtype}; the narrow (float32) mode expects float32 inputs")
-    blocked, T, tile = kernel(reduction, wide)
+    blocked, T, tile = kernel(reduction, wide, flush)
     na, nb = A.shape[0], B.shape[0]
-    step = ck._MAX_GRID_Y * tile
+    step = runtime.MAX_GRID_Y * tile
     for r0 in range(0, na if nb else 0, step):
         r1 = min(na, r0 + step)
-        ck.launch(blocked, (ck._blocks(nb, tile), ck._blocks(r1 - r0, tile)), (T, T))(A[r0:r1], B, out[r0:r1])
+        runtime.launch(blocked, (runtime.blocks(nb, tile), runtime.blocks(r1 - r0, tile)), (T, T))(
+            A[r0:r1], B, out[r0:r1])
     return out
