@@ -459,7 +459,7 @@ class CenterSmoothing:
         delta = check_open_interval(delta, "delta", 0.0, 0.5)
         check_candidates(self.candidates, alpha1, self.allow_weak_candidates, "alpha1")
         evidence = self._evidence(draw, n)
-        return _judge(evidence, self.bounds, _settings(self, draw, n, alpha1, delta), draw.where.home.wrap)
+        return _judge(evidence, self.bounds, _settings(self, draw, n, alpha1, delta), draw.where.home.export)
 
     def certify(self, x, eps1, n=N_DEFAULT, m=M_DEFAULT, alpha1=ALPHA_DEFAULT, alpha2=ALPHA_DEFAULT,
                 delta=DELTA_DEFAULT):
@@ -516,7 +516,7 @@ class CenterSmoothing:
         settings = _settings(self, draw, n, alpha1, delta)
         memo, stages = {}, {}
         for rules in _bounds.BOUNDS:
-            sm = _judge(evidence, rules, settings, draw.where.home.wrap)
+            sm = _judge(evidence, rules, settings, draw.where.home.export)
             rank = ranks.get(rules) or _bounds.certification_rank(m, p, alpha2, rules)
             stages[rules] = _stage(sm, evidence[0], dict(eps1=eps1, m=m, alpha2=alpha2, p=p), rank,
                                    lambda: memo.setdefault("error", draw.base_distance(evidence[0])))
@@ -566,7 +566,7 @@ class CenterSmoothing:
         draw, eps1, n, m, alpha1, alpha2, delta, p = _check_certify(self, x, eps1, n, m, alpha1, alpha2, delta)
         rank = _bounds.require_certifiable(n, m, eps1, self.sigma, delta, alpha1, alpha2, self.bounds)
         evidence = self._evidence(draw, n)
-        sm = _judge(evidence, self.bounds, _settings(self, draw, n, alpha1, delta), draw.where.home.wrap)
+        sm = _judge(evidence, self.bounds, _settings(self, draw, n, alpha1, delta), draw.where.home.export)
         stage = _stage(sm, evidence[0], dict(eps1=eps1, m=m, alpha2=alpha2, p=p), rank,
                        lambda: draw.base_distance(evidence[0]))
         return stage, draw

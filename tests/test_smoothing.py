@@ -194,3 +194,22 @@ def test_batches_cover_exactly_n_samples():
 
     cs_fast.CenterSmoothing(counting, "l2", 0.1, seed=0, batch_size=64).smooth(np.zeros(2), n=150)
     assert calls == [64, 64, 22, 64, 64, 22]  # center sample, then mass-check sample
+
+
+def test_returned_centers_are_copies_of_their_own():
+    """A caller who edits a returned center changes neither what the smoother keeps nor another result."""
+    def constant_model(batch):
+        return np.zeros((len(batch), 4)) + 2.0
+
+    sm = cs_fast.CenterSmoothing(constant_model, "l2", sigma=0.1, seed=3)
+    x = np.array([0.5, -0.2, 1.0])
+    stage = sm.certify_center(x, eps1=0.05, n=2000, m=20000)
+    assert stage.certificate is None  # the check passed: the stage waits for its m distances
+    kept = np.array(stage.center_sample)
+    smoothed = sm.smooth(x, n=2000)
+    results = sm.compare_bounds(x, eps1=0.05, n=2000, m=20000)
+    a, b = results["exact"].center, results["paper"].center
+    assert not np.shares_memory(a, b) and not np.shares_memory(a, stage.center_sample)
+    a[...] = 1e9
+    smoothed.center[...] = -1e9
+    assert np.all(b == 2.0) and np.array_equal(stage.center_sample, kept)

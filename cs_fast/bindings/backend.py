@@ -115,6 +115,10 @@ class Host:
     def wrap(self, result):
         return wrap_like(result, self.kind)
 
+    def export(self, sample):
+        """``sample`` as the caller's array kind, a copy of its own: nothing the call keeps aliases it."""
+        return wrap_like(np.array(sample), self.kind)
+
 
 class Device:
     """Compute on the GPU: numba device arrays, results wrapped back as the caller's ``kind``.
@@ -210,6 +214,10 @@ class Device:
 
     def wrap(self, result):
         return wrap_like(result, self.kind)
+
+    def export(self, sample):
+        """``sample`` as the caller's array kind (a device sample is already a copy of its own row)."""
+        return wrap_like(sample, self.kind)
 
 
 def resolve(backend, *inputs, names=None):
