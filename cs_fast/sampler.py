@@ -48,18 +48,9 @@ class Sampler:
     model : callable
         The base model, called on batches ``x[None] + sigma * noise`` of at
         most ``batch_size`` noisy copies; it returns one output per copy,
-        batch first: shape ``(b, ...)`` for ``b`` copies.
-
-        What goes in: a torch tensor ``x`` gives torch batches on its device
-        and in its dtype; a numpy ``x`` gives numpy batches, except that a
-        ``torch.nn.Module`` always gets torch tensors, on the device and in the
-        dtype of its first parameter (so a numpy ``x`` works with a module
-        too). What may come out: numpy arrays, torch tensors (CPU or CUDA),
-        CuPy arrays or numba device arrays. Device outputs stay on the GPU
-        through smoothing and certification (only scalars come to the host).
-        The center is returned as the model's own output type, on its device.
-        The model runs under ``torch.no_grad()`` when the batches are torch
-        tensors.
+        batch first: shape ``(b, ...)`` for ``b`` copies. What goes in and
+        what may come out is the model contract of
+        :class:`cs_fast.CenterSmoothing`, stated there once.
     metric, metric_params : Metric, dict
         The output distance, for the distances of fresh samples to a center.
     sigma : float
