@@ -1,6 +1,11 @@
 """Shared fixtures: seeded generators and sample data for every registered metric."""
 
+import importlib.util
 import os
+import pathlib
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -23,6 +28,59 @@ def _real_gpu():
 # collecting it here would only add skips.
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and not _real_gpu():
     collect_ignore = ["cuda_sim"]
+
+# The tests of tests/test_cuda_simulator.py that run tests/cuda_sim under the simulator, and the
+# markers each one selects there (its slow set: production sizes and the full parameter grids).
+SIMULATOR_RUNS = {
+    "test_device_kernels_pass_under_the_cuda_simulator": "not slow",
+    "test_device_kernels_at_full_size_pass_under_the_cuda_simulator": "slow",
+}
+SIMULATOR_TIMEOUT = 1500
+
+
+class SimulatorRuns:
+    """tests/cuda_sim under the simulator, in processes of their own started at collection.
+
+    The simulator is one Python thread: started before the first test, its runs go on beside the
+    rest of the session on the second core instead of after it. Each selection runs once, in
+    order; :meth:`result` waits for one.
+    """
+
+    def __init__(self, selections):
+        self.results = {}
+        self.done = {selection: threading.Event() for selection in selections}
+        threading.Thread(target=self._run_all, args=(list(selections),), daemon=True).start()
+
+    @staticmethod
+    def run(selection):
+        """``subprocess.CompletedProcess`` of ``pytest tests/cuda_sim -m selection`` under the simulator."""
+        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+        root = pathlib.Path(__file__).resolve().parents[1]
+        args = [sys.executable, "-m", "pytest", "tests/cuda_sim", "-q", "-p", "no:cacheprovider", "-m", selection]
+        try:
+            return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=SIMULATOR_TIMEOUT)
+        except subprocess.TimeoutExpired as err:
+            return err
+
+    def _run_all(self, selections):
+        for selection in selections:
+            self.results[selection] = self.run(selection)
+            self.done[selection].set()
+
+    def result(self, selection):
+        self.done[selection].wait()
+        return self.results[selection]
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected
+def pytest_collection_modifyitems(config, items):
+    if importlib.util.find_spec("numba_cuda") is None:
+        return
+    checks = [item for item in items if getattr(item, "originalname", None) in SIMULATOR_RUNS]
+    if checks:
+        config.cs_fast_simulator = SimulatorRuns(dict.fromkeys(SIMULATOR_RUNS[item.originalname] for item in checks))
+        # Waiting for the simulator comes last, once the rest of the session has run beside it.
+        items[:] = [item for item in items if item not in checks] + checks
 
 
 def make_samples(metric, rng, n, dtype=np.float64, shape=None):

@@ -60,6 +60,7 @@ def test_positive_controls_are_detected(name, detector):
         assert row["p_value_coverage"] < audit.LEVEL and row["coverage"] < row["required_mass"]
 
 
+@pytest.mark.slow
 def test_faces_pass_and_the_authors_face_units_are_caught():
     (sound, control), _ = audit.build_cases("small", ["faces", "control-faces-authors-units"])
     row = audit.run_case(sound[1], ROOT, sound[0])

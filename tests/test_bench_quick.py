@@ -21,6 +21,10 @@ CONFIG = run.quick_config(budget_s=10.0, cs_budget_s=10.0, min_time=0.0, max_rep
                           ceiling_reps=2)
 
 
+# The whole report on tiny workloads still times every peer and the start-up (about 30 s): a slow set.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")

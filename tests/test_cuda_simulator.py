@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SIMULATOR_RUNS, SimulatorRuns
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -22,15 +23,29 @@ def _run(args, env=None, timeout=120):
     )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None, reason="numba-cuda is not installed")
-def test_device_kernels_pass_under_the_cuda_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = _run(["-m", "pytest", "tests/cuda_sim", "-q", "-p", "no:cacheprovider"], env=env, timeout=1200)
+def _simulated_suite(config, selection):
+    """Check one selection of tests/cuda_sim run under the simulator (started at collection, see conftest)."""
+    runs = getattr(config, "cs_fast_simulator", None)
+    proc = runs.result(selection) if runs is not None else SimulatorRuns.run(selection)
+    assert not isinstance(proc, subprocess.TimeoutExpired), f"tests/cuda_sim -m {selection!r} ran past its time limit"
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     summary = output.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", summary), summary
     assert "skipped" not in summary and "failed" not in summary, summary
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None, reason="numba-cuda is not installed")
+def test_device_kernels_pass_under_the_cuda_simulator(request):
+    """Every device module at small sizes, and a share of the long parameter grids (tests/cuda_sim/conftest.py)."""
+    _simulated_suite(request.config, SIMULATOR_RUNS["test_device_kernels_pass_under_the_cuda_simulator"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None, reason="numba-cuda is not installed")
+def test_device_kernels_at_full_size_pass_under_the_cuda_simulator(request):
+    """The rest: production block sizes, many-block selections, the fuzz and the full parameter grids."""
+    _simulated_suite(request.config, SIMULATOR_RUNS["test_device_kernels_at_full_size_pass_under_the_cuda_simulator"])
 
 
 def test_import_needs_no_numba_cuda():
@@ -101,6 +116,7 @@ def _ptx_signatures(nt):
                                A1(nt.int64), A1(nt.int64), A1(nt.float64))
 
 
+@pytest.mark.slow
 def test_kernels_compile_to_ptx_for_a_real_gpu(ptx_target):
     """Type-check and compile every kernel for the real CUDA target (sm_80), no GPU needed.
 
@@ -157,6 +173,7 @@ def test_deferred_check_kernels_compile_to_ptx(ptx_target):
         assert ".entry" in ptx, name
 
 
+@pytest.mark.slow
 def test_register_blocked_kernels_compile_to_ptx(ptx_target):
     """cuda/blocked's kernels, every reduction, both modes and the dtypes pairwise/min_median pass (sm_80)."""
     cuda, nt = ptx_target
@@ -176,6 +193,7 @@ def test_register_blocked_kernels_compile_to_ptx(ptx_target):
     assert count == 15
 
 
+@pytest.mark.slow
 def test_gpu_model_quick_mode_compiles_and_estimates(ptx_target, tmp_path):
     """bench/gpu_model.py --quick: five kernels through ptxas for sm_90 and the H100 estimate, in CI.
 

@@ -103,6 +103,7 @@ def test_input_seed_depends_on_run_seed_and_index_only():
     assert len({input_seed(3, 0), input_seed(3, 1), input_seed(4, 0)}) == 3
 
 
+@pytest.mark.slow
 def test_results_file_and_resume(tmp_path, inputs):
     out = tmp_path / "certs.jsonl"
     gen = certify_many(linear_factory, inputs, seed=5, workers=1, output=out, **PARAMS)
@@ -128,6 +129,7 @@ def test_results_file_and_resume(tmp_path, inputs):
     assert sorted(json.loads(line)["input"] for line in out.read_text().splitlines()) == list(range(5))
 
 
+@pytest.mark.slow
 def test_killed_worker_input_is_retried_and_nothing_is_lost(tmp_path, inputs):
     x = inputs.copy()
     x[2, 0] = 7.0
@@ -141,6 +143,7 @@ def test_killed_worker_input_is_retried_and_nothing_is_lost(tmp_path, inputs):
     assert sorted(json.loads(line)["input"] for line in out.read_text().splitlines()) == list(range(5))
 
 
+@pytest.mark.slow
 def test_inputs_queued_on_a_killed_worker_are_not_charged_a_try(tmp_path, inputs):
     # Each worker holds two inputs while more wait than there are workers: with 6 inputs on 2
     # workers, worker A certifies input 0 with input 2 queued behind it. A dies on input 0; with one
@@ -158,6 +161,7 @@ def test_inputs_queued_on_a_killed_worker_are_not_charged_a_try(tmp_path, inputs
     assert sorted(json.loads(line)["input"] for line in out.read_text().splitlines()) == list(range(6))
 
 
+@pytest.mark.slow
 def test_worker_pool_is_reused_and_gives_the_certificates_of_a_fresh_run(inputs):
     fresh = _dicts(certify_many(linear_factory, inputs, seed=11, workers=2, **PARAMS))
     with WorkerPool(linear_factory, workers=2) as pool:
@@ -182,6 +186,7 @@ def test_workers_get_their_threads_and_passive_openmp():
     assert distributed.worker_env(2)["MKL_NUM_THREADS"] == "2"
 
 
+@pytest.mark.slow
 def test_embedded_local_ray_starts_with_the_light_configuration(tmp_path):
     # In a fresh process (this module's Ray is already running): cs_fast starts its own Ray with
     # LOCAL_SYSTEM_CONFIG (an unknown key would make the GCS exit and ray.init time out), certifies,
@@ -255,6 +260,7 @@ def test_missing_ray_names_the_install_command(monkeypatch):
         distributed._ray()
 
 
+@pytest.mark.slow
 def test_cli_workers_output_resume_and_summary(tmp_path, capsys):
     from cs_fast_apps import cli
     from cs_fast.models.toy import blob_images

@@ -146,6 +146,7 @@ def test_no_face_certifies_the_empty_box(detector):
     assert torch.equal(c.center, torch.zeros(4)) and c.smoothing_error == 0
 
 
+@pytest.mark.slow
 def test_authors_units_certify_eps1_over_255_sigma_on_the_same_samples(detector):
     from cs_fast import bounds
 

@@ -18,6 +18,7 @@ from cs_fast_apps import faces as faces_app
 LFW50_BOX2 = [-2.997651, -4.501103, 40.309658, 47.936745]
 
 
+@pytest.mark.slow
 def test_main_writes_json_and_png(tmp_path, monkeypatch):
     monkeypatch.setattr(faces_app, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
     # the smallest sizes that can certify h = 1 under the exact rules (cs-fast plan --h 1): n = 784, m = 38
@@ -37,6 +38,7 @@ def test_main_refuses_sizes_that_cannot_certify_before_loading_mtcnn(tmp_path, m
                         "--bounds", "paper"])
 
 
+@pytest.mark.slow
 def test_faces_authors_units_plots_both_curves(tmp_path, monkeypatch):
     monkeypatch.setattr(faces_app, "astronaut", lambda crop=True: faces.lfw_faces(1, size=50)[0])
     rows = faces_app.main(["--out", str(tmp_path), "--n", "40", "--m", "800", "--eps1", "0.1", "--h", "1", "2",
@@ -48,6 +50,7 @@ def test_faces_authors_units_plots_both_curves(tmp_path, monkeypatch):
     assert (tmp_path / "authors_units.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_cli_faces_and_mtcnn_builtin(tmp_path, capsys):
     rc = cli.main(["faces", "--out", str(tmp_path), "--n", "60", "--m", "200", "--eps1", "0.05", "--h", "0.5",
                    "--min-face-size", "60", "--batch-size", "60", "--delta", "0.25", "--alpha1", "0.05"])
@@ -77,6 +80,7 @@ def test_cli_says_what_to_install_without_facenet(monkeypatch, capsys):
     assert "pip install --no-deps facenet-pytorch==2.6.0" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_cli_faces_on_an_lfw_face(tmp_path, capsys):
     rc = cli.main(["faces", "--photo", "lfw", "--lfw-index", "2", "--lfw-size", "50", "--out", str(tmp_path),
                    "--n", "200", "--m", "300", "--eps1", "0.05", "--h", "0.5", "--batch-size", "100", "--delta", "0.25",

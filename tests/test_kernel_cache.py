@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Counts the compile events of cs_fast's own functions, then runs the code after it.
@@ -90,6 +92,7 @@ def test_second_process_loads_kernels_from_the_cache(tmp_path):
     assert any(p.suffix == ".nbc" for p in (tmp_path / "cache").rglob("*"))
 
 
+@pytest.mark.slow
 def test_cli_says_once_that_it_compiles(tmp_path):
     env = _env(ROOT, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     args = ["-m", "cs_fast_apps.cli", "certify", "--n", "800", "--m", "2000", "--seed", "0"]

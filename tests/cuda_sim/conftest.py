@@ -87,3 +87,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in pathlib.Path(str(item.fspath)).parents:
             item.add_marker(marker)
+
+
+# Long parametrized grids: every combination runs in the full suite (-m "slow or not slow", the
+# README's command), the default run keeps every k-th so that it still reaches each kernel with
+# several metrics, dtypes and sizes in a fraction of the time.
+THINNED = {
+    "test_pruned_equals_device_brute_force": 4,
+    "test_every_entry_point_on_numba_device_arrays_equals_the_cpu_path": 3,
+    "test_min_median_is_exact_on_device_distances": 4,
+    "test_fused_is_unfused_and_brute_force_bit_for_bit": 2,
+    "test_device_min_median_is_brute_force_bit_for_bit": 2,
+    "test_interface_only_objects_work_and_come_back_as_device_arrays": 3,
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by the markers added here
+def pytest_collection_modifyitems(config, items):
+    seen = {}
+    for item in items:
+        every = THINNED.get(getattr(item, "originalname", item.name))
+        if every:
+            index = seen.setdefault(item.originalname, 0)
+            seen[item.originalname] = index + 1
+            if index % every:
+                item.add_marker(pytest.mark.slow)

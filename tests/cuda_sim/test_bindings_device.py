@@ -251,6 +251,7 @@ def host_box_model(batch):
     ("l2", device_linear_model, host_linear_model),
     ("jaccard", device_box_model, host_box_model),
 ])
+@pytest.mark.slow
 def test_center_smoothing_with_a_device_model_certifies_as_the_host_path(metric, device_model, host_model):
     x = np.array([0.3, -0.2, 0.5])
     # Loose levels so that these tiny samples certify (the point is the comparison).

@@ -245,6 +245,7 @@ def test_min_median_and_pruned_agree_with_brute_force_on_blocked_tiles(reduction
 # --------------------------------------------------------------------------- production sizes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wide, reduction", [(False, "l1"), (False, "sq"), (True, "l2")])
 def test_production_configuration(production, wide, reduction):
     """16 x 16 threads, 4 x 4 outputs, 16 features a step: ragged 64-row tiles, 3 steps, one flush."""

@@ -164,6 +164,7 @@ def test_min_median_of_no_rows():
     assert ck.min_median("l1", cuda.to_device(np.zeros((0, 3))), 0) == (-1, np.inf)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_order_statistic_matches_sort(dtype, rng):
     d = rng.exponential(size=37).astype(dtype)
@@ -175,6 +176,7 @@ def test_order_statistic_matches_sort(dtype, rng):
         assert ck.order_statistic(dd, k) == float(s[k - 1])
 
 
+@pytest.mark.slow
 def test_order_statistic_orders_negative_values_too(rng):
     d = rng.standard_normal(23)
     d[4] = -0.0
@@ -189,6 +191,7 @@ def test_order_statistic_rejects_k_out_of_range(k):
         ck.order_statistic(cuda.to_device(np.arange(5.0)), k)
 
 
+@pytest.mark.slow
 def test_production_tile_and_block_sizes(rng):
     """The GPU configuration (16 x 16 tiles, warp-sized select blocks) under the simulator too."""
     if not SIMULATED:

@@ -39,6 +39,7 @@ def _id(case):
     return f"{metric}-{np.dtype(dtype).name}-n{n}-s{seed}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=_id)
 def test_device_center_is_its_own_canonical_brute_force(case):
     metric, dtype, n, seed = case

@@ -286,6 +286,7 @@ def test_certification_reads_back_once_not_per_batch(monkeypatch):
      "model output: 1 of 8 rows contain NaN or inf (first at row 2)"),
     ("angular", lambda out: out.__setitem__(3, 0.0), "Z: 1 of 8 rows are all zero (first at row 3)"),
 ])
+@pytest.mark.slow
 def test_deferred_checks_raise_what_the_immediate_checks_raise(metric, bad, expect):
     W = np.random.default_rng(4).standard_normal((3, 8))
     calls = []
@@ -311,6 +312,7 @@ def test_deferred_checks_raise_what_the_immediate_checks_raise(metric, bad, expe
 # --------------------------------------------------------------------------- (c) kernels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_order_statistic_across_many_blocks_at_production_size(production, dtype):
     config = ck.DeviceConfig(select_per_thread=2)  # 256-thread blocks, several of them at a size the simulator runs
@@ -328,6 +330,7 @@ def test_order_statistic_across_many_blocks_at_production_size(production, dtype
         assert ck.order_statistic(dd, k, config) == s[k - 1], k
 
 
+@pytest.mark.slow
 def test_order_statistic_under_the_simulator_blocks():
     rng = np.random.default_rng(9)
     d = rng.random(300)
@@ -418,6 +421,7 @@ def _brute(B):
     return int(np.argmin(med)), float(med.min())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("offset", [0.0, 1e5])
 def test_box_min_median_fused_count_is_brute_force_at_production_blocks(production, offset):
     rng = np.random.default_rng(13)

@@ -25,6 +25,9 @@ from numba.core import config  # noqa: E402
 SIMULATED = bool(config.ENABLE_CUDASIM)
 
 
+pytestmark = pytest.mark.slow  # production block sizes under the simulator: the slow set
+
+
 @pytest.fixture
 def production():
     """The GPU's block sizes (kernels built with them)."""
