@@ -100,9 +100,9 @@ def settle_cost(Z, root, i, t, k):
 def tv_oracle(n):
     """One line: the fraction of rows of the digits tv samples that the best possible row bound settles."""
     import cs_fast
-    from cs_fast_apps.bench.center import _digits_tv
+    from cs_fast_apps.bench.center import digits_tv
 
-    Z = _digits_tv(np.random.default_rng([0, n]), n)
+    Z = digits_tv(np.random.default_rng([0, n]), n)
     D = np.asarray(cs_fast.cdist(Z, Z, "tv"), dtype=np.float64)
     k = (n + 1) // 2
     med = np.partition(D, k - 1, axis=1)[:, k - 1]
@@ -124,10 +124,10 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     import cs_fast
-    from cs_fast_apps.bench.center import _jittered
+    from cs_fast_apps.bench.center import jittered
 
     n = args.n
-    Z = _jittered(np.random.default_rng([0, n]), n).astype(np.float64)
+    Z = jittered(np.random.default_rng([0, n]), n).astype(np.float64)
     k = (n + 1) // 2
     best_index, best = cs_fast.min_median(Z, "jaccard", method="brute")
     t0 = time.perf_counter()

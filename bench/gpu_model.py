@@ -370,7 +370,7 @@ def count_sweep(n, seeds=64, T=16, seed=0):
 def box_sweep(n, seeds=64, target=100_000, threads=256):
     """The box count's early exit (cuda.box_rows) replayed on the CPU: the fraction of columns counted.
 
-    Data: ``cs_fast_apps.bench.center._jittered`` boxes (the CPU benchmark's jittered workload). A row's
+    Data: ``cs_fast_apps.bench.center.jittered`` boxes (the CPU benchmark's jittered workload). A row's
     block checks every ``BOX_CHECK_SWEEPS x threads`` columns; at ``n`` rows that check interval is
     scaled by ``n / target`` so the fraction stands for ``target`` rows (the decision points are
     fractions of the row for rows in random order).
@@ -378,10 +378,10 @@ def box_sweep(n, seeds=64, target=100_000, threads=256):
     import numpy as np
 
     import cs_fast
-    from cs_fast_apps.bench.center import _jittered
+    from cs_fast_apps.bench.center import jittered
     from cs_fast.kernels.cuda import DEFAULT
 
-    X = _jittered(np.random.default_rng([0, n]), n)
+    X = jittered(np.random.default_rng([0, n]), n)
     cum, k = _seeded_counts(np.asarray(cs_fast.cdist(X, X, "jaccard"), dtype=np.float64), seeds)
     every = DEFAULT.box_check_sweeps * threads
     chunk = max(1, round(every * n / target))
@@ -389,7 +389,7 @@ def box_sweep(n, seeds=64, target=100_000, threads=256):
     at = cum[:, ends - 1]
     decided = (at >= k) | (at + (n - ends) < k)
     first = np.where(decided.any(axis=1), ends[decided.argmax(axis=1)], n)
-    return {"n": n, "data": "cs_fast_apps.bench.center._jittered boxes", "check_every": every, "check_columns": int(chunk),
+    return {"n": n, "data": "cs_fast_apps.bench.center.jittered boxes", "check_every": every, "check_columns": int(chunk),
             "stands_for": target, "fraction": float(first.sum() / (n * n)),
             "survivors": int((cum[:, -1] >= k).sum())}
 

@@ -33,14 +33,14 @@ def main(argv=None):
     numba.set_num_threads(args.threads)
     import cs_fast
     from cs_fast_apps.bench import measure
-    from cs_fast_apps.bench.center import _jittered
+    from cs_fast_apps.bench.center import jittered
     from cs_fast.kernels.cpu import prune
 
     from cs_fast.bindings.distance import host_tile
 
     default = prune.DEFAULT_CONFIG.ratio
     jaccard = cs_fast.get_metric("jaccard")
-    warm = _jittered(np.random.default_rng(1), 300)
+    warm = jittered(np.random.default_rng(1), 300)
     cs_fast.min_median(warm, "jaccard", method="brute")
     cs_fast.min_median(warm, "jaccard", method="pruned")
     lines = [f"threads {args.threads}, load average at start {measure.load_average()}, default RATIO {default}",
@@ -55,7 +55,7 @@ def main(argv=None):
         return min(times), out
 
     for n in args.sizes:
-        Z = _jittered(np.random.default_rng([0, n]), n)
+        Z = jittered(np.random.default_rng([0, n]), n)
         tb, ref = best_of(lambda: cs_fast.min_median(Z, "jaccard", method="brute"))
         lines.append(f"{n:>8}{'brute':>14}{tb:>9.3f}{'1':>10}")
         F = jaccard.featurize(jaccard.prepare(Z, "Z", {}), {})

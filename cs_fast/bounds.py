@@ -305,7 +305,7 @@ def paper_rank(m, p, alpha):
     return None if q > 1.0 else order_rank(q, m)
 
 
-def _exact_rank(m, p, alpha):
+def bisect_rank(m, p, alpha):
     """The smallest k with S(m, p + pad, k) < alpha (1 - hair) by bisection, or None (no cap)."""
     pi = min(1.0, p + PROBABILITY_PAD)
     accept = alpha * (1.0 - TAIL_HAIR)
@@ -373,7 +373,7 @@ def exact_rank(m, p, alpha):
     m = check_int(m, "m")
     p = _check_probability(p, "p")
     alpha = check_open_interval(alpha, "alpha", 0.0, 1.0)
-    k = _exact_rank(m, p, alpha)
+    k = bisect_rank(m, p, alpha)
     paper = paper_rank(m, p, alpha)
     if paper is not None and (k is None or paper < k):
         k = paper
@@ -466,7 +466,7 @@ def paper_threshold(n, delta, alpha1):
 
 def _exact_threshold(n, delta, alpha1):
     """(threshold, admissible) of the exact center check, before the paper's cap."""
-    threshold = _exact_rank(n, 0.5 - delta, alpha1 / 2.0)
+    threshold = bisect_rank(n, 0.5 - delta, alpha1 / 2.0)
     return threshold, threshold is not None and threshold <= n // 2 + 1
 
 

@@ -314,9 +314,9 @@ def test_the_papers_rank_caps_the_exact_one_whatever_the_exact_search_returns(mo
     p = bounds.required_mass(0.05, 1.0, 1.0)
     paper = bounds.paper_rank(5000, p, 0.005)
     for broken in (None, 5000, paper + 1):
-        monkeypatch.setattr(bounds, "_exact_rank", lambda m, p, alpha, _r=broken: _r)
+        monkeypatch.setattr(bounds, "bisect_rank", lambda m, p, alpha, _r=broken: _r)
         assert bounds.exact_rank(5000, p, 0.005) == paper
-    monkeypatch.setattr(bounds, "_exact_rank", lambda m, p, alpha: paper - 7)
+    monkeypatch.setattr(bounds, "bisect_rank", lambda m, p, alpha: paper - 7)
     assert bounds.exact_rank(5000, p, 0.005) == paper - 7
 
 
@@ -380,7 +380,7 @@ def test_a_tail_within_the_hair_below_alpha_is_refused():
         assert 1e-12 < tail < 0.5
         inside = tail * (1 + 0.5 * bounds.TAIL_HAIR)  # tail < alpha, but above alpha (1 - hair)
         clear = tail * (1 + 2 * bounds.TAIL_HAIR)  # tail below alpha (1 - hair)
-        assert bounds._exact_rank(m, p, inside) == k + 1 and bounds._exact_rank(m, p, clear) == k
+        assert bounds.bisect_rank(m, p, inside) == k + 1 and bounds.bisect_rank(m, p, clear) == k
     # the same margin on Lemma 1: an n whose tail sits just inside alpha1/2 is not admitted
     n, delta = 700, 0.05
     tail = bounds.binomial_tail(n, 0.5 - delta + bounds.PROBABILITY_PAD, n // 2 + 1)

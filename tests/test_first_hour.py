@@ -200,6 +200,6 @@ def test_the_first_compile_is_announced_by_the_cs_fast_logger(caplog):
     from cs_fast.kernels.cpu import runtime as jit
 
     with caplog.at_level("WARNING", logger="cs_fast"):
-        jit._announce()
+        jit.announce()
     assert [r.getMessage() for r in caplog.records] == [jit.COMPILE_NOTICE]
     assert "cs_fast.warmup()" in jit.COMPILE_NOTICE

@@ -44,7 +44,7 @@ def exact_sq(F):
 
 def gemm_estimates(F):
     """What the CPU path computes: float32 centred rows, their float64 norms, float64 estimates."""
-    X, na = distances._centred32(F, F.mean(axis=0, dtype=np.float64))
+    X, na = distances.centred32(F, F.mean(axis=0, dtype=np.float64))
     dt = (na[:, None] + na[None, :]) - 2.0 * (X @ X.T).astype(np.float64)
     return dt, mp.norm_upper(na, F.shape[1])
 
@@ -198,7 +198,7 @@ def test_canonical_rows_have_the_same_bits_on_one_thread_and_in_parallel(d, dtyp
     V = np.ascontiguousarray(F[[5, 7, 100]])
     w = 10.0 ** rng.uniform(-4, 4, d)
     tv_arg = (1 << 32) | d  # one channel, one image row of d pixels
-    for red, arg in [("sq", 0), ("wsq", w), ("l1", 0), ("tv", (1, d, False, distances._row_mask(1, d)))]:
+    for red, arg in [("sq", 0), ("wsq", w), ("l1", 0), ("tv", (1, d, False, distances.row_mask(1, d)))]:
         block, parallel_fn = distances.row_kernels(red)
         serial, parallel = np.empty((3, 300)), np.empty((3, 300))
         block(F, V, serial, 0, 300, False, arg)
@@ -214,8 +214,8 @@ def test_canonical_rows_have_the_same_bits_on_one_thread_and_in_parallel(d, dtyp
     X, na = np.empty(F.shape, np.float32), np.empty(300)
     X2, na2 = np.empty(F.shape, np.float32), np.empty(300)
     shift = F.mean(axis=0, dtype=np.float64)
-    distances._centre32_block(F, shift, X, na, 0, 300)
-    distances._centre32_parallel(F, shift, X2, na2, 7)
+    distances.centre32_block(F, shift, X, na, 0, 300)
+    distances.centre32_parallel(F, shift, X2, na2, 7)
     assert np.array_equal(X, X2) and np.array_equal(na, na2)
 
 
@@ -288,7 +288,7 @@ def test_identical_rows_tie_to_index_zero(n):
 
 @pytest.mark.parametrize("data", ["clusters", "adversarial"])
 def test_exact_median_is_the_canonical_row_median(data, rng):
-    """_exact_median (only the ambiguous entries summed) equals a selection on the full canonical row.
+    """exact_median (only the ambiguous entries summed) equals a selection on the full canonical row.
 
     The adversarial samples give intervals far wider than the gaps between
     distances, so the split into below / ambiguous / above matters there.
@@ -304,7 +304,7 @@ def test_exact_median_is_the_canonical_row_median(data, rng):
     distances.sq_rows(X, X, full)
     for k in sorted({1, 2, n // 2, (n + 1) // 2, n - 1, n}):
         for i in range(n):
-            m, summed = mixed._exact_median(X, G[i], na.astype(np.float32), i, a, coef, k)
+            m, summed = mixed.exact_median(X, G[i], na.astype(np.float32), i, a, coef, k)
             assert m == np.partition(full[i], k - 1)[k - 1], (k, i)
             assert 1 <= summed <= n
 
@@ -317,7 +317,7 @@ def test_count_thresholds_are_sound_and_tight(rng):
     amax = float(a.max())
     for U in (0.0, 1e-30, 0.3, 50.0, 2.0e4):
         tau = np.empty(40, dtype=np.float32)
-        mixed._count_thresholds(a, amax, coef, U, tau)
+        mixed.count_thresholds(a, amax, coef, U, tau)
         for i in range(40):
             t = float(tau[i])
             assert mp.sq_interval(t, a[i], amax, *coef)[0] > U  # at tau the interval starts above U
@@ -329,7 +329,7 @@ def test_count_thresholds_are_sound_and_tight(rng):
 
 def test_sqrt_bucket_top_covers_every_tie(rng):
     for U in np.concatenate([[0.0, 5e-324, 1e-310], rng.uniform(0, 10, 20), [1e300]]):
-        V = mixed._sqrt_bucket_top(float(U))
+        V = mixed.sqrt_bucket_top(float(U))
         assert V >= U and np.sqrt(np.nextafter(V, np.inf)) > np.sqrt(U)
         assert np.sqrt(V) >= np.sqrt(U)
 

@@ -341,7 +341,7 @@ def test_auto_method_picks_by_reduction_and_size_and_answers_alike(rng):
 
 def _floor_rows(rng, n):
     k = (n + 1) // 2
-    s = min(prune._FLOOR_SAMPLE, n // 8)
+    s = min(prune.FLOOR_SAMPLE, n // 8)
     strided = (np.arange(s) * n) // s
     low_sample = np.full(n, 0.9)
     low_sample[strided] = 0.01  # the strided sample sees only small values: a valid, loose proposal
@@ -366,7 +366,7 @@ def test_median_floor_never_exceeds_the_median(n, rng):
     scratch = np.empty(n)
     for name, row in rows.items():
         exact = np.partition(row, k - 1)[k - 1]
-        floor = prune._median_floor(row, k, scratch)
+        floor = prune.median_floor(row, k, scratch)
         assert floor <= exact, name
         assert np.any(row == floor), name
         if name in ("high sample", "all equal"):
@@ -407,13 +407,13 @@ def test_float32_box_test_never_says_no_to_a_pair_below(scale, rng):
     """The float32 count test admits every pair whose float64 distance is below t; e is within TINY.
 
     t sits one float64 ulp above the pair's float64 distance, the hardest case for the
-    margin: with _BOX32_PAD = 0 or of the wrong sign this test fails (checked by mutation).
+    margin: with BOX32_PAD = 0 or of the wrong sign this test fails (checked by mutation).
     Random pairs rarely reach the worst-case rounding, so a margin of 4 u still passes
     here; the derivation in prune.py needs 43 u and the code uses 128 u, which the
     static check below holds it to.
     """
     u = 2.0**-24
-    assert prune._BOX32_PAD >= 43 * u and prune._BOX32_TINY >= 18 * u
+    assert prune.BOX32_PAD >= 43 * u and prune.BOX32_TINY >= 18 * u
     F, red = _features(_box_pairs(rng, 3000, scale), "jaccard")
     C = prune.box32_columns(F.data)
     assert C is not None
@@ -476,20 +476,20 @@ def test_bucketed_pivots_count_exactly(pivots, ratio, group, rng):
 
 @pytest.mark.parametrize("n", [4096, 5001, 40_000])
 def test_float32_floor_never_exceeds_the_median(n, rng):
-    """_floor32 (the float32 rows' bound, with its ladder of proposals): an element <= the k-th smallest."""
+    """floor32 (the float32 rows' bound, with its ladder of proposals): an element <= the k-th smallest."""
     rows, k = _floor_rows(rng, n)
     scratch = np.empty(n)
     for name, row in rows.items():
         row = row.astype(np.float32)
         exact = np.partition(row, k - 1)[k - 1]
-        floor = prune._floor32(row, k, scratch)
+        floor = prune.floor32(row, k, scratch)
         assert floor <= exact and np.any(row == np.float32(floor)), name
         if name in ("uniform", "ties", "sorted", "reversed"):
             assert floor >= np.quantile(row, 0.45), name
 
 
 def _bound_both(C, F, rows, k, best, best_index, cols):
-    """Whole float32 rows (_box32_bound_rows) and open-row ones (_box32_bound_open) of the same rows."""
+    """Whole float32 rows (box32_bound_rows) and open-row ones (box32_bound_open) of the same rows."""
     m, n = len(rows), C.shape[1]
     out = {}
     for name in ("whole", "open"):
@@ -499,10 +499,10 @@ def _bound_both(C, F, rows, k, best, best_index, cols):
         med = np.empty(m)
         bound = np.empty(m)
         if name == "whole":
-            prune._box32_bound_rows(C, np.ascontiguousarray(F.T), rows, k, best, best_index, out32, buf, scratch,
+            prune.box32_bound_rows(C, np.ascontiguousarray(F.T), rows, k, best, best_index, out32, buf, scratch,
                                     med, bound)
         else:
-            prune._box32_bound_open(C, np.ascontiguousarray(F.T), rows, k, best, best_index,
+            prune.box32_bound_open(C, np.ascontiguousarray(F.T), rows, k, best, best_index,
                                     np.ascontiguousarray(C[:, cols]), out32, buf, scratch, med, bound,
                                     bool(np.all(C[4] > 0)))
         out[name] = (out32, med, bound)
@@ -511,7 +511,7 @@ def _bound_both(C, F, rows, k, best, best_index, cols):
 
 @pytest.mark.parametrize("layout", ["jittered", "unrepresentative sample", "duplicates"])
 def test_open_row_bounds_are_floors_and_the_open_distances(layout, rng):
-    """_box32_bound_open: the float32 distances to the open rows in order, a floor <= brute force's median.
+    """box32_bound_open: the float32 distances to the open rows in order, a floor <= brute force's median.
 
     "unrepresentative sample": the boxes at the strided sample's positions are far from
     every row, so every proposal lies above the median and the exact fallback runs.
@@ -539,7 +539,7 @@ def test_open_row_bounds_are_floors_and_the_open_distances(layout, rng):
             assert np.array_equal(opened[1], whole[1])  # same rows may win, with the same exact median
             # A floor of brute force's median within the float32 rows' error (what _tighten needs);
             # a checked proposal is a floor of the float64 median itself.
-            assert np.all(opened[2] <= exact + prune._BOX32_TINY)
+            assert np.all(opened[2] <= exact + prune.BOX32_TINY)
             if layout != "unrepresentative sample":
                 assert np.all(opened[2] <= exact)
             assert np.all(opened[2] >= exact - 0.15)  # and one worth having
@@ -567,7 +567,7 @@ def test_open_row_bounds_keep_brute_force_answer(open_rows, rng):
 
 @pytest.mark.parametrize("scale", [1e-2, 1.0, 640.0, 1e6])
 def test_bare_count_test_is_the_full_one_without_empty_boxes(scale, rng):
-    """_count32's `simple` test gives the same answer per pair as the full test whenever it is used.
+    """count32's `simple` test gives the same answer per pair as the full test whenever it is used.
 
     (Checked by mutation: taking the bare test with empty boxes fails the parity test below. At
     t >= 1 the bare test would count every disjoint pair as below: safe, since over-counting only
@@ -578,15 +578,15 @@ def test_bare_count_test_is_the_full_one_without_empty_boxes(scale, rng):
     C = prune.box32_columns(X.astype(np.float64))
     assert C is not None and np.all(C[4] > 0)
     cols = [C[c] for c in range(5)]
-    for t in (0.0, 1e-6, 0.3, 0.9, 1.0 - 2.0 * prune._BOX32_PAD):  # the last t whose loose is < 1
-        loose = prune._loose32(t)
+    for t in (0.0, 1e-6, 0.3, 0.9, 1.0 - 2.0 * prune.BOX32_PAD):  # the last t whose loose is < 1
+        loose = prune.loose32(t)
         assert loose < 1.0
         for i in rng.choice(len(X), 40, replace=False):
             a = [C[c, i] for c in range(5)]
             for j0 in range(0, len(X), 97):  # short slices: counts per handful of pairs
                 sl = [v[j0:j0 + 97] for v in cols]
-                full = prune._count32(*a, *sl, loose, 1.0 < t, 0.0 < t, False)
-                bare = prune._count32(*a, *sl, loose, 1.0 < t, 0.0 < t, True)
+                full = prune.count32(*a, *sl, loose, 1.0 < t, 0.0 < t, False)
+                bare = prune.count32(*a, *sl, loose, 1.0 < t, 0.0 < t, True)
                 assert bare == full
 
 

@@ -15,7 +15,7 @@ def blob_detector(images):
     """Boxes of the blobs in a batch of (b, H, W) images, shape (b, 4), float32."""
     if images.ndim != 3:
         raise ValueError(f"images: received shape {tuple(images.shape)}; expected (batch, H, W)")
-    on = _box_blur3(images) > 0.5
+    on = box_blur3(images) > 0.5
     rows = on.any(dim=2)
     cols = on.any(dim=1)
     h, w = images.shape[1:]
@@ -30,7 +30,7 @@ def blob_detector(images):
     return torch.where(rows.any(dim=1, keepdim=True), boxes, torch.zeros_like(boxes))
 
 
-def _box_blur3(images):
+def box_blur3(images):
     """Mean over each pixel's 3x3 neighbourhood inside the image (``avg_pool2d``'s ``count_include_pad=False``).
 
     Two separable passes of shifted-view sums divided by the neighbour count:

@@ -29,7 +29,7 @@ PEER_MAX_N = 10_000  # peers hold the n x n matrix or loop over n rows in Python
 BRUTE_MAX_N = 100_000  # brute force at 10^6 takes many minutes: the large row times the pruned search only
 
 
-def _jittered(rng, n):
+def jittered(rng, n):
     return (np.array([30.0, 40.0, 80.0, 120.0]) + rng.normal(0.0, 6.0, (n, 4))).astype(np.float32)
 
 
@@ -39,10 +39,10 @@ def _scattered(rng, n):
 
 
 def _identical(rng, n):
-    return np.tile(_jittered(rng, 1), (n, 1))
+    return np.tile(jittered(rng, 1), (n, 1))
 
 
-def _digits_tv(rng, n, sigma=0.25):
+def digits_tv(rng, n, sigma=0.25):
     import torch
 
     from cs_fast.models.digits import digits_data, load_digits_autoencoder
@@ -54,8 +54,8 @@ def _digits_tv(rng, n, sigma=0.25):
         return model(x + noise).numpy()
 
 
-MAKERS = {"boxes_jittered": ("jaccard", _jittered), "boxes_scattered": ("jaccard", _scattered),
-          "identical": ("jaccard", _identical), "digits_tv": ("tv", _digits_tv)}
+MAKERS = {"boxes_jittered": ("jaccard", jittered), "boxes_scattered": ("jaccard", _scattered),
+          "identical": ("jaccard", _identical), "digits_tv": ("tv", digits_tv)}
 
 
 def _peer_impls(metric):

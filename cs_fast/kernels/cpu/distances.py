@@ -607,7 +607,7 @@ def row_kernels(reduction):
     return _ROW_DRIVERS[R]
 
 
-def _row_mask(H, W):
+def row_mask(H, W):
     """hmask of :func:`_tv_rows_block`: False at the last pixel of each image row."""
     mask = np.ones(max(0, H * W - 1), dtype=np.bool_)
     mask[W - 1::W] = False
@@ -647,7 +647,7 @@ def rows(reduction, F, V, arg, out, diag=False):
     block_rows = _ROW_BLOCK
     if R.image:
         H, W = K.tv_shape(arg)
-        arg, block_rows = (H, W, R is reductions.TV2, _row_mask(H, W)), 8
+        arg, block_rows = (H, W, R is reductions.TV2, row_mask(H, W)), 8
     block, parallel = row_kernels(R)
     n = F.shape[0]
     if n * (1 if diag else V.shape[0]) * max(1, F.shape[1]) < SERIAL_WORK:
@@ -660,7 +660,7 @@ def rows(reduction, F, V, arg, out, diag=False):
 
 
 @kernel(fastmath=_PAIR_FASTMATH)
-def _centre32_block(F, shift, X, na, i0, i1):
+def centre32_block(F, shift, X, na, i0, i1):
     # X = fl32(F - shift), na = float64 norms² of X's rows (any summation order: the bound allows it).
     # ``shift`` has F's dtype: float32 rows subtract in float32 (one rounding, u32, and
     # translating every row by the same float32 vector changes no distance).
@@ -689,10 +689,10 @@ def _centre32w_block(F, shift, r, X, na, i0, i1):
 
 
 @kernel(parallel=True)
-def _centre32_parallel(F, shift, X, na, block):
+def centre32_parallel(F, shift, X, na, block):
     n = F.shape[0]
     for b in prange((n + block - 1) // block):
-        _centre32_block(F, shift, X, na, b * block, min(n, (b + 1) * block))
+        centre32_block(F, shift, X, na, b * block, min(n, (b + 1) * block))
 
 
 @kernel(parallel=True)
@@ -713,13 +713,13 @@ def centre32(F, shift, X, na, r=None):
         else:
             _centre32w_parallel(F, shift, r, X, na, _ROW_BLOCK)
     elif F.size < SERIAL_WORK:
-        _centre32_block(F, shift, X, na, 0, F.shape[0])
+        centre32_block(F, shift, X, na, 0, F.shape[0])
     else:
-        _centre32_parallel(F, shift, X, na, _ROW_BLOCK)
+        centre32_parallel(F, shift, X, na, _ROW_BLOCK)
 
 
-def _centred32(F, shift, r=None):
-    shift = np.ascontiguousarray(shift, dtype=F.dtype)  # float32 data: a float32 shift (see _centre32_block)
+def centred32(F, shift, r=None):
+    shift = np.ascontiguousarray(shift, dtype=F.dtype)  # float32 data: a float32 shift (see centre32_block)
     X = np.empty(F.shape, dtype=np.float32)
     na = np.empty(F.shape[0])
     if F.shape[0]:
@@ -828,11 +828,11 @@ def sq_pairwise_mixed(A, B, take_sqrt, rtol=mixed_precision.CDIST_RTOL):
     """
     # Any shift is exact (distances are translation invariant): the column mean in A's own dtype.
     shift = A.mean(axis=0) if A.shape[0] else np.zeros(A.shape[1], dtype=A.dtype)
-    XA, naA = _centred32(A, shift)
+    XA, naA = centred32(A, shift)
     if same_rows(A, B):  # cdist(X, X): X @ X.T, which BLAS computes as a symmetric product (half the work)
         XB, naB = XA, naA
     else:
-        XB, naB = _centred32(B, shift)
+        XB, naB = centred32(B, shift)
     if not (max(naA.max(initial=0.0), naB.max(initial=0.0)) < mixed_precision.MAX_NORM2):
         return None
     d = A.shape[1]
@@ -895,7 +895,7 @@ def sq_min_median(F, take_sqrt, tile, w=None):
     k = (n + 1) // 2
     weighted = w is not None
     r = np.sqrt(w) if weighted else None
-    X, na = _centred32(F, F.mean(axis=0), r)  # any shift is exact; the column mean in F's dtype
+    X, na = centred32(F, F.mean(axis=0), r)  # any shift is exact; the column mean in F's dtype
     if na.max() < mixed_precision.MAX_NORM2:
         coef = mixed_precision.sq_coefficients(d, estimate_roundoff=mixed_precision.U32, weighted=weighted)
         a = mixed_precision.norm_upper(na, d)

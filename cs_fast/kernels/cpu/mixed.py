@@ -37,7 +37,7 @@ the rest:
   branch-free counting pass over the product, with no temporary, gives each
   row the number of its estimates below ``tau_i``, the smallest value whose
   interval (with the largest column norm) starts above ``U``
-  (:func:`_count_thresholds`; the bound is non-decreasing in the estimate, so
+  (:func:`count_thresholds`; the bound is non-decreasing in the estimate, so
   one evaluation of the compiled bound at ``tau_i`` proves it). A row with
   fewer than ``k`` such estimates has fewer than ``k`` canonical distances
   ``<= U``: its median exceeds ``U`` and it cannot win. Only the rows left
@@ -48,7 +48,7 @@ the rest:
   with ``hi < L`` lies below the median and every entry with ``lo > H``
   above it; only the entries in between are summed in float64 (by the
   canonical kernel, so they carry the same bits) and the median is their
-  ``(k - below)``-th smallest (:func:`_exact_median`);
+  ``(k - below)``-th smallest (:func:`exact_median`);
 * when the ``n x n`` float32 product exceeds the memory budget, the rows go
   in tiles, and each tile computes only its block of the lower triangle
   (``X[i0:i1] @ X[i0:i1].T``, a SYRK, and ``X[i0:i1] @ X[:i0].T``): counted
@@ -130,7 +130,7 @@ def _ceil32(t):
 
 
 @kernel(depends=(distances,))
-def _count_thresholds(a, amax, coef, U, tau):
+def count_thresholds(a, amax, coef, U, tau):
     # tau[i] (float32): every float32 estimate dt >= tau[i] of row i has, with any
     # column norm <= amax, an interval whose lower end exceeds U. The closed-form
     # inverse of sq_interval's lower end is only a start: the compiled bound at
@@ -211,7 +211,7 @@ def _entry_intervals(Grow, na32, i, a, coef, lo, hi):
         lo[j], hi[j] = _sq_interval(np.float64(dt), ai, a[j], c, c64, rho, g, abs_sq, abs_eps)
 
 
-def _exact_median(F, Grow, na32, i, a, coef, k, w=None):
+def exact_median(F, Grow, na32, i, a, coef, k, w=None):
     """The canonical lower median of row ``i`` (the ``k``-th smallest of :func:`cpu.sq_rows`' row), exactly.
 
     Entries whose interval lies wholly below ``L`` (the ``k``-th smallest lower
@@ -231,7 +231,7 @@ def _exact_median(F, Grow, na32, i, a, coef, k, w=None):
     return median_within("sq" if w is None else "wsq", F, w, i, lo, hi, k)
 
 
-def _sqrt_bucket_top(U):
+def sqrt_bucket_top(U):
     """The largest ``V`` (rounded up) such that ``fl(sqrt(m)) <= fl(sqrt(U))`` implies ``m <= V``."""
     s = np.nextafter(math.sqrt(U), np.inf)
     return float(np.nextafter(s * s, np.inf))
@@ -256,7 +256,7 @@ def min_median(reduction, F, arg, tile, stats=None):
     ``(n + tile)`` float32 at once), counted for its rows and, mirrored, for
     its columns (:func:`_count_block`). The rows the count leaves get a
     selection and an interval, the rows whose lower end is at most the
-    smallest upper end an exact median (:func:`_exact_median`), in order of
+    smallest upper end an exact median (:func:`exact_median`), in order of
     their lower ends. Centred norms beyond float32's GEMM:
     :func:`cs_fast.kernels.cpu.distances.sq_min_median` (every row in float64).
 
@@ -296,7 +296,7 @@ def min_median(reduction, F, arg, tile, stats=None):
     U = float(hi[seeds].min())
     # l2 decides on square roots: a row whose sq median rounds to the same root as U may still tie.
     tau = np.empty(n, dtype=np.float32)
-    _count_thresholds(a, amax, coef, _sqrt_bucket_top(U) if take_sqrt else U, tau)
+    count_thresholds(a, amax, coef, sqrt_bucket_top(U) if take_sqrt else U, tau)
     counts = np.zeros(n, dtype=np.int64)
     if whole:
         _count_block(G, G[:, :0], 0, na32, tau, counts)
@@ -326,7 +326,7 @@ def min_median(reduction, F, arg, tile, stats=None):
         if lo[r] == best and i > best_index:
             continue  # its median is >= best and a tie keeps the smaller index
         Grow = G[i] if whole else (X[i:i + 1] @ X.T)[0]
-        m, s = _exact_median(F, Grow, na32, i, a, coef, k, weights)
+        m, s = exact_median(F, Grow, na32, i, a, coef, k, weights)
         refined += 1
         summed += s
         if take_sqrt:

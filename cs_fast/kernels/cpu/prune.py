@@ -48,8 +48,8 @@ afterwards.
 Boxes in float32. When every coordinate is exactly a float32 in a safe range
 (:func:`box32_columns`), boxes are bounded and counted in float32 (eight SIMD
 lanes, half the memory traffic): full rows for the bounds are float32 rows with
-a derived error bound (``_BOX32_TINY``), and the count test is widened by
-``_BOX32_PAD`` so that it can only over-count the pairs below a threshold (the
+a derived error bound (``BOX32_TINY``), and the count test is widened by
+``BOX32_PAD`` so that it can only over-count the pairs below a threshold (the
 derivation is written above :func:`box32_columns`); only a row that may win
 gets brute force's float64 row and exact median. The counting pass uses up to
 ``pivots`` pivots (random core rows and the best row, their columns bucketed by
@@ -87,9 +87,9 @@ SEED = 0x5EED
 _BOUND_TILE = 64  # rows per tile while bounding
 _MIN_BOUND_ROWS = 32  # rows computed in full before the bounds may be given up (8 gave up too soon)
 _CHUNK = 4096  # bound entries per task of _tighten (32 KiB: stays in L1)
-# Strided sample of _median_floor: its proposal lies about sqrt(s) / (2 s) in rank below the
+# Strided sample of median_floor: its proposal lies about sqrt(s) / (2 s) in rank below the
 # median (4096: 0.8 %); a larger sample costs more to select in (measured: 2048 and 8192 were slower).
-_FLOOR_SAMPLE = 4096
+FLOOR_SAMPLE = 4096
 
 
 def rounding_margin(reduction, dtype):
@@ -153,7 +153,7 @@ def _select(row, k, scratch):
 
 
 @kernel(nogil=True, **_KERNEL)
-def _median_floor(row, k, scratch):
+def median_floor(row, k, scratch):
     """A value ``<=`` the k-th smallest of ``row``: the bound a full row lends the others.
 
     The bounds only need the median from below, and an exact selection costs
@@ -163,7 +163,7 @@ def _median_floor(row, k, scratch):
     smallest is ``>= lo``. Otherwise (the sample missed) the exact selection.
     """
     n = row.shape[0]
-    s = min(_FLOOR_SAMPLE, n // 8)
+    s = min(FLOOR_SAMPLE, n // 8)
     if s < 512:
         return _select(row, k, scratch)
     sample = np.empty(s)
@@ -186,7 +186,7 @@ def _finish_rows(D, rows, k, best, best_index, want_bound, scratch, med, bound):
     best median, or for rows before the best index the next float above it,
     so that an equal median with a smaller index still counts) gets
     ``med = inf`` and, if ``want_bound`` (the bounds need it), ``bound`` a
-    value no larger than its median (:func:`_median_floor`); a row that may
+    value no larger than its median (:func:`median_floor`); a row that may
     win gets its exact median in both.
     """
     for r in prange(rows.shape[0]):
@@ -198,7 +198,7 @@ def _finish_rows(D, rows, k, best, best_index, want_bound, scratch, med, bound):
             bound[r] = med[r]
         else:
             med[r] = np.inf
-            bound[r] = _median_floor(row, k, scratch[r]) if want_bound else np.inf
+            bound[r] = median_floor(row, k, scratch[r]) if want_bound else np.inf
 
 
 @kernel(parallel=True, **_KERNEL)
@@ -211,7 +211,7 @@ def _tighten(D, med, root, eps, tiny, cols, lbc, state, best, best_index, chunk,
 
     For computed distances with ``|d_hat - d| <= eps d + tiny`` and ``M`` the
     computed median of row j, or any value below it (``med`` holds such lower
-    bounds, :func:`_median_floor`): at least ``n - k + 1`` of row j's distances
+    bounds, :func:`median_floor`): at least ``n - k + 1`` of row j's distances
     are ``>= M``, and every k with ``d_hat(j, k) >= M`` has
     ``d(j, k) >= (M - tiny) / (1 + eps)``, ``d(i, j) <= (d_hat(i, j) + tiny) / (1 - eps)``,
     hence ``d_hat(i, k) >= (1 - eps) (d(j, k) - d(i, j)) - tiny
@@ -242,7 +242,7 @@ def _tighten(D, med, root, eps, tiny, cols, lbc, state, best, best_index, chunk,
             if b == np.inf:
                 continue
             row = D[r]
-            if compact:  # D[r, t] is already the distance to cols[t] (_box32_bound_open)
+            if compact:  # D[r, t] is already the distance to cols[t] (box32_bound_open)
                 for t in range(j0, j1):
                     lbc[t] = max(lbc[t], b - row[t] * grow)
             elif root:
@@ -408,8 +408,8 @@ def _box_count_pivot(FT, FTs, ds, dpiv, rows, k, best, best_index, reach, buf, s
 #     bounds of _tighten and the pivot window take (eps, TINY) as their margin.
 # Disjoint pairs are decided exactly (their distance is exactly 1, or 0 for two empty
 # boxes, in float64 and here; the sign of a float difference is exact).
-_BOX32_PAD = 2.0 ** -17
-_BOX32_TINY = 2.0 ** -17
+BOX32_PAD = 2.0 ** -17
+BOX32_TINY = 2.0 ** -17
 _BOX32_RANGE = (2.0 ** -20, 2.0 ** 40)
 _Z32 = np.float32(0.0)
 _ONE32 = np.float32(1.0)
@@ -446,11 +446,11 @@ class PruneConfig:
         (:func:`box32_columns`); off: the float64 kernels.
     open_rows : bool
         float32 bound rows hold only the distances to the open rows, their
-        floor from a division-free count (:func:`_box32_bound_open`); off:
-        whole rows (:func:`_box32_bound_rows`).
+        floor from a division-free count (:func:`box32_bound_open`); off:
+        whole rows (:func:`box32_bound_rows`).
     simple_test : bool
         Without empty boxes and below ``t = 1`` the float32 counts take the
-        bare test (:func:`_count32`).
+        bare test (:func:`count32`).
     group : int
         Rows of one pivot counted together, a column block at a time
         (:func:`_box32_count_groups`); 1: one by one.
@@ -495,9 +495,9 @@ def box32_columns(F):
 
 
 @kernel(nogil=True, inline="always")
-def _loose32(t):
-    """float32 ``>= t + _BOX32_PAD`` (rounding to nearest moves ``x (1 + 2**-20)`` by less than ``2**-24 x``)."""
-    return np.float32((t + _BOX32_PAD) * (1.0 + 2.0 ** -20))
+def loose32(t):
+    """float32 ``>= t + BOX32_PAD`` (rounding to nearest moves ``x (1 + 2**-20)`` by less than ``2**-24 x``)."""
+    return np.float32((t + BOX32_PAD) * (1.0 + 2.0 ** -20))
 
 
 @kernel(nogil=True, inline="always")
@@ -519,13 +519,13 @@ def _terms_below(overlap, gap, union, loose, one_below, zero_below):
 
 @kernel(nogil=True, inline="always")
 def _box32_below(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, zero_below):
-    """May the float64 distance of boxes a, b be below ``t``? (``loose = _loose32(t)``; never a false no)."""
+    """May the float64 distance of boxes a, b be below ``t``? (``loose = loose32(t)``; never a false no)."""
     overlap, gap, union = _box32_terms(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba)
     return _terms_below(overlap, gap, union, loose, one_below, zero_below)
 
 
 @kernel(nogil=True, inline="always")
-def _count32(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, zero_below, simple):
+def count32(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, zero_below, simple):
     """How many boxes of the slices ``bx1 ... ba`` may lie below box a's threshold (:func:`_box32_below`).
 
     ``simple`` (every area > 0 and ``loose < 1``, so ``t < 1``): the bare test
@@ -552,7 +552,7 @@ def _count32(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, z
 
 @kernel(error_model="numpy", nogil=True, inline="always")
 def _box32_value(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba):
-    """float32 Jaccard distance, within ``_BOX32_TINY`` of the float64 one (exact for disjoint pairs).
+    """float32 Jaccard distance, within ``BOX32_TINY`` of the float64 one (exact for disjoint pairs).
 
     Its callers compile with ``error_model='numpy'``: numba's default guards every float
     division with a zero test, a branch that stops the loop vectorizing (7x slower,
@@ -569,8 +569,8 @@ def _box32_value(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba):
 
 
 @kernel(nogil=True, **_KERNEL)
-def _floor32(row, k, scratch):
-    """:func:`_median_floor` for a float32 row, with a ladder of proposals before the exact selection.
+def floor32(row, k, scratch):
+    """:func:`median_floor` for a float32 row, with a ladder of proposals before the exact selection.
 
     The proposal lies 1, then 2.5, then 6 standard deviations of the sample rank below
     the k-th (the first misses about a fifth of the rows, the second under 1 %); each
@@ -581,7 +581,7 @@ def _floor32(row, k, scratch):
     float32: the proposal is an element of the row.
     """
     n = row.shape[0]
-    s = min(_FLOOR_SAMPLE, n // 8)
+    s = min(FLOOR_SAMPLE, n // 8)
     if s >= 512:
         sample = np.empty(s, np.float32)
         for t in range(s):
@@ -601,14 +601,14 @@ def _floor32(row, k, scratch):
 
 
 @kernel(error_model="numpy", parallel=True, **_KERNEL)
-def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med, bound):
+def box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med, bound):
     """Full float32 rows of ``rows`` for the bounds, and the exact median of each row that may win.
 
     Row ``r`` gets its float32 distances in ``out32[r]`` and counts those that may lie
     below its threshold (see :func:`_finish_rows`). A row that reaches ``k`` gets brute
     force's float64 row (:func:`cs_fast.kernels.cpu.distances.box_row`) in ``buf[r]`` and its exact
     median in ``med`` and ``bound``; the others ``med = inf`` and in ``bound`` a value
-    ``<=`` the k-th smallest float32 distance (:func:`_floor32`).
+    ``<=`` the k-th smallest float32 distance (:func:`floor32`).
     """
     n = C.shape[1]
     x1 = C[0]
@@ -619,7 +619,7 @@ def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med
     for r in prange(rows.shape[0]):
         i = rows[r]
         t = best if i > best_index else np.nextafter(best, np.inf)
-        loose = _loose32(t)
+        loose = loose32(t)
         one_below = 1.0 < t
         zero_below = 0.0 < t
         ax1 = x1[i]
@@ -644,14 +644,14 @@ def _box32_bound_rows(C, FT, rows, k, best, best_index, out32, buf, scratch, med
             med[r] = np.inf
             # After the pass over the row: a proposal computed first, counted on the way,
             # was slower (its strided sample misses the caches in five arrays).
-            bound[r] = _floor32(row, k, scratch[r])
+            bound[r] = floor32(row, k, scratch[r])
 
 
 @kernel(nogil=True, inline="always")
 def _count_from(C, i, t, positive, x1, y1, x2, y2, ar):
     """How many boxes of the columns ``x1 ... ar`` may lie below ``t`` from box ``i`` (division-free)."""
-    loose = _loose32(t)
-    return _count32(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], x1, y1, x2, y2, ar, loose, 1.0 < t, 0.0 < t,
+    loose = loose32(t)
+    return count32(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], x1, y1, x2, y2, ar, loose, 1.0 < t, 0.0 < t,
                     positive and loose < 1.0)
 
 
@@ -662,8 +662,8 @@ def _box32_count_row(C, i, t, positive):
 
 
 @kernel(error_model="numpy", parallel=True, **_KERNEL)
-def _box32_bound_open(C, FT, rows, k, best, best_index, Copen, out32, buf, scratch, med, bound, positive):
-    """:func:`_box32_bound_rows` that writes only the distances to the open rows, ``Copen``.
+def box32_bound_open(C, FT, rows, k, best, best_index, Copen, out32, buf, scratch, med, bound, positive):
+    """:func:`box32_bound_rows` that writes only the distances to the open rows, ``Copen``.
 
     ``Copen`` holds the float32 columns of the rows still open, contiguous (the
     caller's ``C[:, cols]``). The bounds need a full row's median only from below,
@@ -671,7 +671,7 @@ def _box32_bound_open(C, FT, rows, k, best, best_index, Copen, out32, buf, scrat
     jittered boxes), so the distances are computed only for those, and the bounds
     pass reads them in order instead of gathering them from whole rows. The floor: proposals
     from a strided sample of the row's float32 distances (1, 2.5 and 6 standard
-    deviations of the sample rank below the k-th, as :func:`_floor32`), each checked
+    deviations of the sample rank below the k-th, as :func:`floor32`), each checked
     by one division-free count pass (:func:`_box32_count_row`); the first ``lo`` with
     fewer than ``k`` pairs that may be below it is the floor. The count never misses a
     pair whose float64 distance is below ``lo``, so at least ``n - k + 1`` of brute
@@ -693,7 +693,7 @@ def _box32_bound_open(C, FT, rows, k, best, best_index, Copen, out32, buf, scrat
     x2 = C[2]
     y2 = C[3]
     ar = C[4]
-    s = min(_FLOOR_SAMPLE, n // 8)
+    s = min(FLOOR_SAMPLE, n // 8)
     sd = math.sqrt(s * 0.25)
     for r in prange(rows.shape[0]):
         i = rows[r]
@@ -742,7 +742,7 @@ def box32_pairs(C, I, J, t, e, below):
         j = J[p]
         e[p] = _box32_value(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], C[0, j], C[1, j], C[2, j], C[3, j], C[4, j])
         below[p] = _box32_below(C[0, i], C[1, i], C[2, i], C[3, i], C[4, i], C[0, j], C[1, j], C[2, j], C[3, j],
-                                C[4, j], _loose32(t[p]), 1.0 < t[p], 0.0 < t[p])
+                                C[4, j], loose32(t[p]), 1.0 < t[p], 0.0 < t[p])
 
 
 @kernel(error_model="numpy", nogil=True, **_KERNEL)
@@ -779,7 +779,7 @@ def _walk32(C, i, cols, stop, hi, nonbelow, need, loose, one_below, zero_below, 
         bx2 = x2[j0:j1]
         by2 = y2[j0:j1]
         ba = ar[j0:j1]
-        c = _count32(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, zero_below, simple)
+        c = count32(ax1, ay1, ax2, ay2, aa, bx1, by1, bx2, by2, ba, loose, one_below, zero_below, simple)
         nonbelow += (j1 - j0) - c
         done += j1 - j0
         j1 = j0
@@ -794,7 +794,7 @@ def _box32_count(Cs, ds, dpiv, C, FT, rows, k, best, best_index, reach, buf, scr
     for r in prange(rows.shape[0]):
         i = rows[r]
         t = best if i > best_index else np.nextafter(best, np.inf)
-        loose = _loose32(t)
+        loose = loose32(t)
         one_below = 1.0 < t
         zero_below = 0.0 < t
         a = dpiv[i]
@@ -860,7 +860,7 @@ def _box32_count_pivots(Cs, start, dp, nb, C, FT, rows, k, best, best_index, rea
     for r in prange(rows.shape[0]):
         i = rows[r]
         t = best if i > best_index else np.nextafter(best, np.inf)
-        loose = _loose32(t)
+        loose = loose32(t)
         one_below = 1.0 < t
         zero_below = 0.0 < t
         p = 0
@@ -1004,7 +1004,7 @@ class _Rows:
             self.FT = np.ascontiguousarray(F.T)
             if config.float32_boxes:
                 self.C = box32_columns(F)
-        # No empty box: the float32 counts may take the bare test (_count32's `simple`).
+        # No empty box: the float32 counts may take the bare test (count32's `simple`).
         self.positive = self.C is not None and bool(np.all(self.C[4] > 0)) and config.simple_test
         self.tiled = reduction.chunk_estimates or reduction.row_kernels
         # Boxes are cheap enough that the counting pass beats the bounds once they stop paying.
@@ -1030,16 +1030,16 @@ class _Rows:
     def bound_rows(self, rows, k, best, best_index, buf, buf32, scratch, med, bound, cols=None):
         """Float32 boxes: float32 rows for the bounds (returned), exact medians of rows that may win.
 
-        With ``cols`` the rows hold only the distances to ``cols`` (see :func:`_box32_bound_open`);
+        With ``cols`` the rows hold only the distances to ``cols`` (see :func:`box32_bound_open`);
         without, all ``n`` (the pivots need them).
         """
         m = rows.shape[0]
         if cols is None or not self.config.open_rows:
-            _box32_bound_rows(self.C, self.FT, rows, k, best, best_index, buf32, buf, scratch, med[:m], bound[:m])
+            box32_bound_rows(self.C, self.FT, rows, k, best, best_index, buf32, buf, scratch, med[:m], bound[:m])
             return buf32[:m]
         if self._open is None or self._open[0] is not cols:  # the caller compacted: copy the open columns
             self._open = (cols, self.C if cols.shape[0] == self.n else np.ascontiguousarray(self.C[:, cols]))
-        _box32_bound_open(self.C, self.FT, rows, k, best, best_index, self._open[1], buf32, buf, scratch, med[:m],
+        box32_bound_open(self.C, self.FT, rows, k, best, best_index, self._open[1], buf32, buf, scratch, med[:m],
                           bound[:m], self.positive)
         return buf32[:m, :cols.shape[0]]
 
@@ -1199,7 +1199,7 @@ def min_median(reduction, F, arg, tile, root=False, stats=None, margin=None, tra
     src = _Rows(reduction, F, arg, config)
     eps, tiny = rounding_margin(reduction, F.dtype) if margin is None else margin
     if src.C is not None and margin is None:
-        tiny = max(tiny, _BOX32_TINY)  # float32 box distances (see box32_columns)
+        tiny = max(tiny, BOX32_TINY)  # float32 box distances (see box32_columns)
     threads = max(1, numba.get_num_threads())
     tile = max(1, min(int(tile), n))
     # Bounds are applied between tiles: small tiles while bounding prune sooner.

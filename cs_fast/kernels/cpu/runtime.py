@@ -143,8 +143,8 @@ COMPILE_NOTICE = ("cs_fast: compiling the numba kernels for this machine (once: 
                   "numba's cache; cs_fast.warmup() compiles ahead of time)")
 
 
-def _announce():
+def announce():
     logging.getLogger("cs_fast").warning(COMPILE_NOTICE)
 
 
-_NOTICE = on_first_compile(_announce)
+_NOTICE = on_first_compile(announce)
