@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import cs_fast
 from cs_fast.bindings.distance import host_tile
-from cs_fast.kernels.cpu import distances, prune
+from cs_fast.kernels.cpu import bounding, box32, distances, prune
 from cs_fast.metrics import check_metric_params, get_metric, reduction_for
 from conftest import CASES, case_id, make_samples, resolve_params
 
@@ -245,7 +245,7 @@ def test_every_lower_bound_holds(metric, rng):
     lb = trace["lower_bounds"]
     bound_meds = np.sqrt(meds) if red.squared_metric else meds
     assert np.all(lb <= bound_meds)
-    skipped = np.flatnonzero(trace["state"] == prune.SKIPPED)
+    skipped = np.flatnonzero(trace["state"] == bounding.SKIPPED)
     assert skipped.size > 0
     assert np.all((meds[skipped] > radius) | ((meds[skipped] == radius) & (skipped > index)))
     assert (index, radius) == distances.min_median(red, F.data, F.arg, 16)
@@ -341,7 +341,7 @@ def test_auto_method_picks_by_reduction_and_size_and_answers_alike(rng):
 
 def _floor_rows(rng, n):
     k = (n + 1) // 2
-    s = min(prune.FLOOR_SAMPLE, n // 8)
+    s = min(bounding.FLOOR_SAMPLE, n // 8)
     strided = (np.arange(s) * n) // s
     low_sample = np.full(n, 0.9)
     low_sample[strided] = 0.01  # the strided sample sees only small values: a valid, loose proposal
@@ -366,7 +366,7 @@ def test_median_floor_never_exceeds_the_median(n, rng):
     scratch = np.empty(n)
     for name, row in rows.items():
         exact = np.partition(row, k - 1)[k - 1]
-        floor = prune.median_floor(row, k, scratch)
+        floor = bounding.median_floor(row, k, scratch)
         assert floor <= exact, name
         assert np.any(row == floor), name
         if name in ("high sample", "all equal"):
@@ -384,7 +384,7 @@ def test_bounds_hold_where_the_median_floor_is_used(rng):
     D = distances.pairwise(red, F.data, F.data, F.arg, np.float64)
     meds = np.partition(D, 2499, axis=1)[:, 2499]
     assert np.all(trace["lower_bounds"] <= meds)
-    assert np.count_nonzero(trace["state"] == prune.SKIPPED) > 0
+    assert np.count_nonzero(trace["state"] == bounding.SKIPPED) > 0
     assert (index, radius) == distances.min_median(red, F.data, F.arg, 16)
 
 
@@ -413,9 +413,9 @@ def test_float32_box_test_never_says_no_to_a_pair_below(scale, rng):
     static check below holds it to.
     """
     u = 2.0**-24
-    assert prune.BOX32_PAD >= 43 * u and prune.BOX32_TINY >= 18 * u
+    assert box32.BOX32_PAD >= 43 * u and box32.BOX32_TINY >= 18 * u
     F, red = _features(_box_pairs(rng, 3000, scale), "jaccard")
-    C = prune.box32_columns(F.data)
+    C = box32.box32_columns(F.data)
     assert C is not None
     I = rng.integers(0, len(F.data), 200_000)
     J = np.where(rng.random(I.size) < 0.3, np.roll(I, 1), rng.integers(0, len(F.data), I.size))
@@ -429,7 +429,7 @@ def test_float32_box_test_never_says_no_to_a_pair_below(scale, rng):
     for t in (np.nextafter(D, np.inf), D, np.nextafter(D, -np.inf)):
         e = np.empty(I.size, np.float32)
         below = np.empty(I.size, np.bool_)
-        prune.box32_pairs(C, I, J, t, e, below)
+        box32.box32_pairs(C, I, J, t, e, below)
         assert np.all(below[D < t])  # never a false "not below": a row that could win is never settled
         assert np.all(np.abs(e.astype(np.float64) - D) <= 18 * 2.0**-24)  # the derivation's bound (TINY is 7x)
         # Disjoint pairs (and pairs of empty boxes) are decided exactly, so saturated inputs still settle.
@@ -438,10 +438,10 @@ def test_float32_box_test_never_says_no_to_a_pair_below(scale, rng):
 
 def test_float32_boxes_need_exact_coordinates_in_range(rng):
     X = jittered_boxes(rng, 50)
-    assert prune.box32_columns(X) is None  # float64 coordinates that float32 would round
-    assert prune.box32_columns(X.astype(np.float32).astype(np.float64)) is not None
+    assert box32.box32_columns(X) is None  # float64 coordinates that float32 would round
+    assert box32.box32_columns(X.astype(np.float32).astype(np.float64)) is not None
     tiny = X.astype(np.float32).astype(np.float64) * 1e-9
-    assert prune.box32_columns(tiny.astype(np.float32).astype(np.float64)) is None  # below 2**-20
+    assert box32.box32_columns(tiny.astype(np.float32).astype(np.float64)) is None  # below 2**-20
     for Y in (X, tiny, X * 1e12):
         brute, pruned, _ = both(Y, "jaccard", tile=4)
         assert_same(brute, pruned)
@@ -482,7 +482,7 @@ def test_float32_floor_never_exceeds_the_median(n, rng):
     for name, row in rows.items():
         row = row.astype(np.float32)
         exact = np.partition(row, k - 1)[k - 1]
-        floor = prune.floor32(row, k, scratch)
+        floor = box32.floor32(row, k, scratch)
         assert floor <= exact and np.any(row == np.float32(floor)), name
         if name in ("uniform", "ties", "sorted", "reversed"):
             assert floor >= np.quantile(row, 0.45), name
@@ -499,10 +499,10 @@ def _bound_both(C, F, rows, k, best, best_index, cols):
         med = np.empty(m)
         bound = np.empty(m)
         if name == "whole":
-            prune.box32_bound_rows(C, np.ascontiguousarray(F.T), rows, k, best, best_index, out32, buf, scratch,
+            box32.box32_bound_rows(C, np.ascontiguousarray(F.T), rows, k, best, best_index, out32, buf, scratch,
                                     med, bound)
         else:
-            prune.box32_bound_open(C, np.ascontiguousarray(F.T), rows, k, best, best_index,
+            box32.box32_bound_open(C, np.ascontiguousarray(F.T), rows, k, best, best_index,
                                     np.ascontiguousarray(C[:, cols]), out32, buf, scratch, med, bound,
                                     bool(np.all(C[4] > 0)))
         out[name] = (out32, med, bound)
@@ -524,7 +524,7 @@ def test_open_row_bounds_are_floors_and_the_open_distances(layout, rng):
     elif layout == "duplicates":
         X = np.repeat(X[:64], n // 64, axis=0)
     X = X.astype(np.float32).astype(np.float64)
-    C = prune.box32_columns(X)
+    C = box32.box32_columns(X)
     assert C is not None
     k = (n + 1) // 2
     rows = np.array([1, 2, 3, 4097, 8191], np.int64)
@@ -537,9 +537,9 @@ def test_open_row_bounds_are_floors_and_the_open_distances(layout, rng):
             whole, opened = got["whole"], got["open"]
             assert np.array_equal(opened[0][:, :len(cols)], whole[0][:, cols])
             assert np.array_equal(opened[1], whole[1])  # same rows may win, with the same exact median
-            # A floor of brute force's median within the float32 rows' error (what _tighten needs);
+            # A floor of brute force's median within the float32 rows' error (what tighten needs);
             # a checked proposal is a floor of the float64 median itself.
-            assert np.all(opened[2] <= exact + prune.BOX32_TINY)
+            assert np.all(opened[2] <= exact + box32.BOX32_TINY)
             if layout != "unrepresentative sample":
                 assert np.all(opened[2] <= exact)
             assert np.all(opened[2] >= exact - 0.15)  # and one worth having
@@ -575,18 +575,18 @@ def test_bare_count_test_is_the_full_one_without_empty_boxes(scale, rng):
     """
     X = _box_pairs(rng, 2000, scale)[:-5]  # no canonical empty boxes
     X = X[(X[:, 2] > X[:, 0]) & (X[:, 3] > X[:, 1])]
-    C = prune.box32_columns(X.astype(np.float64))
+    C = box32.box32_columns(X.astype(np.float64))
     assert C is not None and np.all(C[4] > 0)
     cols = [C[c] for c in range(5)]
-    for t in (0.0, 1e-6, 0.3, 0.9, 1.0 - 2.0 * prune.BOX32_PAD):  # the last t whose loose is < 1
-        loose = prune.loose32(t)
+    for t in (0.0, 1e-6, 0.3, 0.9, 1.0 - 2.0 * box32.BOX32_PAD):  # the last t whose loose is < 1
+        loose = box32.loose32(t)
         assert loose < 1.0
         for i in rng.choice(len(X), 40, replace=False):
             a = [C[c, i] for c in range(5)]
             for j0 in range(0, len(X), 97):  # short slices: counts per handful of pairs
                 sl = [v[j0:j0 + 97] for v in cols]
-                full = prune.count32(*a, *sl, loose, 1.0 < t, 0.0 < t, False)
-                bare = prune.count32(*a, *sl, loose, 1.0 < t, 0.0 < t, True)
+                full = box32.count32(*a, *sl, loose, 1.0 < t, 0.0 < t, False)
+                bare = box32.count32(*a, *sl, loose, 1.0 < t, 0.0 < t, True)
                 assert bare == full
 
 

@@ -8,8 +8,12 @@ Imports point down this list only:
   matrices, the float32 fast paths and the brute-force center;
 - :mod:`~cs_fast.kernels.cpu.mixed`: the sums of squares as one float32 product with a rigorous bound,
   float64 only where the bound cannot decide;
-- :mod:`~cs_fast.kernels.cpu.prune`: the exact center with triangle-inequality pruning (its tunables are a
-  :class:`~cs_fast.kernels.cpu.prune.PruneConfig`);
+- :mod:`~cs_fast.kernels.cpu.bounding`: the pruned search's exact row selections, the floors of row medians
+  and the triangle-inequality bounds, with the rows' states;
+- :mod:`~cs_fast.kernels.cpu.box32`: the pruned search's boxes in float32, bounded and counted within a
+  rigorous margin;
+- :mod:`~cs_fast.kernels.cpu.prune`: the exact center with triangle-inequality pruning, its driver (its tunables
+  are a :class:`~cs_fast.kernels.cpu.prune.PruneConfig`);
 - :mod:`~cs_fast.kernels.cpu.exact`: the center searched on fast estimates and refined on the canonical
   distances.
 

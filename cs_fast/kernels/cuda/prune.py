@@ -34,7 +34,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import reductions
-from ..cpu.prune import DONE, OPEN, SEED, SKIPPED, rounding_margin
+from ..cpu.bounding import DONE, OPEN, SKIPPED
+from ..cpu.prune import SEED, rounding_margin
 from . import runtime
 from .direct import launch_pairwise
 from .radix import device_functions, row_select
@@ -108,7 +109,7 @@ def kernels():
     @cuda.jit
     def tighten(D, med, rows, count, root, eps, tiny, lb, state, best, best_index, skipped):
         # A thread per column j: raise lb[j] with every row of the tile, then the pruning test
-        # (see cs_fast.kernels.cpu.prune._tighten for the margin's derivation).
+        # (see cs_fast.kernels.cpu.bounding.tighten for the margin's derivation).
         j = cuda.grid(1)
         n = lb.shape[0]
         if j >= n:
