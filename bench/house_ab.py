@@ -6,8 +6,10 @@ Checks out ``--before`` into a temporary git worktree and runs the quick benchma
 commit and of this checkout in turn (before, after, before, after, ...), each in a fresh process
 with the same arguments, so that both see the same machine state. It then compares, for every
 row of ``ratios`` (cs_fast against a peer, per workload, operation and size), the median ratio of
-each side, and the spread between rounds of one side as the noise. Writes ``ab.json`` and
-``ab.txt`` to ``--out`` with the command and the load average.
+each side, and the spread between rounds of one side as the noise. A ratio moves when either side
+does, so each round also times cs_fast's own ``to_center`` (best of 30 calls) on a few workloads.
+Writes ``ab.json``, ``ab.txt`` and ``to_center.txt`` to ``--out`` with the command and the load
+average.
 """
 
 import argparse
@@ -33,6 +35,38 @@ def run_report(checkout, out):
     subprocess.run([sys.executable, "-m", _module(checkout), *ARGS, "--out", str(out)], cwd=checkout, env=env,
                    check=True, stdout=subprocess.DEVNULL)
     return json.loads((out / "results.json").read_text())
+
+
+# cs_fast.to_center alone, best of 30 calls, float32 inputs: (metric, per-sample shape, n).
+TO_CENTER = [("tv", (1, 28, 28), 10_000), ("tv", (1, 28, 28), 1_000), ("jaccard", (4,), 1_000),
+             ("tv", (3, 32, 32), 5_000), ("sqfeat", (4096,), 1_000)]
+_TIMER = """
+import json, sys, time
+import numpy as np
+import cs_fast
+rng = np.random.default_rng(0)
+out = []
+for metric, shape, n in json.loads(sys.argv[1]):
+    Z = rng.random([n] + shape).astype(np.float32)
+    if metric == "jaccard":
+        Z = np.concatenate([Z[:, :2], Z[:, :2] + Z[:, 2:]], axis=1)
+    cs_fast.to_center(Z, Z[0], metric)
+    best = float("inf")
+    for _ in range(30):
+        t0 = time.perf_counter()
+        cs_fast.to_center(Z, Z[0], metric)
+        best = min(best, time.perf_counter() - t0)
+    out.append(best)
+print(json.dumps(out))
+"""
+
+
+def to_center_times(checkout):
+    """Seconds of ``cs_fast.to_center`` for each of :data:`TO_CENTER`, in ``checkout``'s library."""
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    proc = subprocess.run([sys.executable, "-c", _TIMER, json.dumps(TO_CENTER)], cwd=checkout, env=env, check=True,
+                          capture_output=True, text=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _key(row):
@@ -68,10 +102,11 @@ def main(argv=None):
         old = tmp / "before"
         subprocess.run(["git", "worktree", "add", "-q", "--detach", str(old), args.before], cwd=ROOT, check=True)
         try:
-            before, after = [], []
+            before, after, times = [], [], []
             for r in range(args.rounds):
                 before.append(run_report(old, tmp / f"before{r}"))
                 after.append(run_report(ROOT, tmp / f"after{r}"))
+                times.append((to_center_times(old), to_center_times(ROOT)))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, check=False)
     rows = compare(before, after)
@@ -85,12 +120,24 @@ def main(argv=None):
         lines.append(f"{workload:<12}{op:<11}{n:>7}  {peer[:27]:<28}{b:>9.3g}{a:>9.3g}{q:>7.2f}{spread:>7.2f}")
     text = "\n".join(lines)
     print(text)
+    timing = [f"$ python bench/house_ab.py --before {args.before} --rounds {args.rounds}   (cs_fast.to_center alone, "
+              "best of 30 calls, float32; ms)",
+              f"{'workload':<24}" + "".join(f"{'before ' + str(r + 1):>11}{'after ' + str(r + 1):>10}"
+                                             for r in range(args.rounds))]
+    for i, (metric, shape, n) in enumerate(TO_CENTER):
+        cells = "".join(f"{b[i] * 1e3:>11.3f}{a[i] * 1e3:>10.3f}" for b, a in times)
+        timing.append(f"{metric + str(tuple(shape)) + ' n=' + str(n):<24}{cells}")
+    print("\n".join(timing))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "ab.txt").write_text(text + "\n")
+        (out / "to_center.txt").write_text("\n".join(timing) + "\n")
         (out / "ab.json").write_text(json.dumps(
             {"before": args.before, "rounds": args.rounds,
+             "to_center": [{"metric": m, "shape": list(sh), "n": n,
+                            "before_s": [b[i] for b, _ in times], "after_s": [a[i] for _, a in times]}
+                           for i, (m, sh, n) in enumerate(TO_CENTER)],
              "rows": [{"workload": k[0], "op": k[1], "n": k[2], "peer": k[3], "before": b, "after": a,
                        "after_over_before": q, "noise": s} for k, b, a, q, s in rows]}, indent=1))
     return 0

@@ -306,7 +306,21 @@ def paper_rank(m, p, alpha):
 
 
 def bisect_rank(m, p, alpha):
-    """The smallest k with S(m, p + pad, k) < alpha (1 - hair) by bisection, or None (no cap)."""
+    r"""The search behind :func:`exact_rank`: the smallest ``k`` with :math:`S(m, p + pad, k) \le \alpha (1 - hair)`.
+
+    Bisection on ``k`` (``S`` is non-increasing in ``k``) with the padded
+    probability and the relative hair of the module's constants; None where
+    even ``k = m`` is not enough. :func:`exact_rank` adds what makes the
+    rank safe to certify with (the check of the returned tail, the cap by the
+    paper's rank); use that one.
+
+    Examples
+    --------
+    >>> from cs_fast import bounds
+    >>> p = bounds.required_mass(0.05, 2.0, 1.0)
+    >>> bounds.bisect_rank(10_000, p, 0.005), bounds.bisect_rank(313, p, 0.005)
+    (9865, None)
+    """
     pi = min(1.0, p + PROBABILITY_PAD)
     accept = alpha * (1.0 - TAIL_HAIR)
     if _tail(m, pi, m) > accept:  # S(m, pi, m) = pi^m: even the largest distance is not enough
