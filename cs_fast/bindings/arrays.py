@@ -24,6 +24,7 @@ import types
 import numpy as np
 
 from .._checks import describe
+from ..kernels.cuda.runtime import simulator_on
 
 BACKENDS = ("auto", "cpu", "cuda")
 _DLPACK_CPU = 1
@@ -141,13 +142,6 @@ def host_view(x, name):
 
 
 # --------------------------------------------------------------------------- device
-
-
-def simulator_on():
-    """Whether numba's CUDA simulator is on: device memory is then host memory."""
-    from numba.core import config
-
-    return bool(config.ENABLE_CUDASIM)
 
 
 def as_numba(obj):

@@ -107,15 +107,18 @@ def cuda_module():
 _SIZES = contextvars.ContextVar("cs_fast_cuda_small_blocks", default=None)
 
 
+def simulator_on():
+    """Whether numba's CUDA simulator is on: device memory is then host memory."""
+    from numba.core import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
 def simulated():
     """Whether kernels take the simulator's small blocks (numba's CUDA simulator is on, unless
     :func:`block_sizes` says otherwise)."""
     small = _SIZES.get()
-    if small is not None:
-        return small
-    from numba.core import config
-
-    return bool(config.ENABLE_CUDASIM)
+    return simulator_on() if small is None else small
 
 
 @contextlib.contextmanager
